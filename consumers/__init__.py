@@ -1,0 +1,1 @@
+"""Kafka consumer runner, dispatch, dead-letter handling and the embedded feed."""

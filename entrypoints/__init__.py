@@ -1,0 +1,1 @@
+"""Wiring only: settings, bootstrap, the HTTP app, the CLI and the process mains."""

@@ -1,0 +1,48 @@
+"""Typed settings, read once from the environment (prefix ``CONSENT_``) by the entry points."""
+
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+DEFAULT_HTTP_HOST = "127.0.0.1"
+DEFAULT_HTTP_PORT = 8000
+SQLITE_FILE_NAME = "consent-ledger.sqlite3"
+
+
+class Mode(StrEnum):
+    """Where the ledger keeps its data."""
+
+    EMBEDDED = "embedded"
+    """One SQLite file under the data directory; no servers."""
+    PRODUCTION = "production"
+    """PostgreSQL for the store and projections, Kafka between them."""
+
+
+class Settings(BaseSettings):
+    """Everything a process of the ledger can be told from outside."""
+
+    model_config = SettingsConfigDict(env_prefix="CONSENT_", extra="ignore", frozen=True)
+
+    mode: Mode = Mode.EMBEDDED
+    data_dir: Path = Field(
+        default=DEFAULT_DATA_DIR,
+        description="Embedded mode: where the SQLite file and generated secrets live.",
+    )
+    pg_dsn: str | None = Field(default=None, description="PostgreSQL DSN (production mode).")
+    kafka_bootstrap: str | None = Field(
+        default=None, description="Kafka bootstrap servers, host:port[,host:port] (production)."
+    )
+    http_host: str = DEFAULT_HTTP_HOST
+    http_port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
+    log_level: str = "info"
+
+    @property
+    def sqlite_path(self) -> Path:
+        """The embedded store: one SQLite file under the data directory."""
+        return self.data_dir / SQLITE_FILE_NAME
+
+
+__all__ = ["Mode", "Settings"]

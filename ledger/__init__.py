@@ -1,0 +1,1 @@
+"""Write side: commands, the per-person aggregate, identity and crypto, audit, relay."""

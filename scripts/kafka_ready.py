@@ -1,0 +1,34 @@
+"""Exit 0 once a Kafka broker answers a metadata request, 1 if it does not within the timeout."""
+
+import argparse
+import sys
+
+from kafka import KafkaAdminClient
+from kafka.errors import KafkaError
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", required=True, help="host:port of the broker")
+    parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    args = parser.parse_args()
+    timeout_ms = int(args.timeout * 1000)
+    try:
+        admin = KafkaAdminClient(
+            bootstrap_servers=args.bootstrap,
+            request_timeout_ms=timeout_ms,
+            bootstrap_timeout_ms=timeout_ms,
+            client_id="consent-ledger-ready",
+        )
+        try:
+            brokers = admin.describe_cluster()["brokers"]
+        finally:
+            admin.close()
+    except (KafkaError, OSError, ValueError) as error:
+        print(f"not ready: {error!r}", file=sys.stderr)
+        return 1
+    return 0 if brokers else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,43 @@
+"""Shared fixtures: the real servers started by scripts/services.sh, named by the environment."""
+
+import os
+import socket
+import uuid
+
+import pytest
+
+SERVICES_HINT = (
+    "start them with `scripts/services.sh up && source var/services/env`, or `make test`"
+)
+
+
+def _required_env(name: str) -> str:
+    value = os.environ.get(name)
+    if not value:
+        pytest.fail(f"{name} is not set: integration tests need the real server ({SERVICES_HINT})")
+    return value
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """DSN of the real PostgreSQL server the test command started (never skipped)."""
+    return _required_env("CONSENT_PG_DSN")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> str:
+    """host:port of the real Kafka broker the test command started (never skipped)."""
+    return _required_env("CONSENT_KAFKA_BOOTSTRAP")
+
+
+@pytest.fixture
+def unique_name() -> str:
+    """A name no other test uses: topics, groups and schemas are shared across a run."""
+    return f"t_{uuid.uuid4().hex[:12]}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -1,0 +1,91 @@
+"""`consent-ledger serve` as a user starts it: a real process answering over HTTP."""
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.conftest import free_port
+
+STARTUP_TIMEOUT_S = 20.0
+CLI = str(Path(sys.executable).parent / "consent-ledger")
+
+
+def _env(**overrides: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
+    env.update(overrides)
+    return env
+
+
+@pytest.fixture
+def embedded_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]]]:
+    port = free_port()
+    process = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=_env(CONSENT_DATA_DIR=str(tmp_path / "data")),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        yield url, process
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _wait_healthy(url: str, process: subprocess.Popen[str]) -> httpx.Response:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        assert process.poll() is None, "the server exited before answering"
+        try:
+            return httpx.get(f"{url}/healthz", timeout=2)
+        except httpx.TransportError:
+            time.sleep(0.1)
+    pytest.fail(f"no answer from {url}/healthz within {STARTUP_TIMEOUT_S} s")
+
+
+def test_serve_answers_healthz_on_the_embedded_default(
+    embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    url, process = embedded_server
+    response = _wait_healthy(url, process)
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok", "mode": "embedded", "store": "ok"}
+    assert (tmp_path / "data" / "consent-ledger.sqlite3").exists()
+    process.terminate()
+    output, _ = process.communicate(timeout=10)
+    assert f"listening on {url}" in output
+    assert str((tmp_path / "data").resolve()) in output
+
+
+def test_production_mode_without_a_database_is_a_clear_startup_error() -> None:
+    result = subprocess.run(
+        [CLI, "serve"],
+        env=_env(CONSENT_MODE="production"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "CONSENT_PG_DSN" in result.stderr
+
+
+def test_an_invalid_setting_names_the_variable() -> None:
+    result = subprocess.run(
+        [CLI, "serve"],
+        env=_env(CONSENT_HTTP_PORT="not-a-port"),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "CONSENT_HTTP_PORT" in result.stderr
