@@ -1,0 +1,73 @@
+"""The frozen base model and the constrained field types shared by every schema."""
+
+from datetime import UTC, datetime
+from typing import Annotated
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+
+
+class Model(BaseModel):
+    """A frozen model that rejects unknown fields."""
+
+    # The ledger writes every key, null or not, so the published JSON Schemas list them all as
+    # required: consumers in other languages can rely on their presence. Field docstrings become
+    # descriptions there, so the contract documents itself.
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_serialization_defaults_required=True,
+        use_attribute_docstrings=True,
+    )
+
+
+def _to_utc(value: datetime) -> datetime:
+    if value.utcoffset() is None:
+        raise ValueError("datetime has no UTC offset; naive datetimes are ambiguous")
+    try:
+        return value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("datetime is out of range once converted to UTC") from None
+
+
+def _check_printable(value: str) -> str:
+    if not value.isprintable():
+        raise ValueError("text must not contain control, format or line-separator characters")
+    return value
+
+
+def _check_no_whitespace(value: str) -> str:
+    if any(char.isspace() for char in value):
+        raise ValueError("text must not contain whitespace")
+    return value
+
+
+Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
+"""A machine name such as a purpose: lowercase letter, then 1 to 63 of ``[a-z0-9_]``."""
+
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+"""A SHA-256 digest as 64 lowercase hexadecimal digits."""
+
+UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
+"""An aware datetime, converted to UTC; naive datetimes are rejected."""
+
+SubjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,128}$")]
+"""The opaque key of a person (or the catalog): 1 to 128 of ``[A-Za-z0-9._:@-]``."""
+
+PrintableText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_printable)]
+"""At least one printable character (``str.isprintable``); bound its length where it is used."""
+
+ShortText = Annotated[
+    str, StringConstraints(min_length=1, max_length=200), AfterValidator(_check_printable)
+]
+"""1 to 200 printable characters."""
+
+CommandId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=128),
+    AfterValidator(_check_printable),
+    AfterValidator(_check_no_whitespace),
+]
+"""The caller's idempotency key (often a UUID): 1 to 128 printable characters, no whitespace."""
+
+VersionLabel = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._-]{1,64}$")]
+"""A version label such as ``2024-05`` or ``v3.1``: 1 to 64 of ``[A-Za-z0-9._-]``."""

@@ -1,0 +1,281 @@
+"""The event envelope and every event of the consent ledger, with their upcasters."""
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Annotated, Any, ClassVar, Literal, Self, get_args
+from uuid import UUID
+
+from pydantic import Field, StringConstraints, model_validator
+
+from schemas.base import (
+    CommandId,
+    Model,
+    Sha256Hex,
+    ShortText,
+    Slug,
+    SubjectId,
+    UtcDatetime,
+    VersionLabel,
+)
+from schemas.enums import (
+    Channel,
+    DoubleOptIn,
+    InteractionKind,
+    LegalBasis,
+    Right,
+    RightsOutcome,
+    Source,
+    UnsubscribeMethod,
+    WithdrawalReason,
+)
+from schemas.personal import Evidence, Personal
+
+CATALOG_SUBJECT = "@catalog"
+"""The subject of catalog events (purposes, policy versions); no person may use it."""
+
+_HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$")]
+
+
+class EventBase(Model):
+    """The envelope every event shares."""
+
+    catalog: ClassVar[bool] = False
+    """Whether the event describes the catalog rather than a person."""
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    subject: SubjectId
+    occurred_at: UtcDatetime
+    recorded_at: UtcDatetime
+    command_id: CommandId
+    source: Source
+    actor: ShortText
+    evidence: Evidence | None = None
+    personal: Personal | None = None
+    position: Annotated[int, Field(ge=1)] | None = None
+
+    @model_validator(mode="after")
+    def check_subject(self) -> Self:
+        """Keep catalog events and personal events on their own sides of `CATALOG_SUBJECT`."""
+        if self.catalog and self.subject != CATALOG_SUBJECT:
+            raise ValueError(
+                f"{self.event_type} is a catalog event: subject must be {CATALOG_SUBJECT}"
+            )
+        if not self.catalog and self.subject == CATALOG_SUBJECT:
+            raise ValueError(f"subject {CATALOG_SUBJECT} is reserved for catalog events")
+        return self
+
+
+class PurposeRegistered(EventBase):
+    """A processing purpose exists."""
+
+    catalog: ClassVar[bool] = True
+
+    event_type: Literal["PurposeRegistered"] = "PurposeRegistered"
+    schema_version: Literal[1] = 1
+    purpose: Slug
+    legal_basis: LegalBasis
+    description: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    max_age_days: Annotated[int, Field(gt=0)] | None = None
+    direct_marketing: bool
+    """An objection under GDPR art. 21 covers every purpose where this is true."""
+
+
+class PolicyVersionPublished(EventBase):
+    """A privacy-policy version exists."""
+
+    catalog: ClassVar[bool] = True
+
+    event_type: Literal["PolicyVersionPublished"] = "PolicyVersionPublished"
+    schema_version: Literal[1] = 1
+    version: VersionLabel
+    text_sha256: Sha256Hex
+    url: _HttpUrl | None = None
+    effective_at: UtcDatetime
+    purposes: tuple[Slug, ...]
+    requires_reconsent: bool
+
+
+class PolicyVersionAccepted(EventBase):
+    """A person accepted a privacy-policy version."""
+
+    event_type: Literal["PolicyVersionAccepted"] = "PolicyVersionAccepted"
+    schema_version: Literal[1] = 1
+    version: VersionLabel
+    text_sha256: Sha256Hex
+
+
+class ConsentGrantedV1(EventBase):
+    """Version 1 of `ConsentGranted`, before double opt-in was recorded; never written again."""
+
+    event_type: Literal["ConsentGranted"] = "ConsentGranted"
+    schema_version: Literal[1] = 1
+    purpose: Slug
+    channel: Channel
+    policy_version: VersionLabel
+
+
+class ConsentGranted(EventBase):
+    """A person gave consent for a purpose on a channel."""
+
+    event_type: Literal["ConsentGranted"] = "ConsentGranted"
+    schema_version: Literal[2] = 2
+    purpose: Slug
+    channel: Channel
+    policy_version: VersionLabel
+    double_opt_in: DoubleOptIn
+
+
+def upcast_consent_granted_v1_v2(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Read a version 1 `ConsentGranted` payload as version 2."""
+    # Double opt-in did not exist when version 1 was written: every grant was single opt-in.
+    return {**data, "schema_version": 2, "double_opt_in": DoubleOptIn.NOT_APPLICABLE.value}
+
+
+class ConsentConfirmed(EventBase):
+    """A person confirmed a pending grant (double opt-in)."""
+
+    event_type: Literal["ConsentConfirmed"] = "ConsentConfirmed"
+    schema_version: Literal[1] = 1
+    purpose: Slug
+    channel: Channel
+
+
+class ConsentWithdrawn(EventBase):
+    """A person's consent for a purpose on a channel was withdrawn."""
+
+    event_type: Literal["ConsentWithdrawn"] = "ConsentWithdrawn"
+    schema_version: Literal[1] = 1
+    purpose: Slug
+    channel: Channel
+    reason: WithdrawalReason
+
+
+class UnsubscribeClicked(EventBase):
+    """An unsubscribe link or one-click POST was used.
+
+    Without a purpose and without a list it covers every marketing message (a global opt-out).
+    """
+
+    event_type: Literal["UnsubscribeClicked"] = "UnsubscribeClicked"
+    schema_version: Literal[1] = 1
+    purpose: Slug | None = None
+    list_id: ShortText | None = None
+    campaign_id: ShortText | None = None
+    message_id: ShortText | None = None
+    method: UnsubscribeMethod
+
+
+class ObjectionRecorded(EventBase):
+    """A person objected (GDPR art. 21) to one purpose or to all direct marketing."""
+
+    event_type: Literal["ObjectionRecorded"] = "ObjectionRecorded"
+    schema_version: Literal[1] = 1
+    purpose: Slug | None = None
+    all_direct_marketing: bool = False
+
+    @model_validator(mode="after")
+    def check_scope(self) -> Self:
+        """Require exactly one scope, so an objection is never silently global or empty."""
+        if (self.purpose is not None) == self.all_direct_marketing:
+            raise ValueError("an objection names either a purpose or all_direct_marketing")
+        return self
+
+
+class ProcessingRestricted(EventBase):
+    """Processing of a person's data was restricted (GDPR art. 18)."""
+
+    event_type: Literal["ProcessingRestricted"] = "ProcessingRestricted"
+    schema_version: Literal[1] = 1
+    purposes: tuple[Slug, ...]
+    """The purposes restricted; empty means every purpose."""
+
+
+class RestrictionLifted(EventBase):
+    """A restriction of processing was lifted."""
+
+    event_type: Literal["RestrictionLifted"] = "RestrictionLifted"
+    schema_version: Literal[1] = 1
+    purposes: tuple[Slug, ...]
+    """The purposes released; empty means every purpose."""
+
+
+class RightsRequestOpened(EventBase):
+    """A person exercised a data-subject right; the clock to answer starts."""
+
+    event_type: Literal["RightsRequestOpened"] = "RightsRequestOpened"
+    schema_version: Literal[1] = 1
+    request_id: UUID
+    right: Right
+    received_at: UtcDatetime
+    due_at: UtcDatetime
+
+    @model_validator(mode="after")
+    def check_deadline(self) -> Self:
+        """Refuse a request that would be overdue the moment it arrived."""
+        if self.due_at <= self.received_at:
+            raise ValueError("due_at must be after received_at")
+        return self
+
+
+class RightsRequestExtended(EventBase):
+    """The deadline of a rights request was extended (GDPR art. 12(3) allows it once)."""
+
+    event_type: Literal["RightsRequestExtended"] = "RightsRequestExtended"
+    schema_version: Literal[1] = 1
+    request_id: UUID
+    due_at: UtcDatetime
+    reason: ShortText
+
+
+class RightsRequestClosed(EventBase):
+    """A rights request was answered or abandoned."""
+
+    event_type: Literal["RightsRequestClosed"] = "RightsRequestClosed"
+    schema_version: Literal[1] = 1
+    request_id: UUID
+    outcome: RightsOutcome
+
+
+class SubjectErased(EventBase):
+    """A person's data key was destroyed (GDPR art. 17 by crypto-shredding)."""
+
+    event_type: Literal["SubjectErased"] = "SubjectErased"
+    schema_version: Literal[1] = 1
+    request_id: UUID | None = None
+
+
+class InteractionRecorded(EventBase):
+    """A person showed a sign of life that resets the inactivity clock of their consents."""
+
+    event_type: Literal["InteractionRecorded"] = "InteractionRecorded"
+    schema_version: Literal[1] = 1
+    kind: InteractionKind
+    purpose: Slug | None = None
+
+
+Event = Annotated[
+    PurposeRegistered
+    | PolicyVersionPublished
+    | PolicyVersionAccepted
+    | ConsentGranted
+    | ConsentConfirmed
+    | ConsentWithdrawn
+    | UnsubscribeClicked
+    | ObjectionRecorded
+    | ProcessingRestricted
+    | RestrictionLifted
+    | RightsRequestOpened
+    | RightsRequestExtended
+    | RightsRequestClosed
+    | SubjectErased
+    | InteractionRecorded,
+    Field(discriminator="event_type"),
+]
+"""Any current event, told apart by ``event_type``."""
+
+EVENT_CLASSES: Mapping[str, type[EventBase]] = MappingProxyType(
+    {cls.__name__: cls for cls in get_args(get_args(Event)[0])}
+)
+"""The class of each current event, by event type."""
