@@ -1,0 +1,165 @@
+"""Errors of the write side.
+
+Every error the ledger raises on purpose is a ``LedgerError``::
+
+    LedgerError
+    +-- InvalidFieldError              bad input, nothing written; ``field`` names it
+    |   +-- InvalidAddressError
+    |   +-- UnknownChannelError
+    |   +-- NaiveDatetimeError
+    |   +-- FutureOccurrenceError
+    |   +-- OversizeEvidenceError
+    +-- RuleViolationError             a well-formed command the current state refuses
+    |   +-- UnknownPurposeError        (field "purpose")
+    |   +-- UnknownPolicyVersionError  (field "policy_version" or "version")
+    |   +-- PolicyTextMismatchError
+    |   +-- DuplicatePurposeError
+    |   +-- DuplicatePolicyVersionError
+    |   +-- ConsentNotPendingError
+    |   +-- RightsRequestNotOpenError
+    |   +-- RightsRequestAlreadyExtendedError
+    |   +-- DuplicateRightsRequestError
+    +-- ConcurrencyConflictError       retries on a version conflict ran out (retryable)
+    +-- StoreUnavailableError          the database failed the batch (retryable)
+    +-- ConfigurationError             missing or unusable secrets and settings at start-up
+"""
+
+from typing import ClassVar
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger raises on purpose."""
+
+    retryable: ClassVar[bool] = False
+
+
+class InvalidFieldError(LedgerError, ValueError):
+    """A command field is malformed; nothing was written."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class InvalidAddressError(InvalidFieldError):
+    """The email address cannot be an address."""
+
+
+class UnknownChannelError(InvalidFieldError):
+    """The channel is not one the ledger knows."""
+
+
+class NaiveDatetimeError(InvalidFieldError):
+    """A datetime without a time zone: the ledger only takes UTC-aware times."""
+
+
+class FutureOccurrenceError(InvalidFieldError):
+    """``occurred_at`` lies in the future beyond the allowed clock skew."""
+
+
+class OversizeEvidenceError(InvalidFieldError):
+    """The evidence or personal data is larger than the ledger stores."""
+
+
+class RuleViolationError(LedgerError):
+    """A well-formed command that the current state of the ledger refuses."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+class UnknownPurposeError(RuleViolationError):
+    """The purpose was never registered."""
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__("purpose", f"unknown purpose {purpose!r}")
+        self.purpose = purpose
+
+
+class UnknownPolicyVersionError(RuleViolationError):
+    """The privacy-policy version was never published."""
+
+    def __init__(self, version: str, *, field: str = "policy_version") -> None:
+        super().__init__(field, f"unpublished policy version {version!r}")
+        self.version = version
+
+
+class PolicyTextMismatchError(RuleViolationError):
+    """The accepted text is not the published text of that version."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__("text_sha256", f"does not match the text of policy version {version!r}")
+        self.version = version
+
+
+class DuplicatePurposeError(RuleViolationError):
+    """A purpose is registered once; its meaning never changes."""
+
+    def __init__(self, purpose: str) -> None:
+        super().__init__("purpose", f"purpose {purpose!r} is already registered")
+        self.purpose = purpose
+
+
+class DuplicatePolicyVersionError(RuleViolationError):
+    """A policy version is published once; its text never changes."""
+
+    def __init__(self, version: str) -> None:
+        super().__init__("version", f"policy version {version!r} is already published")
+        self.version = version
+
+
+class ConsentNotPendingError(RuleViolationError):
+    """Only a consent waiting for double opt-in can be confirmed."""
+
+    def __init__(self, purpose: str, channel: str) -> None:
+        super().__init__("purpose", f"no pending consent for {purpose!r} on {channel!r}")
+        self.purpose = purpose
+        self.channel = channel
+
+
+class RightsRequestNotOpenError(RuleViolationError):
+    """The rights request is unknown or already closed."""
+
+    def __init__(self, request_id: object) -> None:
+        super().__init__("request_id", f"no open rights request {request_id}")
+        self.request_id = request_id
+
+
+class RightsRequestAlreadyExtendedError(RuleViolationError):
+    """GDPR art. 12(3) allows one extension of the one-month deadline."""
+
+    def __init__(self, request_id: object) -> None:
+        super().__init__("request_id", f"rights request {request_id} was already extended")
+        self.request_id = request_id
+
+
+class DuplicateRightsRequestError(RuleViolationError):
+    """A rights request id is used once."""
+
+    def __init__(self, request_id: object) -> None:
+        super().__init__("request_id", f"rights request {request_id} already exists")
+        self.request_id = request_id
+
+
+class ConcurrencyConflictError(LedgerError):
+    """Another writer kept changing the same person; the command may be retried."""
+
+    retryable = True
+
+    def __init__(self, subject: str, attempts: int) -> None:
+        super().__init__(f"version conflict on one person after {attempts} attempts")
+        self.subject = subject
+        self.attempts = attempts
+
+
+class StoreUnavailableError(LedgerError):
+    """The database failed the batch this command was in; nothing of it was written."""
+
+    retryable = True
+
+
+class ConfigurationError(LedgerError):
+    """A secret or setting the ledger needs is missing or unusable."""
