@@ -1,15 +1,40 @@
 """The ``consent-ledger`` command line: serving, operating and auditing the ledger."""
 
-from typing import Annotated
+import csv
+import hashlib
+import io
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
 
 import typer
 import uvicorn
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
 
+from entrypoints.bootstrap import build_ledger
 from entrypoints.health import health_check
 from entrypoints.http import create_app
 from entrypoints.settings import Mode, Settings
+from ledger.commands import (
+    Command,
+    GrantConsent,
+    PublishPolicyVersion,
+    RegisterPurpose,
+    Unsubscribe,
+    WithdrawConsent,
+    build,
+)
+from ledger.errors import LedgerError
+from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
+from ledger.service import CommandResult, Ledger
+from schemas import Channel, DoubleOptIn, LegalBasis, Source, UnsubscribeMethod, WithdrawalReason
 
 app = typer.Typer(
     name="consent-ledger",
@@ -65,6 +90,312 @@ def serve(
         port=listen_port,
         log_level=settings.log_level,
         access_log=False,
+    )
+
+
+@contextmanager
+def open_ledger() -> Iterator[Ledger]:
+    """The ledger for one CLI command; its errors become a message and exit code 1."""
+    settings = load_settings()
+    try:
+        ledger = build_ledger(settings)
+    except LedgerError as error:
+        err.print(f"[red]cannot start:[/red] {error}")
+        raise typer.Exit(code=2) from None
+    try:
+        yield ledger
+    except LedgerError as error:
+        err.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(code=1) from None
+    finally:
+        ledger.close()
+
+
+def _record(command_type: type[Command], fields: dict[str, Any]) -> None:
+    with open_ledger() as ledger:
+        command = build(command_type, {k: v for k, v in fields.items() if v is not None})
+        _print_result(ledger.execute(command))
+
+
+def _print_result(result: CommandResult) -> None:
+    typer.echo(
+        json.dumps(
+            {
+                "command_id": result.command_id,
+                "subject": result.subject,
+                "event_ids": [str(e) for e in result.event_ids],
+                "position": result.position,
+                "duplicate": result.duplicate,
+            }
+        )
+    )
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+SubjectOption = Annotated[
+    str | None, typer.Option(help="The person's own id (give this or --address).")
+]
+AddressOption = Annotated[
+    str | None, typer.Option(help="The person's email address (keyed-hashed into the subject).")
+]
+CommandIdOption = Annotated[
+    str | None,
+    typer.Option("--command-id", help="Idempotency key: the same id twice records once."),
+]
+OccurredOption = Annotated[
+    datetime | None,
+    typer.Option(
+        help="When it happened, with a time zone (default: now).", formats=["%Y-%m-%dT%H:%M:%S%z"]
+    ),
+]
+
+purpose_app = typer.Typer(help="The catalog of processing purposes.", no_args_is_help=True)
+policy_app = typer.Typer(help="Privacy-policy versions.", no_args_is_help=True)
+app.add_typer(purpose_app, name="purpose")
+app.add_typer(policy_app, name="policy")
+
+
+@purpose_app.command("register")
+def purpose_register(
+    purpose: Annotated[str, typer.Argument(help="Machine name, e.g. marketing_email.")],
+    legal_basis: Annotated[LegalBasis, typer.Option(help="GDPR art. 6 ground.")],
+    description: Annotated[str, typer.Option(help="What the processing is, for people.")],
+    max_age_days: Annotated[
+        int | None, typer.Option(help="Re-consent after this many days without interaction.")
+    ] = None,
+    direct_marketing: Annotated[
+        bool, typer.Option(help="Covered by an objection to all direct marketing.")
+    ] = False,
+    command_id: CommandIdOption = None,
+) -> None:
+    """Register a processing purpose (once; its meaning never changes)."""
+    _record(
+        RegisterPurpose,
+        {
+            "purpose": purpose,
+            "legal_basis": legal_basis,
+            "description": description,
+            "max_age_days": max_age_days,
+            "direct_marketing": direct_marketing,
+            "occurred_at": _now(),
+            "source": Source.ADMIN,
+            "actor": "cli",
+            "command_id": command_id,
+        },
+    )
+
+
+@policy_app.command("publish")
+def policy_publish(
+    version: Annotated[str, typer.Argument(help="Version label, e.g. 2026-11.")],
+    text: Annotated[
+        Path,
+        typer.Argument(
+            help="The policy text; its SHA-256 is recorded.", exists=True, dir_okay=False
+        ),
+    ],
+    effective_at: Annotated[
+        datetime | None, typer.Option(help="When it takes effect (default: now).")
+    ] = None,
+    url: Annotated[str | None, typer.Option(help="Where people read it.")] = None,
+    purpose: Annotated[
+        list[str] | None, typer.Option("--purpose", help="A purpose it covers (repeatable).")
+    ] = None,
+    requires_reconsent: Annotated[
+        bool, typer.Option(help="Consents under older versions must be given again.")
+    ] = False,
+    command_id: CommandIdOption = None,
+) -> None:
+    """Publish a privacy-policy version from its text file."""
+    digest = hashlib.sha256(text.read_bytes()).hexdigest()
+    _record(
+        PublishPolicyVersion,
+        {
+            "version": version,
+            "text_sha256": digest,
+            "url": url,
+            "effective_at": effective_at or _now(),
+            "purposes": tuple(purpose or ()),
+            "requires_reconsent": requires_reconsent,
+            "occurred_at": _now(),
+            "source": Source.ADMIN,
+            "actor": "cli",
+            "command_id": command_id,
+        },
+    )
+
+
+@app.command()
+def grant(
+    purpose: Annotated[str, typer.Option(help="A registered purpose.")],
+    policy_version: Annotated[str, typer.Option(help="The policy version the person saw.")],
+    subject: SubjectOption = None,
+    address: AddressOption = None,
+    channel: Annotated[Channel, typer.Option()] = Channel.EMAIL,
+    double_opt_in: Annotated[DoubleOptIn, typer.Option()] = DoubleOptIn.NOT_APPLICABLE,
+    occurred_at: OccurredOption = None,
+    command_id: CommandIdOption = None,
+) -> None:
+    """Record that a person gave consent for a purpose on a channel."""
+    _record(
+        GrantConsent,
+        {
+            "subject": subject,
+            "address": address,
+            "purpose": purpose,
+            "channel": channel,
+            "policy_version": policy_version,
+            "double_opt_in": double_opt_in,
+            "occurred_at": occurred_at or _now(),
+            "source": Source.ADMIN,
+            "actor": "cli",
+            "command_id": command_id,
+        },
+    )
+
+
+@app.command()
+def withdraw(
+    purpose: Annotated[str, typer.Option(help="The purpose consent is withdrawn from.")],
+    subject: SubjectOption = None,
+    address: AddressOption = None,
+    channel: Annotated[Channel, typer.Option()] = Channel.EMAIL,
+    reason: Annotated[WithdrawalReason, typer.Option()] = WithdrawalReason.USER_REQUEST,
+    occurred_at: OccurredOption = None,
+    command_id: CommandIdOption = None,
+) -> None:
+    """Record a withdrawal of consent (always accepted)."""
+    _record(
+        WithdrawConsent,
+        {
+            "subject": subject,
+            "address": address,
+            "purpose": purpose,
+            "channel": channel,
+            "reason": reason,
+            "occurred_at": occurred_at or _now(),
+            "source": Source.ADMIN,
+            "actor": "cli",
+            "command_id": command_id,
+        },
+    )
+
+
+@app.command()
+def unsubscribe(
+    subject: SubjectOption = None,
+    address: AddressOption = None,
+    purpose: Annotated[
+        str | None, typer.Option(help="Only this purpose (default: every marketing message).")
+    ] = None,
+    list_id: Annotated[str | None, typer.Option("--list", help="Only this list.")] = None,
+    campaign_id: Annotated[str | None, typer.Option(help="The campaign it came from.")] = None,
+    occurred_at: OccurredOption = None,
+    command_id: CommandIdOption = None,
+) -> None:
+    """Record an unsubscribe (always accepted)."""
+    _record(
+        Unsubscribe,
+        {
+            "subject": subject,
+            "address": address,
+            "purpose": purpose,
+            "list_id": list_id,
+            "campaign_id": campaign_id,
+            "method": UnsubscribeMethod.ADMIN,
+            "occurred_at": occurred_at or _now(),
+            "source": Source.ADMIN,
+            "actor": "cli",
+            "command_id": command_id,
+        },
+    )
+
+
+@app.command("import")
+def import_file(
+    file: Annotated[
+        Path,
+        typer.Argument(help="CSV or NDJSON (.ndjson/.jsonl) export.", exists=True, dir_okay=False),
+    ],
+    purpose: Annotated[str, typer.Option(help="The purpose the list's consents are for.")],
+    policy_version: Annotated[
+        str | None, typer.Option(help="For lines without a policy_version of their own.")
+    ] = None,
+    channel: Annotated[Channel, typer.Option()] = Channel.EMAIL,
+    file_format: Annotated[
+        FileFormat | None, typer.Option("--format", help="Default: from the file name.")
+    ] = None,
+    rejects: Annotated[
+        Path | None, typer.Option(help="Where bad lines go (default: FILE.rejects.csv).")
+    ] = None,
+) -> None:
+    """Import a subscriber base: address, status, opt_in_date, source, opt_in_ip, policy_version.
+
+    Streams the file in bounded memory; a bad line goes to the reject file with its reason and
+    never stops the import. Importing the same file twice records nothing new.
+    """
+    reject_path = rejects or file.with_name(file.name + ".rejects.csv")
+    options = ImportOptions(purpose=purpose, channel=channel, policy_version=policy_version)
+    size = file.stat().st_size
+    with (
+        open_ledger() as ledger,
+        file.open("rb") as raw,
+        io.TextIOWrapper(raw, encoding="utf-8", newline="") as stream,
+        reject_path.open("w", encoding="utf-8", newline="") as reject_stream,
+        Progress(
+            TextColumn("importing"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[lines]} lines"),
+            TimeElapsedColumn(),
+            console=err,
+            disable=not sys.stderr.isatty(),
+        ) as progress,
+    ):
+        task = progress.add_task("import", total=size, lines=0)
+        writer = csv.writer(reject_stream)
+        writer.writerow(["line", "reason"])
+        counted = 0
+
+        def advance(lines: int) -> None:
+            nonlocal counted
+            counted += lines
+            if counted % 1000 == 0:
+                progress.update(task, completed=raw.tell(), lines=counted)
+
+        summary = run_import(
+            ledger,
+            read_rows(stream, file_format or detect_format(file)),
+            options=options,
+            reject=lambda number, reason: writer.writerow([number, reason]),
+            progress=advance,
+        )
+        progress.update(task, completed=size, lines=counted)
+    table = Table(title=f"import of {file.name}")
+    table.add_column("lines", justify="right")
+    table.add_column("recorded", justify="right")
+    table.add_column("already there", justify="right")
+    table.add_column("rejected", justify="right")
+    table.add_row(
+        *(str(n) for n in (summary.lines, summary.recorded, summary.duplicates, summary.rejected))
+    )
+    err.print(table)
+    if summary.rejected:
+        err.print(f"rejected lines and reasons: {reject_path}")
+    typer.echo(
+        json.dumps(
+            {
+                "lines": summary.lines,
+                "recorded": summary.recorded,
+                "duplicates": summary.duplicates,
+                "rejected": summary.rejected,
+                "position": summary.last_position,
+                "rejects": str(reject_path),
+            }
+        )
     )
 
 

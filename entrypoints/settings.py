@@ -3,13 +3,15 @@
 from enum import StrEnum
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
 SQLITE_FILE_NAME = "consent-ledger.sqlite3"
+SUBJECT_SECRET_FILE = "subject-secret"  # noqa: S105 - a file name, not a secret
+MASTER_KEY_FILE = "master-key"
 
 
 class Mode(StrEnum):
@@ -35,6 +37,19 @@ class Settings(BaseSettings):
     kafka_bootstrap: str | None = Field(
         default=None, description="Kafka bootstrap servers, host:port[,host:port] (production)."
     )
+    subject_secret: SecretStr | None = Field(
+        default=None,
+        description="Base64 of >= 32 random bytes: the key of the keyed hash of addresses. "
+        "Required in production; generated under the data directory in embedded mode.",
+    )
+    master_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of 32 random bytes: wraps every person's data key. "
+        "Required in production; generated under the data directory in embedded mode.",
+    )
+    group_commit_max_batch: int = Field(default=256, ge=1, le=10_000)
+    group_commit_max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    pg_pool_size: int = Field(default=10, ge=1, le=200)
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
     log_level: str = "info"

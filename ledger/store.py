@@ -1,0 +1,196 @@
+"""The event store: the eventsourcing library on PostgreSQL (psycopg) or on one SQLite file.
+
+Each stored event row holds, besides the library's ``originator_id`` and ``originator_version``:
+
+- ``topic``: ``"<event_type>/v<schema_version>"``, e.g. ``"ConsentGranted/v2"``;
+- ``state``: the envelope as compact UTF-8 JSON with sorted keys (personal fields sealed), i.e.
+  exactly what ``schemas.event_to_json`` writes and ``schemas.parse_event`` reads.
+
+The store's notification id is the ledger position: its one total order.
+"""
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import (
+    JSONTranscoder,
+    Mapper,
+    Notification,
+    Recording,
+    StoredEvent,
+)
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+
+from ledger.aggregates import LedgerAggregate, LedgerEvent
+from schemas import EventBase, event_to_json, parse_event
+
+STORE_NAME = "Ledger"
+"""The eventsourcing application name: PostgreSQL tables are ``ledger_events`` etc."""
+
+SQLITE_LOCK_TIMEOUT_S = 10
+
+
+def topic_of(envelope: EventBase) -> str:
+    return f"{envelope.event_type}/v{envelope.schema_version}"
+
+
+class EnvelopeMapper(Mapper[UUID]):
+    """Stores the envelope's canonical JSON as the state, so the row is readable without us."""
+
+    def __init__(self) -> None:
+        super().__init__(transcoder=JSONTranscoder())
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        if not isinstance(domain_event, LedgerEvent):
+            msg = f"the ledger stores LedgerEvent, not {type(domain_event).__name__}"
+            raise TypeError(msg)
+        return StoredEvent(
+            originator_id=domain_event.originator_id,
+            originator_version=domain_event.originator_version,
+            topic=topic_of(domain_event.envelope),
+            state=event_to_json(domain_event.envelope),
+        )
+
+    def to_domain_event(self, stored_event: StoredEvent) -> LedgerEvent:
+        return self.to_ledger_event(stored_event)
+
+    def to_ledger_event(self, stored_event: StoredEvent) -> LedgerEvent:
+        originator_id = stored_event.originator_id
+        return LedgerEvent(
+            originator_id=originator_id if isinstance(originator_id, UUID) else UUID(originator_id),
+            originator_version=stored_event.originator_version,
+            envelope=parse_event(stored_event.state),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SQLiteStoreConfig:
+    path: Path
+
+
+@dataclass(frozen=True, slots=True)
+class PostgresStoreConfig:
+    dsn: str
+    pool_size: int = 10
+    schema: str = "public"
+
+
+StoreConfig = SQLiteStoreConfig | PostgresStoreConfig
+
+
+def _environment(config: StoreConfig) -> dict[str, str]:
+    if isinstance(config, SQLiteStoreConfig):
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+            "SQLITE_DBNAME": str(config.path),
+            "SQLITE_LOCK_TIMEOUT": str(SQLITE_LOCK_TIMEOUT_S),
+        }
+    params = conninfo_to_dict(config.dsn)
+    return {
+        "PERSISTENCE_MODULE": "eventsourcing.postgres",
+        "POSTGRES_DBNAME": str(params.get("dbname", "postgres")),
+        "POSTGRES_HOST": str(params.get("host", "127.0.0.1")),
+        "POSTGRES_PORT": str(params.get("port", "5432")),
+        "POSTGRES_USER": str(params.get("user", "postgres")),
+        "POSTGRES_PASSWORD": str(params.get("password", "")),
+        "POSTGRES_POOL_SIZE": str(config.pool_size),
+        "POSTGRES_SCHEMA": config.schema,
+        # The library's insert function skips the table lock that keeps the notification log
+        # gap-free for readers under concurrent writers (DESIGN.md section 6): keep it off.
+        "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+    }
+
+
+class LedgerStore(Application[UUID]):
+    """The eventsourcing application that holds every event of the ledger."""
+
+    name = STORE_NAME
+
+    def __init__(self, config: StoreConfig) -> None:
+        self.config = config
+        super().__init__(env=_environment(config))
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        self._envelope_mapper = EnvelopeMapper()
+        return self._envelope_mapper
+
+    def load(self, subject_id: UUID) -> LedgerAggregate | None:
+        try:
+            aggregate: LedgerAggregate = self.repository.get(subject_id)
+        except AggregateNotFoundError:
+            return None
+        return aggregate
+
+    def append(self, aggregates: Sequence[LedgerAggregate]) -> list[Recording[UUID]]:
+        """Store every pending event of these aggregates in one transaction."""
+        return self.save(*aggregates)
+
+    def head(self) -> int:
+        """The position of the newest stored event (0 when empty)."""
+        return self.recorder.max_notification_id() or 0
+
+    def notifications(self, *, after: int, limit: int) -> list[Notification]:
+        return list(
+            self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
+        )
+
+    def events_after(self, *, after: int, batch: int = 1000) -> Iterator[tuple[int, LedgerEvent]]:
+        """Every stored event after ``after``, in ledger order, with its position."""
+        position = after
+        while True:
+            page = self.notifications(after=position, limit=batch)
+            if not page:
+                return
+            for notification in page:
+                yield notification.id, self._envelope_mapper.to_ledger_event(notification)
+            position = page[-1].id
+
+    def position_of(self, subject_id: UUID, versions: Sequence[int]) -> int:
+        """The position of the last of these events of one aggregate (for idempotent replies)."""
+        recorder = self.recorder
+        if isinstance(recorder, PostgresApplicationRecorder):
+            statement = sql.SQL(
+                "SELECT max(notification_id) AS position FROM {schema}.{table} "
+                "WHERE originator_id = %s AND originator_version = ANY(%s)"
+            ).format(
+                schema=sql.Identifier(recorder.datastore.schema),
+                table=sql.Identifier(recorder.events_table_name),
+            )
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+                cursor.execute(statement, (subject_id, list(versions)))
+                row: Any = cursor.fetchone()
+            return int(row["position"])
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            marks = ",".join("?" * len(versions))
+            # Table name and placeholders are ours, not input; values are bound.
+            query = (
+                f"SELECT max(rowid) FROM {recorder.events_table_name} "  # noqa: S608
+                f"WHERE originator_id = ? AND originator_version IN ({marks})"
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(query, (subject_id.hex, *versions))
+                sqlite_row: Any = cursor.fetchone()
+            return int(sqlite_row[0])
+        msg = f"unsupported recorder {type(recorder).__name__}"
+        raise TypeError(msg)
+
+    def close(self) -> None:
+        super().close()
+
+
+__all__ = [
+    "EnvelopeMapper",
+    "LedgerStore",
+    "PostgresStoreConfig",
+    "SQLiteStoreConfig",
+    "StoreConfig",
+    "topic_of",
+]

@@ -1,0 +1,373 @@
+"""The ledger's contract, written once and run on SQLite (embedded) and PostgreSQL (production)."""
+
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from eventsourcing.persistence import OperationalError
+from psycopg import sql
+
+from ledger.aggregates import ConsentStatus, Person
+from ledger.commands import (
+    AcceptPolicy,
+    CloseRightsRequest,
+    ConfirmConsent,
+    EraseSubject,
+    ExtendRightsRequest,
+    GrantConsent,
+    OpenRightsRequest,
+    PublishPolicyVersion,
+    RegisterPurpose,
+    Unsubscribe,
+    WithdrawConsent,
+    build,
+)
+from ledger.errors import (
+    ConsentNotPendingError,
+    DuplicatePurposeError,
+    FutureOccurrenceError,
+    InvalidAddressError,
+    NaiveDatetimeError,
+    OversizeEvidenceError,
+    PolicyTextMismatchError,
+    RightsRequestAlreadyExtendedError,
+    StoreUnavailableError,
+    UnknownChannelError,
+    UnknownPolicyVersionError,
+    UnknownPurposeError,
+)
+from ledger.group_commit import GroupCommitConfig
+from ledger.identity import SubjectHasher
+from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
+from ledger.service import Ledger, LedgerConfig
+from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from schemas import ErasedPersonalData, PersonalData
+
+SECRET = b"s" * 32
+MASTER = b"m" * 32
+T0 = datetime(2026, 1, 5, 9, 30, tzinfo=UTC)
+POLICY_SHA = "a" * 64
+
+LedgerFactory = Callable[..., Ledger]
+
+
+def _purpose(name: str = "newsletter") -> RegisterPurpose:
+    return RegisterPurpose(
+        purpose=name,
+        legal_basis="consent",
+        description="The monthly newsletter",
+        direct_marketing=True,
+        occurred_at=T0,
+    )
+
+
+def _policy(
+    version: str = "v1", purposes: tuple[str, ...] = ("newsletter",)
+) -> PublishPolicyVersion:
+    return PublishPolicyVersion(
+        version=version,
+        text_sha256=POLICY_SHA,
+        effective_at=T0,
+        purposes=purposes,
+        occurred_at=T0,
+    )
+
+
+def _grant(subject: str | None = "p-1", **fields: Any) -> GrantConsent:
+    values: dict[str, Any] = {
+        "subject": subject,
+        "purpose": "newsletter",
+        "policy_version": "v1",
+        "occurred_at": T0 + timedelta(hours=1),
+    }
+    values.update(fields)
+    return build(GrantConsent, values)
+
+
+class LedgerContract:
+    """Behaviour both persistence modes must show; subclasses give the store and key store."""
+
+    @pytest.fixture
+    def make_ledger(self) -> Iterator[LedgerFactory]:
+        raise NotImplementedError
+
+    @pytest.fixture
+    def ledger(self, make_ledger: LedgerFactory) -> Ledger:
+        ledger = make_ledger()
+        ledger.execute(_purpose())
+        ledger.execute(_policy())
+        return ledger
+
+    def test_grant_is_recorded_with_a_position(self, ledger: Ledger) -> None:
+        head = ledger.store.head()
+        result = ledger.execute(_grant())
+        assert result.position == head + 1
+        assert len(result.event_ids) == 1
+        person = ledger.person("p-1")
+        assert person is not None
+        assert person.consents[("newsletter", "email")].status is ConsentStatus.GRANTED
+
+    def test_unknown_purpose_and_unpublished_policy_write_nothing(self, ledger: Ledger) -> None:
+        head = ledger.store.head()
+        with pytest.raises(UnknownPurposeError) as purpose_error:
+            ledger.execute(_grant(purpose="partner_sharing"))
+        assert purpose_error.value.field == "purpose"
+        with pytest.raises(UnknownPolicyVersionError) as policy_error:
+            ledger.execute(_grant(policy_version="v9"))
+        assert policy_error.value.field == "policy_version"
+        assert ledger.store.head() == head
+
+    def test_withdrawal_and_unsubscribe_are_accepted_without_a_grant(self, ledger: Ledger) -> None:
+        withdrawn = ledger.execute(
+            WithdrawConsent(subject="p-2", purpose="unknown_purpose", occurred_at=T0)
+        )
+        unsubscribed = ledger.execute(Unsubscribe(subject="p-3", occurred_at=T0))
+        assert unsubscribed.position > withdrawn.position
+        person = ledger.person("p-3")
+        assert person is not None
+        assert "*" in person.unsubscribed
+
+    def test_retried_command_returns_the_original_result(self, ledger: Ledger) -> None:
+        command = _grant(command_id="retry-1")
+        first = ledger.execute(command)
+        head = ledger.store.head()
+        again = ledger.execute(_grant(command_id="retry-1"))
+        assert again.duplicate
+        assert (again.event_ids, again.position) == (first.event_ids, first.position)
+        assert ledger.store.head() == head
+
+    def test_retried_command_is_idempotent_across_processes(
+        self, ledger: Ledger, make_ledger: LedgerFactory
+    ) -> None:
+        first = ledger.execute(_grant(command_id="across-1"))
+        other = make_ledger()
+        again = other.execute(_grant(command_id="across-1"))
+        assert again.duplicate
+        assert again.position == first.position
+        assert other.store.head() == first.position
+
+    def test_two_writers_on_one_person_lose_nothing(
+        self, ledger: Ledger, make_ledger: LedgerFactory
+    ) -> None:
+        other = make_ledger()
+        ledger.execute(_grant("shared"))
+        other.execute(_grant("shared", command_id="warm-other-cache"))
+        commands = [
+            (
+                ledger if n % 2 else other,
+                Unsubscribe(subject="shared", list_id=f"l{n}", occurred_at=T0),
+            )
+            for n in range(40)
+        ]
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            results = list(pool.map(lambda pair: pair[0].execute(pair[1]), commands))
+        assert len({r.position for r in results}) == 40
+        person = ledger.person("shared")
+        assert person is not None
+        assert person.unsubscribed_lists == {f"l{n}" for n in range(40)}
+        assert person.version == 42
+
+    def test_one_invalid_command_never_fails_its_neighbours(self, ledger: Ledger) -> None:
+        commands = [_grant(f"n-{n}") for n in range(30)]
+        commands.insert(15, _grant("bad", purpose="never_registered"))
+        results = ledger.execute_many(commands)
+        assert isinstance(results[15], UnknownPurposeError)
+        assert all(not isinstance(r, Exception) for i, r in enumerate(results) if i != 15)
+        assert ledger.person("bad") is None
+
+    def test_concurrent_callers_share_transactions_and_each_get_their_result(
+        self, ledger: Ledger
+    ) -> None:
+        barrier = threading.Barrier(16)
+
+        def call(n: int) -> int:
+            barrier.wait()
+            return ledger.execute(_grant(f"c-{n}")).position
+
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            positions = list(pool.map(call, range(16)))
+        assert sorted(positions) == sorted(set(positions))
+        for n, position in enumerate(positions):
+            assert ledger.history(f"c-{n}")[0].subject == f"c-{n}"
+            assert position > 0
+
+    def test_address_is_hashed_and_personal_data_encrypted(self, ledger: Ledger) -> None:
+        result = ledger.execute(
+            _grant(
+                None,
+                address="Alice@Example.org",
+                personal=PersonalData(ip="192.0.2.1"),
+            )
+        )
+        assert result.subject == SubjectHasher(secret=SECRET).subject_for("alice@example.org")
+        stored = ledger.store.notifications(after=result.position - 1, limit=1)[0].state
+        assert b"alice" not in stored.lower()
+        assert b"192.0.2.1" not in stored
+        opened = ledger.history(result.subject, decrypt=True)[0].personal
+        assert isinstance(opened, PersonalData)
+        assert (opened.address, opened.ip) == ("Alice@Example.org", "192.0.2.1")
+
+    def test_erasure_destroys_old_personal_data_and_new_data_uses_a_new_key(
+        self, ledger: Ledger
+    ) -> None:
+        subject = ledger.execute(_grant(None, address="bob@example.org")).subject
+        ledger.execute(EraseSubject(subject=subject, occurred_at=T0 + timedelta(days=1)))
+        ledger.execute(_grant(None, address="bob@example.org", occurred_at=T0 + timedelta(days=2)))
+        history = ledger.history(subject, decrypt=True)
+        assert [e.event_type for e in history] == [
+            "ConsentGranted",
+            "SubjectErased",
+            "ConsentGranted",
+        ]
+        assert isinstance(history[0].personal, ErasedPersonalData)
+        assert isinstance(history[2].personal, PersonalData)
+        assert history[2].personal.address == "bob@example.org"
+
+    def test_bad_input_raises_typed_errors_naming_the_field(self, ledger: Ledger) -> None:
+        head = ledger.store.head()
+        with pytest.raises(InvalidAddressError) as address:
+            ledger.execute(_grant(None, address="not-an-address"))
+        assert address.value.field == "address"
+        with pytest.raises(UnknownChannelError) as channel:
+            _grant(channel="pigeon")
+        assert channel.value.field == "channel"
+        with pytest.raises(NaiveDatetimeError) as naive:
+            _grant(occurred_at=datetime(2026, 1, 1, 12, 0))  # noqa: DTZ001 - the point of the test
+        assert naive.value.field == "occurred_at"
+        with pytest.raises(FutureOccurrenceError) as future:
+            ledger.execute(_grant(occurred_at=datetime.now(UTC) + timedelta(days=1)))
+        assert future.value.field == "occurred_at"
+        with pytest.raises(OversizeEvidenceError) as oversize:
+            _grant(evidence={"form_id": "x" * 5000})
+        assert oversize.value.field == "evidence"
+        assert ledger.store.head() == head
+
+    def test_rules_on_person_state(self, ledger: Ledger) -> None:
+        with pytest.raises(ConsentNotPendingError):
+            ledger.execute(ConfirmConsent(subject="r-1", purpose="newsletter", occurred_at=T0))
+        ledger.execute(_grant("r-1", double_opt_in="pending"))
+        ledger.execute(ConfirmConsent(subject="r-1", purpose="newsletter", occurred_at=T0))
+        request = OpenRightsRequest(subject="r-1", right="access", occurred_at=T0)
+        opened = ledger.history("r-1")
+        ledger.execute(request)
+        extend = {"subject": "r-1", "request_id": request.request_id, "reason": "complex request"}
+        ledger.execute(
+            ExtendRightsRequest(**extend, due_at=T0 + timedelta(days=60), occurred_at=T0)
+        )
+        with pytest.raises(RightsRequestAlreadyExtendedError):
+            ledger.execute(
+                ExtendRightsRequest(**extend, due_at=T0 + timedelta(days=90), occurred_at=T0)
+            )
+        ledger.execute(
+            CloseRightsRequest(
+                subject="r-1", request_id=request.request_id, outcome="fulfilled", occurred_at=T0
+            )
+        )
+        with pytest.raises(DuplicatePurposeError):
+            ledger.execute(_purpose())
+        with pytest.raises(PolicyTextMismatchError):
+            ledger.execute(
+                AcceptPolicy(subject="r-1", version="v1", text_sha256="b" * 64, occurred_at=T0)
+            )
+        ledger.execute(AcceptPolicy(subject="r-1", version="v1", occurred_at=T0))
+        person = ledger.person("r-1")
+        assert person is not None
+        assert len(ledger.history("r-1")) == len(opened) + 4
+        assert person.accepted_policies == {"v1": POLICY_SHA}
+        assert person.rights_requests[request.request_id].outcome == "fulfilled"
+
+    def test_catalog_written_by_another_process_is_seen(
+        self, ledger: Ledger, make_ledger: LedgerFactory
+    ) -> None:
+        ledger.execute(_grant("warm"))
+        other = make_ledger()
+        other.execute(_purpose("partner_sharing"))
+        other.execute(_policy("v2", ("newsletter", "partner_sharing")))
+        result = ledger.execute(_grant("late", purpose="partner_sharing", policy_version="v2"))
+        assert result.position == ledger.store.head()
+
+    def test_replay_gives_the_state_the_writer_holds(self, ledger: Ledger) -> None:
+        ledger.execute(_grant("replay"))
+        ledger.execute(Unsubscribe(subject="replay", purpose="newsletter", occurred_at=T0))
+        ledger.execute(_grant("replay", occurred_at=T0 + timedelta(days=3)))
+        cached = ledger._aggregate("replay", reload=False)
+        replayed = ledger.person("replay")
+        assert isinstance(cached, Person)
+        assert replayed == cached
+
+    def test_a_store_error_fails_only_its_batch_with_a_retryable_error(
+        self, ledger: Ledger
+    ) -> None:
+        original = ledger.store.append
+        failures = iter([OperationalError("connection lost")])
+
+        def failing_once(aggregates: Any) -> Any:
+            error = next(failures, None)
+            if error is not None:
+                raise error
+            return original(aggregates)
+
+        ledger.store.append = failing_once  # type: ignore[method-assign]
+        with pytest.raises(StoreUnavailableError) as failed:
+            ledger.execute(_grant("flaky"))
+        assert failed.value.retryable
+        assert ledger.person("flaky") is None
+        assert ledger.execute(_grant("flaky")).position == ledger.store.head()
+
+
+def _ledger(store_config: StoreConfig, keys: DataKeyStore) -> Ledger:
+    keys.migrate()
+    return Ledger(
+        store=LedgerStore(store_config),
+        keys=keys,
+        hasher=SubjectHasher(secret=SECRET),
+        config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=64, max_wait_s=0.002)),
+    )
+
+
+class TestSQLiteLedger(LedgerContract):
+    @pytest.fixture
+    def make_ledger(self, tmp_path: Path) -> Iterator[LedgerFactory]:
+        path = tmp_path / "ledger.sqlite3"
+        made: list[Ledger] = []
+
+        def make() -> Ledger:
+            ledger = _ledger(
+                SQLiteStoreConfig(path=path), SQLiteDataKeyStore(path=path, master_key=MASTER)
+            )
+            made.append(ledger)
+            return ledger
+
+        yield make
+        for ledger in made:
+            ledger.close()
+
+
+@pytest.mark.integration
+class TestPostgresLedger(LedgerContract):
+    @pytest.fixture
+    def make_ledger(self, pg_dsn: str) -> Iterator[LedgerFactory]:
+        schema = f"ledger_{uuid4().hex[:10]}"
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        made: list[Ledger] = []
+
+        def make() -> Ledger:
+            ledger = _ledger(
+                PostgresStoreConfig(dsn=pg_dsn, schema=schema, pool_size=4),
+                PostgresDataKeyStore(dsn=pg_dsn, master_key=MASTER, schema=schema),
+            )
+            made.append(ledger)
+            return ledger
+
+        yield make
+        for ledger in made:
+            ledger.close()
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
