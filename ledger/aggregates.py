@@ -90,10 +90,10 @@ class LedgerAggregate:
     the stored events, whose envelopes carry the command id.
     """
     pending: list[LedgerEvent] = field(default_factory=list)
+    id: UUID = field(init=False)
 
-    @property
-    def id(self) -> UUID:
-        return aggregate_id(self.subject)
+    def __post_init__(self) -> None:
+        self.id = aggregate_id(self.subject)
 
     def apply(self, event: LedgerEvent) -> None:
         envelope = event.envelope

@@ -259,6 +259,7 @@ class Ledger:
     ) -> set[str] | None:
         """One try at the batch: None when every submission is resolved, else who to reload."""
         state = _BatchState(recorded_at=self.clock(), fresh=fresh)
+        self._load(state, {s.item.subject for s in batch} | {CATALOG_SUBJECT})
         outcomes = [
             self._decide_one(submission.item, sealed, state)
             for submission, sealed in zip(batch, personal, strict=True)
@@ -288,11 +289,6 @@ class Ledger:
     def _decide_one(
         self, prepared: Prepared, sealed: SealedPersonalData | None, state: "_BatchState"
     ) -> Outcome:
-        for subject in (prepared.subject, CATALOG_SUBJECT):
-            if subject not in state.aggregates:
-                if subject in state.fresh or subject not in self._cache:
-                    state.loaded_fresh.add(subject)
-                state.aggregates[subject] = self._aggregate(subject, reload=subject in state.fresh)
         target = state.aggregates[prepared.subject]
         catalog = state.aggregates[CATALOG_SUBJECT]
         known = target.commands.get(prepared.command.command_id)
@@ -353,16 +349,27 @@ class Ledger:
                 )
             )
 
-    def _aggregate(self, subject: str, *, reload: bool) -> LedgerAggregate:
-        if not reload:
-            cached = self._cache.get(subject)
-            if cached is not None:
+    def _load(self, state: "_BatchState", subjects: set[str]) -> None:
+        """The batch's aggregates: from the cache, else (and when told to) from the store."""
+        missing: list[str] = []
+        for subject in subjects:
+            cached = None if subject in state.fresh else self._cache.get(subject)
+            if cached is None:
+                missing.append(subject)
+            else:
                 self._cache.move_to_end(subject)
-                return cached
-        loaded = self.store.load(aggregate_id(subject))
-        if loaded is None:
-            loaded = Catalog.new() if subject == CATALOG_SUBJECT else Person.new(subject)
-        return loaded
+                state.aggregates[subject] = cached
+        loaded = self.store.load_many([aggregate_id(subject) for subject in missing])
+        for subject in missing:
+            aggregate = loaded.get(aggregate_id(subject))
+            if aggregate is None:
+                aggregate = Catalog.new() if subject == CATALOG_SUBJECT else Person.new(subject)
+            state.aggregates[subject] = aggregate
+            state.loaded_fresh.add(subject)
+
+    def cached(self, subject: str) -> LedgerAggregate | None:
+        """The writer's in-memory copy of an aggregate, if it holds one."""
+        return self._cache.get(subject)
 
     def _remember(self, aggregate: LedgerAggregate) -> None:
         self._cache[aggregate.subject] = aggregate

@@ -1,5 +1,6 @@
 """The frozen base model and the constrained field types shared by every schema."""
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -35,8 +36,13 @@ def _check_printable(value: str) -> str:
     return value
 
 
+_WHITESPACE = re.compile(r"\s")
+"""Unicode whitespace: for a str pattern, ``\s`` matches what ``str.isspace`` accepts."""
+
+
 def _check_no_whitespace(value: str) -> str:
-    if any(char.isspace() for char in value):
+    # A regex search, not a per-character loop: this runs on every command id, on the hot path.
+    if _WHITESPACE.search(value):
         raise ValueError("text must not contain whitespace")
     return value
 

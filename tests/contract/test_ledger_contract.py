@@ -296,7 +296,7 @@ class LedgerContract:
         ledger.execute(_grant("replay"))
         ledger.execute(Unsubscribe(subject="replay", purpose="newsletter", occurred_at=T0))
         ledger.execute(_grant("replay", occurred_at=T0 + timedelta(days=3)))
-        cached = ledger._aggregate("replay", reload=False)
+        cached = ledger.cached("replay")
         replayed = ledger.person("replay")
         assert isinstance(cached, Person)
         assert replayed == cached

@@ -1,0 +1,246 @@
+"""Ledger write-side benchmarks on PostgreSQL: throughput by callers, latency at a fixed rate.
+
+    python bench/ledger_bench.py throughput --runs 3 --seconds 10
+    python bench/ledger_bench.py latency --rate 2000 --seconds 10 --runs 3
+
+Needs CONSENT_PG_DSN (``scripts/services.sh up && source var/services/env``). Each run works in
+a fresh PostgreSQL schema. The baseline is the same ledger with group commit off (a batch of
+one: one ``save()`` per command), measured in the same process right before.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from itertools import count
+from uuid import uuid4
+
+import psycopg
+from psycopg import sql
+
+from ledger.commands import (
+    Command,
+    GrantConsent,
+    PublishPolicyVersion,
+    RegisterPurpose,
+    Unsubscribe,
+)
+from ledger.group_commit import GroupCommitConfig
+from ledger.identity import SubjectHasher
+from ledger.keystore import PostgresDataKeyStore
+from ledger.service import CommandResult, Ledger, LedgerConfig
+from ledger.store import LedgerStore, PostgresStoreConfig
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+EXISTING = 5_000
+
+
+@contextmanager
+def fresh_ledger(dsn: str, *, max_batch: int) -> Iterator[Ledger]:
+    schema = f"bench_{uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"m" * 32, schema=schema)
+    keys.migrate()
+    ledger = Ledger(
+        store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=4)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"s" * 32),
+        config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=max_batch, max_wait_s=0.002)),
+    )
+    try:
+        ledger.execute(
+            RegisterPurpose(
+                purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
+            )
+        )
+        ledger.execute(
+            PublishPolicyVersion(
+                version="v1",
+                text_sha256="e" * 64,
+                effective_at=T0,
+                purposes=("newsletter",),
+                occurred_at=T0,
+            )
+        )
+        seeded = ledger.execute_many(_grant(f"old-{n}") for n in range(EXISTING))
+        assert all(isinstance(r, CommandResult) for r in seeded)
+        yield ledger
+    finally:
+        ledger.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def _grant(subject: str) -> GrantConsent:
+    return GrantConsent(subject=subject, purpose="newsletter", policy_version="v1", occurred_at=T0)
+
+
+class Mix:
+    """Half new persons (a grant), half existing ones (an unsubscribe from a list)."""
+
+    def __init__(self) -> None:
+        self._n = count()
+        self._lock = threading.Lock()
+
+    def next(self) -> Command:
+        with self._lock:
+            n = next(self._n)
+        if n % 2:
+            return _grant(f"new-{uuid4().hex}")
+        return Unsubscribe(subject=f"old-{n % EXISTING}", list_id=f"l{n}", occurred_at=T0)
+
+
+@dataclass
+class Throughput:
+    callers: int
+    commands_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+def closed_loop(ledger: Ledger, *, callers: int, seconds: float) -> Throughput:
+    mix = Mix()
+    stop = time.monotonic() + seconds
+    latencies: list[list[float]] = [[] for _ in range(callers)]
+
+    def caller(mine: list[float]) -> None:
+        while time.monotonic() < stop:
+            command = mix.next()
+            started = time.perf_counter()
+            ledger.execute(command)
+            mine.append(time.perf_counter() - started)
+
+    threads = [threading.Thread(target=caller, args=(lat,)) for lat in latencies]
+    began = time.monotonic()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = time.monotonic() - began
+    flat = sorted(x for lat in latencies for x in lat)
+    return Throughput(
+        callers=callers,
+        commands_per_s=len(flat) / elapsed,
+        p50_ms=1000 * flat[len(flat) // 2],
+        p99_ms=1000 * flat[int(len(flat) * 0.99)],
+    )
+
+
+def open_loop(ledger: Ledger, *, rate: float, seconds: float) -> dict[str, float]:
+    """Submit at a fixed rate whatever the answers; latency counts from the scheduled time."""
+    mix = Mix()
+    latencies: list[float] = []
+    lock = threading.Lock()
+    total = int(rate * seconds)
+    done = threading.Semaphore(0)
+
+    def finished(scheduled: float) -> Callable[[Future[CommandResult]], None]:
+        def record(future: Future[CommandResult]) -> None:
+            future.result()
+            with lock:
+                latencies.append(time.perf_counter() - scheduled)
+            done.release()
+
+        return record
+
+    began = time.perf_counter()
+    for n in range(total):
+        scheduled = began + n / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            time.sleep(delay)
+        ledger.submit(mix.next()).add_done_callback(finished(scheduled))
+    for _ in range(total):
+        done.acquire(timeout=60)
+    elapsed = time.perf_counter() - began
+    flat = sorted(latencies)
+    return {
+        "rate_asked": rate,
+        "rate_achieved": len(flat) / elapsed,
+        "p50_ms": 1000 * flat[len(flat) // 2],
+        "p99_ms": 1000 * flat[int(len(flat) * 0.99)],
+    }
+
+
+def _median(values: list[float]) -> float:
+    return statistics.median(values)
+
+
+def throughput(dsn: str, *, runs: int, seconds: float, callers: list[int]) -> dict[str, object]:
+    rows: dict[str, dict[str, list[float]]] = {}
+    for run in range(runs):
+        for label, batch in (("baseline (batch of 1)", 1), ("group commit", 256)):
+            with fresh_ledger(dsn, max_batch=batch) as ledger:
+                for n in callers:
+                    result = closed_loop(ledger, callers=n, seconds=seconds)
+                    row = rows.setdefault(f"{label}, {n} callers", {"cps": [], "p99": []})
+                    row["cps"].append(result.commands_per_s)
+                    row["p99"].append(result.p99_ms)
+                    print(
+                        f"run {run + 1}: {label:22} {n:3} callers "
+                        f"{result.commands_per_s:9.0f} commands/s p99 {result.p99_ms:7.1f} ms",
+                        file=sys.stderr,
+                    )
+    summary = {
+        key: {"median_commands_per_s": _median(v["cps"]), "median_p99_ms": _median(v["p99"])}
+        for key, v in rows.items()
+    }
+    for n in callers:
+        base = summary[f"baseline (batch of 1), {n} callers"]["median_commands_per_s"]
+        grouped = summary[f"group commit, {n} callers"]["median_commands_per_s"]
+        summary[f"ratio, {n} callers"] = {"group_commit_over_baseline": grouped / base}
+    return summary
+
+
+def latency(dsn: str, *, runs: int, seconds: float, rate: float) -> dict[str, object]:
+    results = []
+    for run in range(runs):
+        with fresh_ledger(dsn, max_batch=256) as ledger:
+            result = open_loop(ledger, rate=rate, seconds=seconds)
+        print(f"run {run + 1}: {result}", file=sys.stderr)
+        results.append(result)
+    return {
+        "median_rate_achieved": _median([r["rate_achieved"] for r in results]),
+        "median_p50_ms": _median([r["p50_ms"] for r in results]),
+        "median_p99_ms": _median([r["p99_ms"] for r in results]),
+        "runs": results,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="what", required=True)
+    tp = sub.add_parser("throughput", help="commands/s at 1, 16 and 64 callers vs. batch of 1")
+    tp.add_argument("--runs", type=int, default=3)
+    tp.add_argument("--seconds", type=float, default=10)
+    tp.add_argument("--callers", type=int, nargs="+", default=[1, 16, 64])
+    lt = sub.add_parser("latency", help="p99 latency at a fixed offered rate")
+    lt.add_argument("--runs", type=int, default=3)
+    lt.add_argument("--seconds", type=float, default=10)
+    lt.add_argument("--rate", type=float, default=2000)
+    args = parser.parse_args()
+    dsn = os.environ.get("CONSENT_PG_DSN")
+    if not dsn:
+        parser.error(
+            "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
+        )
+    if args.what == "throughput":
+        summary = throughput(dsn, runs=args.runs, seconds=args.seconds, callers=args.callers)
+    else:
+        summary = latency(dsn, runs=args.runs, seconds=args.seconds, rate=args.rate)
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,89 @@
+"""The operators' CLI on the embedded default, run as a user runs it."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+CLI = str(Path(sys.executable).parent / "consent-ledger")
+
+
+def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
+    env["CONSENT_DATA_DIR"] = str(data_dir)
+    return subprocess.run(
+        [CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+
+
+def _ok(data_dir: Path, *args: str) -> dict[str, Any]:
+    result = _run(data_dir, *args)
+    assert result.returncode == 0, result.stderr
+    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    return answer
+
+
+def test_operator_flow_from_purpose_to_import(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    policy = tmp_path / "policy.txt"
+    policy.write_text("Politique de confidentialité v1\n", encoding="utf-8")
+    _ok(
+        data,
+        "purpose",
+        "register",
+        "newsletter",
+        "--legal-basis",
+        "consent",
+        "--description",
+        "News",
+    )
+    published = _ok(data, "policy", "publish", "v1", str(policy), "--purpose", "newsletter")
+    granted = _ok(
+        data,
+        "grant",
+        "--address",
+        "Ann@Example.org",
+        "--purpose",
+        "newsletter",
+        "--policy-version",
+        "v1",
+    )
+    assert granted["position"] == published["position"] + 1
+    again = _ok(
+        data,
+        "unsubscribe",
+        "--address",
+        "ann@example.org",
+        "--command-id",
+        "click-1",
+    )
+    assert again["subject"] == granted["subject"]
+    assert _ok(data, "unsubscribe", "--address", "ann@example.org", "--command-id", "click-1")[
+        "duplicate"
+    ]
+
+    refused = _run(data, "grant", "--subject", "p1", "--purpose", "nope", "--policy-version", "v1")
+    assert refused.returncode == 1
+    assert "purpose" in refused.stderr
+
+    source = tmp_path / "base.csv"
+    source.write_text(
+        "address,status,opt_in_date,source,opt_in_ip,policy_version\n"
+        "bea@example.org,subscribed,2024-01-02,web_form,192.0.2.9,v1\n"
+        "broken,subscribed,2024-01-02,,,v1\n",
+        encoding="utf-8",
+    )
+    summary = _ok(data, "import", str(source), "--purpose", "newsletter")
+    assert (summary["recorded"], summary["rejected"]) == (1, 1)
+    rejects = Path(summary["rejects"]).read_text(encoding="utf-8").splitlines()
+    assert rejects[0] == "line,reason"
+    assert rejects[1].startswith("3,address")
+
+
+def test_help_lists_the_operator_commands(tmp_path: Path) -> None:
+    result = _run(tmp_path, "--help")
+    assert result.returncode == 0
+    for command in ("serve", "purpose", "policy", "grant", "withdraw", "unsubscribe", "import"):
+        assert command in result.stdout

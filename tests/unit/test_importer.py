@@ -1,0 +1,106 @@
+"""Import of a subscriber base: every line recorded or rejected with a reason, never twice."""
+
+import io
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from ledger.commands import PublishPolicyVersion, RegisterPurpose
+from ledger.errors import InvalidFieldError
+from ledger.identity import SubjectHasher
+from ledger.importer import FileFormat, ImportOptions, ImportSummary, read_rows, run_import
+from ledger.keystore import SQLiteDataKeyStore
+from ledger.service import Ledger
+from ledger.store import LedgerStore, SQLiteStoreConfig
+
+T0 = datetime(2024, 1, 1, tzinfo=UTC)
+CSV = """address,status,opt_in_date,source,opt_in_ip,policy_version,extra
+ann@example.org,subscribed,2024-01-02,web_form,192.0.2.4,v1,x
+bob@example.org,unsubscribed,2024-01-03,,,,
+nobody,subscribed,2024-01-02,,,v1,
+cat@example.org,weird,2024-01-02,,,v1,
+dan@example.org,pending,2024-01-02T10:00:00,,,v1,
+eve@example.org,subscribed,2024-01-02,,,v7,
+fay@example.org,subscribed,2024-01-02,,,v1,too,many
+"""
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    path = tmp_path / "ledger.sqlite3"
+    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
+    keys.migrate()
+    ledger = Ledger(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"h" * 32),
+    )
+    ledger.execute(
+        RegisterPurpose(
+            purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
+        )
+    )
+    ledger.execute(
+        PublishPolicyVersion(version="v1", text_sha256="d" * 64, effective_at=T0, occurred_at=T0)
+    )
+    yield ledger
+    ledger.close()
+
+
+def _import(
+    ledger: Ledger, text: str, file_format: FileFormat = FileFormat.CSV
+) -> tuple[ImportSummary, list[tuple[int, str]]]:
+    rejects: list[tuple[int, str]] = []
+    summary = run_import(
+        ledger,
+        read_rows(io.StringIO(text), file_format),
+        options=ImportOptions(purpose="newsletter"),
+        reject=lambda number, reason: rejects.append((number, reason)),
+        in_flight=2,
+    )
+    return summary, sorted(rejects)
+
+
+def test_csv_import_records_good_lines_and_rejects_bad_ones_with_reasons(ledger: Ledger) -> None:
+    summary, rejects = _import(ledger, CSV)
+    assert (summary.lines, summary.recorded, summary.rejected) == (7, 2, 5)
+    reasons = dict(rejects)
+    assert reasons[4].startswith("address")
+    assert reasons[5].startswith("status")
+    assert "time zone" in reasons[6]
+    assert reasons[7].startswith("policy_version")
+    assert "more fields" in reasons[8]
+    assert all("example.org" not in reason and "nobody" not in reason for _, reason in rejects)
+    ann = ledger.hasher.subject_for("ann@example.org")
+    assert [e.event_type for e in ledger.history(ann)] == ["ConsentGranted"]
+    bob = ledger.hasher.subject_for("bob@example.org")
+    assert [e.event_type for e in ledger.history(bob)] == ["UnsubscribeClicked"]
+
+
+def test_importing_the_same_file_twice_records_nothing_new(ledger: Ledger) -> None:
+    _import(ledger, CSV)
+    head = ledger.store.head()
+    summary, _ = _import(ledger, CSV)
+    assert (summary.recorded, summary.duplicates) == (0, 2)
+    assert ledger.store.head() == head
+
+
+def test_ndjson_import_and_its_unreadable_lines(ledger: Ledger) -> None:
+    text = (
+        '{"address": "gus@example.org", "status": "subscribed", "opt_in_date": "2024-02-01", '
+        '"policy_version": "v1"}\n'
+        "not json\n"
+        "[1, 2]\n"
+        "\n"
+    )
+    summary, rejects = _import(ledger, text, FileFormat.NDJSON)
+    assert (summary.recorded, summary.rejected) == (1, 2)
+    assert [n for n, _ in rejects] == [2, 3]
+
+
+def test_a_csv_without_the_required_columns_is_refused_before_any_line() -> None:
+    with pytest.raises(InvalidFieldError) as error:
+        list(read_rows(io.StringIO("email,state\na@b.c,ok\n"), FileFormat.CSV))
+    assert error.value.field == "header"
