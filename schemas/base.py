@@ -37,7 +37,7 @@ def _check_printable(value: str) -> str:
 
 
 _WHITESPACE = re.compile(r"\s")
-"""Unicode whitespace: for a str pattern, ``\s`` matches what ``str.isspace`` accepts."""
+r"""Unicode whitespace: for a str pattern, ``\s`` matches what ``str.isspace`` accepts."""
 
 
 def _check_no_whitespace(value: str) -> str:

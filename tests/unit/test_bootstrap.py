@@ -31,6 +31,8 @@ def test_production_mode_without_a_secret_is_a_clear_error(missing: str) -> None
     key = SecretStr(base64.b64encode(b"x" * 32).decode())
     values = {"subject_secret": key, "master_key": key}
     del values[missing.removeprefix("CONSENT_").lower()]
-    settings = Settings(mode=Mode.PRODUCTION, pg_dsn="postgresql://nowhere/db", **values)
+    settings = Settings.model_validate(
+        {"mode": Mode.PRODUCTION, "pg_dsn": "postgresql://nowhere/db", **values}
+    )
     with pytest.raises(ConfigurationError, match=missing):
         build_ledger(settings)
