@@ -27,6 +27,7 @@ from ledger.group_commit import GroupCommitConfig, GroupCommitter, Submission
 from ledger.identity import SubjectHasher
 from ledger.keystore import DataKeyStore
 from ledger.personal import PersonalCipher
+from ledger.snapshots import dump_aggregate, load_aggregate
 from ledger.store import LedgerStore
 from schemas import CATALOG_SUBJECT, EventBase, PersonalData, SealedPersonalData
 
@@ -116,7 +117,10 @@ class Ledger:
         self.hasher = hasher
         self.config = config or LedgerConfig()
         self.clock = clock
-        self._cache: OrderedDict[str, LedgerAggregate] = OrderedDict()
+        # Cached aggregates are kept as snapshots: bytes are invisible to the cyclic garbage collector,
+        # whose full collections otherwise grow with the cache (over 100 ms at 15,000 people
+        # here, stalling every caller).
+        self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._committer: GroupCommitter[Prepared, CommandResult] = GroupCommitter(
             self._handle_batch, config=self.config.group_commit, name="ledger-group-commit"
         )
@@ -281,9 +285,9 @@ class Ledger:
             )
             self._fail(batch, StoreUnavailableError(f"the store failed: {type(error).__name__}"))
             return None
+        self._resolve(batch, outcomes, recordings)
         for aggregate in state.aggregates.values():
             self._remember(aggregate)
-        self._resolve(batch, outcomes, recordings)
         return None
 
     def _decide_one(
@@ -353,7 +357,7 @@ class Ledger:
         """The batch's aggregates: from the cache, else (and when told to) from the store."""
         missing: list[str] = []
         for subject in subjects:
-            cached = None if subject in state.fresh else self._cache.get(subject)
+            cached = None if subject in state.fresh else self.cached(subject)
             if cached is None:
                 missing.append(subject)
             else:
@@ -369,10 +373,13 @@ class Ledger:
 
     def cached(self, subject: str) -> LedgerAggregate | None:
         """The writer's in-memory copy of an aggregate, if it holds one."""
-        return self._cache.get(subject)
+        snapshot = self._cache.get(subject)
+        return None if snapshot is None else load_aggregate(snapshot)
 
     def _remember(self, aggregate: LedgerAggregate) -> None:
-        self._cache[aggregate.subject] = aggregate
+        # Drop the old snapshot first: should the new one fail, no stale copy is left behind.
+        self._cache.pop(aggregate.subject, None)
+        self._cache[aggregate.subject] = dump_aggregate(aggregate)
         self._cache.move_to_end(aggregate.subject)
         while len(self._cache) > self.config.cache_size:
             self._cache.popitem(last=False)
