@@ -117,9 +117,9 @@ class Ledger:
         self.hasher = hasher
         self.config = config or LedgerConfig()
         self.clock = clock
-        # Cached aggregates are kept as snapshots: bytes are invisible to the cyclic garbage collector,
-        # whose full collections otherwise grow with the cache (over 100 ms at 15,000 people
-        # here, stalling every caller).
+        # Cached aggregates are kept as snapshots: bytes are invisible to the cyclic garbage
+        # collector, whose full collections otherwise grow with the cache (over 100 ms at
+        # 15,000 people here, stalling every caller).
         self._cache: OrderedDict[str, bytes] = OrderedDict()
         self._committer: GroupCommitter[Prepared, CommandResult] = GroupCommitter(
             self._handle_batch, config=self.config.group_commit, name="ledger-group-commit"
