@@ -52,7 +52,8 @@ _SIGNATURE_PREFIX = "\u2014 "  # em dash, space
 # The spec asks for a cap of at least 16; Go's note.Open refuses more than 100.
 _MAX_SIGNATURES = 100
 _MAX_TREE_SIZE = 2**64 - 1  # tree sizes are uint64 in RFC 9162 and in Go's checkpoint parser
-_TREE_SIZE = re.compile(r"0|[1-9][0-9]*", re.ASCII)
+# Bounded so that int() never meets a number long enough to be refused or slow to parse.
+_TREE_SIZE = re.compile(r"0|[1-9][0-9]{0,19}", re.ASCII)
 _KEY_ID_HEX = re.compile(r"[0-9a-fA-F]{8}", re.ASCII)
 
 

@@ -257,6 +257,7 @@ def test_malformed_checkpoints_are_rejected() -> None:
         (f"{LOG}\n-1\n{root}\n", 2),
         (f"{LOG}\n+8\n{root}\n", 2),
         (f"{LOG}\n{2**64}\n{root}\n", 2),
+        (f"{LOG}\n{'9' * 5000}\n{root}\n", 2),
         (f"{LOG}\n\u0668\n{root}\n", 2),  # a non-ASCII digit
         (f"{LOG}\n8\n{root[:-1]}\n", 3),
         (f"{LOG}\n8\n{base64.b64encode(ROOT_8[:31]).decode()}\n", 3),
@@ -265,3 +266,16 @@ def test_malformed_checkpoints_are_rejected() -> None:
             parse_checkpoint(body)
         assert caught.value.line == line, body
     assert parse_checkpoint(f"{LOG}\n{2**64 - 1}\n{root}\n").size == 2**64 - 1
+
+
+def test_a_checkpoint_that_could_not_be_written_is_refused() -> None:
+    for origin, size, root_hash, line in [
+        ("", 8, ROOT_8, 1),
+        ("two\nlines", 8, ROOT_8, 1),
+        (LOG, -1, ROOT_8, 2),
+        (LOG, 2**64, ROOT_8, 2),
+        (LOG, 8, ROOT_8[:16], 3),
+    ]:
+        with pytest.raises(CheckpointFormatError) as caught:
+            Checkpoint(origin, size, root_hash)
+        assert caught.value.line == line
