@@ -50,9 +50,13 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
             msg = "production mode needs CONSENT_PG_DSN"
             raise ConfigurationError(msg)
         store = LedgerStore(
-            PostgresStoreConfig(dsn=settings.pg_dsn, pool_size=settings.pg_pool_size)
+            PostgresStoreConfig(
+                dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
+            )
         )
-        keys = PostgresDataKeyStore(dsn=settings.pg_dsn, master_key=master_key)
+        keys = PostgresDataKeyStore(
+            dsn=settings.pg_dsn, master_key=master_key, schema=settings.pg_schema
+        )
     keys.migrate()
     config = LedgerConfig(
         group_commit=GroupCommitConfig(

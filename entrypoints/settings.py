@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     )
     group_commit_max_batch: int = Field(default=256, ge=1, le=10_000)
     group_commit_max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
+    pg_schema: str = Field(
+        default="public", pattern=r"^[a-z_][a-z0-9_]{0,62}$", description="PostgreSQL schema."
+    )
     pg_pool_size: int = Field(default=10, ge=1, le=200)
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)

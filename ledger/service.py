@@ -363,9 +363,10 @@ class Ledger:
             else:
                 self._cache.move_to_end(subject)
                 state.aggregates[subject] = cached
-        loaded = self.store.load_many([aggregate_id(subject) for subject in missing])
-        for subject in missing:
-            aggregate = loaded.get(aggregate_id(subject))
+        ids = {subject: aggregate_id(subject) for subject in missing}
+        loaded = self.store.load_many(list(ids.values()))
+        for subject, subject_id in ids.items():
+            aggregate = loaded.get(subject_id)
             if aggregate is None:
                 aggregate = Catalog.new() if subject == CATALOG_SUBJECT else Person.new(subject)
             state.aggregates[subject] = aggregate

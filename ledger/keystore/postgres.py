@@ -21,20 +21,29 @@ DEFAULT_POOL_SIZE = 4
 DEFAULT_TABLE = "data_keys"
 """The name of the key table when none is given."""
 
+# One index probe per subject (the lateral LIMIT 1), whatever the table's statistics say: with
+# "subject = any(...)" the planner chose sequential scans while a growing table's statistics
+# lagged, which an import of a million people turns into a quadratic cost.
 _LATEST = """
-select distinct on (subject) key_id, subject, generation, wrapped
-from {table}
-where subject = any(%s)
-order by subject, generation desc
+select k.key_id, k.subject, k.generation, k.wrapped
+from unnest(%b::text[]) as s(subject)
+cross join lateral (
+    select key_id, subject, generation, wrapped
+    from {table}
+    where subject = s.subject
+    order by generation desc
+    limit 1
+) as k
 """
 _BY_KEY_ID = """
 select key_id, subject, generation, wrapped
 from {table}
 where key_id = any(%s)
 """
+# Binary parameters (%b): in text format every byte of the wrapped keys would be escaped.
 _INSERT = """
 insert into {table} (key_id, subject, generation, wrapped)
-select * from unnest(%s::text[], %s::text[], %s::integer[], %s::bytea[])
+select * from unnest(%b::text[], %b::text[], %b::integer[], %b::bytea[])
 on conflict do nothing
 """
 _DESTROY = """

@@ -1,0 +1,155 @@
+"""Import benchmark: `consent-ledger import` of N generated CSV lines into PostgreSQL.
+
+    python bench/import_bench.py --lines 100000 300000 --runs 3
+
+Each run imports into a fresh PostgreSQL schema through the real CLI in a child process, and
+reports lines/s and the child's peak memory (it must not grow with the file). The baseline,
+timed on the same file in the same run, is reading the CSV and building every line's command
+without the ledger: what the import costs beyond parsing.
+"""
+
+import argparse
+import base64
+import csv
+import io
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from uuid import uuid4
+
+import psycopg
+from psycopg import sql
+
+from ledger.errors import LedgerError
+from ledger.importer import FileFormat, ImportOptions, command_for, read_rows
+
+RESULTS = Path(__file__).parent / "results"
+CLI = str(Path(sys.executable).parent / "consent-ledger")
+HEADER = ["address", "status", "opt_in_date", "source", "opt_in_ip", "policy_version"]
+
+
+def write_csv(path: Path, lines: int) -> None:
+    with path.open("w", encoding="utf-8", newline="") as stream:
+        writer = csv.writer(stream)
+        writer.writerow(HEADER)
+        for n in range(lines):
+            status = "unsubscribed" if n % 10 == 0 else "subscribed"
+            writer.writerow(
+                [
+                    f"person{n}@example.org",
+                    status,
+                    f"20{20 + n % 6}-0{1 + n % 9}-1{n % 10}",
+                    "web_form",
+                    f"192.0.{n % 256}.{(n // 256) % 256}",
+                    "v1",
+                ]
+            )
+
+
+def baseline(path: Path) -> float:
+    """Seconds to read the file and build every command, with no ledger."""
+    options = ImportOptions(purpose="newsletter")
+    started = time.perf_counter()
+    with path.open(encoding="utf-8", newline="") as stream:
+        for _, row in read_rows(stream, FileFormat.CSV):
+            if isinstance(row, dict):
+                try:
+                    command_for(row, options)
+                except LedgerError:
+                    pass
+    return time.perf_counter() - started
+
+
+def run_import(path: Path, dsn: str) -> tuple[float, int, dict[str, object]]:
+    """Seconds, peak RSS in KiB of the importing process, and its JSON summary."""
+    schema = f"bench_{uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    secret = base64.b64encode(os.urandom(32)).decode()
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")},
+        "CONSENT_MODE": "production",
+        "CONSENT_PG_DSN": dsn,
+        "CONSENT_PG_SCHEMA": schema,
+        "CONSENT_SUBJECT_SECRET": secret,
+        "CONSENT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+    }
+    policy = path.with_suffix(".policy.txt")
+    policy.write_text("policy v1\n", encoding="utf-8")
+    try:
+        for args in (
+            ["purpose", "register", "newsletter", "--legal-basis", "consent", "--description", "n"],
+            ["policy", "publish", "v1", str(policy), "--purpose", "newsletter"],
+        ):
+            subprocess.run([CLI, *args], env=env, check=True, capture_output=True)
+        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        started = time.perf_counter()
+        done = subprocess.run(
+            [CLI, "import", str(path), "--purpose", "newsletter"],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+        elapsed = time.perf_counter() - started
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    summary = json.loads(done.stdout.strip().splitlines()[-1])
+    # RUSAGE_CHILDREN keeps the largest child so far: report it only when this one set it.
+    return elapsed, peak if peak > before else -1, summary
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--lines", type=int, nargs="+", default=[100_000])
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    dsn = os.environ.get("CONSENT_PG_DSN")
+    if not dsn:
+        parser.error(
+            "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
+        )
+    RESULTS.mkdir(exist_ok=True)
+    report: dict[str, object] = {}
+    # Smallest file first, so each larger run can only raise the children's peak RSS.
+    for lines in sorted(args.lines):
+        path = RESULTS / f"import-{lines}.csv"
+        write_csv(path, lines)
+        rates, base_rates, peaks = [], [], []
+        for run in range(args.runs):
+            base = baseline(path)
+            elapsed, peak, summary = run_import(path, dsn)
+            assert summary["lines"] == lines, summary
+            assert summary["recorded"] == lines and summary["rejected"] == 0, summary
+            rates.append(lines / elapsed)
+            base_rates.append(lines / base)
+            peaks.append(peak)
+            print(
+                f"{lines} lines run {run + 1}: {lines / elapsed:8.0f} lines/s "
+                f"(parse only {lines / base:8.0f} lines/s), peak RSS {peak} KiB",
+                file=sys.stderr,
+            )
+        report[f"{lines} lines"] = {
+            "median_lines_per_s": statistics.median(rates),
+            "median_parse_only_lines_per_s": statistics.median(base_rates),
+            "ratio_import_over_parse_only": statistics.median(rates)
+            / statistics.median(base_rates),
+            "peak_rss_kib": max(peaks),
+        }
+        path.unlink()
+    buffer = io.StringIO()
+    json.dump(report, buffer, indent=2)
+    print(buffer.getvalue())
+
+
+if __name__ == "__main__":
+    main()
