@@ -72,7 +72,9 @@ def fresh_ledger(dsn: str, *, max_batch: int) -> Iterator[Ledger]:
             )
         )
         seeded = ledger.execute_many(_grant(f"old-{n}") for n in range(EXISTING))
-        assert all(isinstance(r, CommandResult) for r in seeded)
+        if not all(isinstance(r, CommandResult) for r in seeded):
+            msg = "seeding the existing persons failed"
+            raise RuntimeError(msg)
         yield ledger
     finally:
         ledger.close()
@@ -175,7 +177,9 @@ def _median(values: list[float]) -> float:
     return statistics.median(values)
 
 
-def throughput(dsn: str, *, runs: int, seconds: float, callers: list[int]) -> dict[str, object]:
+def throughput(
+    dsn: str, *, runs: int, seconds: float, callers: list[int]
+) -> dict[str, dict[str, float]]:
     rows: dict[str, dict[str, list[float]]] = {}
     for run in range(runs):
         for label, batch in (("baseline (batch of 1)", 1), ("group commit", 256)):
