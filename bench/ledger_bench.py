@@ -15,7 +15,7 @@ import statistics
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -239,6 +239,7 @@ def main() -> None:
         parser.error(
             "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
         )
+    summary: Mapping[str, object]
     if args.what == "throughput":
         summary = throughput(dsn, runs=args.runs, seconds=args.seconds, callers=args.callers)
     else:
