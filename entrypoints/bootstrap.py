@@ -1,8 +1,18 @@
 """The one place where settings become wired components: store, data keys, hasher, ledger."""
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from entrypoints.settings import MASTER_KEY_FILE, SUBJECT_SECRET_FILE, Mode, Settings
+from entrypoints.settings import (
+    AUDIT_SIGNING_KEY_FILE,
+    MASTER_KEY_FILE,
+    SUBJECT_SECRET_FILE,
+    Mode,
+    Settings,
+)
+from ledger.audit.note import NoteSigner, signer_from_seed
+from ledger.auditlog.sealer import Sealer, SealerConfig
+from ledger.auditlog.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 from ledger.errors import ConfigurationError
 from ledger.group_commit import GroupCommitConfig
 from ledger.identity import SubjectHasher
@@ -40,22 +50,13 @@ def _secrets(settings: Settings) -> tuple[bytes, bytes]:
 def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     """Wire the write side for this mode; a missing secret is a `ConfigurationError`."""
     subject_secret, master_key = _secrets(settings)
-    store: LedgerStore
+    store = build_store(settings)
     keys: DataKeyStore
     if settings.mode is Mode.EMBEDDED:
-        store = LedgerStore(SQLiteStoreConfig(path=settings.sqlite_path))
         keys = SQLiteDataKeyStore(path=settings.sqlite_path, master_key=master_key)
     else:
-        if not settings.pg_dsn:
-            msg = "production mode needs CONSENT_PG_DSN"
-            raise ConfigurationError(msg)
-        store = LedgerStore(
-            PostgresStoreConfig(
-                dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
-            )
-        )
         keys = PostgresDataKeyStore(
-            dsn=settings.pg_dsn, master_key=master_key, schema=settings.pg_schema
+            dsn=str(settings.pg_dsn), master_key=master_key, schema=settings.pg_schema
         )
     keys.migrate()
     config = LedgerConfig(
@@ -71,3 +72,64 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
         config=config,
         clock=clock,
     )
+
+
+def build_store(settings: Settings) -> LedgerStore:
+    """The event store alone, for readers (audit, replay) that append nothing."""
+    if settings.mode is Mode.EMBEDDED:
+        prepare_data_dir(settings.data_dir)
+        return LedgerStore(SQLiteStoreConfig(path=settings.sqlite_path))
+    if not settings.pg_dsn:
+        msg = "production mode needs CONSENT_PG_DSN"
+        raise ConfigurationError(msg)
+    return LedgerStore(
+        PostgresStoreConfig(
+            dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
+        )
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Audit:
+    """The audit side of one ledger: its event store, tree, signer and sealer."""
+
+    store: LedgerStore
+    tree: TreeStore
+    signer: NoteSigner
+    sealer: Sealer
+
+    def close(self) -> None:
+        self.tree.close()
+        self.store.close()
+
+
+def _signing_seed(settings: Settings) -> bytes:
+    if settings.mode is Mode.EMBEDDED:
+        return load_or_create_secret(prepare_data_dir(settings.data_dir) / AUDIT_SIGNING_KEY_FILE)
+    return decode_secret(
+        settings.audit_signing_key.get_secret_value() if settings.audit_signing_key else None,
+        name="CONSENT_AUDIT_SIGNING_KEY",
+    )
+
+
+def build_audit(settings: Settings) -> Audit:
+    """Wire the audit tree next to the event store; a missing key is a `ConfigurationError`."""
+    signer = signer_from_seed(settings.audit_origin, _signing_seed(settings))
+    store = build_store(settings)
+    tree: TreeStore
+    if settings.mode is Mode.EMBEDDED:
+        tree = SQLiteTreeStore(path=settings.sqlite_path)
+    else:
+        tree = PostgresTreeStore(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
+    tree.migrate()
+    sealer = Sealer(
+        store=store,
+        tree=tree,
+        signer=signer,
+        config=SealerConfig(
+            origin=settings.audit_origin,
+            checkpoint_every_events=settings.audit_checkpoint_every_events,
+            checkpoint_every_seconds=settings.audit_checkpoint_every_seconds,
+        ),
+    )
+    return Audit(store=store, tree=tree, signer=signer, sealer=sealer)

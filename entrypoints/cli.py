@@ -18,6 +18,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from entrypoints.audit_cli import audit_app
 from entrypoints.bootstrap import build_ledger
 from entrypoints.health import health_check
 from entrypoints.http import create_app
@@ -155,6 +156,7 @@ OccurredOption = Annotated[
 purpose_app = typer.Typer(help="The catalog of processing purposes.", no_args_is_help=True)
 policy_app = typer.Typer(help="Privacy-policy versions.", no_args_is_help=True)
 app.add_typer(purpose_app, name="purpose")
+app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 
 

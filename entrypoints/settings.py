@@ -10,6 +10,7 @@ DEFAULT_DATA_DIR = Path("var")
 DEFAULT_HTTP_HOST = "127.0.0.1"
 DEFAULT_HTTP_PORT = 8000
 SQLITE_FILE_NAME = "consent-ledger.sqlite3"
+AUDIT_SIGNING_KEY_FILE = "audit-signing-key"
 SUBJECT_SECRET_FILE = "subject-secret"  # noqa: S105 - a file name, not a secret
 MASTER_KEY_FILE = "master-key"
 
@@ -47,6 +48,18 @@ class Settings(BaseSettings):
         description="Base64 of 32 random bytes: wraps every person's data key. "
         "Required in production; generated under the data directory in embedded mode.",
     )
+    audit_origin: str = Field(
+        default="consent-ledger",
+        pattern=r"^[^\s+]{1,200}$",
+        description="The checkpoints' origin line and signer name: names this ledger's log.",
+    )
+    audit_signing_key: SecretStr | None = Field(
+        default=None,
+        description="Base64 of the 32-byte Ed25519 seed that signs checkpoints. Required in "
+        "production; generated under the data directory in embedded mode.",
+    )
+    audit_checkpoint_every_events: int = Field(default=1000, ge=1)
+    audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
     group_commit_max_batch: int = Field(default=256, ge=1, le=10_000)
     group_commit_max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
     pg_schema: str = Field(

@@ -235,6 +235,37 @@ class LedgerStore(Application[UUID]):
                 yield notification.id, self._envelope_mapper.to_ledger_event(notification)
             position = page[-1].id
 
+    @staticmethod
+    def originator_uuid(originator_id: UUID | str) -> UUID:
+        """The aggregate id of a stored row (SQLite keeps it as hex text)."""
+        return originator_id if isinstance(originator_id, UUID) else UUID(originator_id)
+
+    def positions_of(self, subject_id: UUID) -> dict[int, int]:
+        """The ledger position of each version of one aggregate."""
+        recorder = self.recorder
+        if isinstance(recorder, PostgresApplicationRecorder):
+            statement = sql.SQL(
+                "SELECT originator_version, notification_id FROM {schema}.{table} "
+                "WHERE originator_id = %s"
+            ).format(
+                schema=sql.Identifier(recorder.datastore.schema),
+                table=sql.Identifier(recorder.events_table_name),
+            )
+            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
+                cursor.execute(statement, (subject_id,))
+                rows: list[Any] = cursor.fetchall()
+            return {int(r["originator_version"]): int(r["notification_id"]) for r in rows}
+        if isinstance(recorder, SQLiteApplicationRecorder):
+            query = (
+                "SELECT originator_version, rowid FROM "  # noqa: S608 - our table name
+                f"{recorder.events_table_name} WHERE originator_id = ?"
+            )
+            with recorder.datastore.transaction(commit=False) as cursor:
+                cursor.execute(query, (subject_id.hex,))
+                return {int(row[0]): int(row[1]) for row in cursor.fetchall()}
+        msg = f"unsupported recorder {type(recorder).__name__}"
+        raise TypeError(msg)
+
     def position_of(self, subject_id: UUID, versions: Sequence[int]) -> int:
         """The position of the last of these events of one aggregate (for idempotent replies)."""
         recorder = self.recorder
