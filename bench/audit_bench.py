@@ -1,0 +1,183 @@
+"""Audit benchmarks on PostgreSQL: sealing, `audit verify` and proof generation.
+
+    python bench/audit_bench.py --events 1000000 --runs 3
+
+Fills a fresh schema's event table with N events by COPY (real envelope JSON of the size the
+ledger writes), then times, in the same run: sealing all of them; verifying all of them
+(`verify_ledger`: reading events and leaves, rebuilding entries, hashing, comparing); and, as
+baselines, SHA-256 alone over the same entries and reading the rows alone. Proof generation
+is timed as the p99 of 2,000 inclusion proofs at random leaves of the whole tree.
+"""
+
+import argparse
+import hashlib
+import json
+import os
+import random
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import psycopg
+from psycopg import sql
+
+from ledger.audit.entry import encode_entry
+from ledger.audit.merkle import inclusion_proof
+from ledger.audit.note import signer_from_seed
+from ledger.auditlog.check import verify_ledger
+from ledger.auditlog.sealer import Sealer, SealerConfig
+from ledger.auditlog.store import PostgresTreeStore
+from ledger.store import LedgerStore, PostgresStoreConfig
+
+SIGNER = signer_from_seed("bench.consent-ledger/audit", b"\x01" * 32)
+PROOFS = 2_000
+
+
+def _state(n: int) -> bytes:
+    envelope = {
+        "actor": "api",
+        "campaign_id": None,
+        "command_id": str(uuid4()),
+        "event_id": str(uuid4()),
+        "event_type": "UnsubscribeClicked",
+        "evidence": None,
+        "list_id": f"list-{n % 97}",
+        "message_id": None,
+        "method": "one_click_post",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "personal": {
+            "ciphertext": "A" * 96,
+            "key_id": str(uuid4()),
+            "kind": "sealed",
+            "nonce": "AAAAAAAAAAAAAAAA",
+        },
+        "position": None,
+        "purpose": None,
+        "recorded_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "schema_version": 1,
+        "source": "one_click",
+        "subject": f"p-{n}",
+    }
+    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+
+
+def fill(dsn: str, schema: str, events: int) -> LedgerStore:
+    store = LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2))
+    table = sql.Identifier(schema, "ledger_events")
+    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+        with cursor.copy(
+            sql.SQL("COPY {} (originator_id, originator_version, topic, state) FROM STDIN").format(
+                table
+            )
+        ) as copy:
+            for n in range(events):
+                copy.write_row((uuid4(), 1, "UnsubscribeClicked/v1", _state(n)))
+        conn.commit()
+    return store
+
+
+def run(dsn: str, events: int) -> dict[str, float]:
+    schema = f"bench_{uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        store = fill(dsn, schema, events)
+        tree = PostgresTreeStore(dsn=dsn, schema=schema)
+        tree.migrate()
+        sealer = Sealer(
+            store=store,
+            tree=tree,
+            signer=SIGNER,
+            config=SealerConfig(origin=SIGNER.name, checkpoint_every_events=100_000),
+        )
+        started = time.perf_counter()
+        while sealer.seal(limit=10_000):
+            sealer.checkpoint_if_due()
+        sealer.checkpoint()
+        seal_s = time.perf_counter() - started
+
+        started = time.perf_counter()
+        report = verify_ledger(store=store, tree=tree, verifier=SIGNER.verifier())
+        verify_s = time.perf_counter() - started
+        if not report.ok or report.leaves != events:
+            msg = f"verification did not pass: {report}"
+            raise RuntimeError(msg)
+
+        started = time.perf_counter()
+        rows = 0
+        after = 0
+        entries: list[bytes] = []
+        while page := store.notifications(after=after, limit=10_000):
+            rows += len(page)
+            after = page[-1].id
+            if len(entries) < 200_000:
+                entries.extend(
+                    encode_entry(
+                        position=n.id,
+                        originator_id=store.originator_uuid(n.originator_id),
+                        originator_version=n.originator_version,
+                        topic=n.topic,
+                        state=n.state,
+                    )
+                    for n in page
+                )
+        read_s = time.perf_counter() - started
+        started = time.perf_counter()
+        for entry in entries:
+            hashlib.sha256(b"\x00" + entry).digest()
+        hash_rate = len(entries) / (time.perf_counter() - started)
+
+        size = tree.size()
+        latencies = []
+        for _ in range(PROOFS):
+            index = random.randrange(size)
+            started = time.perf_counter()
+            inclusion_proof(index=index, size=size, store=tree)
+            latencies.append(time.perf_counter() - started)
+        latencies.sort()
+        tree.close()
+        store.close()
+        return {
+            "seal_events_per_s": events / seal_s,
+            "verify_events_per_s": events / verify_s,
+            "read_only_events_per_s": rows / read_s,
+            "sha256_only_per_s": hash_rate,
+            "proof_p50_ms": 1000 * latencies[len(latencies) // 2],
+            "proof_p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
+        }
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    dsn = os.environ.get("CONSENT_PG_DSN")
+    if not dsn:
+        parser.error(
+            "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
+        )
+    results = []
+    for number in range(args.runs):
+        result = run(dsn, args.events)
+        print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
+        results.append(result)
+    summary = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    summary["verify_over_sha256_only"] = (
+        summary["verify_events_per_s"] / summary["sha256_only_per_s"]
+    )
+    summary["verify_over_read_only"] = (
+        summary["verify_events_per_s"] / summary["read_only_events_per_s"]
+    )
+    print(json.dumps({"events": args.events, "runs": args.runs, "median": summary}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
