@@ -14,7 +14,6 @@ import csv
 import io
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -83,23 +82,28 @@ def run_import(path: Path, dsn: str) -> tuple[float, int, dict[str, object]]:
             ["policy", "publish", "v1", str(policy), "--purpose", "newsletter"],
         ):
             subprocess.run([CLI, *args], env=env, check=True, capture_output=True)
-        before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
         started = time.perf_counter()
-        done = subprocess.run(
+        child = subprocess.Popen(
             [CLI, "import", str(path), "--purpose", "newsletter"],
             env=env,
-            check=True,
-            capture_output=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
             text=True,
         )
+        stdout = child.stdout.read() if child.stdout else ""
+        # wait4 gives this child's own peak RSS (RUSAGE_CHILDREN would mix all children).
+        _, status, usage = os.wait4(child.pid, 0)
         elapsed = time.perf_counter() - started
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        child.returncode = os.waitstatus_to_exitcode(status)
+        if child.returncode != 0:
+            msg = f"import exited {child.returncode}"
+            raise RuntimeError(msg)
+        peak = usage.ru_maxrss
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-    summary = json.loads(done.stdout.strip().splitlines()[-1])
-    # RUSAGE_CHILDREN keeps the largest child so far: report it only when this one set it.
-    return elapsed, peak if peak > before else -1, summary
+    summary = json.loads(stdout.strip().splitlines()[-1])
+    return elapsed, peak, summary
 
 
 def main() -> None:
@@ -116,7 +120,6 @@ def main() -> None:
         )
     RESULTS.mkdir(exist_ok=True)
     report: dict[str, object] = {}
-    # Smallest file first, so each larger run can only raise the children's peak RSS.
     for lines in sorted(args.lines):
         path = RESULTS / f"import-{lines}.csv"
         write_csv(path, lines)

@@ -58,6 +58,7 @@ class GroupCommitter(Generic[T, R]):
         self._config = config
         self._queue: queue.SimpleQueue[Submission[T, R] | None] = queue.SimpleQueue()
         self._closed = threading.Event()
+        self._last_batch_size = 0
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
 
@@ -85,7 +86,10 @@ class GroupCommitter(Generic[T, R]):
         if first is None:
             return None
         batch = [first]
-        deadline = time.monotonic() + self._config.max_wait_s
+        # Waiting for company only pays under load: a lone caller (the last batch had one
+        # submission) goes straight through instead of paying max_wait_s every time.
+        wait = self._config.max_wait_s if self._last_batch_size > 1 else 0.0
+        deadline = time.monotonic() + wait
         while len(batch) < self._config.max_batch:
             remaining = deadline - time.monotonic()
             try:
@@ -100,6 +104,7 @@ class GroupCommitter(Generic[T, R]):
                 self._queue.put(None)
                 break
             batch.append(item)
+        self._last_batch_size = len(batch)
         return batch
 
     def _run(self) -> None:
