@@ -116,42 +116,44 @@ def _walk(
         next_checkpoint = next(pending, None)
     compact = _CompactRange()
     leaves = _stored_leaves(tree)
-    after = 0
-    while page := store.notifications(after=after, limit=READ_BATCH):
-        for notification in page:
-            report.events += 1
-            leaf = next(leaves, None)
-            if leaf is None:
-                report.unsealed += 1
-                continue
-            report.leaves += 1
-            digest = leaf_hash(
-                encode_entry(
-                    position=notification.id,
-                    originator_id=store.originator_uuid(notification.originator_id),
-                    originator_version=notification.originator_version,
-                    topic=notification.topic,
-                    state=notification.state,
-                )
+    counted = 0
+    for position, originator_id, version, topic, state in store.stream_rows():
+        report.events += 1
+        leaf = next(leaves, None)
+        if leaf is None:
+            report.unsealed += 1
+            continue
+        report.leaves += 1
+        digest = leaf_hash(
+            encode_entry(
+                position=position,
+                originator_id=originator_id,
+                originator_version=version,
+                topic=topic,
+                state=state,
             )
-            _check_leaf(leaf, notification.id, digest)
-            compact.append(digest)
-            while next_checkpoint is not None and next_checkpoint.size == compact.size:
-                # The row's root was checked against its signed note already.
-                if compact.root() != next_checkpoint.root:
-                    raise _Found(
-                        Discrepancy(
-                            notification.id,
-                            leaf.index,
-                            f"checkpoint of size {next_checkpoint.size} does not match the "
-                            "tree recomputed from the store",
-                        )
+        )
+        _check_leaf(leaf, position, digest)
+        compact.append(digest)
+        while next_checkpoint is not None and next_checkpoint.size == compact.size:
+            # The row's root was checked against its signed note already.
+            if compact.root() != next_checkpoint.root:
+                raise _Found(
+                    Discrepancy(
+                        position,
+                        leaf.index,
+                        f"checkpoint of size {next_checkpoint.size} does not match the "
+                        "tree recomputed from the store",
                     )
-                report.checkpoints += 1
-                next_checkpoint = next(pending, None)
-        after = page[-1].id
-        if progress is not None:
-            progress(len(page))
+                )
+            report.checkpoints += 1
+            next_checkpoint = next(pending, None)
+        counted += 1
+        if progress is not None and counted == READ_BATCH:
+            progress(counted)
+            counted = 0
+    if progress is not None and counted:
+        progress(counted)
     extra = next(leaves, None)
     if extra is not None:
         raise _Found(
