@@ -60,6 +60,11 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_every_events: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    ledger_cache_size: int = Field(
+        default=20_000,
+        ge=0,
+        description="People whose state the writer keeps in memory between commands.",
+    )
     group_commit_max_batch: int = Field(default=256, ge=1, le=10_000)
     group_commit_max_wait_ms: float = Field(default=2.0, ge=0, le=1000)
     pg_schema: str = Field(

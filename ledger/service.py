@@ -49,7 +49,7 @@ class LedgerConfig:
     """How far ahead of our clock ``occurred_at`` may be (the caller's clock may run fast)."""
     conflict_attempts: int = 10
     """Tries of a batch when another process wrote the same person meanwhile."""
-    cache_size: int = 100_000
+    cache_size: int = 20_000
     """Aggregates kept in memory between commands (each re-checked on conflict)."""
     command_timeout_s: float = 30.0
 
