@@ -64,7 +64,7 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
         group_commit=GroupCommitConfig(
             max_batch=settings.group_commit_max_batch,
             max_wait_s=settings.group_commit_max_wait_ms / 1000,
-        )
+        ),
     )
     return Ledger(
         store=store,
