@@ -24,7 +24,7 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
-from ledger.audit.entry import encode_entry
+from ledger.audit.entry import Entry
 from ledger.audit.merkle import inclusion_proof
 from ledger.audit.note import signer_from_seed
 from ledger.auditlog.check import verify_ledger
@@ -110,18 +110,10 @@ def run(dsn: str, events: int) -> dict[str, float]:
         started = time.perf_counter()
         rows = 0
         entries: list[bytes] = []
-        for position, originator_id, version, topic, state in store.stream_rows():
+        for row in store.stream_rows():
             rows += 1
             if len(entries) < HASHED_ENTRIES:
-                entries.append(
-                    encode_entry(
-                        position=position,
-                        originator_id=originator_id,
-                        originator_version=version,
-                        topic=topic,
-                        state=state,
-                    )
-                )
+                entries.append(Entry(*row).encode())
         read_s = time.perf_counter() - started
         started = time.perf_counter()
         for entry in entries:

@@ -10,12 +10,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from entrypoints.bootstrap import Audit, build_audit
-from entrypoints.settings import Settings
+from entrypoints.console import err, load_settings
 from ledger.audit.bundle import load_bundle, verify_bundle
 from ledger.audit.merkle import consistency_proof, inclusion_proof
 from ledger.audit.verify import AuditError
@@ -27,7 +25,6 @@ audit_app = typer.Typer(
     help="Prove history: seal events into a Merkle tree, sign checkpoints, prove, verify.",
     no_args_is_help=True,
 )
-err = Console(stderr=True)
 
 
 def _b64(data: bytes) -> str:
@@ -36,14 +33,7 @@ def _b64(data: bytes) -> str:
 
 @contextmanager
 def _audit() -> Iterator[Audit]:
-    try:
-        settings = Settings()
-    except ValidationError as error:
-        first = error.errors()[0]
-        err.print(
-            f"[red]invalid setting CONSENT_{str(first['loc'][0]).upper()}:[/red] {first['msg']}"
-        )
-        raise typer.Exit(code=2) from None
+    settings = load_settings()
     try:
         audit = build_audit(settings)
     except LedgerError as error:

@@ -13,16 +13,15 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
-from pydantic import ValidationError
-from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from entrypoints.audit_cli import audit_app
 from entrypoints.bootstrap import build_ledger
+from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
 from entrypoints.http import create_app
-from entrypoints.settings import Mode, Settings
+from entrypoints.settings import Mode
 from ledger.commands import (
     Command,
     GrantConsent,
@@ -43,7 +42,6 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
-err = Console(stderr=True)
 
 
 @app.callback()
@@ -52,17 +50,6 @@ def root() -> None:
 
     Settings come from CONSENT_* environment variables; see the README.
     """
-
-
-def load_settings() -> Settings:
-    """Read the environment once; a bad value is a clear start-up error, not a traceback."""
-    try:
-        return Settings()
-    except ValidationError as error:
-        first = error.errors()[0]
-        field = ".".join(str(part) for part in first["loc"])
-        err.print(f"[red]invalid setting CONSENT_{field.upper()}:[/red] {first['msg']}")
-        raise typer.Exit(code=2) from None
 
 
 @app.command()

@@ -10,7 +10,7 @@ import itertools
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
-from ledger.audit.entry import encode_entry
+from ledger.audit.entry import Entry
 from ledger.audit.merkle import consistency_proof
 from ledger.audit.note import NoteVerifier, SignatureError, open_note, parse_checkpoint
 from ledger.audit.verify import AuditError, leaf_hash, node_hash, verify_consistency
@@ -124,15 +124,7 @@ def _walk(
             report.unsealed += 1
             continue
         report.leaves += 1
-        digest = leaf_hash(
-            encode_entry(
-                position=position,
-                originator_id=originator_id,
-                originator_version=version,
-                topic=topic,
-                state=state,
-            )
-        )
+        digest = leaf_hash(Entry(position, originator_id, version, topic, state).encode())
         _check_leaf(leaf, position, digest)
         compact.append(digest)
         while next_checkpoint is not None and next_checkpoint.size == compact.size:
