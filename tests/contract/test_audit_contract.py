@@ -6,6 +6,7 @@ could, and `verify_ledger` must name the position; bundles must fail when altere
 
 import base64
 import copy
+import hashlib
 import itertools
 import json
 from collections.abc import Iterator
@@ -19,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from ledger.audit.bundle import BundleError, verify_bundle
-from ledger.audit.merkle import consistency_proof
+from ledger.audit.merkle import consistency_proof, inclusion_proof
 from ledger.audit.note import generate_signer, signer_from_seed
 from ledger.audit.verify import AuditError, verify_consistency
 from ledger.auditlog.check import VerifyReport, verify_ledger
@@ -42,6 +43,63 @@ from schemas import PersonalData
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 SIGNER = signer_from_seed("ledger.test/audit", b"\x07" * 32)
+
+
+def _h(*parts: bytes) -> bytes:
+    return hashlib.sha256(b"".join(parts)).digest()
+
+
+def rfc_verify_inclusion(
+    index: int, size: int, leaf: bytes, proof: list[bytes], root: bytes
+) -> bool:
+    """RFC 9162 section 2.1.3.2, written here apart from the ledger's own verifier."""
+    if index >= size:
+        return False
+    fn, sn, r = index, size - 1, leaf
+    for p in proof:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            r = _h(b"\x01", p, r)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            r = _h(b"\x01", r, p)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and r == root
+
+
+def rfc_verify_consistency(
+    first: int, second: int, first_root: bytes, second_root: bytes, proof: list[bytes]
+) -> bool:
+    """RFC 9162 section 2.1.4.2, written here apart from the ledger's own verifier."""
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0 or first > second or not proof:
+        return False
+    if first & (first - 1) == 0:
+        proof = [first_root, *proof]
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = proof[0]
+    for c in proof[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = _h(b"\x01", c, fr)
+            sr = _h(b"\x01", c, sr)
+            while not fn & 1 and fn != 0:
+                fn >>= 1
+                sn >>= 1
+        else:
+            sr = _h(b"\x01", sr, c)
+        fn >>= 1
+        sn >>= 1
+    return fr == first_root and sr == second_root and sn == 0
 
 
 class AuditContract:
@@ -196,6 +254,27 @@ class AuditContract:
                 proof=proof,
             )
         assert self.verify().ok
+
+    def test_stored_tree_proofs_pass_an_independent_rfc_verifier(self) -> None:
+        checkpoints = []
+        for count in (1, 4, 2, 6):
+            self.write(count)
+            self.sealer.seal_all()
+            checkpoints.append(self.sealer.checkpoint())
+        last = checkpoints[-1]
+        leaves = self.tree.leaves(start=0, limit=last.size)
+        for leaf in leaves:
+            proof = inclusion_proof(index=leaf.index, size=last.size, store=self.tree)
+            assert rfc_verify_inclusion(leaf.index, last.size, leaf.hash, proof, last.root)
+            assert not rfc_verify_inclusion(
+                leaf.index, last.size, leaf.hash, proof, checkpoints[0].root
+            )
+        for older, newer in itertools.combinations(checkpoints, 2):
+            proof = consistency_proof(first=older.size, second=newer.size, store=self.tree)
+            assert rfc_verify_consistency(older.size, newer.size, older.root, newer.root, proof)
+            assert not rfc_verify_consistency(
+                older.size, newer.size, older.root, newer.root, proof[:-1]
+            )
 
     def test_a_forged_checkpoint_signature_is_found(self) -> None:
         self.sealed()
