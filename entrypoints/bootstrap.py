@@ -17,6 +17,8 @@ from ledger.errors import ConfigurationError
 from ledger.group_commit import GroupCommitConfig
 from ledger.identity import SubjectHasher
 from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
+from ledger.positions import PostgresPositions, SQLitePositions
+from ledger.relay import PositionStore, Relay, RelayConfig
 from ledger.secrets import decode_secret, load_or_create_secret
 from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
@@ -134,3 +136,25 @@ def build_audit(settings: Settings) -> Audit:
         ),
     )
     return Audit(store=store, tree=tree, signer=signer, sealer=sealer)
+
+
+def build_relay(settings: Settings) -> Relay:
+    """The Kafka relay of this ledger; it needs CONSENT_KAFKA_BOOTSTRAP."""
+    if not settings.kafka_bootstrap:
+        msg = "the relay needs CONSENT_KAFKA_BOOTSTRAP"
+        raise ConfigurationError(msg)
+    store = build_store(settings)
+    positions: PositionStore
+    if settings.mode is Mode.EMBEDDED:
+        positions = SQLitePositions(path=settings.sqlite_path)
+    else:
+        positions = PostgresPositions(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
+    return Relay(
+        store=store,
+        positions=positions,
+        config=RelayConfig(
+            bootstrap=settings.kafka_bootstrap,
+            partitions=settings.kafka_partitions,
+            batch=settings.relay_batch,
+        ),
+    )

@@ -4,7 +4,9 @@ import csv
 import hashlib
 import io
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -13,11 +15,12 @@ from typing import Annotated, Any
 
 import typer
 import uvicorn
+from kafka.errors import KafkaError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from entrypoints.audit_cli import audit_app
-from entrypoints.bootstrap import build_ledger
+from entrypoints.bootstrap import build_ledger, build_relay
 from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
 from entrypoints.http import create_app
@@ -33,6 +36,7 @@ from ledger.commands import (
 )
 from ledger.errors import LedgerError
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
+from ledger.relay import ensure_topics
 from ledger.service import CommandResult, Ledger
 from schemas import Channel, DoubleOptIn, LegalBasis, Source, UnsubscribeMethod, WithdrawalReason
 
@@ -386,6 +390,40 @@ def import_file(
             }
         )
     )
+
+
+@app.command()
+def relay(
+    once: Annotated[bool, typer.Option(help="Publish what is waiting, then exit.")] = False,
+) -> None:
+    """Publish every stored event, in ledger order, to Kafka (topic consent.events.v1).
+
+    Creates the topics if missing; while the broker is down it backs off and resumes where the
+    broker last acknowledged. Ctrl-C or SIGTERM stops it cleanly.
+    """
+    settings = load_settings()
+    try:
+        relay_ = build_relay(settings)
+        ensure_topics(relay_.config)
+    except (LedgerError, KafkaError) as error:
+        err.print(f"[red]cannot start:[/red] {error}")
+        raise typer.Exit(code=2) from None
+    try:
+        if once:
+            published = 0
+            while batch := relay_.publish_once():
+                published += batch
+            typer.echo(json.dumps({"published": published, "position": relay_.position}))
+            return
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        err.print(f"relaying to {settings.kafka_bootstrap}; {relay_.backlog()} events waiting")
+        try:
+            relay_.run(stop)
+        except KeyboardInterrupt:
+            stop.set()
+    finally:
+        relay_.close()
 
 
 def main() -> None:

@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_every_events: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    kafka_partitions: int = Field(
+        default=6, ge=1, le=1000, description="Partitions of the event topic when created."
+    )
+    relay_batch: int = Field(default=2_000, ge=1, le=100_000)
     ledger_cache_size: int = Field(
         default=20_000,
         ge=0,

@@ -9,7 +9,7 @@ Each stored event row holds, besides the library's ``originator_id`` and ``origi
 The store's notification id is the ledger position: its one total order.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -237,7 +237,9 @@ class LedgerStore(Application[UUID]):
                 yield notification.id, self._envelope_mapper.to_ledger_event(notification)
             position = page[-1].id
 
-    def stream_rows(self, *, after: int = 0) -> Iterator[tuple[int, UUID, int, str, bytes]]:
+    def stream_rows(
+        self, *, after: int = 0
+    ) -> Generator[tuple[int, UUID, int, str, bytes], None, None]:
         """(position, originator id, version, topic, state) of every event after ``after``.
 
         One server-side cursor rather than pages of library objects: this is what reading a

@@ -1,0 +1,84 @@
+"""Tracked positions of the ledger's followers (the relay), stored next to the events."""
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+SQLITE_TIMEOUT_S = 10.0
+
+
+class SQLitePositions:
+    """Positions in the embedded SQLite file."""
+
+    def __init__(self, *, path: Path) -> None:
+        self._path = path
+        with self._connect() as conn:
+            conn.execute(
+                "create table if not exists follower_positions "
+                "(name text primary key, position integer not null)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        return sqlite3.connect(self._path, timeout=SQLITE_TIMEOUT_S)
+
+    def close(self) -> None:
+        """Nothing to release: each call opens and closes its own connection."""
+
+    def load(self, name: str) -> int:
+        with self._connect() as conn:
+            row = conn.execute(
+                "select position from follower_positions where name = ?", (name,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def save(self, name: str, position: int) -> None:
+        with self._connect() as conn:
+            conn.execute(
+                "insert into follower_positions (name, position) values (?, ?) "
+                "on conflict (name) do update set position = excluded.position",
+                (name, position),
+            )
+
+
+class PostgresPositions:
+    """Positions in PostgreSQL, in the ledger's schema."""
+
+    def __init__(self, *, dsn: str, schema: str = "public") -> None:
+        self._dsn = dsn
+        self._table = sql.Identifier(schema, "follower_positions")
+        self._conn: psycopg.Connection[Any] | None = None
+        self._run(
+            sql.SQL(
+                "create table if not exists {} (name text primary key, position bigint not null)"
+            ).format(self._table),
+            (),
+        )
+
+    def _run(self, statement: sql.Composed, params: tuple[Any, ...]) -> list[Any]:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+        cursor = self._conn.execute(statement, params)
+        return cursor.fetchall() if cursor.description else []
+
+    def load(self, name: str) -> int:
+        rows = self._run(
+            sql.SQL("select position from {} where name = %s").format(self._table), (name,)
+        )
+        return int(rows[0][0]) if rows else 0
+
+    def save(self, name: str, position: int) -> None:
+        self._run(
+            sql.SQL(
+                "insert into {} (name, position) values (%s, %s) "
+                "on conflict (name) do update set position = excluded.position"
+            ).format(self._table),
+            (name, position),
+        )
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
