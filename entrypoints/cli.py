@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 import typer
 import uvicorn
 from kafka.errors import KafkaError
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from consumers.runner import ConsumerConfig, ConsumerRunner
 from entrypoints.audit_cli import audit_app
 from entrypoints.bootstrap import build_ledger, build_relay
 from entrypoints.console import err, load_settings
@@ -424,6 +426,46 @@ def relay(
             stop.set()
     finally:
         relay_.close()
+
+
+@app.command()
+def consume(
+    group: Annotated[
+        str, typer.Option(help="Consumer group: one per set of projection tables.")
+    ] = "consent-ledger-projections",
+) -> None:
+    """Apply the event topic to the projection tables in PostgreSQL (production mode).
+
+    Offsets are kept with the rows, in one transaction per batch; undecodable records go to
+    consent.events.dlq.v1. SIGTERM or Ctrl-C finishes the batch in hand, then exits.
+    """
+    settings = load_settings()
+    if not (settings.pg_dsn and settings.kafka_bootstrap):
+        err.print(
+            "[red]cannot start:[/red] consume needs CONSENT_PG_DSN and CONSENT_KAFKA_BOOTSTRAP"
+        )
+        raise typer.Exit(code=2)
+    try:
+        runner = ConsumerRunner(
+            ConsumerConfig(
+                bootstrap=settings.kafka_bootstrap,
+                dsn=settings.pg_dsn,
+                schema=settings.pg_schema,
+                group=group,
+            )
+        )
+    except (KafkaError, psycopg.Error) as error:
+        err.print(f"[red]cannot start:[/red] {type(error).__name__}")
+        raise typer.Exit(code=2) from None
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    err.print(f"consuming into schema {settings.pg_schema} as group {group}")
+    try:
+        runner.run(stop)
+    except KeyboardInterrupt:
+        stop.set()
+    finally:
+        runner.close()
 
 
 def main() -> None:

@@ -1,0 +1,187 @@
+"""The consumer runner: Kafka records into the projection tables, exactly once in effect.
+
+Auto-commit is off. Each polled batch's projection rows and the next offset of every partition
+it touched are written in one PostgreSQL transaction; on start and on every rebalance the
+consumer seeks to the offsets stored there, so a crash between the two is impossible to see. A
+record that cannot be decoded or validated goes to the dead-letter topic, with the error in a
+header, and its partition moves on.
+"""
+
+import json
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from psycopg import sql
+
+from ledger.relay import DEAD_LETTER_TOPIC, EVENTS_TOPIC
+from projections.store import ProjectionWriter, apply, migrate
+from schemas import EventBase, SchemaError, parse_event
+
+logger = logging.getLogger(__name__)
+
+MAX_ERROR_HEADER = 500
+
+
+@dataclass(frozen=True, slots=True)
+class ConsumerConfig:
+    bootstrap: str
+    dsn: str
+    schema: str = "public"
+    group: str = "consent-ledger-projections"
+    topic: str = EVENTS_TOPIC
+    dead_letter_topic: str = DEAD_LETTER_TOPIC
+    max_records: int = 2_000
+    poll_timeout_ms: int = 500
+
+
+class UndecodableRecordError(ValueError):
+    """A record that is not a ledger event; ``reason`` holds no record content."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def decode(record: Any) -> tuple[EventBase, int]:
+    """The event a record carries and its ledger position, or `UndecodableRecordError`."""
+    if record.key is None:
+        raise UndecodableRecordError("record has no key")
+    try:
+        event = parse_event(record.value)
+    except SchemaError as error:
+        raise UndecodableRecordError(f"{type(error).__name__}: {error}") from None
+    if event.position is None:
+        raise UndecodableRecordError("event has no position")
+    if record.key != event.subject.encode():
+        raise UndecodableRecordError("record key is not the event's subject")
+    return event, event.position
+
+
+class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
+    def __init__(self, runner: "ConsumerRunner") -> None:
+        self._runner = runner
+
+    def on_partitions_revoked(self, revoked: Sequence[TopicPartition]) -> None:
+        logger.info("consumer: %d partitions revoked", len(revoked))
+
+    def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        self._runner.seek_to_stored(assigned)
+
+
+class ConsumerRunner:
+    """One member of the projections' consumer group."""
+
+    def __init__(self, config: ConsumerConfig) -> None:
+        self.config = config
+        self.writer = ProjectionWriter(schema=config.schema)
+        self.conn: psycopg.Connection[Any] = psycopg.connect(config.dsn)
+        with self.conn.transaction():
+            migrate(self.conn, schema=config.schema)
+        self.consumer = KafkaConsumer(
+            bootstrap_servers=config.bootstrap,
+            group_id=config.group,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            client_id="consent-ledger-consumer",
+        )
+        self.consumer.subscribe([config.topic], listener=_SeekToStoredOffsets(self))
+        self.dead_letters = KafkaProducer(
+            bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True
+        )
+        self._offsets = sql.SQL("{}.{}").format(
+            sql.Identifier(config.schema), sql.Identifier("consumer_offsets")
+        )
+
+    def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
+        """Start each partition where the projection tables say, not where Kafka says."""
+        with self.conn.transaction():
+            rows = self.conn.execute(
+                sql.SQL(
+                    "select partition, next_offset from {} where consumer_group = %s and topic = %s"
+                ).format(self._offsets),
+                (self.config.group, self.config.topic),
+            ).fetchall()
+        stored = {int(p): int(o) for p, o in rows}
+        for tp in partitions:
+            if tp.partition in stored:
+                self.consumer.seek(tp, stored[tp.partition])
+            else:
+                self.consumer.seek_to_beginning(tp)
+
+    def run_once(self) -> int:
+        """Poll one batch and apply it; returns how many records it took."""
+        polled = self.consumer.poll(
+            timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
+        )
+        if not polled:
+            return 0
+        events: list[tuple[EventBase, int]] = []
+        next_offsets: dict[int, int] = {}
+        dead: list[tuple[Any, str]] = []
+        for tp, records in polled.items():
+            for record in records:
+                try:
+                    events.append(decode(record))
+                except UndecodableRecordError as error:
+                    dead.append((record, error.reason))
+            next_offsets[tp.partition] = records[-1].offset + 1
+        self._send_dead_letters(dead)
+        with self.conn.transaction():
+            apply(self.conn, self.writer, events)
+            with self.conn.cursor() as cursor:
+                for partition, offset in next_offsets.items():
+                    cursor.execute(
+                        sql.SQL(
+                            "insert into {} (consumer_group, topic, partition, next_offset) "
+                            "values (%s, %s, %s, %s) on conflict (consumer_group, topic, "
+                            "partition) do update set next_offset = excluded.next_offset"
+                        ).format(self._offsets),
+                        (self.config.group, self.config.topic, partition, offset),
+                    )
+        return sum(len(records) for records in polled.values())
+
+    def _send_dead_letters(self, dead: list[tuple[Any, str]]) -> None:
+        # Sent and acknowledged before the batch commits: a crash in between re-sends them,
+        # which duplicates a dead letter but never loses one.
+        for record, reason in dead:
+            headers = [
+                *(record.headers or []),
+                ("error", reason[:MAX_ERROR_HEADER].encode()),
+                (
+                    "source",
+                    json.dumps(
+                        {
+                            "topic": record.topic,
+                            "partition": record.partition,
+                            "offset": record.offset,
+                        }
+                    ).encode(),
+                ),
+            ]
+            self.dead_letters.send(
+                self.config.dead_letter_topic, key=record.key, value=record.value, headers=headers
+            )
+            logger.warning(
+                "consumer: record %s/%d/%d to the dead-letter topic: %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                reason.split(":", 1)[0],
+            )
+        if dead:
+            self.dead_letters.flush()
+
+    def run(self, stop: threading.Event) -> None:
+        """Apply batches until ``stop``; the batch in hand is always finished first."""
+        while not stop.is_set():
+            self.run_once()
+
+    def close(self) -> None:
+        self.consumer.close()
+        self.dead_letters.close()
+        self.conn.close()

@@ -1,0 +1,216 @@
+"""The projection tables in PostgreSQL: migration, and applying events with last-position-wins."""
+
+from collections.abc import Sequence
+from importlib.resources import files
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from schemas import (
+    ConsentConfirmed,
+    ConsentGranted,
+    ConsentWithdrawn,
+    DoubleOptIn,
+    EventBase,
+    ObjectionRecorded,
+    PolicyVersionAccepted,
+    RightsRequestClosed,
+    RightsRequestExtended,
+    RightsRequestOpened,
+    SubjectErased,
+    UnsubscribeClicked,
+)
+
+Statement = tuple[sql.Composed, tuple[Any, ...]]
+EVERY_SCOPE = "*"
+
+
+def migrate(conn: psycopg.Connection[Any], *, schema: str) -> None:
+    """Create the projection tables if missing (safe to run twice)."""
+    for resource in sorted(files("projections").joinpath("sql").iterdir(), key=lambda r: r.name):
+        if resource.name.endswith(".sql"):
+            ddl = resource.read_text(encoding="utf-8")
+            conn.execute(sql.SQL(ddl).format(schema=sql.Identifier(schema)))
+
+
+class ProjectionWriter:
+    """Turns events into upserts guarded by ``last_position``, so applying twice equals once."""
+
+    def __init__(self, *, schema: str) -> None:
+        self._s = sql.Identifier(schema)
+
+    def _t(self, table: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(self._s, sql.Identifier(table))
+
+    def _consent(
+        self, event: EventBase, position: int, purpose: str, channel: str, status: str, **cols: Any
+    ) -> Statement:
+        return (
+            sql.SQL(
+                "insert into {t} (subject, purpose, channel, status, reason, policy_version, "
+                "since, last_position) values (%s, %s, %s, %s, %s, %s, %s, %s) "
+                "on conflict (subject, purpose, channel) do update set "
+                "status = excluded.status, reason = excluded.reason, "
+                "policy_version = coalesce(excluded.policy_version, {t}.policy_version), "
+                "since = excluded.since, last_position = excluded.last_position "
+                "where {t}.last_position < excluded.last_position"
+            ).format(t=self._t("consent_state")),
+            (
+                event.subject,
+                purpose,
+                channel,
+                status,
+                cols.get("reason"),
+                cols.get("policy_version"),
+                event.occurred_at,
+                position,
+            ),
+        )
+
+    def _suppress(self, event: EventBase, position: int, scope: str, reason: str) -> Statement:
+        return (
+            sql.SQL(
+                "insert into {t} (subject, scope, reason, since, last_position) "
+                "values (%s, %s, %s, %s, %s) on conflict (subject, scope) do update set "
+                "reason = excluded.reason, since = excluded.since, "
+                "last_position = excluded.last_position "
+                "where {t}.last_position < excluded.last_position"
+            ).format(t=self._t("suppression")),
+            (event.subject, scope, reason, event.occurred_at, position),
+        )
+
+    def _lift_suppression(self, event: EventBase, position: int, scope: str) -> Statement:
+        # A newer explicit consent for a purpose ends an unsubscribe from that purpose only.
+        return (
+            sql.SQL(
+                "delete from {t} where subject = %s and scope = %s and reason = 'unsubscribed' "
+                "and last_position < %s"
+            ).format(t=self._t("suppression")),
+            (event.subject, scope, position),
+        )
+
+    def _withdraw_email(self, event: EventBase, position: int, purpose: str | None) -> Statement:
+        purpose_filter = sql.SQL("") if purpose is None else sql.SQL(" and purpose = %s")
+        params: tuple[Any, ...] = (event.occurred_at, position, event.subject)
+        return (
+            sql.SQL(
+                "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = %s, "
+                "last_position = %s where subject = %s and channel = 'email'{f} "
+                "and last_position < %s"
+            ).format(t=self._t("consent_state"), f=purpose_filter),
+            (*params, *(() if purpose is None else (purpose,)), position),
+        )
+
+    def statements(self, event: EventBase, position: int) -> list[Statement]:  # noqa: PLR0911
+        """What applying ``event``, stored at ``position``, writes."""
+        match event:
+            case ConsentGranted():
+                status = "pending" if event.double_opt_in is DoubleOptIn.PENDING else "granted"
+                return [
+                    self._consent(
+                        event,
+                        position,
+                        event.purpose,
+                        event.channel,
+                        status,
+                        policy_version=event.policy_version,
+                    ),
+                    self._lift_suppression(event, position, event.purpose),
+                ]
+            case ConsentConfirmed():
+                return [self._consent(event, position, event.purpose, event.channel, "granted")]
+            case ConsentWithdrawn():
+                return [
+                    self._consent(
+                        event,
+                        position,
+                        event.purpose,
+                        event.channel,
+                        "withdrawn",
+                        reason=event.reason.value,
+                    )
+                ]
+            case UnsubscribeClicked():
+                if event.list_id is not None and event.purpose is None:
+                    return [
+                        self._suppress(event, position, f"list:{event.list_id}", "unsubscribed")
+                    ]
+                scope = event.purpose or EVERY_SCOPE
+                return [
+                    self._suppress(event, position, scope, "unsubscribed"),
+                    self._withdraw_email(event, position, event.purpose),
+                ]
+            case ObjectionRecorded():
+                return [self._suppress(event, position, event.purpose or EVERY_SCOPE, "objection")]
+            case SubjectErased():
+                return [self._suppress(event, position, EVERY_SCOPE, "erased")]
+            case PolicyVersionAccepted():
+                return [
+                    (
+                        sql.SQL(
+                            "insert into {t} (subject, version, text_sha256, accepted_at, "
+                            "last_position) values (%s, %s, %s, %s, %s) "
+                            "on conflict (subject, version) do nothing"
+                        ).format(t=self._t("policy_acceptance")),
+                        (
+                            event.subject,
+                            event.version,
+                            event.text_sha256,
+                            event.occurred_at,
+                            position,
+                        ),
+                    )
+                ]
+            case RightsRequestOpened() | RightsRequestExtended() | RightsRequestClosed():
+                return [self._rights(event, position)]
+            case _:
+                return []
+
+    def _rights(
+        self,
+        event: RightsRequestOpened | RightsRequestExtended | RightsRequestClosed,
+        position: int,
+    ) -> Statement:
+        table = self._t("rights_requests")
+        if isinstance(event, RightsRequestOpened):
+            return (
+                sql.SQL(
+                    "insert into {t} (request_id, subject, right_name, received_at, due_at, "
+                    "last_position) values (%s, %s, %s, %s, %s, %s) "
+                    "on conflict (request_id) do nothing"
+                ).format(t=table),
+                (
+                    event.request_id,
+                    event.subject,
+                    event.right.value,
+                    event.received_at,
+                    event.due_at,
+                    position,
+                ),
+            )
+        if isinstance(event, RightsRequestExtended):
+            return (
+                sql.SQL(
+                    "update {t} set due_at = %s, extended = true, last_position = %s "
+                    "where request_id = %s and last_position < %s"
+                ).format(t=table),
+                (event.due_at, position, event.request_id, position),
+            )
+        return (
+            sql.SQL(
+                "update {t} set outcome = %s, last_position = %s "
+                "where request_id = %s and last_position < %s"
+            ).format(t=table),
+            (event.outcome.value, position, event.request_id, position),
+        )
+
+
+def apply(
+    conn: psycopg.Connection[Any], writer: ProjectionWriter, events: Sequence[tuple[EventBase, int]]
+) -> None:
+    """Apply events in the caller's transaction."""
+    with conn.cursor() as cursor:
+        for event, position in events:
+            for statement, params in writer.statements(event, position):
+                cursor.execute(statement, params)

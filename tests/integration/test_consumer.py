@@ -1,0 +1,264 @@
+"""Command -> store -> relay -> Kafka -> consumer -> projection, on the real broker and server."""
+
+import random
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+from psycopg import sql
+
+from consumers.runner import ConsumerConfig, ConsumerRunner
+from ledger.commands import (
+    AcceptPolicy,
+    GrantConsent,
+    OpenRightsRequest,
+    PublishPolicyVersion,
+    RecordObjection,
+    RegisterPurpose,
+    Unsubscribe,
+    WithdrawConsent,
+)
+from ledger.identity import SubjectHasher
+from ledger.keystore import SQLiteDataKeyStore
+from ledger.positions import SQLitePositions
+from ledger.relay import Relay, RelayConfig, ensure_topics
+from ledger.service import Ledger
+from ledger.store import LedgerStore, SQLiteStoreConfig
+from projections.store import ProjectionWriter, apply, migrate
+from schemas import parse_event
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 4, 1, tzinfo=UTC)
+TABLES = ("consent_state", "suppression", "policy_acceptance", "rights_requests")
+
+
+@pytest.fixture
+def schema(pg_dsn: str) -> Iterator[str]:
+    name = f"proj_{uuid4().hex[:10]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    path = tmp_path / "ledger.sqlite3"
+    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
+    keys.migrate()
+    ledger = Ledger(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"h" * 32),
+    )
+    for purpose in ("newsletter", "offers"):
+        ledger.execute(
+            RegisterPurpose(
+                purpose=purpose, legal_basis="consent", description=purpose, occurred_at=T0
+            )
+        )
+    ledger.execute(
+        PublishPolicyVersion(
+            version="v1",
+            text_sha256="e" * 64,
+            effective_at=T0,
+            purposes=("newsletter", "offers"),
+            occurred_at=T0,
+        )
+    )
+    yield ledger
+    ledger.close()
+
+
+def _history(ledger: Ledger) -> None:
+    later = T0 + timedelta(hours=1)
+    for subject in ("ann", "bob", "cat"):
+        for purpose in ("newsletter", "offers"):
+            ledger.execute(
+                GrantConsent(subject=subject, purpose=purpose, policy_version="v1", occurred_at=T0)
+            )
+    ledger.execute(Unsubscribe(subject="ann", occurred_at=later))
+    ledger.execute(WithdrawConsent(subject="bob", purpose="offers", occurred_at=later))
+    ledger.execute(RecordObjection(subject="cat", all_direct_marketing=True, occurred_at=later))
+    ledger.execute(AcceptPolicy(subject="cat", version="v1", occurred_at=later))
+    ledger.execute(OpenRightsRequest(subject="bob", right="access", occurred_at=later))
+    ledger.execute(
+        GrantConsent(
+            subject="ann",
+            purpose="newsletter",
+            policy_version="v1",
+            occurred_at=later + timedelta(1),
+        )
+    )
+
+
+def _tables(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(dsn) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL("select * from {} order by 1, 2").format(sql.Identifier(schema, table))
+            ).fetchall()
+            for table in TABLES
+        }
+
+
+def _drain(runner: ConsumerRunner, expected: int) -> int:
+    taken = 0
+    for _ in range(60):
+        taken += runner.run_once()
+        if taken >= expected:
+            break
+    return taken
+
+
+def test_end_to_end_projection_and_a_poison_record(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}"
+    path = tmp_path / "ledger.sqlite3"
+    relay = Relay(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        positions=SQLitePositions(path=path),
+        config=RelayConfig(
+            bootstrap=kafka_bootstrap,
+            partitions=3,
+            events_topic=topic,
+            dead_letter_topic=f"{topic}.dlq",
+        ),
+    )
+    ensure_topics(relay.config)
+    _history(ledger)
+    while relay.publish_once():
+        pass
+    poison = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    poison.send(topic, key=b"ann", value=b"{not json").get(timeout=10)
+    poison.send(topic, key=None, value=b'{"event_type": "Nope"}').get(timeout=10)
+    poison.close()
+    ledger.execute(Unsubscribe(subject="bob", purpose="newsletter", occurred_at=T0 + timedelta(2)))
+    while relay.publish_once():
+        pass
+    relay.close()
+    published = ledger.store.head()
+
+    runner = ConsumerRunner(
+        ConsumerConfig(
+            bootstrap=kafka_bootstrap,
+            dsn=pg_dsn,
+            schema=schema,
+            group=f"g-{topic}",
+            topic=topic,
+            dead_letter_topic=f"{topic}.dlq",
+        )
+    )
+    try:
+        assert _drain(runner, published + 2) == published + 2
+    finally:
+        runner.close()
+
+    tables = _tables(pg_dsn, schema)
+    consents = {(r[0], r[1], r[2]): (r[3], r[4]) for r in tables["consent_state"]}
+    assert consents[("ann", "newsletter", "email")] == ("granted", None)
+    assert consents[("ann", "offers", "email")] == ("withdrawn", "unsubscribed")
+    assert consents[("bob", "offers", "email")] == ("withdrawn", "user_request")
+    assert consents[("bob", "newsletter", "email")] == ("withdrawn", "unsubscribed")
+    suppressions = {(r[0], r[1]): r[2] for r in tables["suppression"]}
+    assert suppressions == {
+        ("ann", "*"): "unsubscribed",
+        ("bob", "newsletter"): "unsubscribed",
+        ("cat", "*"): "objection",
+    }
+    assert [r[:2] for r in tables["policy_acceptance"]] == [("cat", "v1")]
+    assert [(r[1], r[2]) for r in tables["rights_requests"]] == [("bob", "access")]
+
+    dead = KafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
+    letters = [next(dead), next(dead)]
+    dead.close()
+    errors = sorted(dict(letter.headers)["error"].decode() for letter in letters)
+    assert errors[0].startswith("MalformedEventError")
+    assert errors[1] == "record has no key"
+
+
+def test_a_restarted_consumer_resumes_from_the_stored_offsets(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}"
+    path = tmp_path / "ledger.sqlite3"
+    config = RelayConfig(
+        bootstrap=kafka_bootstrap, partitions=1, events_topic=topic, dead_letter_topic=f"{topic}.d"
+    )
+    relay = Relay(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        positions=SQLitePositions(path=path),
+        config=config,
+    )
+    ensure_topics(config)
+    _history(ledger)
+    while relay.publish_once():
+        pass
+    consumer_config = ConsumerConfig(
+        bootstrap=kafka_bootstrap,
+        dsn=pg_dsn,
+        schema=schema,
+        group=f"g-{topic}",
+        topic=topic,
+        dead_letter_topic=f"{topic}.d",
+        max_records=5,
+    )
+    first = ConsumerRunner(consumer_config)
+    taken = _drain(first, 5)
+    first.close()
+    assert taken == 5
+    second = ConsumerRunner(consumer_config)
+    rest = _drain(second, ledger.store.head() - 5)
+    assert second.run_once() == 0
+    second.close()
+    relay.close()
+    assert rest == ledger.store.head() - 5
+
+
+def test_applying_twice_or_interleaved_gives_the_same_tables(
+    ledger: Ledger, pg_dsn: str, schema: str
+) -> None:
+    _history(ledger)
+    events = [
+        (parse_event(n.state), n.id)
+        for n in ledger.store.notifications(after=0, limit=1000)
+        if not n.topic.startswith(("PurposeRegistered", "PolicyVersionPublished"))
+    ]
+    writer = ProjectionWriter(schema=schema)
+    with psycopg.connect(pg_dsn) as conn, conn.transaction():
+        migrate(conn, schema=schema)
+        apply(conn, writer, events)
+    once = _tables(pg_dsn, schema)
+
+    by_subject: dict[str, list[Any]] = {}
+    for event, position in events:
+        by_subject.setdefault(event.subject, []).append((event, position))
+    rng = random.Random(7)
+    for _ in range(3):
+        # Partitions keep each person's order but interleave people arbitrarily.
+        queues = [list(q) for q in by_subject.values()]
+        interleaved = []
+        while any(queues):
+            queue = rng.choice([q for q in queues if q])
+            interleaved.append(queue.pop(0))
+        with psycopg.connect(pg_dsn) as conn, conn.transaction():
+            conn.execute(
+                sql.SQL("truncate {}").format(
+                    sql.SQL(", ").join(sql.Identifier(schema, t) for t in TABLES)
+                )
+            )
+            apply(conn, writer, interleaved)
+            apply(conn, writer, interleaved)
+        assert _tables(pg_dsn, schema) == once
