@@ -17,20 +17,17 @@ from ledger.commands import (
     AcceptPolicy,
     GrantConsent,
     OpenRightsRequest,
-    PublishPolicyVersion,
     RecordObjection,
-    RegisterPurpose,
     Unsubscribe,
     WithdrawConsent,
 )
-from ledger.identity import SubjectHasher
-from ledger.keystore import SQLiteDataKeyStore
 from ledger.positions import SQLitePositions
 from ledger.relay import Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
 from ledger.store import LedgerStore, SQLiteStoreConfig
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import parse_event
+from tests.helpers import sqlite_ledger
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -49,29 +46,7 @@ def schema(pg_dsn: str) -> Iterator[str]:
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    path = tmp_path / "ledger.sqlite3"
-    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"h" * 32),
-    )
-    for purpose in ("newsletter", "offers"):
-        ledger.execute(
-            RegisterPurpose(
-                purpose=purpose, legal_basis="consent", description=purpose, occurred_at=T0
-            )
-        )
-    ledger.execute(
-        PublishPolicyVersion(
-            version="v1",
-            text_sha256="e" * 64,
-            effective_at=T0,
-            purposes=("newsletter", "offers"),
-            occurred_at=T0,
-        )
-    )
+    ledger = sqlite_ledger(tmp_path / "ledger.sqlite3", purposes=("newsletter", "offers"))
     yield ledger
     ledger.close()
 

@@ -14,14 +14,13 @@ from kafka import KafkaConsumer
 
 from ledger.audit.entry import Entry
 from ledger.audit.verify import leaf_hash
-from ledger.commands import GrantConsent, PublishPolicyVersion, RegisterPurpose, Unsubscribe
-from ledger.identity import SubjectHasher
-from ledger.keystore import SQLiteDataKeyStore
+from ledger.commands import GrantConsent, Unsubscribe
 from ledger.positions import SQLitePositions
 from ledger.relay import Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
 from ledger.store import LedgerStore, SQLiteStoreConfig
 from schemas import PersonalData
+from tests.helpers import sqlite_ledger
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -29,28 +28,7 @@ T0 = datetime(2026, 3, 1, tzinfo=UTC)
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    path = tmp_path / "ledger.sqlite3"
-    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"h" * 32),
-    )
-    ledger.execute(
-        RegisterPurpose(
-            purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
-        )
-    )
-    ledger.execute(
-        PublishPolicyVersion(
-            version="v1",
-            text_sha256="e" * 64,
-            effective_at=T0,
-            purposes=("newsletter",),
-            occurred_at=T0,
-        )
-    )
+    ledger = sqlite_ledger(tmp_path / "ledger.sqlite3")
     yield ledger
     ledger.close()
 

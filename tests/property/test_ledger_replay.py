@@ -17,19 +17,15 @@ from ledger.commands import (
     ConfirmConsent,
     GrantConsent,
     LiftRestriction,
-    PublishPolicyVersion,
     RecordInteraction,
     RecordObjection,
-    RegisterPurpose,
     RestrictProcessing,
     Unsubscribe,
     WithdrawConsent,
 )
 from ledger.errors import ConsentNotPendingError, LedgerError
-from ledger.identity import SubjectHasher
-from ledger.keystore import SQLiteDataKeyStore
 from ledger.service import CommandResult, Ledger
-from ledger.store import LedgerStore, SQLiteStoreConfig
+from tests.helpers import sqlite_ledger
 
 PURPOSES = ("newsletter", "offers")
 CHANNELS = ("email", "sms")
@@ -152,22 +148,7 @@ def _command(subject: str, step: dict[str, Any], when: datetime) -> Command:  # 
 @pytest.fixture(scope="module")
 def ledger(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ledger]:
     path: Path = tmp_path_factory.mktemp("replay") / "ledger.sqlite3"
-    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"h" * 32),
-    )
-    for name in PURPOSES:
-        ledger.execute(
-            RegisterPurpose(purpose=name, legal_basis="consent", description=name, occurred_at=T0)
-        )
-    ledger.execute(
-        PublishPolicyVersion(
-            version="v1", text_sha256=SHA, effective_at=T0, purposes=PURPOSES, occurred_at=T0
-        )
-    )
+    ledger = sqlite_ledger(path, purposes=PURPOSES, policy_sha256=SHA)
     yield ledger
     ledger.close()
 

@@ -7,13 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from ledger.commands import PublishPolicyVersion, RegisterPurpose
 from ledger.errors import InvalidFieldError
-from ledger.identity import SubjectHasher
 from ledger.importer import FileFormat, ImportOptions, ImportSummary, read_rows, run_import
-from ledger.keystore import SQLiteDataKeyStore
 from ledger.service import Ledger
-from ledger.store import LedgerStore, SQLiteStoreConfig
+from tests.helpers import sqlite_ledger
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 CSV = """address,status,opt_in_date,source,opt_in_ip,policy_version,extra
@@ -29,22 +26,7 @@ fay@example.org,subscribed,2024-01-02,,,v1,too,many
 
 @pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    path = tmp_path / "ledger.sqlite3"
-    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"h" * 32),
-    )
-    ledger.execute(
-        RegisterPurpose(
-            purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
-        )
-    )
-    ledger.execute(
-        PublishPolicyVersion(version="v1", text_sha256="d" * 64, effective_at=T0, occurred_at=T0)
-    )
+    ledger = sqlite_ledger(tmp_path / "ledger.sqlite3")
     yield ledger
     ledger.close()
 
