@@ -13,8 +13,13 @@ from schemas import (
     ConsentWithdrawn,
     DoubleOptIn,
     EventBase,
+    InteractionRecorded,
     ObjectionRecorded,
     PolicyVersionAccepted,
+    PolicyVersionPublished,
+    ProcessingRestricted,
+    PurposeRegistered,
+    RestrictionLifted,
     RightsRequestClosed,
     RightsRequestExtended,
     RightsRequestOpened,
@@ -71,10 +76,10 @@ class ProjectionWriter:
     def _suppress(self, event: EventBase, position: int, scope: str, reason: str) -> Statement:
         return (
             sql.SQL(
-                "insert into {t} (subject, scope, reason, since, last_position) "
-                "values (%s, %s, %s, %s, %s) on conflict (subject, scope) do update set "
+                "insert into {t} (subject, scope, reason, since, last_position, active) "
+                "values (%s, %s, %s, %s, %s, true) on conflict (subject, scope) do update set "
                 "reason = excluded.reason, since = excluded.since, "
-                "last_position = excluded.last_position "
+                "last_position = excluded.last_position, active = true "
                 "where {t}.last_position < excluded.last_position"
             ).format(t=self._t("suppression")),
             (event.subject, scope, reason, event.occurred_at, position),
@@ -84,10 +89,11 @@ class ProjectionWriter:
         # A newer explicit consent for a purpose ends an unsubscribe from that purpose only.
         return (
             sql.SQL(
-                "delete from {t} where subject = %s and scope = %s and reason = 'unsubscribed' "
+                "update {t} set active = false, last_position = %s "
+                "where subject = %s and scope = %s and reason = 'unsubscribed' "
                 "and last_position < %s"
             ).format(t=self._t("suppression")),
-            (event.subject, scope, position),
+            (position, event.subject, scope, position),
         )
 
     def _withdraw_email(self, event: EventBase, position: int, purpose: str | None) -> Statement:
@@ -164,6 +170,83 @@ class ProjectionWriter:
                 ]
             case RightsRequestOpened() | RightsRequestExtended() | RightsRequestClosed():
                 return [self._rights(event, position)]
+            case _:
+                return self._catalog_and_limits(event, position)
+
+    def _catalog_and_limits(self, event: EventBase, position: int) -> list[Statement]:
+        match event:
+            case PurposeRegistered():
+                return [
+                    (
+                        sql.SQL(
+                            "insert into {t} (purpose, legal_basis, max_age_days, "
+                            "direct_marketing, last_position) values (%s, %s, %s, %s, %s) "
+                            "on conflict (purpose) do nothing"
+                        ).format(t=self._t("purposes")),
+                        (
+                            event.purpose,
+                            event.legal_basis.value,
+                            event.max_age_days,
+                            event.direct_marketing,
+                            position,
+                        ),
+                    )
+                ]
+            case PolicyVersionPublished():
+                return [
+                    (
+                        sql.SQL(
+                            "insert into {t} (version, text_sha256, effective_at, purposes, "
+                            "requires_reconsent, last_position) values (%s, %s, %s, %s, %s, %s) "
+                            "on conflict (version) do nothing"
+                        ).format(t=self._t("policy_versions")),
+                        (
+                            event.version,
+                            event.text_sha256,
+                            event.effective_at,
+                            list(event.purposes),
+                            event.requires_reconsent,
+                            position,
+                        ),
+                    )
+                ]
+            case ProcessingRestricted():
+                return [
+                    (
+                        sql.SQL(
+                            "insert into {t} (subject, scope, since, last_position, active) "
+                            "values (%s, %s, %s, %s, true) on conflict (subject, scope) do update "
+                            "set since = excluded.since, last_position = excluded.last_position, "
+                            "active = true where {t}.last_position < excluded.last_position"
+                        ).format(t=self._t("restriction")),
+                        (event.subject, scope, event.occurred_at, position),
+                    )
+                    for scope in (event.purposes or (EVERY_SCOPE,))
+                ]
+            case RestrictionLifted():
+                scopes = list(event.purposes) if event.purposes else None
+                return [
+                    (
+                        sql.SQL(
+                            "update {t} set active = false, last_position = %s "
+                            "where subject = %s and last_position < %s "
+                            "and (%s::text[] is null or scope = any(%s::text[]))"
+                        ).format(t=self._t("restriction")),
+                        (position, event.subject, position, scopes, scopes),
+                    )
+                ]
+            case InteractionRecorded():
+                return [
+                    (
+                        sql.SQL(
+                            "insert into {t} (subject, last_at, last_position) values (%s, %s, %s) "
+                            "on conflict (subject) do update set last_at = excluded.last_at, "
+                            "last_position = excluded.last_position "
+                            "where {t}.last_position < excluded.last_position"
+                        ).format(t=self._t("interaction")),
+                        (event.subject, event.occurred_at, position),
+                    )
+                ]
             case _:
                 return []
 

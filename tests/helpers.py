@@ -21,7 +21,7 @@ def sqlite_ledger(
     policy_version: str = "v1",
     policy_sha256: str = POLICY_SHA,
 ) -> Ledger:
-    """A ledger on one SQLite file, with these purposes and one published policy version."""
+    """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy."""
     keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
     keys.migrate()
     ledger = Ledger(
@@ -35,6 +35,7 @@ def sqlite_ledger(
                 purpose=purpose,
                 legal_basis="consent",
                 description=purpose,
+                direct_marketing=True,
                 occurred_at=CATALOG_TIME,
             )
         )

@@ -16,8 +16,10 @@ from consumers.runner import ConsumerConfig, ConsumerRunner
 from ledger.commands import (
     AcceptPolicy,
     GrantConsent,
+    LiftRestriction,
     OpenRightsRequest,
     RecordObjection,
+    RestrictProcessing,
     Unsubscribe,
     WithdrawConsent,
 )
@@ -25,13 +27,23 @@ from ledger.positions import SQLitePositions
 from ledger.relay import Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
 from ledger.store import LedgerStore, SQLiteStoreConfig
+from projections.decision import Decision, ProjectionReader, Reason, decide
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import parse_event
 from tests.helpers import sqlite_ledger
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
-TABLES = ("consent_state", "suppression", "policy_acceptance", "rights_requests")
+TABLES = (
+    "consent_state",
+    "suppression",
+    "policy_acceptance",
+    "rights_requests",
+    "purposes",
+    "policy_versions",
+    "restriction",
+    "interaction",
+)
 
 
 @pytest.fixture
@@ -237,3 +249,69 @@ def test_applying_twice_or_interleaved_gives_the_same_tables(
             apply(conn, writer, interleaved)
             apply(conn, writer, interleaved)
         assert _tables(pg_dsn, schema) == once
+
+
+def _project(ledger: Ledger, pg_dsn: str, schema: str, *, twice: bool = False) -> None:
+    events = [
+        (parse_event(n.state), n.id) for n in ledger.store.notifications(after=0, limit=10_000)
+    ]
+    writer = ProjectionWriter(schema=schema)
+    with psycopg.connect(pg_dsn) as conn, conn.transaction():
+        migrate(conn, schema=schema)
+        apply(conn, writer, events)
+        if twice:
+            apply(conn, writer, events)
+
+
+def test_decisions_read_from_the_projection(ledger: Ledger, pg_dsn: str, schema: str) -> None:
+    _history(ledger)
+    later = T0 + timedelta(days=3)
+    ledger.execute(RestrictProcessing(subject="bob", purposes=("newsletter",), occurred_at=later))
+    ledger.execute(
+        GrantConsent(
+            subject="dan",
+            purpose="offers",
+            policy_version="v1",
+            double_opt_in="pending",
+            occurred_at=later,
+        )
+    )
+    _project(ledger, pg_dsn, schema, twice=True)
+    at = T0 + timedelta(days=10)
+    expected = {
+        ("ann", "newsletter"): Decision(allowed=True),
+        ("ann", "offers"): Decision(allowed=False, reason=Reason.UNSUBSCRIBED),
+        ("bob", "newsletter"): Decision(allowed=False, reason=Reason.RESTRICTED),
+        ("bob", "offers"): Decision(allowed=False, reason=Reason.WITHDRAWN),
+        ("cat", "offers"): Decision(allowed=False, reason=Reason.OBJECTED),
+        ("dan", "offers"): Decision(allowed=False, reason=Reason.DOUBLE_OPT_IN_PENDING),
+        ("eve", "offers"): Decision(allowed=False, reason=Reason.NEVER_GRANTED),
+        ("ann", "partners"): Decision(allowed=False, reason=Reason.UNKNOWN_PURPOSE),
+    }
+    with psycopg.connect(pg_dsn) as conn:
+        reader = ProjectionReader(conn, schema=schema)
+        answers = {
+            (subject, purpose): decide(
+                reader.facts(subject, purpose, "email"), purpose=purpose, channel="email", at=at
+            )
+            for subject, purpose in expected
+        }
+    assert answers == expected
+
+
+def test_a_lifted_restriction_stays_lifted_when_an_old_record_comes_again(
+    ledger: Ledger, pg_dsn: str, schema: str
+) -> None:
+    ledger.execute(RestrictProcessing(subject="fay", occurred_at=T0))
+    ledger.execute(LiftRestriction(subject="fay", occurred_at=T0))
+    _project(ledger, pg_dsn, schema)
+    restrict = [
+        (parse_event(n.state), n.id)
+        for n in ledger.store.notifications(after=0, limit=100)
+        if n.topic.startswith("ProcessingRestricted")
+    ]
+    with psycopg.connect(pg_dsn) as conn, conn.transaction():
+        apply(conn, ProjectionWriter(schema=schema), restrict)
+    with psycopg.connect(pg_dsn) as conn:
+        facts = ProjectionReader(conn, schema=schema).facts("fay", "newsletter", "email")
+    assert facts.restrictions == frozenset()

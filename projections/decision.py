@@ -1,0 +1,199 @@
+"""May we send? The decision for one (person, purpose, channel) from the facts the ledger holds.
+
+`decide` is pure: the same facts give the same answer whether they come from the projection
+tables (`ProjectionReader.facts`) or from a replay of the log.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+EVERY_SCOPE = "*"
+
+
+class Reason(StrEnum):
+    """Why sending is denied; the order of the checks in `decide` is the order here."""
+
+    UNKNOWN_PURPOSE = "unknown_purpose"
+    ERASED = "erased"
+    OBJECTED = "objected"
+    RESTRICTED = "restricted"
+    UNSUBSCRIBED = "unsubscribed"
+    NEVER_GRANTED = "never_granted"
+    WITHDRAWN = "withdrawn"
+    DOUBLE_OPT_IN_PENDING = "double_opt_in_pending"
+    EXPIRED = "expired"
+    RECONSENT_REQUIRED = "reconsent_required"
+
+
+@dataclass(frozen=True, slots=True)
+class PurposeFacts:
+    legal_basis: str
+    max_age_days: int | None
+    direct_marketing: bool
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyFacts:
+    version: str
+    effective_at: datetime
+    purposes: tuple[str, ...]
+    requires_reconsent: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentFacts:
+    status: str
+    policy_version: str | None
+    since: datetime
+    last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class SuppressionFacts:
+    scope: str
+    reason: str
+    last_position: int
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """Everything the decision reads about one person and one purpose on one channel."""
+
+    purpose: PurposeFacts | None
+    consent: ConsentFacts | None = None
+    suppressions: tuple[SuppressionFacts, ...] = ()
+    restrictions: frozenset[str] = field(default_factory=frozenset)
+    last_interaction: datetime | None = None
+    policies: tuple[PolicyFacts, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    reason: Reason | None = None
+
+
+def decide(facts: Facts, *, purpose: str, channel: str, at: datetime) -> Decision:  # noqa: PLR0911, PLR0912
+    """Allowed, or the first reason to deny (DESIGN.md section 9)."""
+    if facts.purpose is None:
+        return Decision(allowed=False, reason=Reason.UNKNOWN_PURPOSE)
+    consent = facts.consent
+    for suppression in facts.suppressions:
+        # After an erasure only a newer explicit consent counts (a new key, a new start).
+        if suppression.reason == "erased" and (
+            consent is None or consent.last_position < suppression.last_position
+        ):
+            return Decision(allowed=False, reason=Reason.ERASED)
+    for suppression in facts.suppressions:
+        if suppression.reason == "objection" and (
+            suppression.scope == purpose
+            or (suppression.scope == EVERY_SCOPE and facts.purpose.direct_marketing)
+        ):
+            return Decision(allowed=False, reason=Reason.OBJECTED)
+    if EVERY_SCOPE in facts.restrictions or purpose in facts.restrictions:
+        return Decision(allowed=False, reason=Reason.RESTRICTED)
+    for suppression in facts.suppressions:
+        if suppression.reason != "unsubscribed" or channel != "email":
+            continue
+        if suppression.scope == purpose:
+            return Decision(allowed=False, reason=Reason.UNSUBSCRIBED)
+        newer_consent = consent is not None and consent.last_position > suppression.last_position
+        if suppression.scope == EVERY_SCOPE and not newer_consent:
+            return Decision(allowed=False, reason=Reason.UNSUBSCRIBED)
+    if facts.purpose.legal_basis != "consent":
+        return Decision(allowed=True)
+    if consent is None:
+        return Decision(allowed=False, reason=Reason.NEVER_GRANTED)
+    if consent.status == "withdrawn":
+        return Decision(allowed=False, reason=Reason.WITHDRAWN)
+    if consent.status == "pending":
+        return Decision(allowed=False, reason=Reason.DOUBLE_OPT_IN_PENDING)
+    if facts.purpose.max_age_days is not None:
+        active = max(consent.since, facts.last_interaction or consent.since)
+        if at - active > timedelta(days=facts.purpose.max_age_days):
+            return Decision(allowed=False, reason=Reason.EXPIRED)
+    if _reconsent_required(facts.policies, consent, purpose=purpose, at=at):
+        return Decision(allowed=False, reason=Reason.RECONSENT_REQUIRED)
+    return Decision(allowed=True)
+
+
+def _reconsent_required(
+    policies: Sequence[PolicyFacts], consent: ConsentFacts, *, purpose: str, at: datetime
+) -> bool:
+    given = {p.version: p for p in policies}.get(consent.policy_version or "")
+    if given is None:
+        return False
+    return any(
+        p.requires_reconsent
+        and p.effective_at > given.effective_at
+        and p.effective_at <= at
+        and (not p.purposes or purpose in p.purposes)
+        for p in policies
+    )
+
+
+class ProjectionReader:
+    """Reads the facts of one check from the projection tables."""
+
+    def __init__(self, conn: psycopg.Connection[Any], *, schema: str) -> None:
+        self._conn = conn
+        self._s = sql.Identifier(schema)
+
+    def _t(self, table: str) -> sql.Composed:
+        return sql.SQL("{}.{}").format(self._s, sql.Identifier(table))
+
+    def facts(self, subject: str, purpose: str, channel: str) -> Facts:
+        conn = self._conn
+        purpose_row = conn.execute(
+            sql.SQL(
+                "select legal_basis, max_age_days, direct_marketing from {} where purpose = %s"
+            ).format(self._t("purposes")),
+            (purpose,),
+        ).fetchone()
+        if purpose_row is None:
+            return Facts(purpose=None)
+        consent_row = conn.execute(
+            sql.SQL(
+                "select status, policy_version, since, last_position from {} "
+                "where subject = %s and purpose = %s and channel = %s"
+            ).format(self._t("consent_state")),
+            (subject, purpose, channel),
+        ).fetchone()
+        suppressions = conn.execute(
+            sql.SQL(
+                "select scope, reason, last_position from {} where subject = %s and active"
+            ).format(self._t("suppression")),
+            (subject,),
+        ).fetchall()
+        restrictions = conn.execute(
+            sql.SQL("select scope from {} where subject = %s and active").format(
+                self._t("restriction")
+            ),
+            (subject,),
+        ).fetchall()
+        interaction = conn.execute(
+            sql.SQL("select last_at from {} where subject = %s").format(self._t("interaction")),
+            (subject,),
+        ).fetchone()
+        policies = conn.execute(
+            sql.SQL("select version, effective_at, purposes, requires_reconsent from {}").format(
+                self._t("policy_versions")
+            )
+        ).fetchall()
+        return Facts(
+            purpose=PurposeFacts(*purpose_row),
+            consent=None if consent_row is None else ConsentFacts(*consent_row),
+            suppressions=tuple(SuppressionFacts(*row) for row in suppressions),
+            restrictions=frozenset(row[0] for row in restrictions),
+            last_interaction=None if interaction is None else interaction[0],
+            policies=tuple(
+                PolicyFacts(v, effective, tuple(purposes), reconsent)
+                for v, effective, purposes, reconsent in policies
+            ),
+        )
