@@ -1,6 +1,12 @@
-"""Tracked positions of the ledger's followers (the relay), stored next to the events."""
+"""Tracked positions of the ledger's followers (the relay), stored next to the events.
+
+With its position the relay records a watermark per published batch: for each Kafka partition
+the batch wrote to, the offset after its last record. A reader that knows how far consumers got
+in each partition can then tell which ledger position the projections cover.
+"""
 
 import sqlite3
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +26,11 @@ class SQLitePositions:
                 "create table if not exists follower_positions "
                 "(name text primary key, position integer not null)"
             )
+            conn.execute(
+                "create table if not exists relay_watermarks (position integer not null, "
+                "partition integer not null, next_offset integer not null, "
+                "primary key (position, partition))"
+            )
 
     def _connect(self) -> sqlite3.Connection:
         return sqlite3.connect(self._path, timeout=SQLITE_TIMEOUT_S)
@@ -34,12 +45,17 @@ class SQLitePositions:
             ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def save(self, name: str, position: int) -> None:
+    def save(self, name: str, position: int, watermark: Mapping[int, int] | None = None) -> None:
         with self._connect() as conn:
             conn.execute(
                 "insert into follower_positions (name, position) values (?, ?) "
                 "on conflict (name) do update set position = excluded.position",
                 (name, position),
+            )
+            conn.executemany(
+                "insert or replace into relay_watermarks (position, partition, next_offset) "
+                "values (?, ?, ?)",
+                [(position, partition, offset) for partition, offset in (watermark or {}).items()],
             )
 
 
@@ -49,11 +65,20 @@ class PostgresPositions:
     def __init__(self, *, dsn: str, schema: str = "public") -> None:
         self._dsn = dsn
         self._table = sql.Identifier(schema, "follower_positions")
+        self._watermarks = sql.Identifier(schema, "relay_watermarks")
         self._conn: psycopg.Connection[Any] | None = None
         self._run(
             sql.SQL(
                 "create table if not exists {} (name text primary key, position bigint not null)"
             ).format(self._table),
+            (),
+        )
+        self._run(
+            sql.SQL(
+                "create table if not exists {} (position bigint not null, "
+                "partition integer not null, next_offset bigint not null, "
+                "primary key (position, partition))"
+            ).format(self._watermarks),
             (),
         )
 
@@ -69,14 +94,26 @@ class PostgresPositions:
         )
         return int(rows[0][0]) if rows else 0
 
-    def save(self, name: str, position: int) -> None:
-        self._run(
-            sql.SQL(
-                "insert into {} (name, position) values (%s, %s) "
-                "on conflict (name) do update set position = excluded.position"
-            ).format(self._table),
-            (name, position),
-        )
+    def save(self, name: str, position: int, watermark: Mapping[int, int] | None = None) -> None:
+        if self._conn is None or self._conn.closed:
+            self._conn = psycopg.connect(self._dsn, autocommit=True)
+        with self._conn.transaction():
+            self._conn.execute(
+                sql.SQL(
+                    "insert into {} (name, position) values (%s, %s) "
+                    "on conflict (name) do update set position = excluded.position"
+                ).format(self._table),
+                (name, position),
+            )
+            for partition, offset in (watermark or {}).items():
+                self._conn.execute(
+                    sql.SQL(
+                        "insert into {} (position, partition, next_offset) values (%s, %s, %s) "
+                        "on conflict (position, partition) do update "
+                        "set next_offset = excluded.next_offset"
+                    ).format(self._watermarks),
+                    (position, partition, offset),
+                )
 
     def close(self) -> None:
         if self._conn is not None:

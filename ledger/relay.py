@@ -10,7 +10,7 @@ import itertools
 import json
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -47,7 +47,9 @@ class PositionStore(Protocol):
 
     def load(self, name: str) -> int: ...
 
-    def save(self, name: str, position: int) -> None: ...
+    def save(
+        self, name: str, position: int, watermark: Mapping[int, int] | None = None
+    ) -> None: ...
 
     def close(self) -> None: ...
 
@@ -157,10 +159,14 @@ class Relay:
                 )
             )
         self._producer.flush(timeout=self.config.flush_timeout_s)
+        watermark: dict[int, int] = {}
         for future in futures:
             # Raises if the broker refused or did not acknowledge a record.
-            future.get(timeout=0)
-        self.positions.save(self.config.name, rows[-1][0])
+            metadata = future.get(timeout=0)
+            watermark[metadata.partition] = max(
+                watermark.get(metadata.partition, 0), metadata.offset + 1
+            )
+        self.positions.save(self.config.name, rows[-1][0], watermark)
         return len(rows)
 
     def run(self, stop: threading.Event, *, poll_s: float = 0.1) -> None:

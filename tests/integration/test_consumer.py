@@ -23,10 +23,11 @@ from ledger.commands import (
     Unsubscribe,
     WithdrawConsent,
 )
-from ledger.positions import SQLitePositions
+from ledger.positions import PostgresPositions, SQLitePositions
 from ledger.relay import Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
 from ledger.store import LedgerStore, SQLiteStoreConfig
+from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from projections.decision import Decision, ProjectionReader, Reason, decide
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import parse_event
@@ -315,3 +316,72 @@ def test_a_lifted_restriction_stays_lifted_when_an_old_record_comes_again(
     with psycopg.connect(pg_dsn) as conn:
         facts = ProjectionReader(conn, schema=schema).facts("fay", "newsletter", "email")
     assert facts.restrictions == frozenset()
+
+
+def test_checks_fail_closed_until_the_projection_covers_the_write(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}"
+    path = tmp_path / "ledger.sqlite3"
+    positions = PostgresPositions(dsn=pg_dsn, schema=schema)
+    relay = Relay(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        positions=positions,
+        config=RelayConfig(
+            bootstrap=kafka_bootstrap,
+            partitions=3,
+            events_topic=topic,
+            dead_letter_topic=f"{topic}.d",
+        ),
+    )
+    ensure_topics(relay.config)
+    _history(ledger)
+    while relay.publish_once():
+        pass
+    runner = ConsumerRunner(
+        ConsumerConfig(
+            bootstrap=kafka_bootstrap,
+            dsn=pg_dsn,
+            schema=schema,
+            group=f"g-{topic}",
+            topic=topic,
+            dead_letter_topic=f"{topic}.d",
+        )
+    )
+    conn = psycopg.connect(pg_dsn, autocommit=True)
+    checker = SendChecker(
+        conn,
+        head=ledger.store.head,
+        config=CheckerConfig(schema=schema, group=f"g-{topic}", topic=topic, max_lag=0, wait_s=0.3),
+        clock=lambda: T0 + timedelta(days=5),
+    )
+    try:
+        with pytest.raises(StaleProjectionError) as stale:
+            checker.check("ann", "newsletter")
+        assert stale.value.required == ledger.store.head()
+        _drain(runner, ledger.store.head())
+        fresh = checker.check("ann", "newsletter")
+        assert fresh.decision == Decision(allowed=True)
+        assert fresh.covered == ledger.store.head()
+
+        click = ledger.execute(
+            Unsubscribe(subject="ann", purpose="newsletter", occurred_at=T0 + timedelta(days=4))
+        )
+        while relay.publish_once():
+            pass
+        relaxed = SendChecker(
+            conn,
+            head=ledger.store.head,
+            config=CheckerConfig(
+                schema=schema, group=f"g-{topic}", topic=topic, max_lag=10, wait_s=0.3
+            ),
+        )
+        with pytest.raises(StaleProjectionError):
+            relaxed.check("ann", "newsletter", min_position=click.position)
+        _drain(runner, 1)
+        after = relaxed.check("ann", "newsletter", min_position=click.position)
+        assert after.decision == Decision(allowed=False, reason=Reason.UNSUBSCRIBED)
+    finally:
+        runner.close()
+        relay.close()
+        conn.close()

@@ -1,0 +1,118 @@
+"""The sender's check: the decision, but never from a projection that is too far behind.
+
+The projection covers ledger position P when every record the relay published up to P has been
+applied: for each batch it published, the relay recorded the next offset of every partition it
+wrote to (``relay_watermarks``), and the consumers record theirs with the rows
+(``consumer_offsets``). A check that needs a newer position waits a bounded time, then raises
+`StaleProjectionError`: it never answers from stale state.
+"""
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from projections.decision import Decision, ProjectionReader, decide
+
+COVERED_QUERY = """
+with first_uncovered as (
+    select min(w.position) as position
+    from {watermarks} w
+    left join {offsets} c
+      on c.partition = w.partition and c.consumer_group = %s and c.topic = %s
+    where w.next_offset > coalesce(c.next_offset, 0)
+)
+select coalesce(max(w.position), 0)
+from {watermarks} w, first_uncovered u
+where u.position is null or w.position < u.position
+"""
+
+
+class ProjectionError(Exception):
+    """Base of the projections' errors."""
+
+
+class StaleProjectionError(ProjectionError):
+    """The projection does not cover ``required`` yet (it covers ``covered``): retry later."""
+
+    retryable = True
+
+    def __init__(self, *, covered: int, required: int) -> None:
+        super().__init__(
+            f"projection covers position {covered}, the answer needs {required}: retry later"
+        )
+        self.covered = covered
+        self.required = required
+
+
+@dataclass(frozen=True, slots=True)
+class CheckerConfig:
+    schema: str = "public"
+    group: str = "consent-ledger-projections"
+    topic: str = "consent.events.v1"
+    max_lag: int = 1_000
+    """How many events the projection may be behind the ledger head and still answer."""
+    wait_s: float = 2.0
+    """How long a check waits for the projection to catch up before refusing."""
+    poll_s: float = 0.02
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    decision: Decision
+    covered: int
+    """The ledger position the answer is known to include."""
+
+
+class SendChecker:
+    """Single checks against the projection, fail-closed on staleness."""
+
+    def __init__(
+        self,
+        conn: psycopg.Connection[Any],
+        *,
+        head: Callable[[], int],
+        config: CheckerConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._conn = conn
+        self._head = head
+        self.config = config
+        self._clock = clock
+        schema = sql.Identifier(config.schema)
+        self._covered_query = sql.SQL(COVERED_QUERY).format(
+            watermarks=sql.SQL("{}.{}").format(schema, sql.Identifier("relay_watermarks")),
+            offsets=sql.SQL("{}.{}").format(schema, sql.Identifier("consumer_offsets")),
+        )
+        self._reader = ProjectionReader(conn, schema=config.schema)
+
+    def covered(self) -> int:
+        """The newest ledger position whose events the projection has all applied."""
+        row = self._conn.execute(
+            self._covered_query, (self.config.group, self.config.topic)
+        ).fetchone()
+        return int(row[0]) if row else 0
+
+    def wait_until_covered(self, *, min_position: int | None = None) -> int:
+        """Wait (bounded) until the projection is fresh enough; return what it covers."""
+        deadline = time.monotonic() + self.config.wait_s
+        while True:
+            required = max(min_position or 0, self._head() - self.config.max_lag)
+            covered = self.covered()
+            if covered >= required:
+                return covered
+            if time.monotonic() >= deadline:
+                raise StaleProjectionError(covered=covered, required=required)
+            time.sleep(self.config.poll_s)
+
+    def check(
+        self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None
+    ) -> CheckResult:
+        covered = self.wait_until_covered(min_position=min_position)
+        facts = self._reader.facts(subject, purpose, channel)
+        decision = decide(facts, purpose=purpose, channel=channel, at=self._clock())
+        return CheckResult(decision=decision, covered=covered)
