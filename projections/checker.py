@@ -7,8 +7,9 @@ wrote to (``relay_watermarks``), and the consumers record theirs with the rows
 `StaleProjectionError`: it never answers from stale state.
 """
 
+import itertools
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -16,7 +17,14 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.decision import Decision, ProjectionReader, decide
+from projections.decision import (
+    ConsentFacts,
+    Decision,
+    Facts,
+    ProjectionReader,
+    SuppressionFacts,
+    decide,
+)
 
 COVERED_QUERY = """
 with first_uncovered as (
@@ -29,6 +37,19 @@ with first_uncovered as (
 select coalesce(max(w.position), 0)
 from {watermarks} w, first_uncovered u
 where u.position is null or w.position < u.position
+"""
+
+
+BULK_CHUNK = 10_000
+BULK_QUERY = """
+select s.subject, c.status, c.policy_version, c.since, c.last_position,
+       (select array_agg(array[x.scope, x.reason, x.last_position::text])
+          from {suppression} x where x.subject = s.subject and x.active),
+       (select array_agg(r.scope) from {restriction} r where r.subject = s.subject and r.active),
+       (select i.last_at from {interaction} i where i.subject = s.subject)
+from unnest(%s::text[]) with ordinality as s(subject, n)
+left join {consent} c on c.subject = s.subject and c.purpose = %s and c.channel = %s
+order by s.n
 """
 
 
@@ -90,6 +111,16 @@ class SendChecker:
         )
         self._reader = ProjectionReader(conn, schema=config.schema)
 
+        def table(name: str) -> sql.Composed:
+            return sql.SQL("{}.{}").format(schema, sql.Identifier(name))
+
+        self._bulk_query = sql.SQL(BULK_QUERY).format(
+            consent=table("consent_state"),
+            suppression=table("suppression"),
+            restriction=table("restriction"),
+            interaction=table("interaction"),
+        )
+
     def covered(self) -> int:
         """The newest ledger position whose events the projection has all applied."""
         row = self._conn.execute(
@@ -108,6 +139,45 @@ class SendChecker:
             if time.monotonic() >= deadline:
                 raise StaleProjectionError(covered=covered, required=required)
             time.sleep(self.config.poll_s)
+
+    def bulk_check(
+        self,
+        subjects: Iterable[str],
+        purpose: str,
+        channel: str = "email",
+        *,
+        min_position: int | None = None,
+        chunk: int = BULK_CHUNK,
+    ) -> Iterator[tuple[str, Decision]]:
+        """Stream (subject, decision) for each subject, in order, in bounded memory.
+
+        Freshness is checked once, before the first answer; each chunk is one query.
+        """
+        self.wait_until_covered(min_position=min_position)
+        at = self._clock()
+        common = self._reader.facts("", purpose, channel)
+        if common.purpose is None:
+            for subject in subjects:
+                yield subject, decide(common, purpose=purpose, channel=channel, at=at)
+            return
+        iterator = iter(subjects)
+        while batch := list(itertools.islice(iterator, chunk)):
+            rows = self._conn.execute(self._bulk_query, (batch, purpose, channel)).fetchall()
+            for subject, status, policy, since, position, suppressions, restrictions, last in rows:
+                facts = Facts(
+                    purpose=common.purpose,
+                    consent=None
+                    if status is None
+                    else ConsentFacts(status, policy, since, position),
+                    suppressions=tuple(
+                        SuppressionFacts(scope, reason, int(pos))
+                        for scope, reason, pos in (suppressions or ())
+                    ),
+                    restrictions=frozenset(restrictions or ()),
+                    last_interaction=last,
+                    policies=common.policies,
+                )
+                yield subject, decide(facts, purpose=purpose, channel=channel, at=at)
 
     def check(
         self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None

@@ -299,6 +299,21 @@ def test_decisions_read_from_the_projection(ledger: Ledger, pg_dsn: str, schema:
         }
     assert answers == expected
 
+    # The bulk path gives every answer the single path gives, in the order asked.
+    PostgresPositions(dsn=pg_dsn, schema=schema).close()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        checker = SendChecker(
+            conn,
+            head=ledger.store.head,
+            config=CheckerConfig(schema=schema, max_lag=10**9),
+            clock=lambda: at,
+        )
+        for purpose in ("newsletter", "offers", "partners"):
+            subjects = ["eve", "dan", "cat", "bob", "ann", "ann"]
+            bulk = list(checker.bulk_check(subjects, purpose, chunk=4))
+            assert [s for s, _ in bulk] == subjects
+            assert [d for _, d in bulk] == [checker.check(s, purpose).decision for s in subjects]
+
 
 def test_a_lifted_restriction_stays_lifted_when_an_old_record_comes_again(
     ledger: Ledger, pg_dsn: str, schema: str
