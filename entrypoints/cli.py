@@ -38,7 +38,7 @@ from ledger.commands import (
 )
 from ledger.errors import LedgerError
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
-from ledger.relay import ensure_topics
+from ledger.relay import EVENTS_TOPIC, ensure_topics
 from ledger.service import CommandResult, Ledger
 from schemas import Channel, DoubleOptIn, LegalBasis, Source, UnsubscribeMethod, WithdrawalReason
 
@@ -433,6 +433,8 @@ def consume(
     group: Annotated[
         str, typer.Option(help="Consumer group: one per set of projection tables.")
     ] = "consent-ledger-projections",
+    topic: Annotated[str, typer.Option(help="The event topic.")] = EVENTS_TOPIC,
+    batch: Annotated[int, typer.Option(min=1, help="Records per transaction at most.")] = 2_000,
 ) -> None:
     """Apply the event topic to the projection tables in PostgreSQL (production mode).
 
@@ -452,6 +454,9 @@ def consume(
                 dsn=settings.pg_dsn,
                 schema=settings.pg_schema,
                 group=group,
+                topic=topic,
+                dead_letter_topic=f"{topic.removesuffix('.v1')}.dlq.v1",
+                max_records=batch,
             )
         )
     except (KafkaError, psycopg.Error) as error:
