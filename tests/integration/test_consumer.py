@@ -400,3 +400,42 @@ def test_checks_fail_closed_until_the_projection_covers_the_write(
         runner.close()
         relay.close()
         conn.close()
+
+
+def test_a_range_published_twice_changes_nothing(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}"
+    path = tmp_path / "ledger.sqlite3"
+    positions = SQLitePositions(path=path)
+    config = RelayConfig(
+        bootstrap=kafka_bootstrap, partitions=2, events_topic=topic, dead_letter_topic=f"{topic}.d"
+    )
+    relay = Relay(
+        store=LedgerStore(SQLiteStoreConfig(path=path)), positions=positions, config=config
+    )
+    ensure_topics(config)
+    _history(ledger)
+    while relay.publish_once():
+        pass
+    consumer_config = ConsumerConfig(
+        bootstrap=kafka_bootstrap,
+        dsn=pg_dsn,
+        schema=schema,
+        group=f"g-{topic}",
+        topic=topic,
+        dead_letter_topic=f"{topic}.d",
+    )
+    runner = ConsumerRunner(consumer_config)
+    published = ledger.store.head()
+    assert _drain(runner, published) == published
+    once = _tables(pg_dsn, schema)
+
+    # As after a relay crash between the broker's ack and storing the position.
+    positions.save(config.name, 3)
+    while relay.publish_once():
+        pass
+    assert _drain(runner, published - 3) == published - 3
+    runner.close()
+    relay.close()
+    assert _tables(pg_dsn, schema) == once
