@@ -28,6 +28,15 @@ from schemas import (
 )
 
 Statement = tuple[sql.Composed, tuple[Any, ...]]
+_WITHDRAW_EMAIL = (
+    "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = %s, "
+    "last_position = %s where subject = %s and channel = 'email' and last_position < %s"
+)
+_WITHDRAW_EMAIL_PURPOSE = (
+    "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = %s, "
+    "last_position = %s where subject = %s and channel = 'email' and purpose = %s "
+    "and last_position < %s"
+)
 EVERY_SCOPE = "*"
 
 
@@ -44,23 +53,34 @@ class ProjectionWriter:
 
     def __init__(self, *, schema: str) -> None:
         self._s = sql.Identifier(schema)
+        # Composing SQL costs more than sending it: each distinct statement is built once.
+        self._composed: dict[tuple[str, str], sql.Composed] = {}
 
-    def _t(self, table: str) -> sql.Composed:
-        return sql.SQL("{}.{}").format(self._s, sql.Identifier(table))
+    def _q(self, template: str, *, t: str) -> sql.Composed:
+        """The statement ``template`` on table ``t`` of our schema, composed once."""
+        key = (template, t)
+        composed = self._composed.get(key)
+        if composed is None:
+            composed = sql.SQL(template).format(
+                t=sql.SQL("{}.{}").format(self._s, sql.Identifier(t))
+            )
+            self._composed[key] = composed
+        return composed
 
     def _consent(
         self, event: EventBase, position: int, purpose: str, channel: str, status: str, **cols: Any
     ) -> Statement:
         return (
-            sql.SQL(
+            self._q(
                 "insert into {t} (subject, purpose, channel, status, reason, policy_version, "
                 "since, last_position) values (%s, %s, %s, %s, %s, %s, %s, %s) "
                 "on conflict (subject, purpose, channel) do update set "
                 "status = excluded.status, reason = excluded.reason, "
                 "policy_version = coalesce(excluded.policy_version, {t}.policy_version), "
                 "since = excluded.since, last_position = excluded.last_position "
-                "where {t}.last_position < excluded.last_position"
-            ).format(t=self._t("consent_state")),
+                "where {t}.last_position < excluded.last_position",
+                t="consent_state",
+            ),
             (
                 event.subject,
                 purpose,
@@ -75,36 +95,34 @@ class ProjectionWriter:
 
     def _suppress(self, event: EventBase, position: int, scope: str, reason: str) -> Statement:
         return (
-            sql.SQL(
+            self._q(
                 "insert into {t} (subject, scope, reason, since, last_position, active) "
                 "values (%s, %s, %s, %s, %s, true) on conflict (subject, scope) do update set "
                 "reason = excluded.reason, since = excluded.since, "
                 "last_position = excluded.last_position, active = true "
-                "where {t}.last_position < excluded.last_position"
-            ).format(t=self._t("suppression")),
+                "where {t}.last_position < excluded.last_position",
+                t="suppression",
+            ),
             (event.subject, scope, reason, event.occurred_at, position),
         )
 
     def _lift_suppression(self, event: EventBase, position: int, scope: str) -> Statement:
         # A newer explicit consent for a purpose ends an unsubscribe from that purpose only.
         return (
-            sql.SQL(
+            self._q(
                 "update {t} set active = false, last_position = %s "
                 "where subject = %s and scope = %s and reason = 'unsubscribed' "
-                "and last_position < %s"
-            ).format(t=self._t("suppression")),
+                "and last_position < %s",
+                t="suppression",
+            ),
             (position, event.subject, scope, position),
         )
 
     def _withdraw_email(self, event: EventBase, position: int, purpose: str | None) -> Statement:
-        purpose_filter = sql.SQL("") if purpose is None else sql.SQL(" and purpose = %s")
+        template = _WITHDRAW_EMAIL if purpose is None else _WITHDRAW_EMAIL_PURPOSE
         params: tuple[Any, ...] = (event.occurred_at, position, event.subject)
         return (
-            sql.SQL(
-                "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = %s, "
-                "last_position = %s where subject = %s and channel = 'email'{f} "
-                "and last_position < %s"
-            ).format(t=self._t("consent_state"), f=purpose_filter),
+            self._q(template, t="consent_state"),
             (*params, *(() if purpose is None else (purpose,)), position),
         )
 
@@ -154,11 +172,12 @@ class ProjectionWriter:
             case PolicyVersionAccepted():
                 return [
                     (
-                        sql.SQL(
+                        self._q(
                             "insert into {t} (subject, version, text_sha256, accepted_at, "
                             "last_position) values (%s, %s, %s, %s, %s) "
-                            "on conflict (subject, version) do nothing"
-                        ).format(t=self._t("policy_acceptance")),
+                            "on conflict (subject, version) do nothing",
+                            t="policy_acceptance",
+                        ),
                         (
                             event.subject,
                             event.version,
@@ -178,11 +197,12 @@ class ProjectionWriter:
             case PurposeRegistered():
                 return [
                     (
-                        sql.SQL(
+                        self._q(
                             "insert into {t} (purpose, legal_basis, max_age_days, "
                             "direct_marketing, last_position) values (%s, %s, %s, %s, %s) "
-                            "on conflict (purpose) do nothing"
-                        ).format(t=self._t("purposes")),
+                            "on conflict (purpose) do nothing",
+                            t="purposes",
+                        ),
                         (
                             event.purpose,
                             event.legal_basis.value,
@@ -195,11 +215,12 @@ class ProjectionWriter:
             case PolicyVersionPublished():
                 return [
                     (
-                        sql.SQL(
+                        self._q(
                             "insert into {t} (version, text_sha256, effective_at, purposes, "
                             "requires_reconsent, last_position) values (%s, %s, %s, %s, %s, %s) "
-                            "on conflict (version) do nothing"
-                        ).format(t=self._t("policy_versions")),
+                            "on conflict (version) do nothing",
+                            t="policy_versions",
+                        ),
                         (
                             event.version,
                             event.text_sha256,
@@ -213,12 +234,13 @@ class ProjectionWriter:
             case ProcessingRestricted():
                 return [
                     (
-                        sql.SQL(
+                        self._q(
                             "insert into {t} (subject, scope, since, last_position, active) "
                             "values (%s, %s, %s, %s, true) on conflict (subject, scope) do update "
                             "set since = excluded.since, last_position = excluded.last_position, "
-                            "active = true where {t}.last_position < excluded.last_position"
-                        ).format(t=self._t("restriction")),
+                            "active = true where {t}.last_position < excluded.last_position",
+                            t="restriction",
+                        ),
                         (event.subject, scope, event.occurred_at, position),
                     )
                     for scope in (event.purposes or (EVERY_SCOPE,))
@@ -227,23 +249,25 @@ class ProjectionWriter:
                 scopes = list(event.purposes) if event.purposes else None
                 return [
                     (
-                        sql.SQL(
+                        self._q(
                             "update {t} set active = false, last_position = %s "
                             "where subject = %s and last_position < %s "
-                            "and (%s::text[] is null or scope = any(%s::text[]))"
-                        ).format(t=self._t("restriction")),
+                            "and (%s::text[] is null or scope = any(%s::text[]))",
+                            t="restriction",
+                        ),
                         (position, event.subject, position, scopes, scopes),
                     )
                 ]
             case InteractionRecorded():
                 return [
                     (
-                        sql.SQL(
+                        self._q(
                             "insert into {t} (subject, last_at, last_position) values (%s, %s, %s) "
                             "on conflict (subject) do update set last_at = excluded.last_at, "
                             "last_position = excluded.last_position "
-                            "where {t}.last_position < excluded.last_position"
-                        ).format(t=self._t("interaction")),
+                            "where {t}.last_position < excluded.last_position",
+                            t="interaction",
+                        ),
                         (event.subject, event.occurred_at, position),
                     )
                 ]
@@ -255,14 +279,15 @@ class ProjectionWriter:
         event: RightsRequestOpened | RightsRequestExtended | RightsRequestClosed,
         position: int,
     ) -> Statement:
-        table = self._t("rights_requests")
+        table = "rights_requests"
         if isinstance(event, RightsRequestOpened):
             return (
-                sql.SQL(
+                self._q(
                     "insert into {t} (request_id, subject, right_name, received_at, due_at, "
                     "last_position) values (%s, %s, %s, %s, %s, %s) "
-                    "on conflict (request_id) do nothing"
-                ).format(t=table),
+                    "on conflict (request_id) do nothing",
+                    t=table,
+                ),
                 (
                     event.request_id,
                     event.subject,
@@ -274,17 +299,19 @@ class ProjectionWriter:
             )
         if isinstance(event, RightsRequestExtended):
             return (
-                sql.SQL(
+                self._q(
                     "update {t} set due_at = %s, extended = true, last_position = %s "
-                    "where request_id = %s and last_position < %s"
-                ).format(t=table),
+                    "where request_id = %s and last_position < %s",
+                    t=table,
+                ),
                 (event.due_at, position, event.request_id, position),
             )
         return (
-            sql.SQL(
+            self._q(
                 "update {t} set outcome = %s, last_position = %s "
-                "where request_id = %s and last_position < %s"
-            ).format(t=table),
+                "where request_id = %s and last_position < %s",
+                t=table,
+            ),
             (event.outcome.value, position, event.request_id, position),
         )
 
@@ -292,8 +319,8 @@ class ProjectionWriter:
 def apply(
     conn: psycopg.Connection[Any], writer: ProjectionWriter, events: Sequence[tuple[EventBase, int]]
 ) -> None:
-    """Apply events in the caller's transaction."""
-    with conn.cursor() as cursor:
+    """Apply events in the caller's transaction, pipelined: one round trip, not one per row."""
+    with conn.pipeline(), conn.cursor() as cursor:
         for event, position in events:
             for statement, params in writer.statements(event, position):
                 cursor.execute(statement, params)

@@ -1,0 +1,194 @@
+"""Pipeline benchmarks against the real broker: relay publish rate and consumer apply rate.
+
+    python bench/pipeline_bench.py --events 200000 --runs 3
+
+Fills a fresh PostgreSQL event table with N events by COPY (real envelopes), then times, in
+the same run: the relay publishing all of them to a fresh topic (acks=all, idempotent), with as
+baseline a bare kafka-python producer sending the same values; and the consumer runner applying
+them to fresh projection tables, with as baseline a raw COPY of the same number of rows into
+a table of the same shape.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import psycopg
+from kafka import KafkaProducer
+from psycopg import sql
+
+from consumers.runner import ConsumerConfig, ConsumerRunner
+from ledger.positions import PostgresPositions
+from ledger.relay import Relay, RelayConfig, ensure_topics, record_for
+from ledger.store import LedgerStore, PostgresStoreConfig
+
+
+def _state(n: int) -> bytes:
+    envelope = {
+        "actor": "api",
+        "channel": "email",
+        "command_id": str(uuid4()),
+        "double_opt_in": "not_applicable",
+        "event_id": str(uuid4()),
+        "event_type": "ConsentGranted",
+        "evidence": None,
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "personal": None,
+        "policy_version": "v1",
+        "position": None,
+        "purpose": "newsletter",
+        "recorded_at": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        "schema_version": 2,
+        "source": "api",
+        "subject": f"p-{n}",
+    }
+    return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _fill(dsn: str, schema: str, events: int) -> LedgerStore:
+    store = LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2))
+    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+        copy_sql = sql.SQL(
+            "COPY {} (originator_id, originator_version, topic, state) FROM STDIN"
+        ).format(sql.Identifier(schema, "ledger_events"))
+        with cursor.copy(copy_sql) as copy:
+            for n in range(events):
+                copy.write_row((uuid4(), 1, "ConsentGranted/v2", _state(n)))
+        conn.commit()
+    return store
+
+
+def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
+    schema = f"bench_{uuid4().hex[:10]}"
+    topic = f"bench-{uuid4().hex[:8]}.v1"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        store = _fill(dsn, schema, events)
+
+        relay = Relay(
+            store=store,
+            positions=PostgresPositions(dsn=dsn, schema=schema),
+            config=RelayConfig(
+                bootstrap=bootstrap,
+                partitions=6,
+                events_topic=topic,
+                dead_letter_topic=f"{topic}.d",
+                batch=10_000,
+            ),
+        )
+        ensure_topics(relay.config)
+        records = [record_for(row) for row in store.stream_rows()]
+        producer = KafkaProducer(
+            bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        )
+        started = time.perf_counter()
+        for record in records:
+            producer.send(
+                f"{topic}.baseline", key=record.key, value=record.value, headers=record.headers
+            )
+        producer.flush()
+        bare_s = time.perf_counter() - started
+        producer.close()
+        del records
+
+        started = time.perf_counter()
+        while relay.publish_once():
+            pass
+        relay_s = time.perf_counter() - started
+
+        runner = ConsumerRunner(
+            ConsumerConfig(
+                bootstrap=bootstrap,
+                dsn=dsn,
+                schema=schema,
+                group=f"g-{topic}",
+                topic=topic,
+                dead_letter_topic=f"{topic}.d",
+                max_records=5_000,
+            )
+        )
+        runner.run_once()  # joins the group; may already take a first batch
+        started = time.perf_counter()
+        applied = 0
+        idle = 0
+        while idle < 3:
+            taken = runner.run_once()
+            applied += taken
+            idle = idle + 1 if taken == 0 else 0
+        consume_s = time.perf_counter() - started
+        runner.close()
+        with psycopg.connect(dsn) as conn:
+            count = conn.execute(
+                sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "consent_state"))
+            ).fetchone()
+            if count is None or count[0] != events:
+                msg = f"the projection has {count} rows, not {events}"
+                raise RuntimeError(msg)
+            conn.execute(
+                sql.SQL("create table {} (like {} including all)").format(
+                    sql.Identifier(schema, "copy_baseline"), sql.Identifier(schema, "consent_state")
+                )
+            )
+            started = time.perf_counter()
+            with (
+                conn.cursor() as cursor,
+                cursor.copy(
+                    sql.SQL(
+                        "COPY {} (subject, purpose, channel, status, since, last_position) "
+                        "FROM STDIN"
+                    ).format(sql.Identifier(schema, "copy_baseline"))
+                ) as copy,
+            ):
+                now = datetime.now(UTC)
+                for n in range(events):
+                    copy.write_row((f"p-{n}", "newsletter", "email", "granted", now, n + 1))
+            conn.commit()
+            copy_s = time.perf_counter() - started
+        relay.close()
+        return {
+            "relay_events_per_s": events / relay_s,
+            "bare_producer_events_per_s": events / bare_s,
+            "consumer_events_per_s": applied / consume_s,
+            "raw_copy_rows_per_s": events / copy_s,
+        }
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--events", type=int, default=200_000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    dsn = os.environ.get("CONSENT_PG_DSN")
+    bootstrap = os.environ.get("CONSENT_KAFKA_BOOTSTRAP")
+    if not (dsn and bootstrap):
+        parser.error(
+            "CONSENT_PG_DSN and CONSENT_KAFKA_BOOTSTRAP must be set (scripts/services.sh up)"
+        )
+    results = []
+    for number in range(args.runs):
+        result = run(dsn, bootstrap, args.events)
+        print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
+        results.append(result)
+    median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    median["relay_over_bare_producer"] = (
+        median["relay_events_per_s"] / median["bare_producer_events_per_s"]
+    )
+    median["consumer_over_raw_copy"] = (
+        median["consumer_events_per_s"] / median["raw_copy_rows_per_s"]
+    )
+    print(json.dumps({"events": args.events, "runs": args.runs, "median": median}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
