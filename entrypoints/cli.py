@@ -22,7 +22,7 @@ from rich.table import Table
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from entrypoints.audit_cli import audit_app
-from entrypoints.bootstrap import build_ledger, build_relay
+from entrypoints.bootstrap import build_ledger, build_relay, build_store
 from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
 from entrypoints.http import create_app
@@ -37,9 +37,13 @@ from ledger.commands import (
     build,
 )
 from ledger.errors import LedgerError
+from ledger.identity import SubjectHasher
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
 from ledger.relay import EVENTS_TOPIC, ensure_topics
+from ledger.secrets import decode_secret
 from ledger.service import CommandResult, Ledger
+from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
+from projections.decision import Decision
 from schemas import Channel, DoubleOptIn, LegalBasis, Source, UnsubscribeMethod, WithdrawalReason
 
 app = typer.Typer(
@@ -471,6 +475,84 @@ def consume(
         stop.set()
     finally:
         runner.close()
+
+
+@app.command()
+def check(
+    purpose: Annotated[str, typer.Option(help="The purpose of the message.")],
+    subject: SubjectOption = None,
+    address: AddressOption = None,
+    channel: Annotated[Channel, typer.Option()] = Channel.EMAIL,
+    min_position: Annotated[
+        int | None, typer.Option(help="Answer only once the projection covers this position.")
+    ] = None,
+    bulk: Annotated[
+        Path | None,
+        typer.Option(help="A file (or - for stdin) of subjects, one per line; NDJSON answers."),
+    ] = None,
+    addresses: Annotated[
+        bool, typer.Option(help="With --bulk: the lines are email addresses, not subjects.")
+    ] = False,
+) -> None:
+    """May we send? From the projection (production mode), refusing when it is stale (exit 3)."""
+    settings = load_settings()
+    if not settings.pg_dsn:
+        err.print("[red]cannot start:[/red] check needs CONSENT_PG_DSN (production mode)")
+        raise typer.Exit(code=2)
+    hasher = (
+        SubjectHasher(
+            secret=decode_secret(
+                settings.subject_secret.get_secret_value() if settings.subject_secret else None,
+                name="CONSENT_SUBJECT_SECRET",
+            )
+        )
+        if (address or addresses)
+        else None
+    )
+    store = build_store(settings)
+    try:
+        with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+            checker = SendChecker(
+                conn,
+                head=store.head,
+                config=CheckerConfig(
+                    schema=settings.pg_schema,
+                    max_lag=settings.check_max_lag,
+                    wait_s=settings.check_wait_s,
+                ),
+            )
+            if bulk is None:
+                who = hasher.subject_for(address) if (hasher and address) else subject
+                if not who:
+                    err.print("[red]give --subject or --address[/red]")
+                    raise typer.Exit(code=2)
+                result = checker.check(who, purpose, channel, min_position=min_position)
+                typer.echo(json.dumps(_answer(who, result.decision) | {"covered": result.covered}))
+                return
+            stream = sys.stdin if str(bulk) == "-" else bulk.open(encoding="utf-8")
+            with stream:
+                lines = (line.strip() for line in stream if line.strip())
+                keys = (hasher.subject_for(line) if hasher else line for line in lines)
+                for who, decision in checker.bulk_check(
+                    keys, purpose, channel, min_position=min_position
+                ):
+                    typer.echo(json.dumps(_answer(who, decision)))
+    except StaleProjectionError as error:
+        err.print(f"[red]stale:[/red] {error}")
+        raise typer.Exit(code=3) from None
+    except LedgerError as error:
+        err.print(f"[red]refused:[/red] {error}")
+        raise typer.Exit(code=1) from None
+    finally:
+        store.close()
+
+
+def _answer(subject: str, decision: Decision) -> dict[str, object]:
+    return {
+        "subject": subject,
+        "allowed": decision.allowed,
+        "reason": None if decision.reason is None else decision.reason.value,
+    }
 
 
 def main() -> None:

@@ -64,6 +64,14 @@ class Settings(BaseSettings):
         default=6, ge=1, le=1000, description="Partitions of the event topic when created."
     )
     relay_batch: int = Field(default=2_000, ge=1, le=100_000)
+    check_max_lag: int = Field(
+        default=1_000,
+        ge=0,
+        description="Checks refuse when the projection is more events than this behind the head.",
+    )
+    check_wait_s: float = Field(
+        default=2.0, ge=0, le=60, description="How long a check waits for a stale projection."
+    )
     ledger_cache_size: int = Field(
         default=20_000,
         ge=0,

@@ -1,6 +1,10 @@
 """Command -> store -> relay -> Kafka -> consumer -> projection, on the real broker and server."""
 
+import json
+import os
 import random
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -439,3 +443,45 @@ def test_a_range_published_twice_changes_nothing(
     runner.close()
     relay.close()
     assert _tables(pg_dsn, schema) == once
+
+
+def test_the_check_command_single_and_bulk(
+    ledger: Ledger, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    _history(ledger)
+    _project(ledger, pg_dsn, schema)
+    PostgresPositions(dsn=pg_dsn, schema=schema).close()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
+    env |= {"CONSENT_MODE": "production", "CONSENT_PG_DSN": pg_dsn, "CONSENT_PG_SCHEMA": schema}
+    cli = str(Path(sys.executable).parent / "consent-ledger")
+
+    def run(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [cli, "check", *args],
+            env=env,
+            input=stdin,
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    single = run("--subject", "bob", "--purpose", "offers")
+    assert single.returncode == 0, single.stderr
+    assert json.loads(single.stdout) == {
+        "subject": "bob",
+        "allowed": False,
+        "reason": "withdrawn",
+        "covered": 0,
+    }
+    bulk = run("--purpose", "newsletter", "--bulk", "-", stdin="ann\ncat\nzed\n")
+    assert bulk.returncode == 0, bulk.stderr
+    answers = [json.loads(line) for line in bulk.stdout.splitlines()]
+    assert [(a["subject"], a["allowed"], a["reason"]) for a in answers] == [
+        ("ann", True, None),
+        ("cat", False, "objected"),
+        ("zed", False, "never_granted"),
+    ]
+    stale = run("--subject", "ann", "--purpose", "newsletter", "--min-position", "999999")
+    assert stale.returncode == 3
+    assert "stale" in stale.stderr
