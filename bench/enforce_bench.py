@@ -1,0 +1,220 @@
+"""Unsubscribe to enforced: from the unsubscribe's acknowledgement to the check answering "denied".
+
+    python bench/enforce_bench.py --seconds 30 --rate 1000 --runs 3
+
+The whole pipeline runs on the real servers: the ledger on PostgreSQL, the relay publishing to a
+fresh topic, a consumer applying it, while a background load of `--rate` other events per second
+flows. Every 100 ms one person who had consented unsubscribes; a checker then asks, with the
+unsubscribe's position as `min_position`, until the answer is "denied". The latency counted is
+from the unsubscribe command's return (its acknowledgement) to that answer. The baseline, in the
+same run, is the same check on a person already projected: the floor any latency sits on.
+"""
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import psycopg
+from psycopg import sql
+
+from consumers.runner import ConsumerConfig, ConsumerRunner
+from ledger.commands import GrantConsent, PublishPolicyVersion, RegisterPurpose, Unsubscribe
+from ledger.group_commit import GroupCommitConfig
+from ledger.identity import SubjectHasher
+from ledger.keystore import PostgresDataKeyStore
+from ledger.positions import PostgresPositions
+from ledger.relay import Relay, RelayConfig, ensure_topics
+from ledger.service import Ledger, LedgerConfig
+from ledger.store import LedgerStore, PostgresStoreConfig
+from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PEOPLE = 2_000
+
+
+def _p99(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
+
+
+def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, float]:  # noqa: PLR0915
+    schema = f"bench_{uuid4().hex[:10]}"
+    topic = f"bench-{uuid4().hex[:8]}.v1"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"m" * 32, schema=schema)
+    keys.migrate()
+    ledger = Ledger(
+        store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=4)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"s" * 32),
+        config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=256, max_wait_s=0.002)),
+    )
+    relay = Relay(
+        store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2)),
+        positions=PostgresPositions(dsn=dsn, schema=schema),
+        config=RelayConfig(
+            bootstrap=bootstrap, partitions=6, events_topic=topic, dead_letter_topic=f"{topic}.d"
+        ),
+    )
+    stop = threading.Event()
+    threads: list[threading.Thread] = []
+    runner: ConsumerRunner | None = None
+    try:
+        ensure_topics(relay.config)
+        ledger.execute(
+            RegisterPurpose(
+                purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
+            )
+        )
+        ledger.execute(
+            PublishPolicyVersion(
+                version="v1",
+                text_sha256="e" * 64,
+                effective_at=T0,
+                purposes=("newsletter",),
+                occurred_at=T0,
+            )
+        )
+        ledger.execute_many(
+            GrantConsent(subject=f"p{n}", purpose="newsletter", policy_version="v1", occurred_at=T0)
+            for n in range(PEOPLE)
+        )
+        runner = ConsumerRunner(
+            ConsumerConfig(
+                bootstrap=bootstrap,
+                dsn=dsn,
+                schema=schema,
+                group=f"g-{topic}",
+                topic=topic,
+                dead_letter_topic=f"{topic}.d",
+                max_records=2_000,
+                poll_timeout_ms=20,
+            )
+        )
+        threads = [
+            threading.Thread(
+                target=relay.run, args=(stop,), kwargs={"poll_s": 0.005}, name="relay"
+            ),
+            threading.Thread(target=runner.run, args=(stop,), name="consumer"),
+        ]
+
+        sent = [0]
+
+        def background() -> None:
+            interval = 1 / rate
+            n = 0
+            next_at = time.perf_counter()
+            while not stop.is_set():
+                ledger.submit(
+                    Unsubscribe(subject=f"load-{n % 5000}", list_id=f"l{n}", occurred_at=T0)
+                )
+                n += 1
+                sent[0] = n
+                next_at += interval
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+
+        threads.append(threading.Thread(target=background, name="load"))
+        for thread in threads:
+            thread.start()
+        conn = psycopg.connect(dsn, autocommit=True)
+        checker = SendChecker(
+            conn,
+            head=ledger.store.head,
+            config=CheckerConfig(
+                schema=schema,
+                group=f"g-{topic}",
+                topic=topic,
+                max_lag=10**9,
+                wait_s=5,
+                poll_s=0.005,
+            ),
+        )
+        # Wait (the consumer joins its group first) for the grants to be projected.
+        warm_until = time.monotonic() + 120
+        while checker.covered() < PEOPLE + 2:
+            if time.monotonic() > warm_until:
+                alive = {t.name: t.is_alive() for t in threads}
+                msg = (
+                    f"the pipeline did not project the initial grants in 120 s: covered "
+                    f"{checker.covered()}, relayed {relay.position}, head {ledger.store.head()}, "
+                    f"threads {alive}"
+                )
+                raise RuntimeError(msg)
+            time.sleep(0.1)
+        latencies: list[float] = []
+        floor: list[float] = []
+        measured_from, sent_before = time.monotonic(), sent[0]
+        deadline = measured_from + seconds
+        person = 0
+        while time.monotonic() < deadline:
+            started = time.perf_counter()
+            checker.check("p0", "newsletter")
+            floor.append(time.perf_counter() - started)
+            result = ledger.execute(Unsubscribe(subject=f"p{person + 1}", occurred_at=T0))
+            acknowledged = time.perf_counter()
+            while True:
+                try:
+                    answer = checker.check(
+                        f"p{person + 1}", "newsletter", min_position=result.position
+                    )
+                except StaleProjectionError:
+                    continue
+                if not answer.decision.allowed:
+                    break
+            latencies.append(time.perf_counter() - acknowledged)
+            person = (person + 1) % (PEOPLE - 1)
+            time.sleep(0.1)
+        load_rate = (sent[0] - sent_before) / (time.monotonic() - measured_from)
+        conn.close()
+        return {
+            "background_events_per_s": load_rate,
+            "unsubscribes": float(len(latencies)),
+            "p50_ms": 1000 * statistics.median(latencies),
+            "p99_ms": 1000 * _p99(latencies),
+            "max_ms": 1000 * max(latencies),
+            "check_floor_p99_ms": 1000 * _p99(floor),
+        }
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join(timeout=30)
+        if runner is not None:
+            runner.close()
+        ledger.close()
+        relay.close()
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--seconds", type=float, default=30)
+    parser.add_argument("--rate", type=float, default=1000)
+    parser.add_argument("--runs", type=int, default=3)
+    args = parser.parse_args()
+    dsn = os.environ.get("CONSENT_PG_DSN")
+    bootstrap = os.environ.get("CONSENT_KAFKA_BOOTSTRAP")
+    if not (dsn and bootstrap):
+        parser.error("CONSENT_PG_DSN and CONSENT_KAFKA_BOOTSTRAP must be set")
+    results = []
+    for number in range(args.runs):
+        result = run(dsn, bootstrap, seconds=args.seconds, rate=args.rate)
+        print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
+        results.append(result)
+    median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    print(json.dumps({"rate": args.rate, "runs": args.runs, "median": median}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
