@@ -25,6 +25,7 @@ from schemas import EventBase, SchemaError, parse_event
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_HEADER = 500
+METADATA_MAX_AGE_MS = 5_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +89,9 @@ class ConsumerRunner:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             client_id="consent-ledger-consumer",
+            # A topic created after the consumer started is found within seconds, not after
+            # the client's default five minutes of stale metadata.
+            metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
         self.consumer.subscribe([config.topic], listener=_SeekToStoredOffsets(self))
         self.dead_letters = KafkaProducer(
