@@ -122,7 +122,7 @@ def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, f
                 if delay > 0:
                     time.sleep(delay)
 
-        threads.append(threading.Thread(target=background, name="load"))
+        load = threading.Thread(target=background, name="load")
         for thread in threads:
             thread.start()
         conn = psycopg.connect(dsn, autocommit=True)
@@ -150,6 +150,10 @@ def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, f
                 )
                 raise RuntimeError(msg)
             time.sleep(0.1)
+        # The load starts once the consumer has joined its group and caught up: in one
+        # process, a saturated interpreter was seen to keep the group join from completing.
+        threads.append(load)
+        load.start()
         latencies: list[float] = []
         floor: list[float] = []
         measured_from, sent_before = time.monotonic(), sent[0]
