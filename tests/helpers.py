@@ -1,4 +1,4 @@
-"""Building blocks several test modules share: an embedded ledger with a catalog."""
+"""Building blocks several test modules share: an embedded ledger with a catalog, a relay."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -7,6 +7,8 @@ from pathlib import Path
 from ledger.commands import PublishPolicyVersion, RegisterPurpose
 from ledger.identity import SubjectHasher
 from ledger.keystore import SQLiteDataKeyStore
+from ledger.positions import SQLitePositions
+from ledger.relay import PositionStore, Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
 from ledger.store import LedgerStore, SQLiteStoreConfig
 
@@ -49,3 +51,36 @@ def sqlite_ledger(
         )
     )
     return ledger
+
+
+def sqlite_relay(
+    path: Path,
+    *,
+    bootstrap: str,
+    topic: str,
+    partitions: int = 3,
+    positions: PositionStore | None = None,
+    flush_timeout_s: float = 30.0,
+    create_topics: bool = True,
+) -> Relay:
+    """A relay of the embedded ledger at ``path`` to a topic of the test's own."""
+    config = RelayConfig(
+        bootstrap=bootstrap,
+        partitions=partitions,
+        events_topic=topic,
+        dead_letter_topic=f"{topic}.dlq",
+        flush_timeout_s=flush_timeout_s,
+    )
+    relay = Relay(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        positions=positions or SQLitePositions(path=path),
+        config=config,
+    )
+    if create_topics:
+        ensure_topics(config)
+    return relay
+
+
+def publish_all(relay: Relay) -> None:
+    while relay.publish_once():
+        pass

@@ -28,14 +28,12 @@ from ledger.commands import (
     WithdrawConsent,
 )
 from ledger.positions import PostgresPositions, SQLitePositions
-from ledger.relay import Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
-from ledger.store import LedgerStore, SQLiteStoreConfig
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from projections.decision import Decision, ProjectionReader, Reason, decide
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import parse_event
-from tests.helpers import sqlite_ledger
+from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -114,17 +112,7 @@ def test_end_to_end_projection_and_a_poison_record(
 ) -> None:
     topic = f"events-{uuid4().hex[:8]}"
     path = tmp_path / "ledger.sqlite3"
-    relay = Relay(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        positions=SQLitePositions(path=path),
-        config=RelayConfig(
-            bootstrap=kafka_bootstrap,
-            partitions=3,
-            events_topic=topic,
-            dead_letter_topic=f"{topic}.dlq",
-        ),
-    )
-    ensure_topics(relay.config)
+    relay = sqlite_relay(path, bootstrap=kafka_bootstrap, topic=topic)
     _history(ledger)
     while relay.publish_once():
         pass
@@ -186,18 +174,9 @@ def test_a_restarted_consumer_resumes_from_the_stored_offsets(
 ) -> None:
     topic = f"events-{uuid4().hex[:8]}"
     path = tmp_path / "ledger.sqlite3"
-    config = RelayConfig(
-        bootstrap=kafka_bootstrap, partitions=1, events_topic=topic, dead_letter_topic=f"{topic}.d"
-    )
-    relay = Relay(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        positions=SQLitePositions(path=path),
-        config=config,
-    )
-    ensure_topics(config)
+    relay = sqlite_relay(path, bootstrap=kafka_bootstrap, topic=topic, partitions=1)
     _history(ledger)
-    while relay.publish_once():
-        pass
+    publish_all(relay)
     consumer_config = ConsumerConfig(
         bootstrap=kafka_bootstrap,
         dsn=pg_dsn,
@@ -342,21 +321,14 @@ def test_checks_fail_closed_until_the_projection_covers_the_write(
 ) -> None:
     topic = f"events-{uuid4().hex[:8]}"
     path = tmp_path / "ledger.sqlite3"
-    positions = PostgresPositions(dsn=pg_dsn, schema=schema)
-    relay = Relay(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        positions=positions,
-        config=RelayConfig(
-            bootstrap=kafka_bootstrap,
-            partitions=3,
-            events_topic=topic,
-            dead_letter_topic=f"{topic}.d",
-        ),
+    relay = sqlite_relay(
+        path,
+        bootstrap=kafka_bootstrap,
+        topic=topic,
+        positions=PostgresPositions(dsn=pg_dsn, schema=schema),
     )
-    ensure_topics(relay.config)
     _history(ledger)
-    while relay.publish_once():
-        pass
+    publish_all(relay)
     runner = ConsumerRunner(
         ConsumerConfig(
             bootstrap=kafka_bootstrap,
@@ -412,16 +384,11 @@ def test_a_range_published_twice_changes_nothing(
     topic = f"events-{uuid4().hex[:8]}"
     path = tmp_path / "ledger.sqlite3"
     positions = SQLitePositions(path=path)
-    config = RelayConfig(
-        bootstrap=kafka_bootstrap, partitions=2, events_topic=topic, dead_letter_topic=f"{topic}.d"
+    relay = sqlite_relay(
+        path, bootstrap=kafka_bootstrap, topic=topic, partitions=2, positions=positions
     )
-    relay = Relay(
-        store=LedgerStore(SQLiteStoreConfig(path=path)), positions=positions, config=config
-    )
-    ensure_topics(config)
     _history(ledger)
-    while relay.publish_once():
-        pass
+    publish_all(relay)
     consumer_config = ConsumerConfig(
         bootstrap=kafka_bootstrap,
         dsn=pg_dsn,
@@ -436,7 +403,7 @@ def test_a_range_published_twice_changes_nothing(
     once = _tables(pg_dsn, schema)
 
     # As after a relay crash between the broker's ack and storing the position.
-    positions.save(config.name, 3)
+    positions.save(relay.config.name, 3)
     while relay.publish_once():
         pass
     assert _drain(runner, published - 3) == published - 3

@@ -17,13 +17,10 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
 from ledger.commands import Command, GrantConsent, Unsubscribe
-from ledger.positions import SQLitePositions
-from ledger.relay import Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
-from ledger.store import LedgerStore, SQLiteStoreConfig
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import parse_event
-from tests.helpers import sqlite_ledger
+from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -97,17 +94,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
 ) -> None:
     topic = f"events-{uuid4().hex[:8]}.v1"
     path = tmp_path / "ledger.sqlite3"
-    relay = Relay(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        positions=SQLitePositions(path=path),
-        config=RelayConfig(
-            bootstrap=kafka_bootstrap,
-            partitions=3,
-            events_topic=topic,
-            dead_letter_topic=f"{topic}.d",
-        ),
-    )
-    ensure_topics(relay.config)
+    relay = sqlite_relay(path, bootstrap=kafka_bootstrap, topic=topic)
     commands: list[Command] = []
     for n in range(PEOPLE):
         commands.append(
@@ -116,8 +103,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
         if n % 3 == 0:
             commands.append(Unsubscribe(subject=f"p{n}", occurred_at=T0))
     ledger.execute_many(commands)
-    while relay.publish_once():
-        pass
+    publish_all(relay)
     relay.close()
     probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap)
     partitions = [TopicPartition(topic, p) for p in range(3)]

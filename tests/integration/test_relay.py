@@ -15,12 +15,10 @@ from kafka import KafkaConsumer
 from ledger.audit.entry import Entry
 from ledger.audit.verify import leaf_hash
 from ledger.commands import GrantConsent, Unsubscribe
-from ledger.positions import SQLitePositions
-from ledger.relay import Relay, RelayConfig, ensure_topics
+from ledger.relay import Relay, ensure_topics
 from ledger.service import Ledger
-from ledger.store import LedgerStore, SQLiteStoreConfig
 from schemas import PersonalData
-from tests.helpers import sqlite_ledger
+from tests.helpers import sqlite_ledger, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
@@ -34,16 +32,8 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 
 def _relay(ledger: Ledger, bootstrap: str, topic: str, path: Path) -> Relay:
-    return Relay(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        positions=SQLitePositions(path=path),
-        config=RelayConfig(
-            bootstrap=bootstrap,
-            partitions=3,
-            events_topic=topic,
-            dead_letter_topic=f"{topic}.dlq",
-            flush_timeout_s=5,
-        ),
+    return sqlite_relay(
+        path, bootstrap=bootstrap, topic=topic, flush_timeout_s=5, create_topics=False
     )
 
 
