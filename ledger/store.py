@@ -9,7 +9,7 @@ Each stored event row holds, besides the library's ``originator_id`` and ``origi
 The store's notification id is the ledger position: its one total order.
 """
 
-from collections.abc import Generator, Iterator, Sequence
+from collections.abc import Generator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -226,17 +226,6 @@ class LedgerStore(Application[UUID]):
             self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         )
 
-    def events_after(self, *, after: int, batch: int = 1000) -> Iterator[tuple[int, LedgerEvent]]:
-        """Every stored event after ``after``, in ledger order, with its position."""
-        position = after
-        while True:
-            page = self.notifications(after=position, limit=batch)
-            if not page:
-                return
-            for notification in page:
-                yield notification.id, self._envelope_mapper.to_ledger_event(notification)
-            position = page[-1].id
-
     def stream_rows(
         self, *, after: int = 0
     ) -> Generator[tuple[int, UUID, int, str, bytes], None, None]:
@@ -339,9 +328,6 @@ class LedgerStore(Application[UUID]):
             return int(sqlite_row[0])
         msg = f"unsupported recorder {type(recorder).__name__}"
         raise TypeError(msg)
-
-    def close(self) -> None:
-        super().close()
 
 
 __all__ = [
