@@ -30,6 +30,20 @@ def prepare_data_dir(path: Path) -> Path:
     return path
 
 
+def build_hasher(settings: Settings) -> SubjectHasher:
+    """The keyed hash of addresses, with the secret of this deployment."""
+    if settings.mode is Mode.EMBEDDED:
+        return SubjectHasher(
+            secret=load_or_create_secret(prepare_data_dir(settings.data_dir) / SUBJECT_SECRET_FILE)
+        )
+    return SubjectHasher(
+        secret=decode_secret(
+            settings.subject_secret.get_secret_value() if settings.subject_secret else None,
+            name="CONSENT_SUBJECT_SECRET",
+        )
+    )
+
+
 def _secrets(settings: Settings) -> tuple[bytes, bytes]:
     if settings.mode is Mode.EMBEDDED:
         data_dir = prepare_data_dir(settings.data_dir)

@@ -8,7 +8,7 @@ import signal
 import sys
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -22,7 +22,7 @@ from rich.table import Table
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from entrypoints.audit_cli import audit_app
-from entrypoints.bootstrap import build_ledger, build_relay, build_store
+from entrypoints.bootstrap import build_hasher, build_ledger, build_relay, build_store
 from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
 from entrypoints.http import create_app
@@ -37,13 +37,12 @@ from ledger.commands import (
     build,
 )
 from ledger.errors import LedgerError
-from ledger.identity import SubjectHasher
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
 from ledger.relay import EVENTS_TOPIC, ensure_topics
-from ledger.secrets import decode_secret
 from ledger.service import CommandResult, Ledger
-from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
+from projections.checker import Checker, CheckerConfig, SendChecker, StaleProjectionError
 from projections.decision import Decision
+from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from schemas import Channel, DoubleOptIn, LegalBasis, Source, UnsubscribeMethod, WithdrawalReason
 
 app = typer.Typer(
@@ -81,14 +80,25 @@ def serve(
     except ValueError as error:
         err.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(code=2) from None
+    stop = threading.Event()
+    if settings.mode is Mode.EMBEDDED:
+        # No Kafka in embedded mode: the projections are fed from the store itself.
+        store = build_store(settings)
+        projection = EmbeddedProjection(path=settings.sqlite_path)
+        threading.Thread(
+            target=projection.follow, args=(store, stop), name="embedded-feed", daemon=True
+        ).start()
     err.print(f"consent-ledger listening on http://{listen_host}:{listen_port} ({where})")
-    uvicorn.run(
-        create_app(health=check),
-        host=listen_host,
-        port=listen_port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
+    try:
+        uvicorn.run(
+            create_app(health=check),
+            host=listen_host,
+            port=listen_port,
+            log_level=settings.log_level,
+            access_log=False,
+        )
+    finally:
+        stop.set()
 
 
 @contextmanager
@@ -496,31 +506,29 @@ def check(
 ) -> None:
     """May we send? From the projection (production mode), refusing when it is stale (exit 3)."""
     settings = load_settings()
-    if not settings.pg_dsn:
-        err.print("[red]cannot start:[/red] check needs CONSENT_PG_DSN (production mode)")
+    if settings.mode is Mode.PRODUCTION and not settings.pg_dsn:
+        err.print("[red]cannot start:[/red] check needs CONSENT_PG_DSN in production mode")
         raise typer.Exit(code=2)
-    hasher = (
-        SubjectHasher(
-            secret=decode_secret(
-                settings.subject_secret.get_secret_value() if settings.subject_secret else None,
-                name="CONSENT_SUBJECT_SECRET",
-            )
-        )
-        if (address or addresses)
-        else None
-    )
+    hasher = build_hasher(settings) if (address or addresses) else None
     store = build_store(settings)
+    config = CheckerConfig(
+        schema=settings.pg_schema, max_lag=settings.check_max_lag, wait_s=settings.check_wait_s
+    )
     try:
-        with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
-            checker = SendChecker(
-                conn,
-                head=store.head,
-                config=CheckerConfig(
-                    schema=settings.pg_schema,
-                    max_lag=settings.check_max_lag,
-                    wait_s=settings.check_wait_s,
-                ),
-            )
+        with ExitStack() as resources:
+            checker: Checker
+            if settings.mode is Mode.EMBEDDED:
+                projection = EmbeddedProjection(path=settings.sqlite_path)
+                resources.callback(projection.close)
+                # A command-line check feeds the embedded projection itself first.
+                while projection.feed_once(store):
+                    pass
+                checker = EmbeddedChecker(projection, store=store, config=config)
+            else:
+                conn = resources.enter_context(
+                    psycopg.connect(str(settings.pg_dsn), autocommit=True)
+                )
+                checker = SendChecker(conn, head=store.head, config=config)
             if bulk is None:
                 who = hasher.subject_for(address) if (hasher and address) else subject
                 if not who:

@@ -9,6 +9,7 @@ wrote to (``relay_watermarks``), and the consumers record theirs with the rows
 
 import itertools
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -89,8 +90,71 @@ class CheckResult:
     """The ledger position the answer is known to include."""
 
 
-class SendChecker:
-    """Single checks against the projection, fail-closed on staleness."""
+class Checker(ABC):
+    """The check, fail-closed on staleness, over some projection store."""
+
+    def __init__(
+        self,
+        *,
+        head: Callable[[], int],
+        config: CheckerConfig,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._head = head
+        self.config = config
+        self._clock = clock
+
+    @abstractmethod
+    def covered(self) -> int:
+        """The newest ledger position whose events the projection has all applied."""
+
+    @abstractmethod
+    def facts(self, subject: str, purpose: str, channel: str) -> Facts:
+        """What the projection knows for one check."""
+
+    def wait_until_covered(self, *, min_position: int | None = None) -> int:
+        """Wait (bounded) until the projection is fresh enough; return what it covers."""
+        deadline = time.monotonic() + self.config.wait_s
+        while True:
+            required = max(min_position or 0, self._head() - self.config.max_lag)
+            covered = self.covered()
+            if covered >= required:
+                return covered
+            if time.monotonic() >= deadline:
+                raise StaleProjectionError(covered=covered, required=required)
+            time.sleep(self.config.poll_s)
+
+    def check(
+        self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None
+    ) -> CheckResult:
+        covered = self.wait_until_covered(min_position=min_position)
+        facts = self.facts(subject, purpose, channel)
+        decision = decide(facts, purpose=purpose, channel=channel, at=self._clock())
+        return CheckResult(decision=decision, covered=covered)
+
+    def bulk_check(
+        self,
+        subjects: Iterable[str],
+        purpose: str,
+        channel: str = "email",
+        *,
+        min_position: int | None = None,
+        chunk: int = BULK_CHUNK,
+    ) -> Iterator[tuple[str, Decision]]:
+        """Stream (subject, decision) for each subject, in order, in bounded memory.
+
+        Freshness is checked once, before the first answer.
+        """
+        del chunk  # one subject at a time here; stores with set queries batch instead
+        self.wait_until_covered(min_position=min_position)
+        at = self._clock()
+        for subject in subjects:
+            facts = self.facts(subject, purpose, channel)
+            yield subject, decide(facts, purpose=purpose, channel=channel, at=at)
+
+
+class SendChecker(Checker):
+    """Checks against the PostgreSQL projection fed by the Kafka consumers."""
 
     def __init__(
         self,
@@ -100,10 +164,8 @@ class SendChecker:
         config: CheckerConfig,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        super().__init__(head=head, config=config, clock=clock)
         self._conn = conn
-        self._head = head
-        self.config = config
-        self._clock = clock
         schema = sql.Identifier(config.schema)
         self._covered_query = sql.SQL(COVERED_QUERY).format(
             watermarks=sql.SQL("{}.{}").format(schema, sql.Identifier("relay_watermarks")),
@@ -121,24 +183,14 @@ class SendChecker:
             interaction=table("interaction"),
         )
 
+    def facts(self, subject: str, purpose: str, channel: str) -> Facts:
+        return self._reader.facts(subject, purpose, channel)
+
     def covered(self) -> int:
-        """The newest ledger position whose events the projection has all applied."""
         row = self._conn.execute(
             self._covered_query, (self.config.group, self.config.topic)
         ).fetchone()
         return int(row[0]) if row else 0
-
-    def wait_until_covered(self, *, min_position: int | None = None) -> int:
-        """Wait (bounded) until the projection is fresh enough; return what it covers."""
-        deadline = time.monotonic() + self.config.wait_s
-        while True:
-            required = max(min_position or 0, self._head() - self.config.max_lag)
-            covered = self.covered()
-            if covered >= required:
-                return covered
-            if time.monotonic() >= deadline:
-                raise StaleProjectionError(covered=covered, required=required)
-            time.sleep(self.config.poll_s)
 
     def bulk_check(
         self,
@@ -155,7 +207,7 @@ class SendChecker:
         """
         self.wait_until_covered(min_position=min_position)
         at = self._clock()
-        common = self._reader.facts("", purpose, channel)
+        common = self.facts("", purpose, channel)
         if common.purpose is None:
             for subject in subjects:
                 yield subject, decide(common, purpose=purpose, channel=channel, at=at)
@@ -178,11 +230,3 @@ class SendChecker:
                     policies=common.policies,
                 )
                 yield subject, decide(facts, purpose=purpose, channel=channel, at=at)
-
-    def check(
-        self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None
-    ) -> CheckResult:
-        covered = self.wait_until_covered(min_position=min_position)
-        facts = self._reader.facts(subject, purpose, channel)
-        decision = decide(facts, purpose=purpose, channel=channel, at=self._clock())
-        return CheckResult(decision=decision, covered=covered)

@@ -1,8 +1,11 @@
 """The projection tables in PostgreSQL: migration, and applying events with last-position-wins."""
 
+import json
 from collections.abc import Sequence
+from datetime import datetime
 from importlib.resources import files
 from typing import Any
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -27,7 +30,7 @@ from schemas import (
     UnsubscribeClicked,
 )
 
-Statement = tuple[sql.Composed, tuple[Any, ...]]
+Statement = tuple[sql.Composed | str, tuple[Any, ...]]
 _WITHDRAW_EMAIL = (
     "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = %s, "
     "last_position = %s where subject = %s and channel = 'email' and last_position < %s"
@@ -49,21 +52,34 @@ def migrate(conn: psycopg.Connection[Any], *, schema: str) -> None:
 
 
 class ProjectionWriter:
-    """Turns events into upserts guarded by ``last_position``, so applying twice equals once."""
+    """Turns events into upserts guarded by ``last_position``, so applying twice equals once.
 
-    def __init__(self, *, schema: str) -> None:
-        self._s = sql.Identifier(schema)
+    The same statements serve PostgreSQL (``schema`` given: psycopg composed SQL) and the
+    embedded SQLite file (``schema=None``: plain text with ``?`` placeholders and values that
+    SQLite stores as text).
+    """
+
+    def __init__(self, *, schema: str | None) -> None:
+        self._s = None if schema is None else sql.Identifier(schema)
         # Composing SQL costs more than sending it: each distinct statement is built once.
-        self._composed: dict[tuple[str, str], sql.Composed] = {}
+        self._composed: dict[tuple[str, str], sql.Composed | str] = {}
 
-    def _q(self, template: str, *, t: str) -> sql.Composed:
+    @property
+    def sqlite(self) -> bool:
+        return self._s is None
+
+    def _q(self, template: str, *, t: str) -> sql.Composed | str:
         """The statement ``template`` on table ``t`` of our schema, composed once."""
         key = (template, t)
         composed = self._composed.get(key)
         if composed is None:
-            composed = sql.SQL(template).format(
-                t=sql.SQL("{}.{}").format(self._s, sql.Identifier(t))
-            )
+            if self._s is None:
+                # Table names are ours; every value stays a bound parameter.
+                composed = template.replace("{t}", t).replace("%s", "?")
+            else:
+                composed = sql.SQL(template).format(
+                    t=sql.SQL("{}.{}").format(self._s, sql.Identifier(t))
+                )
             self._composed[key] = composed
         return composed
 
@@ -126,8 +142,14 @@ class ProjectionWriter:
             (*params, *(() if purpose is None else (purpose,)), position),
         )
 
-    def statements(self, event: EventBase, position: int) -> list[Statement]:  # noqa: PLR0911
+    def statements(self, event: EventBase, position: int) -> list[Statement]:
         """What applying ``event``, stored at ``position``, writes."""
+        statements = self._statements(event, position)
+        if not self.sqlite:
+            return statements
+        return [(query, tuple(map(_sqlite_value, params))) for query, params in statements]
+
+    def _statements(self, event: EventBase, position: int) -> list[Statement]:  # noqa: PLR0911
         match event:
             case ConsentGranted():
                 status = "pending" if event.double_opt_in is DoubleOptIn.PENDING else "granted"
@@ -192,7 +214,7 @@ class ProjectionWriter:
             case _:
                 return self._catalog_and_limits(event, position)
 
-    def _catalog_and_limits(self, event: EventBase, position: int) -> list[Statement]:
+    def _catalog_and_limits(self, event: EventBase, position: int) -> list[Statement]:  # noqa: PLR0911
         match event:
             case PurposeRegistered():
                 return [
@@ -246,17 +268,27 @@ class ProjectionWriter:
                     for scope in (event.purposes or (EVERY_SCOPE,))
                 ]
             case RestrictionLifted():
-                scopes = list(event.purposes) if event.purposes else None
+                if not event.purposes:
+                    return [
+                        (
+                            self._q(
+                                "update {t} set active = false, last_position = %s "
+                                "where subject = %s and last_position < %s",
+                                t="restriction",
+                            ),
+                            (position, event.subject, position),
+                        )
+                    ]
                 return [
                     (
                         self._q(
                             "update {t} set active = false, last_position = %s "
-                            "where subject = %s and last_position < %s "
-                            "and (%s::text[] is null or scope = any(%s::text[]))",
+                            "where subject = %s and scope = %s and last_position < %s",
                             t="restriction",
                         ),
-                        (position, event.subject, position, scopes, scopes),
+                        (position, event.subject, scope, position),
                     )
+                    for scope in event.purposes
                 ]
             case InteractionRecorded():
                 return [
@@ -314,6 +346,16 @@ class ProjectionWriter:
             ),
             (event.outcome.value, position, event.request_id, position),
         )
+
+
+def _sqlite_value(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, UUID):
+        return str(value)
+    if isinstance(value, list):
+        return json.dumps(value)
+    return value
 
 
 def apply(

@@ -87,3 +87,38 @@ def test_help_lists_the_operator_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("serve", "purpose", "policy", "grant", "withdraw", "unsubscribe", "import"):
         assert command in result.stdout
+
+
+def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    policy = tmp_path / "policy.txt"
+    policy.write_text("v1\n", encoding="utf-8")
+    _ok(data, "purpose", "register", "newsletter", "--legal-basis", "consent", "--description", "n")
+    _ok(data, "policy", "publish", "v1", str(policy), "--purpose", "newsletter")
+    _ok(
+        data,
+        "grant",
+        "--address",
+        "kim@example.org",
+        "--purpose",
+        "newsletter",
+        "--policy-version",
+        "v1",
+    )
+    assert _ok(data, "check", "--address", "Kim@Example.org", "--purpose", "newsletter")["allowed"]
+    click = _ok(data, "unsubscribe", "--address", "kim@example.org")
+    answer = _ok(
+        data,
+        "check",
+        "--address",
+        "kim@example.org",
+        "--purpose",
+        "newsletter",
+        "--min-position",
+        str(click["position"]),
+    )
+    assert (answer["allowed"], answer["reason"], answer["covered"]) == (
+        False,
+        "unsubscribed",
+        click["position"],
+    )

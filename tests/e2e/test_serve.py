@@ -1,6 +1,8 @@
 """`consent-ledger serve` as a user starts it: a real process answering over HTTP."""
 
+import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -89,3 +91,30 @@ def test_an_invalid_setting_names_the_variable() -> None:
     )
     assert result.returncode == 2
     assert "CONSENT_HTTP_PORT" in result.stderr
+
+
+def test_serve_feeds_the_embedded_projection(
+    embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    url, process = embedded_server
+    assert _wait_healthy(url, process).status_code == 200
+    data = tmp_path / "data"
+    written = subprocess.run(
+        [CLI, "unsubscribe", "--subject", "fed-1"],
+        env=_env(CONSENT_DATA_DIR=str(data)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    position = json.loads(written.stdout)["position"]
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    fed = 0
+    while time.monotonic() < deadline and fed < position:
+        with sqlite3.connect(data / "consent-ledger.sqlite3") as conn:
+            row = conn.execute(
+                "select position from projection_position where name = 'embedded'"
+            ).fetchone()
+        fed = row[0] if row else 0
+        time.sleep(0.1)
+    assert fed >= position

@@ -1,4 +1,4 @@
-"""For random histories, the projection's answer equals the answer of a replay of the log."""
+"""For random histories, both projections (PostgreSQL and embedded SQLite) answer as a replay."""
 
 import contextlib
 from collections.abc import Iterator
@@ -33,6 +33,7 @@ from ledger.keystore import SQLiteDataKeyStore
 from ledger.service import Ledger
 from ledger.store import LedgerStore, SQLiteStoreConfig
 from projections.decision import ProjectionReader, decide
+from projections.embedded import EmbeddedProjection
 from projections.replay import facts_from_log
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import EventBase, parse_event
@@ -46,7 +47,7 @@ CHANNELS = ("email", "sms")
 @pytest.fixture(scope="module")
 def world(
     tmp_path_factory: pytest.TempPathFactory, pg_dsn: str
-) -> Iterator[tuple[Ledger, psycopg.Connection[Any], str]]:
+) -> Iterator[tuple[Ledger, psycopg.Connection[Any], str, EmbeddedProjection]]:
     path: Path = tmp_path_factory.mktemp("decide") / "ledger.sqlite3"
     keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
     keys.migrate()
@@ -94,7 +95,9 @@ def world(
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
         migrate(conn, schema=schema)
         apply(conn, ProjectionWriter(schema=schema), _log(ledger))
-    yield ledger, conn, schema
+    embedded = EmbeddedProjection(path=path)
+    yield ledger, conn, schema, embedded
+    embedded.close()
     ledger.close()
     with conn.transaction():
         conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
@@ -162,9 +165,11 @@ def _command(subjects: list[str], item: tuple[Any, ...], when: datetime) -> Comm
 )
 @given(st.lists(step, min_size=1, max_size=14), st.integers(0, 900))
 def test_projection_and_replay_give_the_same_answer(
-    world: tuple[Ledger, psycopg.Connection[Any], str], history: list[tuple[Any, ...]], day: int
+    world: tuple[Ledger, psycopg.Connection[Any], str, EmbeddedProjection],
+    history: list[tuple[Any, ...]],
+    day: int,
 ) -> None:
-    ledger, conn, schema = world
+    ledger, conn, schema, embedded = world
     subjects = [f"s-{uuid4().hex[:12]}" for _ in range(2)]
     start = ledger.store.head()
     for n, item in enumerate(history):
@@ -174,6 +179,8 @@ def test_projection_and_replay_give_the_same_answer(
     log = _log(ledger)
     with conn.transaction():
         apply(conn, ProjectionWriter(schema=schema), [e for e in log if e[1] > start])
+    while embedded.feed_once(ledger.store):
+        pass
     reader = ProjectionReader(conn, schema=schema)
     at = T0 + timedelta(days=day)
     for subject in subjects:
@@ -192,3 +199,10 @@ def test_projection_and_replay_give_the_same_answer(
                     at=at,
                 )
                 assert projected == replayed, (subject, purpose_, channel_)
+                in_sqlite = decide(
+                    embedded.facts(subject, purpose_, channel_),
+                    purpose=purpose_,
+                    channel=channel_,
+                    at=at,
+                )
+                assert in_sqlite == replayed, ("sqlite", subject, purpose_, channel_)
