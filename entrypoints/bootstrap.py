@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import SecretStr
+
 from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
     MASTER_KEY_FILE,
@@ -30,42 +32,34 @@ def prepare_data_dir(path: Path) -> Path:
     return path
 
 
+def _secret(settings: Settings, *, file_name: str, value: SecretStr | None, setting: str) -> bytes:
+    """A secret: generated once under the data directory when embedded, given in production."""
+    if settings.mode is Mode.EMBEDDED:
+        return load_or_create_secret(prepare_data_dir(settings.data_dir) / file_name)
+    return decode_secret(value.get_secret_value() if value else None, name=setting)
+
+
 def build_hasher(settings: Settings) -> SubjectHasher:
     """The keyed hash of addresses, with the secret of this deployment."""
-    if settings.mode is Mode.EMBEDDED:
-        return SubjectHasher(
-            secret=load_or_create_secret(prepare_data_dir(settings.data_dir) / SUBJECT_SECRET_FILE)
-        )
     return SubjectHasher(
-        secret=decode_secret(
-            settings.subject_secret.get_secret_value() if settings.subject_secret else None,
-            name="CONSENT_SUBJECT_SECRET",
+        secret=_secret(
+            settings,
+            file_name=SUBJECT_SECRET_FILE,
+            value=settings.subject_secret,
+            setting="CONSENT_SUBJECT_SECRET",
         )
-    )
-
-
-def _secrets(settings: Settings) -> tuple[bytes, bytes]:
-    if settings.mode is Mode.EMBEDDED:
-        data_dir = prepare_data_dir(settings.data_dir)
-        return (
-            load_or_create_secret(data_dir / SUBJECT_SECRET_FILE),
-            load_or_create_secret(data_dir / MASTER_KEY_FILE),
-        )
-    return (
-        decode_secret(
-            settings.subject_secret.get_secret_value() if settings.subject_secret else None,
-            name="CONSENT_SUBJECT_SECRET",
-        ),
-        decode_secret(
-            settings.master_key.get_secret_value() if settings.master_key else None,
-            name="CONSENT_MASTER_KEY",
-        ),
     )
 
 
 def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     """Wire the write side for this mode; a missing secret is a `ConfigurationError`."""
-    subject_secret, master_key = _secrets(settings)
+    hasher = build_hasher(settings)
+    master_key = _secret(
+        settings,
+        file_name=MASTER_KEY_FILE,
+        value=settings.master_key,
+        setting="CONSENT_MASTER_KEY",
+    )
     store = build_store(settings)
     keys: DataKeyStore
     if settings.mode is Mode.EMBEDDED:
@@ -85,7 +79,7 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     return Ledger(
         store=store,
         keys=keys,
-        hasher=SubjectHasher(secret=subject_secret),
+        hasher=hasher,
         config=config,
         clock=clock,
     )
@@ -120,18 +114,17 @@ class Audit:
         self.store.close()
 
 
-def _signing_seed(settings: Settings) -> bytes:
-    if settings.mode is Mode.EMBEDDED:
-        return load_or_create_secret(prepare_data_dir(settings.data_dir) / AUDIT_SIGNING_KEY_FILE)
-    return decode_secret(
-        settings.audit_signing_key.get_secret_value() if settings.audit_signing_key else None,
-        name="CONSENT_AUDIT_SIGNING_KEY",
-    )
-
-
 def build_audit(settings: Settings) -> Audit:
     """Wire the audit tree next to the event store; a missing key is a `ConfigurationError`."""
-    signer = signer_from_seed(settings.audit_origin, _signing_seed(settings))
+    signer = signer_from_seed(
+        settings.audit_origin,
+        _secret(
+            settings,
+            file_name=AUDIT_SIGNING_KEY_FILE,
+            value=settings.audit_signing_key,
+            setting="CONSENT_AUDIT_SIGNING_KEY",
+        ),
+    )
     store = build_store(settings)
     tree: TreeStore
     if settings.mode is Mode.EMBEDDED:

@@ -10,6 +10,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
+from projections.decision import EVERY_SCOPE
 from schemas import (
     ConsentConfirmed,
     ConsentGranted,
@@ -40,7 +41,6 @@ _WITHDRAW_EMAIL_PURPOSE = (
     "last_position = %s where subject = %s and channel = 'email' and purpose = %s "
     "and last_position < %s"
 )
-EVERY_SCOPE = "*"
 
 
 def migrate(conn: psycopg.Connection[Any], *, schema: str) -> None:

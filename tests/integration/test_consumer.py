@@ -98,6 +98,21 @@ def _tables(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
+def _consumer_config(
+    bootstrap: str, dsn: str, schema: str, topic: str, *, max_records: int = 2_000
+) -> ConsumerConfig:
+    # The relay helper creates "<topic>.dlq"; the consumer sends its dead letters there.
+    return ConsumerConfig(
+        bootstrap=bootstrap,
+        dsn=dsn,
+        schema=schema,
+        group=f"g-{topic}",
+        topic=topic,
+        dead_letter_topic=f"{topic}.dlq",
+        max_records=max_records,
+    )
+
+
 def _drain(runner: ConsumerRunner, expected: int) -> int:
     taken = 0
     for _ in range(60):
@@ -126,16 +141,7 @@ def test_end_to_end_projection_and_a_poison_record(
     relay.close()
     published = ledger.store.head()
 
-    runner = ConsumerRunner(
-        ConsumerConfig(
-            bootstrap=kafka_bootstrap,
-            dsn=pg_dsn,
-            schema=schema,
-            group=f"g-{topic}",
-            topic=topic,
-            dead_letter_topic=f"{topic}.dlq",
-        )
-    )
+    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
     try:
         assert _drain(runner, published + 2) == published + 2
     finally:
@@ -177,15 +183,7 @@ def test_a_restarted_consumer_resumes_from_the_stored_offsets(
     relay = sqlite_relay(path, bootstrap=kafka_bootstrap, topic=topic, partitions=1)
     _history(ledger)
     publish_all(relay)
-    consumer_config = ConsumerConfig(
-        bootstrap=kafka_bootstrap,
-        dsn=pg_dsn,
-        schema=schema,
-        group=f"g-{topic}",
-        topic=topic,
-        dead_letter_topic=f"{topic}.d",
-        max_records=5,
-    )
+    consumer_config = _consumer_config(kafka_bootstrap, pg_dsn, schema, topic, max_records=5)
     first = ConsumerRunner(consumer_config)
     taken = _drain(first, 5)
     first.close()
@@ -329,16 +327,7 @@ def test_checks_fail_closed_until_the_projection_covers_the_write(
     )
     _history(ledger)
     publish_all(relay)
-    runner = ConsumerRunner(
-        ConsumerConfig(
-            bootstrap=kafka_bootstrap,
-            dsn=pg_dsn,
-            schema=schema,
-            group=f"g-{topic}",
-            topic=topic,
-            dead_letter_topic=f"{topic}.d",
-        )
-    )
+    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
     conn = psycopg.connect(pg_dsn, autocommit=True)
     checker = SendChecker(
         conn,
@@ -389,14 +378,7 @@ def test_a_range_published_twice_changes_nothing(
     )
     _history(ledger)
     publish_all(relay)
-    consumer_config = ConsumerConfig(
-        bootstrap=kafka_bootstrap,
-        dsn=pg_dsn,
-        schema=schema,
-        group=f"g-{topic}",
-        topic=topic,
-        dead_letter_topic=f"{topic}.d",
-    )
+    consumer_config = _consumer_config(kafka_bootstrap, pg_dsn, schema, topic)
     runner = ConsumerRunner(consumer_config)
     published = ledger.store.head()
     assert _drain(runner, published) == published
