@@ -93,6 +93,9 @@ class ConsumerRunner:
             # the client's default five minutes of stale metadata.
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
         )
+        # Per partition, the next offset this consumer last read from or wrote to the tables
+        # (None: nothing stored); a stored value that differs means the tables moved on.
+        self._committed: dict[int, int | None] = {}
         self.consumer.subscribe([config.topic], listener=_SeekToStoredOffsets(self))
         self.dead_letters = KafkaProducer(
             bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True
@@ -104,18 +107,21 @@ class ConsumerRunner:
     def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         """Start each partition where the projection tables say, not where Kafka says."""
         with self.conn.transaction():
-            rows = self.conn.execute(
-                sql.SQL(
-                    "select partition, next_offset from {} where consumer_group = %s and topic = %s"
-                ).format(self._offsets),
-                (self.config.group, self.config.topic),
-            ).fetchall()
-        stored = {int(p): int(o) for p, o in rows}
+            stored = self._stored_offsets()
         for tp in partitions:
+            self._committed[tp.partition] = stored.get(tp.partition)
             if tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
             else:
                 self.consumer.seek_to_beginning(tp)
+
+    def _stored_offsets(self, *, lock: bool = False) -> dict[int, int]:
+        query = "select partition, next_offset from {} where consumer_group = %s and topic = %s"
+        rows = self.conn.execute(
+            sql.SQL(query + (" for update" if lock else "")).format(self._offsets),
+            (self.config.group, self.config.topic),
+        ).fetchall()
+        return {int(p): int(o) for p, o in rows}
 
     def run_once(self) -> int:
         """Poll one batch and apply it; returns how many records it took."""
@@ -136,18 +142,32 @@ class ConsumerRunner:
             next_offsets[tp.partition] = records[-1].offset + 1
         self._send_dead_letters(dead)
         with self.conn.transaction():
-            apply(self.conn, self.writer, events)
-            with self.conn.cursor() as cursor:
-                for partition, offset in next_offsets.items():
-                    cursor.execute(
-                        sql.SQL(
-                            "insert into {} (consumer_group, topic, partition, next_offset) "
-                            "values (%s, %s, %s, %s) on conflict (consumer_group, topic, "
-                            "partition) do update set next_offset = excluded.next_offset"
-                        ).format(self._offsets),
-                        (self.config.group, self.config.topic, partition, offset),
-                    )
+            stored = self._stored_offsets(lock=True)
+            moved = any(stored.get(p) != self._committed.get(p) for p in next_offsets)
+            if not moved:
+                apply(self.conn, self.writer, events)
+                self._save_offsets(next_offsets)
+        if moved:
+            # The stored offsets are no longer the ones this consumer wrote: the tables were
+            # swapped for rebuilt ones (`consent-ledger replay`), or another member took the
+            # partition. The batch is dropped and the consumer continues where the tables say.
+            logger.info("consumer: stored offsets changed under us, seeking to them")
+            self.seek_to_stored(list(self.consumer.assignment()))
+            return 0
+        self._committed.update(next_offsets)
         return sum(len(records) for records in polled.values())
+
+    def _save_offsets(self, next_offsets: dict[int, int]) -> None:
+        with self.conn.cursor() as cursor:
+            for partition, offset in next_offsets.items():
+                cursor.execute(
+                    sql.SQL(
+                        "insert into {} (consumer_group, topic, partition, next_offset) "
+                        "values (%s, %s, %s, %s) on conflict (consumer_group, topic, "
+                        "partition) do update set next_offset = excluded.next_offset"
+                    ).format(self._offsets),
+                    (self.config.group, self.config.topic, partition, offset),
+                )
 
     def _send_dead_letters(self, dead: list[tuple[Any, str]]) -> None:
         # Sent and acknowledged before the batch commits: a crash in between re-sends them,

@@ -2,7 +2,6 @@
 
 import base64
 import json
-import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -10,10 +9,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from entrypoints.bootstrap import Audit, build_audit
-from entrypoints.console import err, load_settings
+from entrypoints.console import err, load_settings, progress_bar
 from ledger.audit.bundle import load_bundle, verify_bundle
 from ledger.audit.merkle import consistency_proof, inclusion_proof
 from ledger.audit.verify import AuditError
@@ -48,17 +46,6 @@ def _audit() -> Iterator[Audit]:
         audit.close()
 
 
-def _progress(label: str) -> Progress:
-    return Progress(
-        TextColumn(label),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=err,
-        disable=not sys.stderr.isatty(),
-    )
-
-
 @audit_app.command()
 def seal(
     follow: Annotated[
@@ -76,7 +63,7 @@ def seal(
                 stop.set()
             return
         backlog = audit.store.head() - audit.tree.last_position()
-        with _progress("sealing") as progress:
+        with progress_bar("sealing") as progress:
             task = progress.add_task("seal", total=max(backlog, 0))
             sealed = audit.sealer.seal_all(progress=lambda n: progress.advance(task, n))
         audit.sealer.checkpoint_if_due()
@@ -106,7 +93,7 @@ def verify() -> None:
     """
     with _audit() as audit:
         total = audit.store.head()
-        with _progress("verifying") as progress:
+        with progress_bar("verifying") as progress:
             task = progress.add_task("verify", total=total)
             report = verify_ledger(
                 store=audit.store,

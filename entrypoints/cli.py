@@ -26,6 +26,7 @@ from entrypoints.bootstrap import build_hasher, build_ledger, build_relay, build
 from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
 from entrypoints.http import create_app
+from entrypoints.replay_cli import replay
 from entrypoints.settings import Mode
 from ledger.commands import (
     Command,
@@ -38,7 +39,7 @@ from ledger.commands import (
 )
 from ledger.errors import LedgerError
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
-from ledger.relay import EVENTS_TOPIC, ensure_topics
+from ledger.relay import EVENTS_TOPIC, dead_letter_topic_for, ensure_topics
 from ledger.service import CommandResult, Ledger
 from projections.checker import Checker, CheckerConfig, SendChecker, StaleProjectionError
 from projections.decision import Decision
@@ -165,6 +166,7 @@ policy_app = typer.Typer(help="Privacy-policy versions.", no_args_is_help=True)
 app.add_typer(purpose_app, name="purpose")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.command()(replay)
 
 
 @purpose_app.command("register")
@@ -469,7 +471,7 @@ def consume(
                 schema=settings.pg_schema,
                 group=group,
                 topic=topic,
-                dead_letter_topic=f"{topic.removesuffix('.v1')}.dlq.v1",
+                dead_letter_topic=dead_letter_topic_for(topic),
                 max_records=batch,
             )
         )

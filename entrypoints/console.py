@@ -1,8 +1,11 @@
-"""What every CLI command shares: the error console and reading the settings."""
+"""What every CLI command shares: the error console, progress bars and reading the settings."""
+
+import sys
 
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from entrypoints.settings import Settings
 
@@ -18,3 +21,15 @@ def load_settings() -> Settings:
         field = ".".join(str(part) for part in first["loc"])
         err.print(f"[red]invalid setting CONSENT_{field.upper()}:[/red] {first['msg']}")
         raise typer.Exit(code=2) from None
+
+
+def progress_bar(label: str) -> Progress:
+    """A progress bar on stderr, shown only on a terminal so logs and pipes stay clean."""
+    return Progress(
+        TextColumn(label),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=not sys.stderr.isatty(),
+    )

@@ -7,9 +7,11 @@ the projection covers exactly its position, which is what the checker waits for.
 """
 
 import json
+import logging
+import re
 import sqlite3
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from importlib.resources import files
 from pathlib import Path
@@ -25,6 +27,8 @@ from projections.decision import (
 )
 from projections.store import ProjectionWriter
 from schemas import parse_event
+
+logger = logging.getLogger(__name__)
 
 FEED_NAME = "embedded"
 FEED_BATCH = 2_000
@@ -59,6 +63,7 @@ class EmbeddedProjection:
         self._writer = ProjectionWriter(schema=None)
         self._local = threading.local()
         ddl = (files("projections") / "sqlite" / "schema.sql").read_text(encoding="utf-8")
+        self._tables = tuple(re.findall(r"create table if not exists (\w+)", ddl))
         with self._connection() as conn:
             conn.executescript(ddl)
 
@@ -95,10 +100,58 @@ class EmbeddedProjection:
         return len(rows)
 
     def follow(self, store: EventSource, stop: threading.Event, *, poll_s: float = 0.05) -> None:
-        """Feed until ``stop``."""
+        """Feed until ``stop``; a rebuild holding the file's write lock only delays it."""
         while not stop.is_set():
-            if not self.feed_once(store):
+            try:
+                fed = self.feed_once(store)
+            except sqlite3.OperationalError as error:
+                if "locked" not in str(error):
+                    raise
+                logger.info("embedded feed: the projection is locked (rebuild?), waiting")
+                fed = 0
+            if not fed:
                 stop.wait(poll_s)
+
+    def rebuild(self, store: EventSource, *, progress: Callable[[int], None] | None = None) -> int:
+        """Re-apply every stored event to emptied tables, in one transaction; returns the count.
+
+        Readers keep seeing the old rows until the commit, then the rebuilt ones: the swap is
+        SQLite's own atomic commit. The feed waits meanwhile and resumes after the rebuild.
+        """
+        conn = self._connection()
+        up_to = store.head()
+        applied = 0
+        conn.execute("begin immediate")
+        try:
+            for table in self._tables:
+                # Names from our own DDL, never from input.
+                conn.execute(f'delete from "{table}"')  # noqa: S608
+            after = 0
+            while after < up_to:
+                rows = [
+                    row
+                    for row in store.notifications(after=after, limit=FEED_BATCH)
+                    if row.id <= up_to
+                ]
+                if not rows:
+                    break
+                for row in rows:
+                    for query, params in self._writer.statements(parse_event(row.state), row.id):
+                        conn.execute(str(query), params)
+                after = rows[-1].id
+                applied += len(rows)
+                if progress is not None:
+                    progress(len(rows))
+            conn.execute(
+                "insert into projection_position (name, position) values (?, ?) "
+                "on conflict (name) do update set position = excluded.position",
+                (FEED_NAME, after),
+            )
+        except BaseException:
+            conn.rollback()
+            raise
+        conn.commit()
+        return applied
 
     def facts(self, subject: str, purpose: str, channel: str) -> Facts:
         conn = self._connection()

@@ -2,6 +2,7 @@
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -122,3 +123,27 @@ def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
         "unsubscribed",
         click["position"],
     )
+
+
+def test_replay_rebuilds_a_damaged_embedded_projection(tmp_path: Path) -> None:
+    data = tmp_path / "var"
+    policy = tmp_path / "policy.txt"
+    policy.write_text("v1\n", encoding="utf-8")
+    _ok(data, "purpose", "register", "newsletter", "--legal-basis", "consent", "--description", "n")
+    _ok(data, "policy", "publish", "v1", str(policy), "--purpose", "newsletter")
+    address = ("--address", "lea@example.org", "--purpose", "newsletter")
+    _ok(data, "grant", *address, "--policy-version", "v1")
+    _ok(data, "unsubscribe", "--address", "lea@example.org")
+    assert _ok(data, "check", *address)["reason"] == "unsubscribed"
+    with sqlite3.connect(data / "consent-ledger.sqlite3") as conn:
+        conn.execute("delete from suppression")
+        conn.execute("update consent_state set status = 'granted', reason = null")
+    assert _ok(data, "check", *address)["allowed"], "the damage should be visible before replay"
+
+    result = _run(data, "replay", "--from", "store")
+
+    assert result.returncode == 0, result.stderr
+    assert "swapped in" in result.stderr
+    answer = _ok(data, "check", *address)
+    assert (answer["allowed"], answer["reason"]) == (False, "unsubscribed")
+    assert _run(data, "replay", "--from", "kafka").returncode == 2

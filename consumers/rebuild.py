@@ -1,0 +1,83 @@
+"""Rebuilding the projection from the event topic, read from its beginning by a private group."""
+
+import uuid
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer, TopicPartition
+from psycopg import sql
+
+from consumers.runner import ConsumerConfig, ConsumerRunner
+from projections.rebuild import (
+    Progress,
+    RebuildResult,
+    RebuildTarget,
+    prepare_staging,
+    projection_tables,
+    write_offsets,
+)
+
+
+def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
+    """The end offset of every partition of ``topic`` now."""
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, client_id="consent-ledger-rebuild")
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        ends = consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
+        return {tp.partition: int(offset) for tp, offset in ends.items()}
+    finally:
+        consumer.close()
+
+
+def _stored(conn: psycopg.Connection[Any], schema: str, group: str, topic: str) -> dict[int, int]:
+    rows = conn.execute(
+        sql.SQL(
+            "select partition, next_offset from {} where consumer_group = %s and topic = %s"
+        ).format(sql.Identifier(schema, "consumer_offsets")),
+        (group, topic),
+    ).fetchall()
+    return {int(partition): int(offset) for partition, offset in rows}
+
+
+def rebuild_from_kafka(
+    conn: psycopg.Connection[Any],
+    target: RebuildTarget,
+    *,
+    bootstrap: str,
+    dead_letter_topic: str,
+    progress: Progress | None = None,
+) -> RebuildResult:
+    """Fill the staging tables from the topic's beginning up to its end offsets at the start.
+
+    The records go through the consumers' own runner (same decoding, same dead-letter topic,
+    same batches and offsets in one transaction), under a group of its own so the live group's
+    assignment is left alone.
+    """
+    prepare_staging(conn, target)
+    ends = topic_ends(bootstrap, target.topic)
+    group = f"{target.group}.rebuild.{uuid.uuid4().hex[:12]}"
+    runner = ConsumerRunner(
+        ConsumerConfig(
+            bootstrap=bootstrap,
+            dsn=target.dsn,
+            schema=target.staging,
+            group=group,
+            topic=target.topic,
+            dead_letter_topic=dead_letter_topic,
+        )
+    )
+    events = 0
+    try:
+        while True:
+            stored = _stored(conn, target.staging, group, target.topic)
+            if all(stored.get(p, 0) >= end for p, end in ends.items()):
+                break
+            taken = runner.run_once()
+            events += taken
+            if progress is not None and taken:
+                progress(taken)
+    finally:
+        runner.close()
+    offsets = {p: max(stored.get(p, 0), end) for p, end in ends.items()}
+    write_offsets(conn, target.staging, target, offsets)
+    return RebuildResult(events, projection_tables(conn, target.staging), offsets)

@@ -1,0 +1,222 @@
+"""Rebuilding the projection from the store or the topic and swapping it in under consumers."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from kafka import KafkaProducer
+from psycopg import sql
+
+from consumers.rebuild import rebuild_from_kafka
+from consumers.runner import ConsumerConfig, ConsumerRunner
+from ledger.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
+from ledger.positions import PostgresPositions
+from ledger.service import Ledger
+from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_store, swap
+from projections.store import ProjectionWriter, apply, migrate
+from schemas import parse_event
+from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+PEOPLE = 40
+
+
+@pytest.fixture
+def schema(pg_dsn: str) -> Iterator[str]:
+    name = f"live_{uuid4().hex[:10]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        for suffix in ("", "__rebuild", "__replaced", "_expected"):
+            conn.execute(
+                sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name + suffix))
+            )
+
+
+@pytest.fixture
+def ledger(tmp_path: Path) -> Iterator[Ledger]:
+    ledger = sqlite_ledger(tmp_path / "ledger.sqlite3", purposes=("newsletter", "offers"))
+    yield ledger
+    ledger.close()
+
+
+def _some_history(ledger: Ledger, first: int, last: int) -> None:
+    for n in range(first, last):
+        subject = f"p{n}"
+        ledger.execute(
+            GrantConsent(subject=subject, purpose="newsletter", policy_version="v1", occurred_at=T0)
+        )
+        later = T0 + timedelta(minutes=n)
+        if n % 3 == 0:
+            ledger.execute(Unsubscribe(subject=subject, occurred_at=later))
+        elif n % 3 == 1:
+            ledger.execute(
+                WithdrawConsent(subject=subject, purpose="newsletter", occurred_at=later)
+            )
+        if n % 7 == 0:
+            ledger.execute(
+                RecordObjection(subject=subject, all_direct_marketing=True, occurred_at=later)
+            )
+
+
+def _dump(dsn: str, schema: str, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
+    with psycopg.connect(dsn) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL("select * from {} order by 1, 2, 3").format(sql.Identifier(schema, table))
+            ).fetchall()
+            for table in tables
+            if table != "consumer_offsets"
+        }
+
+
+def _expected(dsn: str, schema: str, ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
+    """The tables a projection applying every stored event once, in order, holds."""
+    reference = f"{schema}_expected"
+    events = [(parse_event(state), position) for position, *_, state in ledger.store.stream_rows()]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(reference)))
+        with conn.transaction():
+            migrate(conn, schema=reference)
+            apply(conn, ProjectionWriter(schema=reference), events)
+        tables = projection_tables(conn, reference)
+    return _dump(dsn, reference, tables)
+
+
+def _consumer(bootstrap: str, dsn: str, schema: str, topic: str) -> ConsumerRunner:
+    return ConsumerRunner(
+        ConsumerConfig(
+            bootstrap=bootstrap,
+            dsn=dsn,
+            schema=schema,
+            group=f"g-{topic}",
+            topic=topic,
+            dead_letter_topic=f"{topic}.dlq",
+            max_records=25,
+        )
+    )
+
+
+def _drain(runner: ConsumerRunner) -> None:
+    idle = 0
+    while idle < 3:
+        idle = 0 if runner.run_once() else idle + 1
+
+
+def _damage(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn) as conn:
+        conn.execute(sql.SQL("delete from {}").format(sql.Identifier(schema, "suppression")))
+        conn.execute(
+            sql.SQL("update {} set status = 'granted', reason = null").format(
+                sql.Identifier(schema, "consent_state")
+            )
+        )
+
+
+def test_rebuild_from_the_store_swaps_in_under_a_running_consumer(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    relay = sqlite_relay(
+        tmp_path / "ledger.sqlite3",
+        bootstrap=kafka_bootstrap,
+        topic=topic,
+        positions=PostgresPositions(dsn=pg_dsn, schema=schema),
+    )
+    _some_history(ledger, 0, PEOPLE)
+    publish_all(relay)
+    live = _consumer(kafka_bootstrap, pg_dsn, schema, topic)
+    try:
+        _drain(live)
+        _damage(pg_dsn, schema)
+        target = RebuildTarget(dsn=pg_dsn, schema=schema, group=f"g-{topic}", topic=topic)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            result = rebuild_from_store(conn, target, ledger.store, up_to=ledger.store.head())
+            assert result.events == ledger.store.head()
+            # While the rebuilt tables wait, the ledger and the live consumer move on.
+            _some_history(ledger, PEOPLE, PEOPLE + 20)
+            publish_all(relay)
+            _drain(live)
+            tables = swap(conn, target)
+            assert "consent_state" in tables
+            assert "consumer_offsets" in tables
+            assert projection_tables(conn, target.staging) == ()
+        # The consumer finds the offsets moved, seeks back to them and re-applies the rest.
+        _some_history(ledger, PEOPLE + 20, PEOPLE + 25)
+        publish_all(relay)
+        _drain(live)
+    finally:
+        live.close()
+        relay.close()
+
+    rebuilt = _dump(pg_dsn, schema, tables)
+    assert rebuilt == _expected(pg_dsn, schema, ledger)
+    assert rebuilt["suppression"], "the damage was repaired, not preserved"
+
+
+def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    relay = sqlite_relay(tmp_path / "ledger.sqlite3", bootstrap=kafka_bootstrap, topic=topic)
+    _some_history(ledger, 0, PEOPLE)
+    publish_all(relay)
+    poison = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    poison.send(topic, key=b"p1", value=b"{not json").get(timeout=10)
+    poison.close()
+    live = _consumer(kafka_bootstrap, pg_dsn, schema, topic)
+    try:
+        _drain(live)
+        _damage(pg_dsn, schema)
+        target = RebuildTarget(dsn=pg_dsn, schema=schema, group=f"g-{topic}", topic=topic)
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            result = rebuild_from_kafka(
+                conn, target, bootstrap=kafka_bootstrap, dead_letter_topic=f"{topic}.dlq"
+            )
+            tables = swap(conn, target)
+        assert result.events == ledger.store.head() + 1
+        assert sum(result.offsets.values()) == ledger.store.head() + 1
+        _some_history(ledger, PEOPLE, PEOPLE + 5)
+        publish_all(relay)
+        _drain(live)
+    finally:
+        live.close()
+        relay.close()
+
+    assert _dump(pg_dsn, schema, tables) == _expected(pg_dsn, schema, ledger)
+
+
+def test_a_swap_that_cannot_complete_leaves_the_live_tables_as_they_were(
+    ledger: Ledger, pg_dsn: str, schema: str
+) -> None:
+    _some_history(ledger, 0, 10)
+    target = RebuildTarget(dsn=pg_dsn, schema=schema, group="g", topic="t")
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        with conn.transaction():
+            migrate(conn, schema=schema)
+        conn.execute(
+            sql.SQL("create view {} as select subject from {}").format(
+                sql.Identifier(schema, "granted_view"), sql.Identifier(schema, "consent_state")
+            )
+        )
+        # The ledger's relay keeps its watermarks in the same schema.
+        conn.execute(
+            sql.SQL("create table {} (position bigint, partition int, next_offset bigint)").format(
+                sql.Identifier(schema, "relay_watermarks")
+            )
+        )
+        rebuild_from_store(conn, target, ledger.store, up_to=ledger.store.head())
+        tables = projection_tables(conn, target.staging)
+        before = _dump(pg_dsn, schema, tables)
+
+        with pytest.raises(psycopg.errors.DependentObjectsStillExist):
+            swap(conn, target)
+
+        assert _dump(pg_dsn, schema, tables) == before
+        assert "consent_state" in projection_tables(conn, target.staging)
