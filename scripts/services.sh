@@ -221,9 +221,12 @@ up() {
     [ -x "$PYTHON" ] || die "no Python with kafka-python at $PYTHON (run: make install)"
     pg_up
     kafka_up
+    # Tests that stop and restart a broker run one of their own from the same jars.
+    kafka_jars
     cat >"$ENV_FILE" <<EOF
 export CONSENT_PG_DSN='$PG_DSN'
 export CONSENT_KAFKA_BOOTSTRAP='$KAFKA_BOOTSTRAP'
+export KAFKA_TEST_LIBS='$KAFKA_LIBS'
 EOF
     log "ready: source $ENV_FILE"
 }

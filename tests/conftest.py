@@ -3,8 +3,12 @@
 import os
 import socket
 import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.broker import PrivateBroker
 
 SERVICES_HINT = (
     "start them with `scripts/services.sh up && source var/services/env`, or `make test`"
@@ -41,3 +45,19 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+@pytest.fixture
+def private_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PrivateBroker]:
+    """A broker only this test uses, so that it may kill and restart it."""
+    libs = Path(_required_env("KAFKA_TEST_LIBS"))
+    controller = free_port()
+    port = free_port()
+    while port == controller:
+        port = free_port()
+    broker = PrivateBroker(
+        libs=libs, home=tmp_path_factory.mktemp("broker"), port=port, controller_port=controller
+    )
+    broker.start()
+    yield broker
+    broker.kill()

@@ -1,8 +1,12 @@
-"""Building blocks several test modules share: an embedded ledger with a catalog, a relay."""
+"""Building blocks several test modules share: an embedded ledger, a relay, projection rows."""
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+import psycopg
+from psycopg import sql
 
 from ledger.commands import PublishPolicyVersion, RegisterPurpose
 from ledger.identity import SubjectHasher
@@ -11,6 +15,9 @@ from ledger.positions import SQLitePositions
 from ledger.relay import PositionStore, Relay, RelayConfig, ensure_topics
 from ledger.service import Ledger
 from ledger.store import LedgerStore, SQLiteStoreConfig
+from projections.rebuild import projection_tables
+from projections.store import ProjectionWriter, apply, migrate
+from schemas import parse_event
 
 CATALOG_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 POLICY_SHA = "d" * 64
@@ -84,3 +91,33 @@ def sqlite_relay(
 def publish_all(relay: Relay) -> None:
     while relay.publish_once():
         pass
+
+
+def projection_rows(
+    dsn: str, schema: str, tables: Sequence[str]
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of these projection tables, in a stable order (offsets left out)."""
+    with psycopg.connect(dsn) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL("select * from {} order by 1, 2, 3").format(sql.Identifier(schema, table))
+            ).fetchall()
+            for table in tables
+            if table != "consumer_offsets"
+        }
+
+
+def replayed_rows(dsn: str, schema: str, store: LedgerStore) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows a projection holds after applying every stored event once, in ledger order.
+
+    Built in a new schema ``<schema>_expected``, which the caller drops with ``schema``.
+    """
+    reference = f"{schema}_expected"
+    events = [(parse_event(state), position) for position, *_, state in store.stream_rows()]
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(reference)))
+        with conn.transaction():
+            migrate(conn, schema=reference)
+            apply(conn, ProjectionWriter(schema=reference), events)
+        tables = projection_tables(conn, reference)
+    return projection_rows(dsn, reference, tables)

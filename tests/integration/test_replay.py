@@ -3,7 +3,6 @@
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -17,9 +16,14 @@ from ledger.commands import GrantConsent, RecordObjection, Unsubscribe, Withdraw
 from ledger.positions import PostgresPositions
 from ledger.service import Ledger
 from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_store, swap
-from projections.store import ProjectionWriter, apply, migrate
-from schemas import parse_event
-from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
+from projections.store import migrate
+from tests.helpers import (
+    projection_rows,
+    publish_all,
+    replayed_rows,
+    sqlite_ledger,
+    sqlite_relay,
+)
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -63,30 +67,6 @@ def _some_history(ledger: Ledger, first: int, last: int) -> None:
             ledger.execute(
                 RecordObjection(subject=subject, all_direct_marketing=True, occurred_at=later)
             )
-
-
-def _dump(dsn: str, schema: str, tables: tuple[str, ...]) -> dict[str, list[tuple[Any, ...]]]:
-    with psycopg.connect(dsn) as conn:
-        return {
-            table: conn.execute(
-                sql.SQL("select * from {} order by 1, 2, 3").format(sql.Identifier(schema, table))
-            ).fetchall()
-            for table in tables
-            if table != "consumer_offsets"
-        }
-
-
-def _expected(dsn: str, schema: str, ledger: Ledger) -> dict[str, list[tuple[Any, ...]]]:
-    """The tables a projection applying every stored event once, in order, holds."""
-    reference = f"{schema}_expected"
-    events = [(parse_event(state), position) for position, *_, state in ledger.store.stream_rows()]
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(reference)))
-        with conn.transaction():
-            migrate(conn, schema=reference)
-            apply(conn, ProjectionWriter(schema=reference), events)
-        tables = projection_tables(conn, reference)
-    return _dump(dsn, reference, tables)
 
 
 def _consumer(bootstrap: str, dsn: str, schema: str, topic: str) -> ConsumerRunner:
@@ -155,8 +135,8 @@ def test_rebuild_from_the_store_swaps_in_under_a_running_consumer(
         live.close()
         relay.close()
 
-    rebuilt = _dump(pg_dsn, schema, tables)
-    assert rebuilt == _expected(pg_dsn, schema, ledger)
+    rebuilt = projection_rows(pg_dsn, schema, tables)
+    assert rebuilt == replayed_rows(pg_dsn, schema, ledger.store)
     assert rebuilt["suppression"], "the damage was repaired, not preserved"
 
 
@@ -189,7 +169,7 @@ def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
         live.close()
         relay.close()
 
-    assert _dump(pg_dsn, schema, tables) == _expected(pg_dsn, schema, ledger)
+    assert projection_rows(pg_dsn, schema, tables) == replayed_rows(pg_dsn, schema, ledger.store)
 
 
 def test_a_swap_that_cannot_complete_leaves_the_live_tables_as_they_were(
@@ -213,10 +193,10 @@ def test_a_swap_that_cannot_complete_leaves_the_live_tables_as_they_were(
         )
         rebuild_from_store(conn, target, ledger.store, up_to=ledger.store.head())
         tables = projection_tables(conn, target.staging)
-        before = _dump(pg_dsn, schema, tables)
+        before = projection_rows(pg_dsn, schema, tables)
 
         with pytest.raises(psycopg.errors.DependentObjectsStillExist):
             swap(conn, target)
 
-        assert _dump(pg_dsn, schema, tables) == before
+        assert projection_rows(pg_dsn, schema, tables) == before
         assert "consent_state" in projection_tables(conn, target.staging)
