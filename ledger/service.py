@@ -2,6 +2,7 @@
 
 import logging
 import random
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
@@ -10,7 +11,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
-from eventsourcing.persistence import IntegrityError, PersistenceError, Recording
+from eventsourcing.persistence import IntegrityError, PersistenceError
 from pydantic import ValidationError
 
 from ledger.aggregates import Catalog, LedgerAggregate, Person, aggregate_id
@@ -86,6 +87,7 @@ class Applied:
 
 
 Outcome = Applied | LedgerError
+Result = CommandResult | LedgerError
 
 
 @dataclass(slots=True)
@@ -121,6 +123,8 @@ class Ledger:
         # collector, whose full collections otherwise grow with the cache (over 100 ms at
         # 15,000 people here, stalling every caller).
         self._cache: OrderedDict[str, bytes] = OrderedDict()
+        # One batch at a time, group commit's or a bulk caller's: both work on the cache.
+        self._writing = threading.Lock()
         self._committer: GroupCommitter[Prepared, CommandResult] = GroupCommitter(
             self._handle_batch, config=self.config.group_commit, name="ledger-group-commit"
         )
@@ -154,6 +158,33 @@ class Ledger:
                 results.append(error)
         return results
 
+    def record_many(self, commands: Sequence[Command]) -> list[CommandResult | LedgerError]:
+        """Record a chunk of commands in the caller's thread: the bulk path, for imports.
+
+        The rules, errors, idempotency and stored events are those of `execute_many`; what goes
+        is the group commit around them (a future, a queue hand-off and a wake-up per command).
+        The chunk costs one key-store call, one load and one transaction, more only when an
+        erasure or a concurrent writer splits it. Group-commit batches wait meanwhile.
+        """
+        results: list[CommandResult | LedgerError | None] = [None] * len(commands)
+        waiting: list[tuple[int, Prepared]] = []
+        for index, command in enumerate(commands):
+            try:
+                waiting.append((index, self.prepare(command)))
+            except LedgerError as error:
+                results[index] = error
+        while waiting:
+            with self._writing:
+                outcomes = self._record([prepared for _, prepared in waiting], remember=False)
+            deferred = []
+            for (index, prepared), outcome in zip(waiting, outcomes, strict=True):
+                if outcome is None:
+                    deferred.append((index, prepared))
+                else:
+                    results[index] = outcome
+            waiting = deferred
+        return [result for result in results if result is not None]
+
     def prepare(self, command: Command) -> Prepared:
         now = self.clock()
         if command.occurred_at > now + self.config.future_tolerance:
@@ -168,11 +199,16 @@ class Ledger:
         personal = command.personal
         if command.address is not None:
             subject = self.hasher.subject_for(command.address)
-            fields = personal.model_dump(exclude={"kind"}) if personal else {}
             try:
-                personal = PersonalData(**{**fields, "address": command.address})
+                address = PersonalData(address=command.address)
             except ValidationError as error:
                 raise field_error(error) from None
+            # The command's own personal fields were validated with it: only the address is new.
+            personal = (
+                address
+                if personal is None
+                else personal.model_copy(update={"address": address.address})
+            )
         else:
             subject = str(command.subject)
         return Prepared(command, subject, personal)
@@ -209,72 +245,78 @@ class Ledger:
     # -- the batch -----------------------------------------------------------------------------
 
     def _handle_batch(self, batch: Sequence[Submission[Prepared, CommandResult]]) -> None:
-        batch = self._defer_after_erasure(batch)
+        with self._writing:
+            outcomes = self._record([submission.item for submission in batch], remember=True)
+        for submission, outcome in zip(batch, outcomes, strict=True):
+            if outcome is None:
+                self._committer.resubmit(submission)
+            elif isinstance(outcome, LedgerError):
+                submission.future.set_exception(outcome)
+            else:
+                submission.future.set_result(outcome)
+
+    def _record(self, items: Sequence[Prepared], *, remember: bool) -> list[Result | None]:
+        """Each item's result or error; None for one left for a later batch (`_before_erasure`)."""
+        results: list[Result | None] = [None] * len(items)
+        kept = _before_erasure(items)
+        batch = [items[index] for index in kept]
         try:
             sealed = self.cipher.seal_many(
-                [(s.item.subject, s.item.personal) for s in batch if s.item.personal is not None]
+                [(item.subject, item.personal) for item in batch if item.personal is not None]
             )
         except (PersistenceError, OSError) as error:
-            self._fail(
-                batch, StoreUnavailableError(f"data keys unavailable: {type(error).__name__}")
-            )
-            return
+            failed = StoreUnavailableError(f"data keys unavailable: {type(error).__name__}")
+            for index in kept:
+                results[index] = failed
+            return results
         sealed_iter = iter(sealed)
         personal: list[SealedPersonalData | None] = [
-            next(sealed_iter) if s.item.personal is not None else None for s in batch
+            next(sealed_iter) if item.personal is not None else None for item in batch
         ]
         fresh: set[str] = set()
         for attempt in range(1, self.config.conflict_attempts + 1):
-            outcome = self._attempt(batch, personal, fresh)
-            if outcome is None:
-                return
+            outcome = self._attempt(batch, personal, fresh, remember=remember)
+            if isinstance(outcome, list):
+                for index, result in zip(kept, outcome, strict=True):
+                    results[index] = result
+                return results
             fresh = outcome
             logger.info("group commit: retrying a batch of %d (attempt %d)", len(batch), attempt)
             # Two writers retrying in lockstep would collide again: back off a random while.
             time.sleep(random.uniform(0, CONFLICT_BACKOFF_S * attempt))  # noqa: S311 - jitter
-        for submission in batch:
-            if not submission.future.done():
-                submission.future.set_exception(
-                    ConcurrencyConflictError(submission.item.subject, self.config.conflict_attempts)
-                )
-
-    def _defer_after_erasure(
-        self, batch: Sequence[Submission[Prepared, CommandResult]]
-    ) -> list[Submission[Prepared, CommandResult]]:
-        # Personal data is sealed under the person's current key before the batch is stored, so a
-        # command following an erasure of the same person waits for the next batch: its data
-        # then goes under the new key rather than the one about to be destroyed.
-        erased: set[str] = set()
-        kept: list[Submission[Prepared, CommandResult]] = []
-        for submission in batch:
-            if submission.item.subject in erased:
-                self._committer.resubmit(submission)
-                continue
-            if isinstance(submission.item.command, EraseSubject):
-                erased.add(submission.item.subject)
-            kept.append(submission)
-        return kept
+        for index in kept:
+            results[index] = ConcurrencyConflictError(
+                items[index].subject, self.config.conflict_attempts
+            )
+        return results
 
     def _attempt(
         self,
-        batch: Sequence[Submission[Prepared, CommandResult]],
+        batch: Sequence[Prepared],
         personal: Sequence[SealedPersonalData | None],
         fresh: set[str],
-    ) -> set[str] | None:
-        """One try at the batch: None when every submission is resolved, else who to reload."""
+        *,
+        remember: bool,
+    ) -> list[Result] | set[str]:
+        """One try at the batch: every item's result or error, else who to reload."""
         state = _BatchState(recorded_at=self.clock(), fresh=fresh)
-        self._load(state, {s.item.subject for s in batch} | {CATALOG_SUBJECT})
+        self._load(state, {item.subject for item in batch} | {CATALOG_SUBJECT})
         outcomes = [
-            self._decide_one(submission.item, sealed, state)
-            for submission, sealed in zip(batch, personal, strict=True)
+            self._decide_one(item, sealed, state)
+            for item, sealed in zip(batch, personal, strict=True)
         ]
         if state.stale_rejections:
             self._evict(state.aggregates)
             return fresh | state.stale_rejections
 
-        changed = [a for a in state.aggregates.values() if a.pending]
+        # Stored in the order people first appear in the batch: an import's positions follow
+        # its lines.
+        in_order = (
+            state.aggregates[subject] for subject in dict.fromkeys(i.subject for i in batch)
+        )
+        changed = [aggregate for aggregate in in_order if aggregate.pending]
         try:
-            recordings = self.store.append(changed) if changed else []
+            positions = self.store.append(changed) if changed else {}
         except IntegrityError:
             self._evict(state.aggregates)
             return set(state.aggregates)
@@ -283,12 +325,15 @@ class Ledger:
             logger.warning(
                 "group commit: store error %s on a batch of %d", type(error).__name__, len(batch)
             )
-            self._fail(batch, StoreUnavailableError(f"the store failed: {type(error).__name__}"))
-            return None
-        self._resolve(batch, outcomes, recordings)
+            failed = StoreUnavailableError(f"the store failed: {type(error).__name__}")
+            return [failed] * len(batch)
+        results = self._resolve(batch, outcomes, positions)
         for aggregate in state.aggregates.values():
-            self._remember(aggregate)
-        return None
+            # A bulk caller only refreshes what the cache holds: filling it with every person of
+            # an import would push out those the service is working on, for snapshots unused.
+            if remember or aggregate.subject in self._cache:
+                self._remember(aggregate)
+        return results
 
     def _decide_one(
         self, prepared: Prepared, sealed: SealedPersonalData | None, state: "_BatchState"
@@ -320,38 +365,41 @@ class Ledger:
 
     def _resolve(
         self,
-        batch: Sequence[Submission[Prepared, CommandResult]],
+        batch: Sequence[Prepared],
         outcomes: Sequence[Outcome],
-        recordings: Sequence[Recording[UUID]],
-    ) -> None:
-        positions = {
-            (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
-            for r in recordings
-        }
-        for submission, outcome in zip(batch, outcomes, strict=True):
-            if isinstance(outcome, Applied) and isinstance(submission.item.command, EraseSubject):
+        positions: dict[tuple[UUID, int], int],
+    ) -> list[Result]:
+        for prepared, outcome in zip(batch, outcomes, strict=True):
+            if isinstance(outcome, Applied) and isinstance(prepared.command, EraseSubject):
                 # After the event is stored, before anyone is told: a retried EraseSubject (a
                 # duplicate) destroys again, so a crash between the two steps is mended by a retry.
-                self.keys.destroy(submission.item.subject)
-        for submission, outcome in zip(batch, outcomes, strict=True):
+                self.keys.destroy(prepared.subject)
+        # Duplicates of commands stored by earlier batches: their positions in one query.
+        earlier = {
+            outcome.aggregate.id
+            for outcome in outcomes
+            if isinstance(outcome, Applied)
+            and outcome.duplicate
+            and any((outcome.aggregate.id, v) not in positions for _, v in outcome.events)
+        }
+        if earlier:
+            positions.update(self.store.positions_of_many(list(earlier)))
+        results: list[Result] = []
+        for prepared, outcome in zip(batch, outcomes, strict=True):
             if isinstance(outcome, LedgerError):
-                submission.future.set_exception(outcome)
+                results.append(outcome)
                 continue
-            aggregate = outcome.aggregate
-            versions = [version for _, version in outcome.events]
-            if outcome.duplicate:
-                position = self.store.position_of(aggregate.id, versions)
-            else:
-                position = max(positions[(aggregate.id, version)] for version in versions)
-            submission.future.set_result(
+            aggregate_id_ = outcome.aggregate.id
+            results.append(
                 CommandResult(
-                    command_id=submission.item.command.command_id,
-                    subject=submission.item.subject,
+                    command_id=prepared.command.command_id,
+                    subject=prepared.subject,
                     event_ids=tuple(event_id for event_id, _ in outcome.events),
-                    position=position,
+                    position=max(positions[(aggregate_id_, v)] for _, v in outcome.events),
                     duplicate=outcome.duplicate,
                 )
             )
+        return results
 
     def _load(self, state: "_BatchState", subjects: set[str]) -> None:
         """The batch's aggregates: from the cache, else (and when told to) from the store."""
@@ -390,8 +438,18 @@ class Ledger:
             aggregate.pending.clear()
             self._cache.pop(subject, None)
 
-    @staticmethod
-    def _fail(batch: Sequence[Submission[Prepared, CommandResult]], error: LedgerError) -> None:
-        for submission in batch:
-            if not submission.future.done():
-                submission.future.set_exception(error)
+
+def _before_erasure(items: Sequence[Prepared]) -> list[int]:
+    """The indexes of the items this batch takes: none that follows an erasure of its person."""
+    # Personal data is sealed under the person's current key before the batch is stored, so a
+    # command following an erasure of the same person waits for the next batch: its data then
+    # goes under the new key rather than the one about to be destroyed.
+    erased: set[str] = set()
+    kept: list[int] = []
+    for index, item in enumerate(items):
+        if item.subject in erased:
+            continue
+        if isinstance(item.command, EraseSubject):
+            erased.add(item.subject)
+        kept.append(index)
+    return kept

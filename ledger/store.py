@@ -21,7 +21,6 @@ from eventsourcing.persistence import (
     JSONTranscoder,
     Mapper,
     Notification,
-    Recording,
     StoredEvent,
 )
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -212,10 +211,20 @@ class LedgerStore(Application[UUID]):
             aggregates[event.originator_id] = event.mutate(aggregates.get(event.originator_id))
         return aggregates
 
-    def append(self, aggregates: Sequence[LedgerAggregate]) -> list[Recording[UUID]]:
-        """Store every pending event of these aggregates in one transaction."""
+    def append(self, aggregates: Sequence[LedgerAggregate]) -> dict[tuple[UUID, int], int]:
+        """Store every pending event of these aggregates in one transaction.
+
+        Returns the ledger position of each (aggregate id, version) stored. The library's
+        `EventStore.put` would also build a recording and a notification per event, which no
+        caller reads.
+        """
         events = [event for aggregate in aggregates for event in aggregate.collect_events()]
-        return self.events.put(events)
+        stored = [self._envelope_mapper.to_stored_event(event) for event in events]
+        positions = self.recorder.insert_events(stored) or ()
+        return {
+            (event.originator_id, event.originator_version): position
+            for event, position in zip(events, positions, strict=True)
+        }
 
     def head(self) -> int:
         """The position of the newest stored event (0 when empty)."""
@@ -301,31 +310,32 @@ class LedgerStore(Application[UUID]):
         msg = f"unsupported recorder {type(recorder).__name__}"
         raise TypeError(msg)
 
-    def position_of(self, subject_id: UUID, versions: Sequence[int]) -> int:
-        """The position of the last of these events of one aggregate (for idempotent replies)."""
+    def positions_of_many(self, subject_ids: Sequence[UUID]) -> dict[tuple[UUID, int], int]:
+        """The ledger position of each (aggregate id, version) of these aggregates, in one query."""
         recorder = self.recorder
         if isinstance(recorder, PostgresApplicationRecorder):
             statement = sql.SQL(
-                "SELECT max(notification_id) AS position FROM {schema}.{table} "
-                "WHERE originator_id = %s AND originator_version = ANY(%s)"
+                "SELECT originator_id, originator_version, notification_id FROM {schema}.{table} "
+                "WHERE originator_id = ANY(%s)"
             ).format(
                 schema=sql.Identifier(recorder.datastore.schema),
                 table=sql.Identifier(recorder.events_table_name),
             )
-            with recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-                cursor.execute(statement, (subject_id, list(versions)))
-                row: Any = cursor.fetchone()
-            return int(row["position"])
+            with (
+                recorder.datastore.get_connection() as conn,
+                conn.cursor(row_factory=tuple_row) as cursor,
+            ):
+                cursor.execute(statement, (list(subject_ids),))
+                return {(row[0], int(row[1])): int(row[2]) for row in cursor.fetchall()}
         if isinstance(recorder, SQLiteApplicationRecorder):
-            marks = ",".join("?" * len(versions))
+            marks = ",".join("?" * len(subject_ids))
             query = (
-                f"SELECT max(rowid) FROM {recorder.events_table_name} "  # noqa: S608
-                f"WHERE originator_id = ? AND originator_version IN ({marks})"
+                "SELECT originator_id, originator_version, rowid "  # noqa: S608 - our table name
+                f"FROM {recorder.events_table_name} WHERE originator_id IN ({marks})"
             )
             with recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(query, (subject_id.hex, *versions))
-                sqlite_row: Any = cursor.fetchone()
-            return int(sqlite_row[0])
+                cursor.execute(query, [subject_id.hex for subject_id in subject_ids])
+                return {(UUID(row[0]), int(row[1])): int(row[2]) for row in cursor.fetchall()}
         msg = f"unsupported recorder {type(recorder).__name__}"
         raise TypeError(msg)
 

@@ -116,18 +116,24 @@ class WrappedKeyStore(DataKeyStore):
         if not pending:
             return {}
         found: dict[str, DataKey] = {}
+        made: dict[str, DataKey] = {}
         latest = _by_subject(self._latest(pending))
         for _ in range(_MAX_ATTEMPTS):
             new_rows: list[KeyRow] = []
             for subject in pending:
                 row = latest.get(subject)
-                key = None if row is None else self._unwrap(row)
+                key = None
+                if row is not None and row.wrapped is not None:
+                    # A key this call made and won needs no unwrapping: it is still in hand.
+                    key = made.get(row.key_id) or self._unwrap(row)
                 if key is not None:
                     found[subject] = key
                 else:
-                    new_rows.append(
-                        self._new_row(subject, 1 if row is None else row.generation + 1)
+                    new_row, made_key = self._new_row(
+                        subject, 1 if row is None else row.generation + 1
                     )
+                    new_rows.append(new_row)
+                    made[new_row.key_id] = made_key
             if not new_rows:
                 return found
             # Whoever inserts a generation first wins it; the others skip their insert and read
@@ -145,13 +151,17 @@ class WrappedKeyStore(DataKeyStore):
                 found[row.key_id] = None if key is None else key.key
         return found
 
-    def _new_row(self, subject: str, generation: int) -> KeyRow:
+    def _new_row(self, subject: str, generation: int) -> tuple[KeyRow, DataKey]:
         # A random id rather than one built from the subject: subjects may be up to 128
         # characters, the id must fit in a sealed record, and it should not name the person.
         key_id = str(uuid.uuid4())
         nonce = os.urandom(_NONCE_BYTES)
-        wrapped = nonce + self._master.encrypt(nonce, os.urandom(DATA_KEY_BYTES), key_id.encode())
-        return KeyRow(key_id, subject, generation, wrapped)
+        key = os.urandom(DATA_KEY_BYTES)
+        wrapped = nonce + self._master.encrypt(nonce, key, key_id.encode())
+        return (
+            KeyRow(key_id, subject, generation, wrapped),
+            DataKey(key_id=key_id, subject=subject, generation=generation, key=key),
+        )
 
     def _unwrap(self, row: KeyRow) -> DataKey | None:
         if row.wrapped is None:

@@ -45,6 +45,7 @@ _INSERT = """
 insert into {table} (key_id, subject, generation, wrapped)
 select * from unnest(%b::text[], %b::text[], %b::integer[], %b::bytea[])
 on conflict do nothing
+returning key_id, subject, generation, wrapped
 """
 _DESTROY = """
 update {table}
@@ -124,16 +125,18 @@ class PostgresDataKeyStore(WrappedKeyStore):
         key_ids, subjects, generations, wrapped = (
             list(column) for column in zip(*rows, strict=True)
         )
-        # Pipelined: the insert and the read that follows it cost one round trip. The insert
-        # waits for any concurrent insert of the same key to commit, and the read, a statement
-        # of its own, then sees whichever row won.
-        with (
-            self._connection() as conn,
-            conn.pipeline(),
-            conn.cursor(row_factory=args_row(KeyRow)) as cursor,
-        ):
-            conn.execute(self._insert_query, [key_ids, subjects, generations, wrapped])
-            return cursor.execute(self._latest_query, [subjects]).fetchall()
+        with self._connection() as conn, conn.cursor(row_factory=args_row(KeyRow)) as cursor:
+            inserted = cursor.execute(
+                self._insert_query, [key_ids, subjects, generations, wrapped]
+            ).fetchall()
+            # A row inserted is its subject's latest. The insert waited for any concurrent
+            # insert of the same key to commit, so the read that follows, a statement of its
+            # own, sees whichever row won for the others.
+            won = {row.subject for row in inserted}
+            lost = [subject for subject in subjects if subject not in won]
+            if lost:
+                inserted.extend(cursor.execute(self._latest_query, [lost]).fetchall())
+            return inserted
 
     def _by_key_id(self, key_ids: Sequence[str]) -> list[KeyRow]:
         with self._connection() as conn, conn.cursor(row_factory=args_row(KeyRow)) as cursor:

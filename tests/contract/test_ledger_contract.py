@@ -328,6 +328,137 @@ class LedgerContract:
         assert ledger.person("flaky") is None
         assert ledger.execute(_grant("flaky")).position == ledger.store.head()
 
+    def test_a_bulk_chunk_is_one_transaction_with_each_commands_result_in_place(
+        self, ledger: Ledger
+    ) -> None:
+        transactions = []
+        original = ledger.store.append
+
+        def counting(aggregates: Any) -> Any:
+            transactions.append(len(aggregates))
+            return original(aggregates)
+
+        ledger.store.append = counting  # type: ignore[method-assign]
+        head = ledger.store.head()
+        commands = [_grant(None, address=f"bulk{n}@example.org") for n in range(20)]
+        commands[3] = _grant(None, address="bulk3@example.org", purpose="never_registered")
+        commands[7] = _grant(None, address="not-an-address")
+        commands[11] = _grant(
+            None, address="late@example.org", occurred_at=T0 + timedelta(days=3650)
+        )
+        results = ledger.record_many(commands)
+        assert len(transactions) == 1
+        assert isinstance(results[3], UnknownPurposeError)
+        assert isinstance(results[7], InvalidAddressError)
+        assert isinstance(results[11], FutureOccurrenceError)
+        recorded = [r for r in results if not isinstance(r, Exception)]
+        assert len(recorded) == 17
+        assert [r.position for r in recorded] == list(range(head + 1, head + 18))
+        for result, n in zip(recorded, [n for n in range(20) if n not in (3, 7, 11)], strict=True):
+            assert result.subject == SubjectHasher(secret=SECRET).subject_for(
+                f"bulk{n}@example.org"
+            )
+        assert ledger.store.head() == head + 17
+
+    def test_a_bulk_chunk_stores_the_events_commands_store_one_by_one(self, ledger: Ledger) -> None:
+        one = ledger.execute(_grant(None, address="one@example.org", personal={"ip": "192.0.2.1"}))
+        bulk = ledger.record_many(
+            [_grant(None, address="bulk@example.org", personal={"ip": "192.0.2.1"})]
+        )[0]
+        assert not isinstance(bulk, Exception)
+        stored = [
+            parse_event(ledger.store.notifications(after=r.position - 1, limit=1)[0].state)
+            for r in (one, bulk)
+        ]
+        different = {"event_id", "subject", "recorded_at", "command_id", "personal", "position"}
+        assert [e.model_dump(exclude=different) for e in stored] == [
+            stored[0].model_dump(exclude=different)
+        ] * 2
+        raw = ledger.store.notifications(after=bulk.position - 1, limit=1)[0].state
+        assert b"bulk@" not in raw
+        assert b"192.0.2.1" not in raw
+        opened = ledger.history(bulk.subject, decrypt=True)[0].personal
+        assert isinstance(opened, PersonalData)
+        assert (opened.address, opened.ip) == ("bulk@example.org", "192.0.2.1")
+        sealed = [e.personal for e in stored]
+        assert sealed[0].key_id != sealed[1].key_id  # type: ignore[union-attr]
+
+    def test_a_bulk_chunk_recorded_again_appends_nothing(self, ledger: Ledger) -> None:
+        single = ledger.execute(_grant("b-0", command_id="bulk-0"))
+        commands = [_grant(f"b-{n}", command_id=f"bulk-{n}") for n in range(10)]
+        first = ledger.record_many(commands)
+        head = ledger.store.head()
+        again = ledger.record_many([_grant(f"b-{n}", command_id=f"bulk-{n}") for n in range(10)])
+        assert ledger.store.head() == head
+        assert [r.duplicate for r in first] == [True] + [False] * 9  # type: ignore[union-attr]
+        assert all(r.duplicate for r in again)  # type: ignore[union-attr]
+        assert [(r.event_ids, r.position) for r in again] == [  # type: ignore[union-attr]
+            (r.event_ids, r.position)  # type: ignore[union-attr]
+            for r in first
+        ]
+        assert (first[0].event_ids, first[0].position) == (single.event_ids, single.position)  # type: ignore[union-attr]
+
+    def test_the_same_command_twice_in_a_chunk_is_recorded_once(self, ledger: Ledger) -> None:
+        head = ledger.store.head()
+        results = ledger.record_many([_grant("twice", command_id="twice")] * 2)
+        assert ledger.store.head() == head + 1
+        assert [r.duplicate for r in results] == [False, True]  # type: ignore[union-attr]
+        assert results[0].position == results[1].position == head + 1  # type: ignore[union-attr]
+
+    def test_data_after_an_erasure_in_the_same_chunk_goes_under_the_new_key(
+        self, ledger: Ledger
+    ) -> None:
+        subject = ledger.execute(_grant(None, address="erin@example.org")).subject
+        results = ledger.record_many(
+            [
+                EraseSubject(subject=subject, occurred_at=T0 + timedelta(days=1)),
+                _grant(None, address="erin@example.org", occurred_at=T0 + timedelta(days=2)),
+            ]
+        )
+        assert not any(isinstance(r, Exception) for r in results)
+        history = ledger.history(subject, decrypt=True)
+        assert [e.event_type for e in history] == [
+            "ConsentGranted",
+            "SubjectErased",
+            "ConsentGranted",
+        ]
+        assert isinstance(history[0].personal, ErasedPersonalData)
+        assert isinstance(history[2].personal, PersonalData)
+
+    def test_a_bulk_writer_with_a_stale_copy_loses_nothing(
+        self, ledger: Ledger, make_ledger: LedgerFactory
+    ) -> None:
+        ledger.execute(_grant("stale"))
+        other = make_ledger()
+        other.execute(_grant("stale", command_id="other-1"))
+        results = ledger.record_many(
+            [Unsubscribe(subject="stale", list_id=f"l{n}", occurred_at=T0) for n in range(5)]
+        )
+        assert not any(isinstance(r, Exception) for r in results)
+        person = ledger.person("stale")
+        assert person is not None
+        assert person.version == 7
+        assert person.unsubscribed_lists == {f"l{n}" for n in range(5)}
+        assert ledger.cached("stale") in (None, person)
+
+    def test_a_store_error_fails_the_bulk_chunk_with_a_retryable_error(
+        self, ledger: Ledger
+    ) -> None:
+        original = ledger.store.append
+        failures = iter([OperationalError("connection lost")])
+
+        def failing_once(aggregates: Any) -> Any:
+            error = next(failures, None)
+            if error is not None:
+                raise error
+            return original(aggregates)
+
+        ledger.store.append = failing_once  # type: ignore[method-assign]
+        failed = ledger.record_many([_grant("flaky-1"), _grant("flaky-2")])
+        assert all(isinstance(r, StoreUnavailableError) and r.retryable for r in failed)
+        assert ledger.person("flaky-1") is None
+        assert ledger.record_many([_grant("flaky-1")])[0].position == ledger.store.head()  # type: ignore[union-attr]
+
 
 def _ledger(store_config: StoreConfig, keys: DataKeyStore) -> Ledger:
     keys.migrate()

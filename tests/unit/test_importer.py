@@ -1,5 +1,6 @@
 """Import of a subscriber base: every line recorded or rejected with a reason, never twice."""
 
+import gc
 import io
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -8,7 +9,14 @@ from pathlib import Path
 import pytest
 
 from ledger.errors import InvalidFieldError
-from ledger.importer import FileFormat, ImportOptions, ImportSummary, read_rows, run_import
+from ledger.importer import (
+    FileFormat,
+    ImportOptions,
+    ImportSummary,
+    command_for,
+    read_rows,
+    run_import,
+)
 from ledger.service import Ledger
 from tests.helpers import sqlite_ledger
 
@@ -32,7 +40,7 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
 
 
 def _import(
-    ledger: Ledger, text: str, file_format: FileFormat = FileFormat.CSV
+    ledger: Ledger, text: str, file_format: FileFormat = FileFormat.CSV, chunk_size: int = 2
 ) -> tuple[ImportSummary, list[tuple[int, str]]]:
     rejects: list[tuple[int, str]] = []
     summary = run_import(
@@ -40,7 +48,7 @@ def _import(
         read_rows(io.StringIO(text), file_format),
         options=ImportOptions(purpose="newsletter"),
         reject=lambda number, reason: rejects.append((number, reason)),
-        in_flight=2,
+        chunk_size=chunk_size,
     )
     return summary, sorted(rejects)
 
@@ -86,3 +94,46 @@ def test_a_csv_without_the_required_columns_is_refused_before_any_line() -> None
     with pytest.raises(InvalidFieldError) as error:
         list(read_rows(io.StringIO("email,state\na@b.c,ok\n"), FileFormat.CSV))
     assert error.value.field == "header"
+
+
+def test_command_ids_of_import_lines_never_change() -> None:
+    # Ids from an earlier release: a file imported then must be a no-op when imported again.
+    row = {
+        "address": "ann@example.org",
+        "status": "subscribed",
+        "opt_in_date": "2024-01-02",
+        "source": "web_form",
+        "opt_in_ip": "192.0.2.4",
+        "policy_version": "v1",
+    }
+    command = command_for(row, ImportOptions(purpose="newsletter"))
+    assert command.command_id == "import:a6c17b4dced3ec145d1cd0e6d29411172e224494b0c36559"
+
+
+@pytest.mark.parametrize("chunk_size", [1, 3, 1000])
+def test_lines_are_recorded_in_file_order_whatever_the_chunks(
+    ledger: Ledger, chunk_size: int
+) -> None:
+    lines = [f"p{n}@example.org,subscribed,2024-01-02,,,v1" for n in range(10)]
+    lines.insert(4, "bad,subscribed,2024-01-02,,,v1")
+    lines.append(lines[0])
+    text = "address,status,opt_in_date,source,opt_in_ip,policy_version\n" + "\n".join(lines)
+    head = ledger.store.head()
+    summary, rejects = _import(ledger, text, chunk_size=chunk_size)
+    assert (summary.lines, summary.recorded, summary.duplicates) == (12, 10, 1)
+    assert [number for number, _ in rejects] == [6]
+    assert summary.last_position == head + 10
+    positions = [
+        ledger.store.positions_of(ledger.store.originator_uuid(person.id))[1]
+        for person in (
+            ledger.person(ledger.hasher.subject_for(f"p{n}@example.org")) for n in range(10)
+        )
+        if person is not None
+    ]
+    assert positions == list(range(head + 1, head + 11))
+
+
+def test_the_garbage_collector_is_as_it_was_after_an_import(ledger: Ledger) -> None:
+    _import(ledger, CSV)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
