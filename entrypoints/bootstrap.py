@@ -9,6 +9,7 @@ from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
     MASTER_KEY_FILE,
     SUBJECT_SECRET_FILE,
+    UNSUBSCRIBE_KEY_FILE,
     Mode,
     Settings,
 )
@@ -24,6 +25,7 @@ from ledger.relay import PositionStore, Relay, RelayConfig
 from ledger.secrets import decode_secret, load_or_create_secret
 from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
+from ledger.unsubscribe_tokens import UnsubscribeTokenCodec, parse_keys
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -165,3 +167,28 @@ def build_relay(settings: Settings) -> Relay:
             batch=settings.relay_batch,
         ),
     )
+
+
+EMBEDDED_UNSUBSCRIBE_KEY_ID = "local"
+
+
+def build_token_codec(settings: Settings, *, clock: Clock = utc_now) -> UnsubscribeTokenCodec:
+    """The codec of unsubscribe links: the keys given, else (embedded only) one generated once."""
+    setting = "CONSENT_UNSUBSCRIBE_KEYS"
+    if settings.unsubscribe_keys is not None:
+        keys = parse_keys(settings.unsubscribe_keys.get_secret_value(), setting=setting)
+    elif settings.mode is Mode.EMBEDDED:
+        secret = _secret(settings, file_name=UNSUBSCRIBE_KEY_FILE, value=None, setting=setting)
+        keys = {EMBEDDED_UNSUBSCRIBE_KEY_ID: secret}
+    else:
+        msg = f"{setting} is not set: give key_id:base64 of 32 random bytes (newest first)"
+        raise ConfigurationError(msg)
+    return UnsubscribeTokenCodec(keys, clock=clock)
+
+
+def unsubscribe_base_url(settings: Settings) -> str:
+    """The base of unsubscribe links; production needs an https CONSENT_PUBLIC_URL (RFC 8058)."""
+    if settings.mode is Mode.PRODUCTION and not (settings.public_url or "").startswith("https://"):
+        msg = "production mode needs CONSENT_PUBLIC_URL, an https:// URL recipients can reach"
+        raise ConfigurationError(msg)
+    return settings.link_base_url

@@ -28,6 +28,7 @@ from entrypoints.health import health_check
 from entrypoints.http import create_app
 from entrypoints.replay_cli import replay
 from entrypoints.settings import Mode
+from entrypoints.unsubscribe_cli import unsubscribe_headers
 from ledger.commands import (
     Command,
     GrantConsent,
@@ -167,6 +168,7 @@ app.add_typer(purpose_app, name="purpose")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.command()(replay)
+app.command()(unsubscribe_headers)
 
 
 @purpose_app.command("register")

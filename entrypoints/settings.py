@@ -13,6 +13,7 @@ SQLITE_FILE_NAME = "consent-ledger.sqlite3"
 AUDIT_SIGNING_KEY_FILE = "audit-signing-key"
 SUBJECT_SECRET_FILE = "subject-secret"  # noqa: S105 - a file name, not a secret
 MASTER_KEY_FILE = "master-key"
+UNSUBSCRIBE_KEY_FILE = "unsubscribe-key"
 
 
 class Mode(StrEnum):
@@ -86,11 +87,34 @@ class Settings(BaseSettings):
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
     log_level: str = "info"
+    unsubscribe_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys of unsubscribe links: key_id:base64 of 32 random bytes, "
+        "comma-separated, newest first (it signs new links; the others still verify old ones). "
+        "Required in production; generated under the data directory in embedded mode.",
+    )
+    public_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$",
+        description="Base URL of this API as recipients reach it, for unsubscribe links. "
+        "Required in production, and https (RFC 8058); default http://127.0.0.1:<http_port>.",
+    )
+    unsubscribe_mailto: str | None = Field(
+        default=None,
+        pattern=r"^[^\s@<>,]+@[^\s@<>,]+$",
+        description="An address that takes unsubscribe requests by mail, added to "
+        "List-Unsubscribe as a fallback for mail clients without one-click.",
+    )
 
     @property
     def sqlite_path(self) -> Path:
         """The embedded store: one SQLite file under the data directory."""
         return self.data_dir / SQLITE_FILE_NAME
+
+    @property
+    def link_base_url(self) -> str:
+        """Where recipients reach this API: ``public_url``, else this machine's listener."""
+        return self.public_url or f"http://{DEFAULT_HTTP_HOST}:{self.http_port}"
 
 
 __all__ = ["Mode", "Settings"]

@@ -22,6 +22,11 @@ Every error the ledger raises on purpose is a ``LedgerError``::
     +-- ConcurrencyConflictError       retries on a version conflict ran out (retryable)
     +-- StoreUnavailableError          the database failed the batch (retryable)
     +-- ConfigurationError             missing or unusable secrets and settings at start-up
+    +-- UnsubscribeTokenError          an unsubscribe link that cannot be honoured as given
+        +-- MalformedTokenError        not a token of ours at all
+        +-- UnknownTokenKeyError       signed with a key this deployment does not hold
+        +-- TokenSignatureError        the MAC does not verify: forged or altered
+        +-- ExpiredTokenError          genuine, but past its expiry
 """
 
 from typing import ClassVar
@@ -163,3 +168,31 @@ class StoreUnavailableError(LedgerError):
 
 class ConfigurationError(LedgerError):
     """A secret or setting the ledger needs is missing or unusable."""
+
+
+class UnsubscribeTokenError(LedgerError):
+    """An unsubscribe token that is not a genuine, current token of this deployment."""
+
+
+class MalformedTokenError(UnsubscribeTokenError):
+    """The text cannot be a token: bad alphabet, too short or too long, bad layout."""
+
+
+class UnknownTokenKeyError(UnsubscribeTokenError):
+    """The token names a signing key this deployment does not hold (retired or never ours)."""
+
+    def __init__(self, key_id: str) -> None:
+        super().__init__(f"unknown unsubscribe key {key_id!r}")
+        self.key_id = key_id
+
+
+class TokenSignatureError(UnsubscribeTokenError):
+    """The token's MAC does not verify: it was forged or altered."""
+
+
+class ExpiredTokenError(UnsubscribeTokenError):
+    """A genuine token past its expiry."""
+
+    def __init__(self, expires_at: object) -> None:
+        super().__init__(f"unsubscribe link expired at {expires_at}")
+        self.expires_at = expires_at
