@@ -3,7 +3,9 @@
     python bench/import_bench.py --lines 100000 300000 --runs 3
 
 Each run imports into a fresh PostgreSQL schema through the real CLI in a child process, and
-reports lines/s and the child's peak memory (it must not grow with the file). The baseline,
+reports lines/s, the child's peak memory (it must not grow with the file) and the child's CPU
+time per line (user + system: less sensitive than lines/s to other work on the machine, though
+the database's own CPU is not in it). The baseline,
 timed on the same file in the same run, is reading the CSV and building every line's command
 without the ledger: what the import costs beyond parsing.
 """
@@ -60,8 +62,8 @@ def baseline(path: Path) -> float:
     return time.perf_counter() - started
 
 
-def run_import(path: Path, dsn: str) -> tuple[float, int, dict[str, object]]:
-    """Seconds, peak RSS in KiB of the importing process, and its JSON summary."""
+def run_import(path: Path, dsn: str) -> tuple[float, int, float, dict[str, object]]:
+    """Seconds, peak RSS in KiB and CPU seconds of the importing process, its JSON summary."""
     schema = f"bench_{uuid4().hex[:10]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
@@ -99,11 +101,12 @@ def run_import(path: Path, dsn: str) -> tuple[float, int, dict[str, object]]:
             msg = f"import exited {child.returncode}"
             raise RuntimeError(msg)
         peak = usage.ru_maxrss
+        cpu = usage.ru_utime + usage.ru_stime
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     summary = json.loads(stdout.strip().splitlines()[-1])
-    return elapsed, peak, summary
+    return elapsed, peak, cpu, summary
 
 
 def main() -> None:
@@ -123,19 +126,21 @@ def main() -> None:
     for lines in sorted(args.lines):
         path = RESULTS / f"import-{lines}.csv"
         write_csv(path, lines)
-        rates, base_rates, peaks = [], [], []
+        rates, base_rates, peaks, cpus = [], [], [], []
         for run in range(args.runs):
             base = baseline(path)
-            elapsed, peak, summary = run_import(path, dsn)
+            elapsed, peak, cpu, summary = run_import(path, dsn)
             if (summary["lines"], summary["recorded"], summary["rejected"]) != (lines, lines, 0):
                 msg = f"the import did not record every line: {summary}"
                 raise RuntimeError(msg)
             rates.append(lines / elapsed)
             base_rates.append(lines / base)
             peaks.append(peak)
+            cpus.append(cpu / lines * 1e6)
             print(
                 f"{lines} lines run {run + 1}: {lines / elapsed:8.0f} lines/s "
-                f"(parse only {lines / base:8.0f} lines/s), peak RSS {peak} KiB",
+                f"(parse only {lines / base:8.0f} lines/s), peak RSS {peak} KiB, "
+                f"CPU {cpu / lines * 1e6:.0f} us/line",
                 file=sys.stderr,
             )
         report[f"{lines} lines"] = {
@@ -144,6 +149,7 @@ def main() -> None:
             "ratio_import_over_parse_only": statistics.median(rates)
             / statistics.median(base_rates),
             "peak_rss_kib": max(peaks),
+            "median_cpu_us_per_line": statistics.median(cpus),
         }
         path.unlink()
     buffer = io.StringIO()
