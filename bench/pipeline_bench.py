@@ -5,8 +5,9 @@
 Fills a fresh PostgreSQL event table with N events by COPY (real envelopes), then times, in
 the same run: the relay publishing all of them to a fresh topic (acks=all, idempotent), with as
 baseline a bare kafka-python producer sending the same values; and the consumer runner applying
-them to fresh projection tables, with as baseline a raw COPY of the same number of rows into
-a table of the same shape.
+them to fresh projection tables, with as baselines a raw COPY of the same number of rows into
+a table of the same shape, and a bare kafka-python consumer fetching and going through the
+same records (the most any consumer built on that client can reach).
 """
 
 import argparse
@@ -16,16 +17,21 @@ import statistics
 import sys
 import time
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import psycopg
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from ledger.positions import PostgresPositions
 from ledger.relay import Relay, RelayConfig, ensure_topics, record_for
 from ledger.store import LedgerStore, PostgresStoreConfig
+
+MAX_RECORDS = 5_000
+IDLE_POLLS = 3
+POLL_MS = 500
 
 
 def _state(n: int) -> bytes:
@@ -61,6 +67,64 @@ def _fill(dsn: str, schema: str, events: int) -> LedgerStore:
                 copy.write_row((uuid4(), 1, "ConsentGranted/v2", _state(n)))
         conn.commit()
     return store
+
+
+def _records(polled: dict[Any, list[Any]]) -> int:
+    # Each record's value is read, as the runner reads it.
+    return sum(1 for records in polled.values() for record in records if record.value)
+
+
+def _bare_consume(bootstrap: str, topic: str, events: int) -> float:
+    """Records per second of a bare kafka-python consumer going through the topic, timed as the
+    runner is below: from the end of the first poll (joining) to the last record."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        group_id=f"bare-{topic}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+    )
+    consumer.subscribe([topic])
+    first = _records(consumer.poll(timeout_ms=POLL_MS, max_records=MAX_RECORDS))
+    started = finished = time.perf_counter()
+    taken = 0
+    idle = 0
+    while idle < IDLE_POLLS:
+        polled = _records(consumer.poll(timeout_ms=POLL_MS, max_records=MAX_RECORDS))
+        taken += polled
+        if polled:
+            idle = 0
+            finished = time.perf_counter()
+        else:
+            idle += 1
+    consumer.close()
+    if first + taken != events:
+        msg = f"the bare consumer read {first + taken} records, not {events}"
+        raise RuntimeError(msg)
+    return taken / (finished - started)
+
+
+def _apply_all(config: ConsumerConfig) -> tuple[int, int, float]:
+    """The consumer runner applying the whole topic: records of the first poll, records after
+    it, and the seconds these took.
+
+    Joining the group is not applying: the clock starts once the first poll has returned, and
+    stops when the last event is in (the empty polls that tell the end don't count).
+    """
+    runner = ConsumerRunner(config)
+    first = runner.run_once()
+    started = finished = time.perf_counter()
+    applied = 0
+    idle = 0
+    while idle < IDLE_POLLS:
+        taken = runner.run_once()
+        applied += taken
+        if taken:
+            idle = 0
+            finished = time.perf_counter()
+        else:
+            idle += 1
+    runner.close()
+    return first, applied, finished - started
 
 
 def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
@@ -102,7 +166,8 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
             pass
         relay_s = time.perf_counter() - started
 
-        runner = ConsumerRunner(
+        bare_consumer_per_s = _bare_consume(bootstrap, topic, events)
+        first, applied, consume_s = _apply_all(
             ConsumerConfig(
                 bootstrap=bootstrap,
                 dsn=dsn,
@@ -110,24 +175,14 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
                 group=f"g-{topic}",
                 topic=topic,
                 dead_letter_topic=f"{topic}.d",
-                max_records=5_000,
+                max_records=MAX_RECORDS,
             )
         )
-        runner.run_once()  # joins the group; may already take a first batch
-        started = time.perf_counter()
-        applied = 0
-        idle = 0
-        while idle < 3:
-            taken = runner.run_once()
-            applied += taken
-            idle = idle + 1 if taken == 0 else 0
-        consume_s = time.perf_counter() - started
-        runner.close()
         with psycopg.connect(dsn) as conn:
             count = conn.execute(
                 sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "consent_state"))
             ).fetchone()
-            if count is None or count[0] != events:
+            if count is None or count[0] != events or first + applied != events:
                 msg = f"the projection has {count} rows, not {events}"
                 raise RuntimeError(msg)
             conn.execute(
@@ -155,7 +210,11 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
             "relay_events_per_s": events / relay_s,
             "bare_producer_events_per_s": events / bare_s,
             "consumer_events_per_s": applied / consume_s,
+            "bare_consumer_records_per_s": bare_consumer_per_s,
             "raw_copy_rows_per_s": events / copy_s,
+            # Against the baselines of the same run, then the median of the runs' ratios.
+            "consumer_over_raw_copy": applied / consume_s / (events / copy_s),
+            "consumer_over_bare_consumer": applied / consume_s / bare_consumer_per_s,
         }
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
@@ -183,9 +242,6 @@ def main() -> None:
     median = {key: statistics.median(r[key] for r in results) for key in results[0]}
     median["relay_over_bare_producer"] = (
         median["relay_events_per_s"] / median["bare_producer_events_per_s"]
-    )
-    median["consumer_over_raw_copy"] = (
-        median["consumer_events_per_s"] / median["raw_copy_rows_per_s"]
     )
     print(json.dumps({"events": args.events, "runs": args.runs, "median": median}, indent=2))
 

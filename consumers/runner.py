@@ -17,15 +17,18 @@ from typing import Any
 import psycopg
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from psycopg import sql
+from pydantic import TypeAdapter, ValidationError
 
 from ledger.relay import DEAD_LETTER_TOPIC, EVENTS_TOPIC
 from projections.store import ProjectionWriter, apply, migrate
-from schemas import EventBase, SchemaError, parse_event
+from schemas import Event, EventBase, SchemaError, parse_event
 
 logger = logging.getLogger(__name__)
 
 MAX_ERROR_HEADER = 500
 METADATA_MAX_AGE_MS = 5_000
+
+_CURRENT_EVENTS: TypeAdapter[EventBase] = TypeAdapter(Event)
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,10 +55,19 @@ def decode(record: Any) -> tuple[EventBase, int]:
     """The event a record carries and its ledger position, or `UndecodableRecordError`."""
     if record.key is None:
         raise UndecodableRecordError("record has no key")
+    if record.value is None:
+        raise UndecodableRecordError("record has no value")
     try:
-        event = parse_event(record.value)
-    except SchemaError as error:
-        raise UndecodableRecordError(f"{type(error).__name__}: {error}") from None
+        # Nearly every record is a valid event of the current version: read and validated from
+        # the bytes in one pass, it costs a third less than through `parse_event`.
+        event = _CURRENT_EVENTS.validate_json(record.value)
+    except ValidationError:
+        # An older version to upcast, or a broken record: the registry upcasts it, or says what
+        # is wrong with it (with no record content) for the dead letter.
+        try:
+            event = parse_event(record.value)
+        except SchemaError as error:
+            raise UndecodableRecordError(f"{type(error).__name__}: {error}") from None
     if event.position is None:
         raise UndecodableRecordError("event has no position")
     if record.key != event.subject.encode():
