@@ -3,8 +3,10 @@
 from dataclasses import dataclass
 from pathlib import Path
 
+import psycopg
 from pydantic import SecretStr
 
+from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
     MASTER_KEY_FILE,
@@ -13,6 +15,7 @@ from entrypoints.settings import (
     Mode,
     Settings,
 )
+from ledger.apikeys import ApiKeyStore, PostgresApiKeyStore, SQLiteApiKeyStore
 from ledger.audit.note import NoteSigner, signer_from_seed
 from ledger.auditlog.sealer import Sealer, SealerConfig
 from ledger.auditlog.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
@@ -26,6 +29,8 @@ from ledger.secrets import decode_secret, load_or_create_secret
 from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
 from ledger.unsubscribe_tokens import UnsubscribeTokenCodec, parse_keys
+from projections.checker import CheckerConfig, SendChecker
+from projections.embedded import EmbeddedChecker, EmbeddedProjection
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -145,6 +150,57 @@ def build_audit(settings: Settings) -> Audit:
         ),
     )
     return Audit(store=store, tree=tree, signer=signer, sealer=sealer)
+
+
+def build_api_keys(settings: Settings) -> ApiKeyStore:
+    """The API keys of this deployment, next to its events."""
+    keys: ApiKeyStore
+    if settings.mode is Mode.EMBEDDED:
+        prepare_data_dir(settings.data_dir)
+        keys = SQLiteApiKeyStore(path=settings.sqlite_path)
+    else:
+        if not settings.pg_dsn:
+            msg = "production mode needs CONSENT_PG_DSN"
+            raise ConfigurationError(msg)
+        keys = PostgresApiKeyStore(dsn=settings.pg_dsn, schema=settings.pg_schema)
+    keys.migrate()
+    return keys
+
+
+def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
+    """Checkers over this mode's projection, one per concurrent request at most."""
+    config = CheckerConfig(
+        schema=settings.pg_schema, max_lag=settings.check_max_lag, wait_s=settings.check_wait_s
+    )
+    if settings.mode is Mode.EMBEDDED:
+        projection = EmbeddedProjection(path=settings.sqlite_path)
+        return CheckerPool(
+            lambda: EmbeddedChecker(projection, store=ledger.store, config=config),
+            size=settings.http_checkers,
+        )
+    dsn = str(settings.pg_dsn)
+    return CheckerPool(
+        lambda: SendChecker(
+            psycopg.connect(dsn, autocommit=True), head=ledger.store.head, config=config
+        ),
+        size=settings.http_checkers,
+    )
+
+
+def build_api(settings: Settings) -> ApiServices:
+    """Everything the HTTP API serves from; a missing secret is a `ConfigurationError`."""
+    ledger = build_ledger(settings)
+    audit = build_audit(settings)
+    keys = build_api_keys(settings)
+    return ApiServices(
+        ledger=ledger,
+        hasher=ledger.hasher,
+        keys=keys,
+        checkers=build_checkers(settings, ledger),
+        audit=audit,
+        tokens=build_token_codec(settings),
+        closers=(keys.close, audit.close, ledger.close),
+    )
 
 
 def build_relay(settings: Settings) -> Relay:

@@ -22,10 +22,18 @@ from rich.table import Table
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from entrypoints.audit_cli import audit_app
-from entrypoints.bootstrap import build_hasher, build_ledger, build_relay, build_store
+from entrypoints.bootstrap import (
+    build_api,
+    build_audit,
+    build_hasher,
+    build_ledger,
+    build_relay,
+    build_store,
+)
 from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
 from entrypoints.http import create_app
+from entrypoints.keys_cli import keys_app
 from entrypoints.replay_cli import replay
 from entrypoints.settings import Mode
 from entrypoints.unsubscribe_cli import unsubscribe_headers
@@ -79,21 +87,26 @@ def serve(
         where = "production mode, data in PostgreSQL (CONSENT_PG_DSN)"
     try:
         check = health_check(settings)
-    except ValueError as error:
+        services = build_api(settings)
+    except (ValueError, LedgerError) as error:
         err.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(code=2) from None
     stop = threading.Event()
     if settings.mode is Mode.EMBEDDED:
-        # No Kafka in embedded mode: the projections are fed from the store itself.
+        # No Kafka and no separate processes in embedded mode: the projection is fed from the
+        # store itself, and a sealer of its own (own connections) follows the ledger.
         store = build_store(settings)
         projection = EmbeddedProjection(path=settings.sqlite_path)
-        threading.Thread(
-            target=projection.follow, args=(store, stop), name="embedded-feed", daemon=True
-        ).start()
+        sealing = build_audit(settings)
+        for name, target, args in (
+            ("embedded-feed", projection.follow, (store, stop)),
+            ("embedded-sealer", sealing.sealer.follow, (stop,)),
+        ):
+            threading.Thread(target=target, args=args, name=name, daemon=True).start()
     err.print(f"consent-ledger listening on http://{listen_host}:{listen_port} ({where})")
     try:
         uvicorn.run(
-            create_app(health=check),
+            create_app(health=check, services=services),
             host=listen_host,
             port=listen_port,
             log_level=settings.log_level,
@@ -101,6 +114,7 @@ def serve(
         )
     finally:
         stop.set()
+        services.close()
 
 
 @contextmanager
@@ -167,6 +181,7 @@ policy_app = typer.Typer(help="Privacy-policy versions.", no_args_is_help=True)
 app.add_typer(purpose_app, name="purpose")
 app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
+app.add_typer(keys_app, name="keys")
 app.command()(replay)
 app.command()(unsubscribe_headers)
 

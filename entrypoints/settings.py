@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     pg_pool_size: int = Field(default=10, ge=1, le=200)
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
+    http_checkers: int = Field(
+        default=8, ge=1, le=256, description="Checks answered at once (one connection each)."
+    )
     log_level: str = "info"
     unsubscribe_keys: SecretStr | None = Field(
         default=None,

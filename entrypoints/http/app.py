@@ -7,11 +7,30 @@ from fastapi.responses import JSONResponse
 from prometheus_client import make_asgi_app
 
 from entrypoints.health import HealthCheck
+from entrypoints.http import problems
+from entrypoints.http.auditor_page import auditor_router
+from entrypoints.http.auth import Authenticator
+from entrypoints.http.checks import checks_router
+from entrypoints.http.commands import commands_router
+from entrypoints.http.history import history_router
+from entrypoints.http.limits import BodyLimit
+from entrypoints.http.services import ApiServices
+
+API_VERSION = "1.0.0"
 
 
-def create_app(*, health: HealthCheck) -> FastAPI:
-    """Build the app around already-wired components; nothing connects here."""
-    app = FastAPI(title="Consent ledger", version="0.1.0")
+def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> FastAPI:
+    """Build the app around already-wired components; nothing connects here.
+
+    Without ``services`` only the operational endpoints exist (health, metrics).
+    """
+    app = FastAPI(
+        title="Consent ledger",
+        version=API_VERSION,
+        description="Record, enforce and prove every consent decision (GDPR / CNIL). "
+        "Errors are RFC 9457 problem details naming the offending field.",
+    )
+    problems.install(app)
 
     @app.get("/healthz", tags=["operations"], summary="Is this process able to serve?")
     def healthz() -> JSONResponse:
@@ -20,4 +39,15 @@ def create_app(*, health: HealthCheck) -> FastAPI:
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
     app.mount("/metrics", make_asgi_app())
+    if services is not None:
+        auth = Authenticator(services.keys)
+        app.include_router(commands_router(services, auth))
+        app.include_router(checks_router(services, auth))
+        app.include_router(history_router(services, auth))
+        app.include_router(auditor_router(services, auth))
+        app.add_middleware(
+            BodyLimit,
+            default=services.max_body_bytes,
+            larger={("POST", "/v1/check"): services.max_bulk_body_bytes},
+        )
     return app

@@ -2,6 +2,7 @@
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -23,6 +24,45 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+@dataclass(frozen=True, slots=True)
+class ProvenEntry:
+    """One stored event of a person, with its proof in a checkpoint when it is sealed there."""
+
+    position: int
+    entry: bytes
+    event: dict[str, Any]
+    index: int | None
+    """The leaf index, or None when the event is not yet in the checkpoint."""
+    inclusion_proof: tuple[bytes, ...] = ()
+
+
+def proven_entries(
+    *, subject: str, store: LedgerStore, tree: TreeStore, checkpoint: StoredCheckpoint | None
+) -> list[ProvenEntry]:
+    """Every stored event of ``subject``, in order, each proven in ``checkpoint`` if it can be."""
+    originator: UUID = aggregate_id(subject)
+    stored = store.recorder.select_events(originator)
+    positions = store.positions_of(originator)
+    indices = tree.leaf_indices(list(positions.values()))
+    proven: list[ProvenEntry] = []
+    for event in stored:
+        position = positions[event.originator_version]
+        entry = encode_entry(
+            position=position,
+            originator_id=originator,
+            originator_version=event.originator_version,
+            topic=event.topic,
+            state=event.state,
+        )
+        index = indices.get(position)
+        if checkpoint is None or index is None or index >= checkpoint.size:
+            proven.append(ProvenEntry(position, entry, json.loads(event.state), None))
+            continue
+        proof = inclusion_proof(index=index, size=checkpoint.size, store=tree)
+        proven.append(ProvenEntry(position, entry, json.loads(event.state), index, tuple(proof)))
+    return proven
+
+
 def export_bundle(
     *,
     subject: str,
@@ -32,31 +72,17 @@ def export_bundle(
     verifier: NoteVerifier,
 ) -> dict[str, Any]:
     """The bundle of ``subject``'s events, proven against ``checkpoint``."""
-    originator: UUID = aggregate_id(subject)
-    stored = store.recorder.select_events(originator)
-    positions = store.positions_of(originator)
-    indices = tree.leaf_indices(list(positions.values()))
     entries: list[dict[str, Any]] = []
-    for event in stored:
-        position = positions[event.originator_version]
-        index = indices.get(position)
-        if index is None or index >= checkpoint.size:
-            msg = f"position {position} is not in the checkpoint of size {checkpoint.size}"
+    for proven in proven_entries(subject=subject, store=store, tree=tree, checkpoint=checkpoint):
+        if proven.index is None:
+            msg = f"position {proven.position} is not in the checkpoint of size {checkpoint.size}"
             raise NotSealedError(msg)
-        entry = encode_entry(
-            position=position,
-            originator_id=originator,
-            originator_version=event.originator_version,
-            topic=event.topic,
-            state=event.state,
-        )
-        proof = inclusion_proof(index=index, size=checkpoint.size, store=tree)
         entries.append(
             {
-                "index": index,
-                "entry": _b64(entry),
-                "inclusion_proof": [_b64(h) for h in proof],
-                "event": json.loads(event.state),
+                "index": proven.index,
+                "entry": _b64(proven.entry),
+                "inclusion_proof": [_b64(h) for h in proven.inclusion_proof],
+                "event": proven.event,
             }
         )
     return {

@@ -1,0 +1,177 @@
+"""The auditors' page: one person's timeline with each event's proof status, no JavaScript."""
+
+import html
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import HTMLResponse
+
+from entrypoints.http.auth import Authenticator
+from entrypoints.http.history import SUBJECT
+from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.services import ApiServices
+from ledger.apikeys import ApiKey, Scope
+from ledger.audit.note import open_note, parse_checkpoint
+from ledger.audit.verify import AuditError, leaf_hash, verify_inclusion
+from ledger.auditlog.export import ProvenEntry, proven_entries
+from ledger.auditlog.store import StoredCheckpoint
+
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;line-height:1.4;color:#111}
+table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;padding:.35rem .5rem;
+text-align:left;vertical-align:top}th{background:#eee}code{font-size:.85em;word-break:break-all}
+.ok{color:#064}.bad{color:#a00;font-weight:bold}.wait{color:#555}
+"""
+
+
+def _e(value: object) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def _proof_status(
+    proven: ProvenEntry, checkpoint: StoredCheckpoint | None, root: bytes | None
+) -> tuple[str, str]:
+    """(css class, words) for one event: verified here, from the stored proof and root."""
+    if proven.index is None or checkpoint is None or root is None:
+        return "wait", "not yet in a signed checkpoint"
+    try:
+        verify_inclusion(
+            index=proven.index,
+            size=checkpoint.size,
+            leaf=leaf_hash(proven.entry),
+            proof=list(proven.inclusion_proof),
+            root=root,
+        )
+    except AuditError as error:
+        return "bad", f"PROOF FAILS: {error}"
+    return "ok", f"proven: leaf {proven.index} of the signed tree of {checkpoint.size}"
+
+
+def _what(event: dict[str, Any]) -> str:
+    parts = []
+    for name in ("purpose", "list_id", "channel", "reason", "method", "right", "outcome"):
+        if event.get(name):
+            parts.append(f"{name}: {event[name]}")
+    if event.get("all_direct_marketing"):
+        parts.append("all direct marketing")
+    if event.get("purposes"):
+        parts.append("purposes: " + ", ".join(event["purposes"]))
+    return "; ".join(parts)
+
+
+def render_timeline(
+    *,
+    subject: str,
+    entries: list[ProvenEntry],
+    checkpoint: StoredCheckpoint | None,
+    checkpoint_status: str,
+    policies: dict[str, str],
+    origin: str,
+) -> str:
+    rows = []
+    for proven in entries:
+        event = proven.event
+        css, status = _proof_status(proven, checkpoint, _root(checkpoint, checkpoint_status))
+        version = event.get("policy_version") or event.get("version")
+        text_hash = event.get("text_sha256") or (policies.get(version) if version else None)
+        rows.append(
+            "<tr>"
+            f"<td>{proven.position}</td>"
+            f"<td>{_e(_when(event.get('occurred_at')))}</td>"
+            f"<td>{_e(event.get('event_type'))}</td>"
+            f"<td>{_e(_what(event))}</td>"
+            f"<td>{_e(version)}</td>"
+            f"<td><code>{_e(text_hash)}</code></td>"
+            f"<td>{_e(event.get('source'))}</td>"
+            f'<td class="{css}">{_e(status)}</td>'
+            "</tr>"
+        )
+    body = "\n".join(rows) or '<tr><td colspan="8">No event recorded.</td></tr>'
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>Consent timeline of {_e(subject)}</title><style>{STYLE}</style></head>
+<body><main>
+<h1>Consent timeline</h1>
+<p>Person (subject): <code>{_e(subject)}</code><br>Log: <code>{_e(origin)}</code></p>
+<p>Checkpoint: {_e(checkpoint_status)}</p>
+<table>
+<caption>Every recorded event of this person, oldest first. Each proof is checked by this page
+against the signed checkpoint above; check them yourself with the proof bundle
+(<code>consent-ledger audit verify-bundle</code>).</caption>
+<thead><tr><th scope="col">Position</th><th scope="col">Occurred (UTC)</th>
+<th scope="col">Event</th><th scope="col">What</th><th scope="col">Policy version</th>
+<th scope="col">Policy text SHA-256</th><th scope="col">Source</th>
+<th scope="col">Proof</th></tr></thead>
+<tbody>
+{body}
+</tbody></table>
+</main></body></html>
+"""
+
+
+def _when(value: object) -> str | None:
+    if not isinstance(value, str):
+        return None
+    return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def _root(checkpoint: StoredCheckpoint | None, status: str) -> bytes | None:
+    if checkpoint is None or not status.startswith("signature valid"):
+        return None
+    return checkpoint.root
+
+
+def auditor_router(services: ApiServices, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["auditors"])
+    auditor = Depends(auth.require(Scope.AUDIT, browser=True))
+
+    @router.get(
+        "/audit/persons/{subject}",
+        response_class=HTMLResponse,
+        summary="One person's timeline with proof status (HTML)",
+    )
+    async def timeline(
+        subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
+    ) -> HTMLResponse:
+        def build() -> str:
+            with services.audit_lock:
+                checkpoint = services.audit.tree.latest_checkpoint()
+                entries = proven_entries(
+                    subject=subject,
+                    store=services.audit.store,
+                    tree=services.audit.tree,
+                    checkpoint=checkpoint,
+                )
+            if not entries:
+                raise ApiProblemError(
+                    404, "unknown-subject", "No event was ever recorded for this person"
+                )
+            status = "none cut yet"
+            if checkpoint is not None:
+                try:
+                    body = open_note(checkpoint.note, services.audit.signer.verifier())
+                    signed = parse_checkpoint(body)
+                    status = (
+                        f"signature valid, tree size {signed.size}, "
+                        f"cut {checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC"
+                        if signed.root_hash == checkpoint.root and signed.size == checkpoint.size
+                        else "SIGNED CONTENT DIFFERS FROM THE STORED TREE HEAD"
+                    )
+                except AuditError as error:
+                    status = f"SIGNATURE INVALID: {error}"
+            catalog = services.ledger.catalog()
+            return render_timeline(
+                subject=subject,
+                entries=entries,
+                checkpoint=checkpoint,
+                checkpoint_status=status,
+                policies={v: p.text_sha256 for v, p in catalog.policies.items()},
+                origin=services.audit.signer.name,
+            )
+
+        return HTMLResponse(await run_in_threadpool(build))
+
+    return router

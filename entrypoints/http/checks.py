@@ -1,0 +1,294 @@
+"""``GET /v1/check`` and the streaming ``POST /v1/check``: may we send, fail-closed."""
+
+import csv
+import io
+import json
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from enum import StrEnum
+from typing import Annotated, Any
+
+import anyio.from_thread
+from fastapi import APIRouter, Depends, Query, Request
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import StreamingResponse
+from pydantic import BaseModel
+from starlette.requests import ClientDisconnect
+
+from entrypoints.http.auth import Authenticator
+from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.services import ApiServices
+from ledger.apikeys import ApiKey, Scope
+from ledger.errors import InvalidFieldError
+from projections.checker import Checker, StaleProjectionError
+from schemas import Channel
+
+MAX_LINE_BYTES = 1024
+OUT_CHUNK_LINES = 5_000
+PURPOSE = Query(pattern=r"^[a-z][a-z0-9_]{1,63}$", description="The message's purpose.")
+NDJSON = "application/x-ndjson"
+
+
+class DuplexStreamingResponse(StreamingResponse):
+    """Streams its answer while the request body is still being read.
+
+    Starlette's own response listens for a disconnect by reading the request's messages, which
+    would swallow the body the answer is computed from; a vanished client shows instead as a
+    failed send, which ends the stream.
+    """
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await self.stream_response(send)
+        except OSError:
+            raise ClientDisconnect from None
+
+
+class InputKind(StrEnum):
+    SUBJECTS = "subjects"
+    ADDRESSES = "addresses"
+
+
+class CheckAnswer(BaseModel):
+    subject: str
+    allowed: bool
+    reason: str | None
+    covered: int
+    """The ledger position this answer includes."""
+
+
+def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["checks"])
+    needs_check = Depends(auth.require(Scope.CHECK))
+
+    @router.get("/v1/check", response_model=CheckAnswer, summary="May we send to one person?")
+    def check_one(
+        *,
+        purpose: Annotated[str, PURPOSE],
+        key: Annotated[ApiKey, needs_check],
+        subject: Annotated[str | None, Query(max_length=128)] = None,
+        address: Annotated[str | None, Query(max_length=320)] = None,
+        channel: Channel = Channel.EMAIL,
+        min_position: Annotated[
+            int | None, Query(ge=0, description="A write's position: answer only once covered.")
+        ] = None,
+    ) -> CheckAnswer:
+        if (subject is None) == (address is None):
+            raise ApiProblemError(
+                422,
+                "invalid-field",
+                "Name the person once",
+                detail="give exactly one of subject or address",
+                field="subject",
+            )
+        who = subject if subject is not None else services.hasher.subject_for(str(address))
+        with services.checkers.checker() as checker:
+            result = checker.check(who, purpose, channel, min_position=min_position)
+        reason = result.decision.reason
+        return CheckAnswer(
+            subject=who,
+            allowed=result.decision.allowed,
+            reason=None if reason is None else reason.value,
+            covered=result.covered,
+        )
+
+    @router.post(
+        "/v1/check",
+        summary="May we send? Many people, streamed",
+        response_class=StreamingResponse,
+        responses={
+            200: {
+                "content": {NDJSON: {}, "text/csv": {}},
+                "description": "One answer per input line, in input order.",
+            },
+            503: {"description": "The projection is stale: retry after Retry-After."},
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {
+                    NDJSON: {"schema": {"type": "string"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                    "text/plain": {"schema": {"type": "string"}},
+                },
+                "description": "One person per line: a subject or an address (see `input`); "
+                'NDJSON lines may be a JSON string or {"subject": ...} / {"address": ...}; CSV '
+                "takes the first column and skips a header named subject or address.",
+            }
+        },
+    )
+    async def check_many(
+        request: Request,
+        *,
+        purpose: Annotated[str, PURPOSE],
+        key: Annotated[ApiKey, needs_check],
+        channel: Channel = Channel.EMAIL,
+        min_position: Annotated[int | None, Query(ge=0)] = None,
+        input_kind: Annotated[
+            InputKind, Query(alias="input", description="What bare lines hold.")
+        ] = InputKind.SUBJECTS,
+    ) -> StreamingResponse:
+        media = request.headers.get("content-type", NDJSON).split(";")[0].strip().lower()
+        if media not in {NDJSON, "application/json", "text/csv", "text/plain"}:
+            raise ApiProblemError(
+                415,
+                "unsupported-media-type",
+                "Send NDJSON, CSV or plain text lines",
+                field="Content-Type",
+            )
+        checker = services.checkers.acquire()
+        try:
+            await run_in_threadpool(checker.wait_until_covered, min_position=min_position)
+        except StaleProjectionError:
+            services.checkers.release(checker)
+            raise
+        answers = _BulkAnswers(
+            services,
+            checker,
+            request.stream(),
+            csv_in=media == "text/csv",
+            addresses=input_kind is InputKind.ADDRESSES,
+        )
+        return DuplexStreamingResponse(
+            answers.render(purpose, channel, csv_out=media == "text/csv"),
+            media_type="text/csv" if media == "text/csv" else NDJSON,
+        )
+
+    return router
+
+
+class _BulkAnswers:
+    """Input lines pulled from the request body, decisions pushed out, in order, in chunks."""
+
+    def __init__(
+        self,
+        services: ApiServices,
+        checker: Checker,
+        body: AsyncIterator[bytes],
+        *,
+        csv_in: bool,
+        addresses: bool,
+    ) -> None:
+        self._services = services
+        self._checker = checker
+        self._body = body
+        self._csv = csv_in
+        self._addresses = addresses
+        # Per input line, in order: the address given (or None), or the error it caused.
+        self._pending: deque[tuple[str | None, str | None]] = deque()
+
+    async def _next_chunk(self) -> bytes:
+        return await anext(self._body)
+
+    def _chunks(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(self._next_chunk)
+            except StopAsyncIteration:
+                return
+            if chunk:
+                yield chunk
+
+    def _lines(self) -> Iterator[str]:
+        rest = b""
+        for chunk in self._chunks():
+            rest += chunk
+            *lines, rest = rest.split(b"\n")
+            if len(rest) > MAX_LINE_BYTES:
+                lines.append(rest)
+                rest = b""
+            for line in lines:
+                yield line.decode("utf-8", "replace").strip()
+        if rest.strip():
+            yield rest.decode("utf-8", "replace").strip()
+
+    def _subjects(self) -> Iterator[str]:
+        first = True
+        for line in self._lines():
+            if not line:
+                continue
+            header, first = first, False
+            try:
+                kind, value = self._parse(line, header=header)
+            except ValueError as error:
+                self._pending.append((None, str(error)))
+                yield ""
+                continue
+            if kind == "header":
+                continue
+            if kind == "address":
+                try:
+                    subject = self._services.hasher.subject_for(value)
+                except InvalidFieldError:
+                    self._pending.append((None, "address: not a valid email address"))
+                    yield ""
+                    continue
+                self._pending.append((value, None))
+                yield subject
+            else:
+                self._pending.append((None, None))
+                yield value
+
+    def _parse(self, line: str, *, header: bool) -> tuple[str, str]:
+        if len(line.encode()) > MAX_LINE_BYTES:
+            msg = f"line longer than {MAX_LINE_BYTES} bytes"
+            raise ValueError(msg)
+        bare = "address" if self._addresses else "subject"
+        if self._csv:
+            value = next(csv.reader([line]), [""])[0].strip()
+            if header and value.lower() in {"subject", "address"}:
+                return "header", value
+            return bare, value
+        if line[0] in '{"':
+            try:
+                parsed = json.loads(line)
+            except json.JSONDecodeError:
+                msg = "not JSON"
+                raise ValueError(msg) from None
+            if isinstance(parsed, str):
+                return bare, parsed
+            if isinstance(parsed, dict) and len(parsed) == 1:
+                ((kind, value),) = parsed.items()
+                if kind in {"subject", "address"} and isinstance(value, str):
+                    return kind, value
+            msg = 'expected a string, {"subject": ...} or {"address": ...}'
+            raise ValueError(msg)
+        return bare, line
+
+    def render(self, purpose: str, channel: str, *, csv_out: bool) -> Iterator[bytes]:
+        """The answers as NDJSON or CSV lines, a chunk at a time (iterated in a worker thread)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if csv_out:
+            writer.writerow(["subject", "allowed", "reason", "error"])
+        lines = 0
+        try:
+            for subject, decision in self._checker.bulk_check(self._subjects(), purpose, channel):
+                address, error = self._pending.popleft()
+                reason = None if decision.reason is None else decision.reason.value
+                if csv_out:
+                    if error is None:
+                        writer.writerow([subject, str(decision.allowed).lower(), reason or "", ""])
+                    else:
+                        writer.writerow(["", "", "", error])
+                else:
+                    row: dict[str, object]
+                    if error is not None:
+                        row = {"error": error}
+                    else:
+                        row = {"subject": subject, "allowed": decision.allowed, "reason": reason}
+                        if address is not None:
+                            row["address"] = address
+                    out.write(json.dumps(row))
+                    out.write("\n")
+                lines += 1
+                if lines % OUT_CHUNK_LINES == 0:
+                    yield out.getvalue().encode()
+                    out.seek(0)
+                    out.truncate()
+        except StaleProjectionError as error:
+            # The answer has started: say so in the stream rather than answer stale.
+            out.write(json.dumps({"error": "stale-projection", "detail": str(error)}) + "\n")
+        finally:
+            self._services.checkers.release(self._checker)
+        yield out.getvalue().encode()

@@ -1,0 +1,163 @@
+"""``POST /v1/...``: one endpoint per command; each answers the event ids and the position."""
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, create_model
+
+from entrypoints.http.auth import Authenticator
+from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.services import ApiServices
+from ledger.apikeys import ApiKey, Scope
+from ledger.commands import (
+    AcceptPolicy,
+    CloseRightsRequest,
+    Command,
+    ConfirmConsent,
+    EraseSubject,
+    ExtendRightsRequest,
+    GrantConsent,
+    LiftRestriction,
+    OpenRightsRequest,
+    PublishPolicyVersion,
+    RecordInteraction,
+    RecordObjection,
+    RegisterPurpose,
+    RestrictProcessing,
+    Unsubscribe,
+    WithdrawConsent,
+    build,
+    new_command_id,
+)
+from ledger.errors import InvalidFieldError
+from ledger.service import CommandResult
+
+IDEMPOTENCY_KEY_MAX = 128
+
+ROUTES: tuple[tuple[str, type[Command], Scope, str], ...] = (
+    ("/v1/purposes", RegisterPurpose, Scope.ADMIN, "Register a processing purpose"),
+    ("/v1/policy-versions", PublishPolicyVersion, Scope.ADMIN, "Publish a privacy-policy version"),
+    ("/v1/consents/grant", GrantConsent, Scope.WRITE, "Record a consent"),
+    ("/v1/consents/confirm", ConfirmConsent, Scope.WRITE, "Confirm a double opt-in"),
+    ("/v1/consents/withdraw", WithdrawConsent, Scope.WRITE, "Record a withdrawal"),
+    ("/v1/unsubscribes", Unsubscribe, Scope.WRITE, "Record an unsubscribe"),
+    ("/v1/policy-acceptances", AcceptPolicy, Scope.WRITE, "Record a policy acceptance"),
+    ("/v1/objections", RecordObjection, Scope.WRITE, "Record an objection (GDPR art. 21)"),
+    ("/v1/restrictions", RestrictProcessing, Scope.WRITE, "Restrict processing (art. 18)"),
+    ("/v1/restrictions/lift", LiftRestriction, Scope.WRITE, "Lift a restriction"),
+    ("/v1/rights-requests", OpenRightsRequest, Scope.WRITE, "Open a rights request"),
+    ("/v1/rights-requests/extend", ExtendRightsRequest, Scope.WRITE, "Extend a rights request"),
+    ("/v1/rights-requests/close", CloseRightsRequest, Scope.WRITE, "Close a rights request"),
+    ("/v1/erasures", EraseSubject, Scope.WRITE, "Erase a person (crypto-shredding)"),
+    ("/v1/interactions", RecordInteraction, Scope.WRITE, "Record an interaction (a click)"),
+)
+"""Path, command, the scope a key needs, and the summary in the OpenAPI document."""
+
+SERVER_SET = frozenset({"command_id", "actor"})
+"""Fields the server fills: the id from Idempotency-Key, the actor from the API key."""
+
+
+class CommandAccepted(BaseModel):
+    command_id: str
+    subject: str
+    event_ids: list[str]
+    position: int
+    """The ledger position of the last event: pass it to a check as ``min_position``."""
+    duplicate: bool
+
+
+def request_model(command: type[Command]) -> type[BaseModel]:
+    """The command's fields as a request body, ``occurred_at`` optional (default: now)."""
+    fields: dict[str, Any] = {}
+    for name, info in command.model_fields.items():
+        if name in SERVER_SET:
+            continue
+        if name == "occurred_at":
+            fields[name] = (datetime | None, None)
+        else:
+            fields[name] = (info.annotation, info)
+    model: type[BaseModel] = create_model(
+        f"{command.__name__}Request",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=command.__doc__,
+        **fields,
+    )
+    return model
+
+
+def accepted(result: CommandResult) -> JSONResponse:
+    body = CommandAccepted(
+        command_id=result.command_id,
+        subject=result.subject,
+        event_ids=[str(event_id) for event_id in result.event_ids],
+        position=result.position,
+        duplicate=result.duplicate,
+    )
+    return JSONResponse(body.model_dump(), status_code=200 if result.duplicate else 201)
+
+
+def commands_router(services: ApiServices, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["commands"])
+    for path, command, scope, summary in ROUTES:
+        _add(router, services, auth, path=path, command=command, scope=scope, summary=summary)
+    return router
+
+
+def _add(
+    router: APIRouter,
+    services: ApiServices,
+    auth: Authenticator,
+    *,
+    path: str,
+    command: type[Command],
+    scope: Scope,
+    summary: str,
+) -> None:
+    body_model = request_model(command)
+
+    def record(
+        body: body_model,  # type: ignore[valid-type]
+        key: Annotated[ApiKey, Depends(auth.require(scope))],
+        idempotency_key: Annotated[
+            str | None,
+            Header(
+                alias="Idempotency-Key",
+                max_length=IDEMPOTENCY_KEY_MAX,
+                description="Retrying with the same key records once and answers the same.",
+            ),
+        ] = None,
+    ) -> JSONResponse:
+        data = body.model_dump(exclude_unset=True)  # type: ignore[attr-defined]
+        if data.get("occurred_at") is None:
+            data["occurred_at"] = datetime.now(UTC)
+        try:
+            built = build(
+                command,
+                data,
+                command_id=idempotency_key or new_command_id(),
+                actor=f"api-key:{key.key_id}",
+            )
+        except InvalidFieldError as error:
+            if error.field == "command_id":
+                raise ApiProblemError(
+                    422,
+                    "invalid-field",
+                    "A field of the request is invalid",
+                    detail=f"Idempotency-Key: {error.reason}",
+                    field="Idempotency-Key",
+                ) from None
+            raise
+        return accepted(services.ledger.execute(built))
+
+    router.add_api_route(
+        path,
+        record,
+        methods=["POST"],
+        summary=summary,
+        status_code=201,
+        response_model=CommandAccepted,
+        responses={200: {"description": "A retry of a recorded command: nothing new appended"}},
+        name=command.__name__,
+    )

@@ -1,0 +1,166 @@
+"""RFC 9457 problem details: every error the HTTP API answers, naming the offending field.
+
+Exceptions become status codes here and nowhere else::
+
+    RequestValidationError, InvalidFieldError   422, ``field`` names it
+    RuleViolationError                          409 (a well-formed command the state refuses)
+    ConcurrencyConflictError, StoreUnavailable  503 with Retry-After (retryable)
+    StaleProjectionError                        503 with Retry-After (fail closed)
+    ApiProblemError                                  its own status (401, 403, 404, 413, ...)
+"""
+
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ledger.errors import (
+    ConcurrencyConflictError,
+    InvalidFieldError,
+    LedgerError,
+    RuleViolationError,
+    StoreUnavailableError,
+)
+from projections.checker import StaleProjectionError
+
+PROBLEM_JSON = "application/problem+json"
+TYPE_BASE = "https://consent-ledger.invalid/problems/"
+RETRY_AFTER_S = 1
+
+
+class ApiProblemError(Exception):
+    """An error answered as-is: ``status``, a stable ``kind`` and a safe ``detail``."""
+
+    def __init__(
+        self,
+        status: int,
+        kind: str,
+        title: str,
+        *,
+        detail: str | None = None,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(title)
+        self.status = status
+        self.kind = kind
+        self.title = title
+        self.detail = detail
+        self.field = field
+        self.headers = headers or {}
+
+
+def problem(
+    status: int,
+    kind: str,
+    title: str,
+    *,
+    detail: str | None = None,
+    field: str | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    body: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status}
+    if detail is not None:
+        body["detail"] = detail
+    if field is not None:
+        body["field"] = field
+    body.update(extra)
+    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+def _field_of(loc: tuple[Any, ...]) -> str:
+    # FastAPI prefixes where the value came from ("body", "query", "header", "path").
+    parts = [str(part) for part in loc]
+    if parts and parts[0] in {"body", "query", "header", "path", "cookie"}:
+        parts = parts[1:]
+    return ".".join(parts) or "body"
+
+
+def install(app: FastAPI) -> None:
+    """Answer every error as problem details; nothing of the request's values is echoed."""
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
+        errors = [
+            {"field": _field_of(tuple(item["loc"])), "reason": str(item["msg"])}
+            for item in error.errors()
+        ]
+        first = errors[0] if errors else {"field": "body", "reason": "invalid"}
+        return problem(
+            422,
+            "invalid-field",
+            "A field of the request is invalid",
+            detail=f"{first['field']}: {first['reason']}",
+            field=first["field"],
+            errors=errors,
+        )
+
+    @app.exception_handler(LedgerError)
+    async def ledger_error(_: Request, error: LedgerError) -> JSONResponse:
+        if isinstance(error, InvalidFieldError):
+            return problem(
+                422,
+                "invalid-field",
+                "A field of the request is invalid",
+                detail=str(error),
+                field=error.field,
+                errors=[{"field": error.field, "reason": error.reason}],
+            )
+        if isinstance(error, RuleViolationError):
+            return problem(
+                409,
+                _kebab(type(error).__name__),
+                "The ledger refuses this command in its current state",
+                detail=str(error),
+                field=getattr(error, "field", None),
+            )
+        if isinstance(error, ConcurrencyConflictError | StoreUnavailableError) or error.retryable:
+            return problem(
+                503,
+                _kebab(type(error).__name__),
+                "Temporarily unable to record; retry with the same Idempotency-Key",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        return problem(500, "ledger-error", "The ledger could not handle this request")
+
+    @app.exception_handler(StaleProjectionError)
+    async def stale(_: Request, error: StaleProjectionError) -> JSONResponse:
+        return problem(
+            503,
+            "stale-projection",
+            "The projection is behind the ledger; no answer rather than a stale one",
+            detail=str(error),
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(ApiProblemError)
+    async def api_problem(_: Request, error: ApiProblemError) -> JSONResponse:
+        return problem(
+            error.status,
+            error.kind,
+            error.title,
+            detail=error.detail,
+            field=error.field,
+            headers=error.headers,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:
+        return problem(
+            error.status_code,
+            _kebab(str(error.detail)) if error.status_code != 404 else "not-found",
+            str(error.detail),
+            headers=dict(error.headers or {}),
+        )
+
+
+def _kebab(name: str) -> str:
+    out = []
+    for i, char in enumerate(name.removesuffix("Error")):
+        if char.isupper() and i:
+            out.append("-")
+        out.append(char.lower() if char.isalnum() else "-")
+    return "".join(out).strip("-") or "error"
