@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 from importlib.resources import files
-from typing import Any, NamedTuple
+from typing import Any
 from uuid import UUID
 
 import psycopg
@@ -278,15 +278,11 @@ _GROUPED_TABLES = frozenset({_WITHDRAW_EMAIL.table, _LIFT_RESTRICTION.table})
 _COPY = "copy {stage} from stdin (format binary)"
 
 
-class _Op(NamedTuple):
-    """One write of one event: its kind, its values (in the kind's column order) and the rows
-    it touches: the row ``key`` of ``group`` (a person, a request, a catalog entry), or, with
-    key `_WHOLE`, every row of the group in the kind's table."""
-
-    write: _Write
-    row: tuple[Any, ...]
-    group: Hashable
-    key: Hashable
+_Op = tuple[_Write, tuple[Any, ...], Hashable, Hashable]
+"""One write of one event: its kind, its values (in the kind's column order), and the rows it
+touches: the row ``key`` of a group (a person, a request, a catalog entry), or, with key
+`_WHOLE`, every row of the group in the kind's table. A plain tuple: there are a few per event.
+"""
 
 
 def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
@@ -298,7 +294,7 @@ def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
             return [
                 _consent(event, position, status, None, event.policy_version),
                 # A newer explicit consent for a purpose ends an unsubscribe from that purpose.
-                _Op(
+                (
                     _LIFT_SUPPRESSION,
                     (subject, event.purpose, position),
                     subject,
@@ -314,7 +310,7 @@ def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
                 return [_suppress(event, position, f"list:{event.list_id}", "unsubscribed")]
             return [
                 _suppress(event, position, event.purpose or EVERY_SCOPE, "unsubscribed"),
-                _Op(
+                (
                     _WITHDRAW_EMAIL,
                     (subject, event.purpose, at, position),
                     subject,
@@ -327,7 +323,7 @@ def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
             return [_suppress(event, position, EVERY_SCOPE, "erased")]
         case PolicyVersionAccepted():
             row: tuple[Any, ...] = (subject, event.version, event.text_sha256, at, position)
-            return [_Op(_ACCEPT, row, subject, event.version)]
+            return [(_ACCEPT, row, subject, event.version)]
         case RightsRequestOpened():
             row = (
                 event.request_id,
@@ -337,12 +333,12 @@ def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
                 event.due_at,
                 position,
             )
-            return [_Op(_OPEN, row, event.request_id, ())]
+            return [(_OPEN, row, event.request_id, ())]
         case RightsRequestExtended():
-            return [_Op(_EXTEND, (event.request_id, event.due_at, position), event.request_id, ())]
+            return [(_EXTEND, (event.request_id, event.due_at, position), event.request_id, ())]
         case RightsRequestClosed():
             row = (event.request_id, event.outcome.value, position)
-            return [_Op(_CLOSE, row, event.request_id, ())]
+            return [(_CLOSE, row, event.request_id, ())]
         case _:
             return _catalog_and_limits(event, position)
 
@@ -358,7 +354,7 @@ def _catalog_and_limits(event: EventBase, position: int) -> list[_Op]:  # noqa: 
                 event.direct_marketing,
                 position,
             )
-            return [_Op(_PURPOSE, row, event.purpose, ())]
+            return [(_PURPOSE, row, event.purpose, ())]
         case PolicyVersionPublished():
             row = (
                 event.version,
@@ -368,21 +364,21 @@ def _catalog_and_limits(event: EventBase, position: int) -> list[_Op]:  # noqa: 
                 event.requires_reconsent,
                 position,
             )
-            return [_Op(_POLICY, row, event.version, ())]
+            return [(_POLICY, row, event.version, ())]
         case ProcessingRestricted():
             return [
-                _Op(_RESTRICT, (subject, scope, at, position), subject, scope)
+                (_RESTRICT, (subject, scope, at, position), subject, scope)
                 for scope in (event.purposes or (EVERY_SCOPE,))
             ]
         case RestrictionLifted():
             if not event.purposes:
-                return [_Op(_LIFT_RESTRICTION, (subject, None, position), subject, _WHOLE)]
+                return [(_LIFT_RESTRICTION, (subject, None, position), subject, _WHOLE)]
             return [
-                _Op(_LIFT_RESTRICTION, (subject, scope, position), subject, scope)
+                (_LIFT_RESTRICTION, (subject, scope, position), subject, scope)
                 for scope in event.purposes
             ]
         case InteractionRecorded():
-            return [_Op(_INTERACTION, (subject, at, position), subject, ())]
+            return [(_INTERACTION, (subject, at, position), subject, ())]
         case _:
             return []
 
@@ -404,18 +400,18 @@ def _consent(
         event.occurred_at,
         position,
     )
-    return _Op(_CONSENT, row, event.subject, (event.purpose, event.channel))
+    return (_CONSENT, row, event.subject, (event.purpose, event.channel))
 
 
 def _suppress(event: EventBase, position: int, scope: str, reason: str) -> _Op:
     row = (event.subject, scope, reason, event.occurred_at, position)
-    return _Op(_SUPPRESS, row, event.subject, scope)
+    return (_SUPPRESS, row, event.subject, scope)
 
 
 @dataclass(slots=True)
 class _Schedule:
-    """A batch's writes by round: the rows staged per kind, the last round of each kind, and
-    the writes past the last round, in list order."""
+    """A batch's writes by round: the rows staged per kind (round first), the last round of
+    each kind, and the writes past the last round, in list order."""
 
     staged: dict[_Write, list[tuple[Any, ...]]]
     rounds: dict[_Write, int]
@@ -430,37 +426,41 @@ def _schedule(ops: Iterable[_Op], max_rounds: int) -> _Schedule:
     which is all the order that matters: the tables end up as if each write ran alone, in list
     order. Writes past ``max_rounds`` come after every round, still in list order.
     """
+    ops = list(ops)
+    # Writes to a whole group are rare; without them, only writes to the same row are ordered.
+    any_whole = any(key is _WHOLE for _, _, _, key in ops)
     by_row: dict[tuple[str, Hashable, Hashable], int] = {}
     by_group: dict[tuple[str, Hashable], int] = {}
     whole: dict[tuple[str, Hashable], int] = {}
-    schedule = _Schedule({}, {}, [])
+    staged: dict[_Write, list[tuple[Any, ...]]] = {write: [] for write in _WRITES}
+    last: dict[_Write, int] = {}
+    rest = []
     for op in ops:
         write, row, group, key = op
-        if write.table in _GROUPED_TABLES:
+        at = (write.table, group, key)
+        if any_whole and write.table in _GROUPED_TABLES:
             in_group = (write.table, group)
             if key is _WHOLE:
                 number = by_group.get(in_group, 0) + 1
                 whole[in_group] = number
             else:
-                number = by_row.get((write.table, group, key), 0) + 1
-                after_whole = whole.get(in_group, 0) + 1
-                number = max(number, after_whole)
-                by_row[write.table, group, key] = number
-            if number > by_group.get(in_group, 0):
-                by_group[in_group] = number
+                number = max(by_row.get(at, 0), whole.get(in_group, 0)) + 1
+                by_row[at] = number
+            by_group[in_group] = max(by_group.get(in_group, 0), number)
         else:
-            number = by_row.get((write.table, group, key), 0) + 1
-            by_row[write.table, group, key] = number
+            number = by_row.get(at, 0) + 1
+            by_row[at] = number
         if number > max_rounds:
-            schedule.rest.append(op)
+            rest.append(op)
             continue
-        rows = schedule.staged.get(write)
-        if rows is None:
-            rows = schedule.staged[write] = []
-        rows.append((number, *row))
-        if number > schedule.rounds.get(write, 0):
-            schedule.rounds[write] = number
-    return schedule
+        staged[write].append((number, *row))
+        if number > last.get(write, 1):
+            last[write] = number
+    return _Schedule(
+        {write: rows for write, rows in staged.items() if rows},
+        {write: last.get(write, 1) for write, rows in staged.items() if rows},
+        rest,
+    )
 
 
 class ProjectionWriter:
@@ -498,10 +498,11 @@ class ProjectionWriter:
         return composed
 
     def _one(self, op: _Op) -> Statement:
-        params = dict(zip(op.write.columns, op.row, strict=True))
+        write, row, _, _ = op
+        params = dict(zip(write.columns, row, strict=True))
         if self.sqlite:
             params = {name: _sqlite_value(value) for name, value in params.items()}
-        return self._q(op.write.one, op.write), params
+        return self._q(write.one, write), params
 
     def statements(self, event: EventBase, position: int) -> list[Statement]:
         """What applying ``event``, stored at ``position``, writes: one statement per write."""
