@@ -264,8 +264,14 @@ class Ledger:
             sealed = self.cipher.seal_many(
                 [(item.subject, item.personal) for item in batch if item.personal is not None]
             )
-        except (PersistenceError, OSError) as error:
-            failed = StoreUnavailableError(f"data keys unavailable: {type(error).__name__}")
+        except (PersistenceError, OSError, LedgerError) as error:
+            # The key store's own errors (unavailable, or a key race lost every time) are each
+            # command's answer, as any other failure of the batch.
+            failed = (
+                error
+                if isinstance(error, LedgerError)
+                else StoreUnavailableError(f"data keys unavailable: {type(error).__name__}")
+            )
             for index in kept:
                 results[index] = failed
             return results
@@ -300,7 +306,11 @@ class Ledger:
     ) -> list[Result] | set[str]:
         """One try at the batch: every item's result or error, else who to reload."""
         state = _BatchState(recorded_at=self.clock(), fresh=fresh)
-        self._load(state, {item.subject for item in batch} | {CATALOG_SUBJECT})
+        try:
+            self._load(state, {item.subject for item in batch} | {CATALOG_SUBJECT})
+        except (PersistenceError, OSError) as error:
+            failed = StoreUnavailableError(f"the store failed: {type(error).__name__}")
+            return [failed] * len(batch)
         outcomes = [
             self._decide_one(item, sealed, state)
             for item, sealed in zip(batch, personal, strict=True)

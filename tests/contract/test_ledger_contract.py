@@ -459,6 +459,23 @@ class LedgerContract:
         assert ledger.person("flaky-1") is None
         assert ledger.record_many([_grant("flaky-1")])[0].position == ledger.store.head()  # type: ignore[union-attr]
 
+    def test_a_key_store_outage_fails_the_bulk_chunk_and_not_the_caller(
+        self, ledger: Ledger
+    ) -> None:
+        original = ledger.keys.keys_for_writing
+
+        def unavailable(subjects: Any) -> Any:
+            raise StoreUnavailableError("the data-key store is unavailable")
+
+        ledger.keys.keys_for_writing = unavailable  # type: ignore[method-assign]
+        head = ledger.store.head()
+        commands = [_grant(None, address=f"k{n}@example.org") for n in range(3)]
+        failed = ledger.record_many(commands)
+        assert all(isinstance(r, StoreUnavailableError) for r in failed)
+        assert ledger.store.head() == head
+        ledger.keys.keys_for_writing = original  # type: ignore[method-assign]
+        assert not any(isinstance(r, Exception) for r in ledger.record_many(commands))
+
 
 def _ledger(store_config: StoreConfig, keys: DataKeyStore) -> Ledger:
     keys.migrate()
