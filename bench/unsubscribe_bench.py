@@ -1,0 +1,432 @@
+"""One-click unsubscribe over HTTP: latency of a durable click at a fixed offered rate.
+
+    python bench/unsubscribe_bench.py --rate 500 --seconds 20 --runs 3
+
+Three processes: the API server (``consent-ledger serve``, or with ``--server app`` the same
+app and uvicorn options built here, for a ``serve`` that does not mount ``/u/*`` yet), this
+orchestrator, and a load generator. The generator sends open loop at ``--rate`` requests/s,
+each at its scheduled time whatever the answers, over keep-alive connections (a new one when
+all are busy), and counts each latency from the scheduled send time to the last byte of the
+answer: a server that falls behind pays for the queue.
+
+Each run, in a fresh PostgreSQL schema (production mode; ``--mode embedded`` for SQLite):
+
+1. ``GET /healthz`` at the same rate: the baseline (it opens a database connection per call);
+2. ``GET /u/{token}``: the confirmation page, the same router and token check, no write;
+3. ``POST /u/{token}`` with ``List-Unsubscribe=One-Click``: every tenth request repeats an
+   earlier link (mail clients retry, people click twice), the rest are new links.
+
+Then the server is killed (SIGKILL: whatever it acknowledged must already be committed) and the
+store must hold exactly one UnsubscribeClicked per distinct link clicked, and every answer must
+have been 200. Needs CONSENT_PG_DSN (``source var/services/env``).
+"""
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import random
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from uuid import uuid4
+
+import httpx
+import psycopg
+from psycopg import sql
+
+from entrypoints.bootstrap import build_store
+from entrypoints.settings import Settings
+from ledger.unsubscribe_tokens import ONE_CLICK_BODY, UnsubscribeTokenCodec, parse_keys
+
+HERE = Path(__file__).resolve()
+CLI = str(Path(sys.executable).parent / "consent-ledger")
+STARTUP_TIMEOUT_S = 60.0
+WARMUP_S = 2.0
+MAX_CONNECTIONS = 512
+IDLE_S = 3.0
+HTTP_OK = 200
+REPEAT_EVERY = 10
+CLICKED = "UnsubscribeClicked/v1"
+
+
+def _secret(fill: bytes) -> str:
+    return base64.b64encode(fill * 32).decode()
+
+
+UNSUBSCRIBE_KEYS = f"bench2:{_secret(b'u')},bench1:{_secret(b'v')}"
+
+
+# -- the load generator (its own process) ----------------------------------------------------
+
+
+class _Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.used_at = time.monotonic()
+
+    async def exchange(self, request: bytes) -> tuple[int, bool]:
+        """The answer's status, and whether the connection may carry another request."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = 0
+        keep_alive = True
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and value.strip().lower() == "close":
+                keep_alive = False
+        await self.reader.readexactly(length)
+        self.used_at = time.monotonic()
+        return status, keep_alive
+
+
+async def _load(
+    host: str, port: int, requests: list[bytes], *, rate: float, warmup: int
+) -> dict[str, Any]:
+    idle: list[_Connection] = []
+    opened = 0
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    acknowledged: set[int] = set()
+    slots = asyncio.Semaphore(MAX_CONNECTIONS)
+
+    async def take_connection() -> tuple[_Connection, bool]:
+        nonlocal opened
+        while idle:
+            reused = idle.pop()
+            # The server closes idle keep-alive connections (uvicorn: after 5 s); a client
+            # does not send on one that may be closing.
+            if time.monotonic() - reused.used_at < IDLE_S:
+                return reused, True
+            reused.writer.close()
+        opened += 1
+        return _Connection(*await asyncio.open_connection(host, port)), False
+
+    async def send(index: int, scheduled: float) -> None:
+        async with slots:
+            status = 0
+            for _ in range(2):
+                try:
+                    conn, reused = await take_connection()
+                except OSError:
+                    break
+                try:
+                    status, keep_alive = await conn.exchange(requests[index])
+                except (OSError, asyncio.IncompleteReadError):
+                    conn.writer.close()
+                    # Only a reused connection the server had just closed is worth a retry.
+                    if reused:
+                        continue
+                    break
+                if keep_alive:
+                    idle.append(conn)
+                else:
+                    conn.writer.close()
+                break
+        finished = time.perf_counter()
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == HTTP_OK:
+            acknowledged.add(index)
+        if index >= warmup:
+            latencies.append(finished - scheduled)
+
+    tasks = []
+    began = time.perf_counter()
+    for index in range(len(requests)):
+        scheduled = began + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(index, scheduled)))
+    await asyncio.gather(*tasks)
+    measured = (time.perf_counter() - began) - warmup / rate
+    for connection in idle:
+        connection.writer.close()
+    flat = sorted(latencies)
+    return {
+        "requests": len(flat),
+        "rate_achieved": len(flat) / measured,
+        "p50_ms": 1000 * flat[len(flat) // 2],
+        "p99_ms": 1000 * flat[min(len(flat) - 1, int(len(flat) * 0.99))],
+        "max_ms": 1000 * flat[-1],
+        "statuses": statuses,
+        "connections": opened,
+        "acknowledged": sorted(acknowledged),
+    }
+
+
+def _request(method: str, host: str, path: str, body: bytes = b"") -> bytes:
+    head = f"{method} {path} HTTP/1.1\r\nHost: {host}\r\n"
+    if method == "POST":
+        head += (
+            f"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {len(body)}\r\n"
+        )
+    return head.encode() + b"\r\n" + body
+
+
+def load_main(args: argparse.Namespace) -> None:
+    """Build every request before the clock starts, send them, print the figures as JSON."""
+    host = f"127.0.0.1:{args.port}"
+    total = int(args.rate * (args.seconds + WARMUP_S))
+    warmup = int(args.rate * WARMUP_S)
+    tokens: list[str] = []
+    requests: list[bytes] = []
+    if args.target == "healthz":
+        requests = [_request("GET", host, "/healthz")] * total
+    else:
+        codec = UnsubscribeTokenCodec(parse_keys(UNSUBSCRIBE_KEYS, setting="bench"))
+        shuffle = random.Random(args.seed)
+        prefix = uuid4().hex[:8]
+        for n in range(total):
+            if n % REPEAT_EVERY == REPEAT_EVERY - 1:
+                token = shuffle.choice(tokens)
+            else:
+                subject = f"bench-{prefix}-{n}"
+                token = codec.issue(subject=subject, purpose="newsletter", campaign_id="bench")
+            tokens.append(token)
+            if args.target == "page":
+                requests.append(_request("GET", host, f"/u/{token}"))
+            else:
+                body = ONE_CLICK_BODY.encode()
+                requests.append(_request("POST", host, f"/u/{token}", body))
+    result = asyncio.run(_load("127.0.0.1", args.port, requests, rate=args.rate, warmup=warmup))
+    result["distinct_links"] = len(set(tokens))
+    result["distinct_links_acknowledged"] = len({tokens[i] for i in result.pop("acknowledged")})
+    print(json.dumps(result))
+
+
+# -- the server, when `serve` does not mount the router yet ---------------------------------
+
+
+def server_main(args: argparse.Namespace) -> None:
+    """The app `serve` builds, plus the unsubscribe router, run with `serve`'s uvicorn options."""
+    import uvicorn  # noqa: PLC0415 - only the server process needs it
+
+    from entrypoints.bootstrap import build_ledger, build_token_codec  # noqa: PLC0415
+    from entrypoints.health import health_check  # noqa: PLC0415
+    from entrypoints.http import create_app  # noqa: PLC0415
+    from entrypoints.http.unsubscribe import unsubscribe_router  # noqa: PLC0415
+
+    settings = Settings()
+    app = create_app(health=health_check(settings))
+    if not any(getattr(route, "path", "") == "/u/{token}" for route in app.routes):
+        app.include_router(
+            unsubscribe_router(codec=build_token_codec(settings), ledger=build_ledger(settings))
+        )
+    uvicorn.run(
+        app,
+        host="127.0.0.1",
+        port=args.port,
+        log_level=settings.log_level,
+        access_log=False,
+    )
+
+
+# -- the orchestrator ------------------------------------------------------------------------
+
+
+def _env(mode: str, dsn: str, schema: str, data_dir: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
+    env |= {
+        "CONSENT_MODE": mode,
+        "CONSENT_PG_DSN": dsn,
+        "CONSENT_PG_SCHEMA": schema,
+        "CONSENT_DATA_DIR": data_dir,
+        "CONSENT_SUBJECT_SECRET": _secret(b"s"),
+        "CONSENT_MASTER_KEY": _secret(b"m"),
+        "CONSENT_AUDIT_SIGNING_KEY": _secret(b"a"),
+        "CONSENT_UNSUBSCRIBE_KEYS": UNSUBSCRIBE_KEYS,
+        "CONSENT_LOG_LEVEL": "warning",
+    }
+    return env
+
+
+@contextmanager
+def _server(kind: str, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    command = (
+        [CLI, "serve", "--port", str(port)]
+        if kind == "serve"
+        else [sys.executable, str(HERE), "_server", "--port", str(port)]
+    )
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while True:
+            if process.poll() is not None:
+                msg = f"the server exited with {process.returncode}"
+                raise RuntimeError(msg)
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if time.monotonic() > deadline:
+                msg = "the server did not become healthy"
+                raise RuntimeError(msg)
+            time.sleep(0.2)
+        yield process
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGKILL)
+        process.wait(timeout=30)
+
+
+def _generate(port: int, target: str, *, rate: float, seconds: float, seed: int) -> Any:
+    output = subprocess.run(
+        [
+            sys.executable,
+            str(HERE),
+            "_load",
+            "--port",
+            str(port),
+            "--target",
+            target,
+            "--rate",
+            str(rate),
+            "--seconds",
+            str(seconds),
+            "--seed",
+            str(seed),
+        ],
+        check=False,
+        capture_output=True,
+        text=True,
+    )
+    if output.returncode != 0:
+        msg = f"the load generator failed:\n{output.stderr}"
+        raise RuntimeError(msg)
+    return json.loads(output.stdout)
+
+
+def _clicks_stored(env: dict[str, str]) -> int:
+    settings = {
+        name.removeprefix("CONSENT_").lower(): value
+        for name, value in env.items()
+        if name.startswith("CONSENT_")
+    }
+    store = build_store(Settings.model_validate(settings))
+    try:
+        return sum(1 for _, _, _, topic, _ in store.stream_rows() if topic == CLICKED)
+    finally:
+        store.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
+    schema = f"bench_unsub_{uuid4().hex[:8]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        with tempfile.TemporaryDirectory() as data_dir:
+            env = _env(args.mode, dsn, schema, data_dir)
+            port = _free_port()
+            result: dict[str, Any] = {}
+            with _server(args.server, env, port) as process:
+                # /healthz last: in production it opens a connection to PostgreSQL per call.
+                for target in ("page", "click", "healthz"):
+                    figures = _generate(
+                        port, target, rate=args.rate, seconds=args.seconds, seed=run
+                    )
+                    # The machine is shared: how busy it was says how far to trust the run.
+                    figures["load_average_1min_after"] = os.getloadavg()[0]
+                    result[target] = figures
+                    print(f"run {run + 1} {target:8}: {json.dumps(figures)}", file=sys.stderr)
+                process.send_signal(signal.SIGKILL)
+                process.wait(timeout=30)
+            stored = _clicks_stored(env)
+            clicks = result["click"]
+            result["verified"] = {
+                "distinct_links_clicked": clicks["distinct_links"],
+                "distinct_links_answered_200": clicks["distinct_links_acknowledged"],
+                "unsubscribe_clicked_events_stored": stored,
+                "all_200": all(set(r["statuses"]) == {"200"} for r in result.values()),
+            }
+            print(f"run {run + 1} verified: {result['verified']}", file=sys.stderr)
+            if stored != clicks["distinct_links"] or not result["verified"]["all_200"]:
+                msg = f"run {run + 1}: verification failed: {result['verified']}"
+                raise SystemExit(msg)
+            return result
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    sub = parser.add_subparsers(dest="what")
+    load = sub.add_parser("_load", help=argparse.SUPPRESS)
+    load.add_argument("--port", type=int, required=True)
+    load.add_argument("--target", choices=["healthz", "page", "click"], required=True)
+    load.add_argument("--rate", type=float, required=True)
+    load.add_argument("--seconds", type=float, required=True)
+    load.add_argument("--seed", type=int, default=0)
+    server = sub.add_parser("_server", help=argparse.SUPPRESS)
+    server.add_argument("--port", type=int, required=True)
+    parser.add_argument("--rate", type=float, default=500)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mode", choices=["production", "embedded"], default="production")
+    parser.add_argument(
+        "--server",
+        choices=["serve", "app"],
+        default="serve",
+        help="`consent-ledger serve`, or the same app built here (for a serve without /u/*)",
+    )
+    args = parser.parse_args()
+    if args.what == "_load":
+        load_main(args)
+        return
+    if args.what == "_server":
+        server_main(args)
+        return
+    dsn = os.environ.get("CONSENT_PG_DSN")
+    if not dsn:
+        parser.error("CONSENT_PG_DSN is not set (source var/services/env)")
+    runs = [one_run(args, dsn, run) for run in range(args.runs)]
+
+    def median(target: str, key: str) -> float:
+        return float(statistics.median(run[target][key] for run in runs))
+
+    summary = {
+        "mode": args.mode,
+        "server": args.server,
+        "rate": args.rate,
+        "seconds": args.seconds,
+        "runs": len(runs),
+        **{
+            target: {
+                key: median(target, key) for key in ("p50_ms", "p99_ms", "max_ms", "rate_achieved")
+            }
+            for target in ("healthz", "page", "click")
+        },
+        "ratio_p99_click_over_healthz": median("click", "p99_ms") / median("healthz", "p99_ms"),
+        "ratio_p99_click_over_page": median("click", "p99_ms") / median("page", "p99_ms"),
+        "verified": [run["verified"] for run in runs],
+    }
+    print(json.dumps(summary, indent=2))
+
+
+if __name__ == "__main__":
+    main()
