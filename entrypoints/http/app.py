@@ -15,6 +15,7 @@ from entrypoints.http.commands import commands_router
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
 from entrypoints.http.services import ApiServices
+from entrypoints.http.unsubscribe import unsubscribe_router
 
 API_VERSION = "1.0.0"
 
@@ -45,6 +46,8 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.include_router(checks_router(services, auth))
         app.include_router(history_router(services, auth))
         app.include_router(auditor_router(services, auth))
+        if services.tokens is not None:
+            app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,
