@@ -62,6 +62,14 @@ class SuppressionFacts:
 
 
 @dataclass(frozen=True, slots=True)
+class CatalogFacts:
+    """What one check reads that does not depend on the person: the purpose and the policies."""
+
+    purpose: PurposeFacts | None
+    policies: tuple[PolicyFacts, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class Facts:
     """Everything the decision reads about one person and one purpose on one channel."""
 
@@ -118,23 +126,30 @@ def decide(facts: Facts, *, purpose: str, channel: str, at: datetime) -> Decisio
         active = max(consent.since, facts.last_interaction or consent.since)
         if at - active > timedelta(days=facts.purpose.max_age_days):
             return Decision(allowed=False, reason=Reason.EXPIRED)
-    if _reconsent_required(facts.policies, consent, purpose=purpose, at=at):
+    if consent.policy_version in reconsent_versions(facts.policies, purpose=purpose, at=at):
         return Decision(allowed=False, reason=Reason.RECONSENT_REQUIRED)
     return Decision(allowed=True)
 
 
-def _reconsent_required(
-    policies: Sequence[PolicyFacts], consent: ConsentFacts, *, purpose: str, at: datetime
-) -> bool:
-    given = {p.version: p for p in policies}.get(consent.policy_version or "")
-    if given is None:
-        return False
-    return any(
-        p.requires_reconsent
-        and p.effective_at > given.effective_at
-        and p.effective_at <= at
-        and (not p.purposes or purpose in p.purposes)
-        for p in policies
+def reconsent_versions(
+    policies: Sequence[PolicyFacts], *, purpose: str, at: datetime
+) -> frozenset[str]:
+    """The policy versions a consent to ``purpose`` must be renewed from, as of ``at``.
+
+    A consent given under one of them is outdated by a newer published version, in effect at
+    ``at``, that requires re-consent for ``purpose``.
+    """
+    by_version = {p.version: p for p in policies}
+    return frozenset(
+        version
+        for version, given in by_version.items()
+        if any(
+            p.requires_reconsent
+            and p.effective_at > given.effective_at
+            and p.effective_at <= at
+            and (not p.purposes or purpose in p.purposes)
+            for p in policies
+        )
     )
 
 
@@ -148,16 +163,34 @@ class ProjectionReader:
     def _t(self, table: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(self._s, sql.Identifier(table))
 
-    def facts(self, subject: str, purpose: str, channel: str) -> Facts:
-        conn = self._conn
-        purpose_row = conn.execute(
+    def catalog(self, purpose: str) -> CatalogFacts:
+        """The purpose (None if not registered) and every published policy version."""
+        purpose_row = self._conn.execute(
             sql.SQL(
                 "select legal_basis, max_age_days, direct_marketing from {} where purpose = %s"
             ).format(self._t("purposes")),
             (purpose,),
         ).fetchone()
         if purpose_row is None:
+            return CatalogFacts(purpose=None)
+        policies = self._conn.execute(
+            sql.SQL("select version, effective_at, purposes, requires_reconsent from {}").format(
+                self._t("policy_versions")
+            )
+        ).fetchall()
+        return CatalogFacts(
+            purpose=PurposeFacts(*purpose_row),
+            policies=tuple(
+                PolicyFacts(v, effective, tuple(purposes), reconsent)
+                for v, effective, purposes, reconsent in policies
+            ),
+        )
+
+    def facts(self, subject: str, purpose: str, channel: str) -> Facts:
+        catalog = self.catalog(purpose)
+        if catalog.purpose is None:
             return Facts(purpose=None)
+        conn = self._conn
         consent_row = conn.execute(
             sql.SQL(
                 "select status, policy_version, since, last_position from {} "
@@ -181,19 +214,11 @@ class ProjectionReader:
             sql.SQL("select last_at from {} where subject = %s").format(self._t("interaction")),
             (subject,),
         ).fetchone()
-        policies = conn.execute(
-            sql.SQL("select version, effective_at, purposes, requires_reconsent from {}").format(
-                self._t("policy_versions")
-            )
-        ).fetchall()
         return Facts(
-            purpose=PurposeFacts(*purpose_row),
+            purpose=catalog.purpose,
             consent=None if consent_row is None else ConsentFacts(*consent_row),
             suppressions=tuple(SuppressionFacts(*row) for row in suppressions),
             restrictions=frozenset(row[0] for row in restrictions),
             last_interaction=None if interaction is None else interaction[0],
-            policies=tuple(
-                PolicyFacts(v, effective, tuple(purposes), reconsent)
-                for v, effective, purposes, reconsent in policies
-            ),
+            policies=catalog.policies,
         )
