@@ -204,8 +204,10 @@ def load_main(args: argparse.Namespace) -> None:
                 body = ONE_CLICK_BODY.encode()
                 requests.append(_request("POST", host, f"/u/{token}", body))
     result = asyncio.run(_load("127.0.0.1", args.port, requests, rate=args.rate, warmup=warmup))
-    result["distinct_links"] = len(set(tokens))
-    result["distinct_links_acknowledged"] = len({tokens[i] for i in result.pop("acknowledged")})
+    acknowledged = result.pop("acknowledged")
+    if tokens:
+        result["distinct_links"] = len(set(tokens))
+        result["distinct_links_acknowledged"] = len({tokens[i] for i in acknowledged})
     print(json.dumps(result))
 
 
