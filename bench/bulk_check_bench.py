@@ -17,8 +17,11 @@ a maximum age and a re-consent policy, every answer consumed:
   settings (``work_mem``, no JIT) the library uses.
 
 Before timing, the bulk answers for a sample of subjects are compared with the single check
-(`decide` over the facts read one by one). Progress goes to stderr; the summary (medians of
-``--runs``, ratios to the baseline) to stdout and ``bench/results/bulk_check.json``.
+(`decide` over the facts read one by one). Each phase is timed in wall seconds and in CPU
+seconds of this process plus its PostgreSQL server process (read from /proc when the server is
+local): on a shared machine the CPU figures move less. Progress goes to stderr; the summary
+(each run with its own ratios, medians of ``--runs``) to stdout and
+``bench/results/bulk_check.json``.
 """
 
 import argparse
@@ -203,10 +206,24 @@ def baseline(conn: psycopg.Connection[Any], schema: str, subjects: list[str]) ->
     return counts
 
 
-def timed(what: Callable[[], Any]) -> tuple[float, Any]:
-    started = time.perf_counter()
+def backend_cpu(conn: psycopg.Connection[Any]) -> float:
+    """CPU seconds the connection's server process has used, if it runs on this machine."""
+    try:
+        fields = Path(f"/proc/{conn.info.backend_pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(conn: psycopg.Connection[Any], what: Callable[[], Any]) -> tuple[float, float, Any]:
+    """Wall seconds, and CPU seconds of this process and the server's (steadier on a busy box)."""
+    started, cpu = time.perf_counter(), time.process_time() + backend_cpu(conn)
     result = what()
-    return time.perf_counter() - started, result
+    return (
+        time.perf_counter() - started,
+        time.process_time() + backend_cpu(conn) - cpu,
+        result,
+    )
 
 
 def check_sample(conn: psycopg.Connection[Any], schema: str, subjects: list[str]) -> None:
@@ -226,16 +243,17 @@ def run_once(
     addresses: list[str],
     subjects: list[str],
 ) -> dict[str, float]:
-    base_s, base_counts = timed(lambda: baseline(conn, schema, subjects))
-    lib_s, counts = timed(
+    base_s, base_cpu, base_counts = timed(conn, lambda: baseline(conn, schema, subjects))
+    lib_s, lib_cpu, counts = timed(
+        conn,
         lambda: consume(
             checker(conn, schema).bulk_check((hasher.subject_for(a) for a in addresses), PURPOSE)
-        )
+        ),
     )
-    subj_s, subject_counts = timed(
-        lambda: consume(checker(conn, schema).bulk_check(iter(subjects), PURPOSE))
+    subj_s, subj_cpu, subject_counts = timed(
+        conn, lambda: consume(checker(conn, schema).bulk_check(iter(subjects), PURPOSE))
     )
-    hash_s, _ = timed(lambda: [hasher.subject_for(a) for a in addresses])
+    hash_s, hash_cpu, _ = timed(conn, lambda: [hasher.subject_for(a) for a in addresses])
     if counts != subject_counts or sum(counts.values()) != len(addresses):
         raise SystemExit(f"inconsistent answers: {counts} vs {subject_counts}")
     if sum(base_counts.values()) != len(subjects):
@@ -246,6 +264,12 @@ def run_once(
         "library_subjects_s": subj_s,
         "hashing_s": hash_s,
         "baseline_s": base_s,
+        "ratio_library": lib_s / base_s,
+        "ratio_library_subjects": subj_s / base_s,
+        "library_cpu_s": lib_cpu,
+        "library_subjects_cpu_s": subj_cpu,
+        "hashing_cpu_s": hash_cpu,
+        "baseline_cpu_s": base_cpu,
     }
 
 
@@ -291,6 +315,9 @@ def main() -> None:
         "median": median,
         "ratio_library_to_baseline": median["library_s"] / median["baseline_s"],
         "ratio_library_subjects_to_baseline": median["library_subjects_s"] / median["baseline_s"],
+        "cpu_ratio_library_subjects_to_baseline": (
+            median["library_subjects_cpu_s"] / median["baseline_cpu_s"]
+        ),
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "load_average": os.getloadavg(),
     }

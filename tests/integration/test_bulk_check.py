@@ -70,6 +70,7 @@ def test_every_subject_comes_back_as_sent_and_in_order(pg_dsn: str, schema: str)
         assert [s for s, _ in answered] == asked
         assert [d for _, d in answered] == [checker.check(s, "newsletter").decision for s in asked]
         assert [d.allowed for _, d in answered[: len(ODD)]] == [True, False] * 3 + [True]
+        assert list(checker.bulk_check([], "newsletter")) == []
 
 
 def test_a_stale_projection_refuses_before_reading_the_list(pg_dsn: str, schema: str) -> None:
