@@ -35,6 +35,7 @@ from entrypoints.health import health_check
 from entrypoints.http import create_app
 from entrypoints.keys_cli import keys_app
 from entrypoints.replay_cli import replay
+from entrypoints.rights_cli import rights_cli
 from entrypoints.settings import Mode
 from entrypoints.unsubscribe_cli import unsubscribe_headers
 from ledger.commands import (
@@ -184,6 +185,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.command()(replay)
 app.command()(unsubscribe_headers)
+app.add_typer(rights_cli)
 
 
 @purpose_app.command("register")

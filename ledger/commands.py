@@ -37,6 +37,8 @@ from schemas import (
 
 RIGHTS_REQUEST_DEADLINE = timedelta(days=30)
 """GDPR art. 12(3): one month from receipt; 30 days is the conservative reading."""
+PROSPECT_MAX_AGE_DAYS = 3 * 365
+"""CNIL: a prospect may be contacted for three years after their last sign of life."""
 
 
 def new_command_id() -> str:
@@ -73,11 +75,26 @@ class PersonCommand(Command):
 
 
 class RegisterPurpose(CatalogCommand):
+    """``max_age_days`` of a direct-marketing purpose on consent defaults to three years."""
+
     purpose: Slug
     legal_basis: LegalBasis
     description: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     max_age_days: Annotated[int, Field(gt=0)] | None = None
     direct_marketing: bool = False
+
+    @model_validator(mode="before")
+    @classmethod
+    def default_max_age(cls, data: Any) -> Any:
+        """Prospects' consent lapses after three years without a sign of life (CNIL)."""
+        if (
+            isinstance(data, dict)
+            and data.get("max_age_days") is None
+            and data.get("direct_marketing") is True
+            and data.get("legal_basis") == LegalBasis.CONSENT
+        ):
+            return {**data, "max_age_days": PROSPECT_MAX_AGE_DAYS}
+        return data
 
 
 class PublishPolicyVersion(CatalogCommand):

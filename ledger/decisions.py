@@ -25,6 +25,7 @@ from ledger.commands import (
     Unsubscribe,
     WithdrawConsent,
 )
+from ledger.errors import RightsRequestExtensionError
 from schemas import (
     ConsentConfirmed,
     ConsentGranted,
@@ -229,6 +230,11 @@ def _open_request(command: OpenRightsRequest, ctx: Context) -> list[EventBase]:
 @_decides(ExtendRightsRequest)
 def _extend_request(command: ExtendRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_can_extend(command.request_id)
+    due_at = ctx.person_state.rights_requests[command.request_id].due_at
+    if command.due_at <= due_at:
+        raise RightsRequestExtensionError(
+            command.request_id, f"the new due date must be after {due_at.isoformat()}"
+        )
     return [
         RightsRequestExtended(
             **ctx.envelope(command),

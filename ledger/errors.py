@@ -18,6 +18,7 @@ Every error the ledger raises on purpose is a ``LedgerError``::
     |   +-- ConsentNotPendingError
     |   +-- RightsRequestNotOpenError
     |   +-- RightsRequestAlreadyExtendedError
+    |   +-- RightsRequestExtensionError    (field "due_at": not later than the deadline)
     |   +-- DuplicateRightsRequestError
     +-- ConcurrencyConflictError       retries on a version conflict ran out (retryable)
     +-- StoreUnavailableError          the database failed the batch (retryable)
@@ -138,6 +139,14 @@ class RightsRequestAlreadyExtendedError(RuleViolationError):
 
     def __init__(self, request_id: object) -> None:
         super().__init__("request_id", f"rights request {request_id} was already extended")
+        self.request_id = request_id
+
+
+class RightsRequestExtensionError(RuleViolationError):
+    """An extension (GDPR art. 12(3)) moves the deadline later, never earlier."""
+
+    def __init__(self, request_id: object, reason: str) -> None:
+        super().__init__("due_at", f"rights request {request_id}: {reason}")
         self.request_id = request_id
 
 

@@ -97,4 +97,7 @@ class WithdrawalReason(StrEnum):
     BOUNCE = "bounce"
     ADMIN = "admin"
     LAPSED = "lapsed"
+    """No interaction for longer than the purpose's ``max_age_days`` (recorded by retention)."""
+    RECONSENT_REQUIRED = "reconsent_required"
+    """Given under a policy version a newer one, requiring re-consent, superseded."""
     OTHER = "other"

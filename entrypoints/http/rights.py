@@ -1,0 +1,124 @@
+"""Data-subject rights over HTTP: a person's export, the decision at a past time, open requests."""
+
+import sqlite3
+from contextlib import closing
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+import psycopg
+from fastapi import APIRouter, Depends, Query
+from fastapi.concurrency import run_in_threadpool
+from fastapi.responses import JSONResponse
+
+from entrypoints.http.auth import Authenticator
+from entrypoints.http.history import SUBJECT
+from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.services import ApiServices
+from ledger.apikeys import ApiKey, Scope
+from ledger.receipts import Proofs, export_document, person_log
+from ledger.store import SQLiteStoreConfig, StoreConfig
+from projections.point_in_time import decision_at
+from projections.rights import (
+    OpenRequest,
+    open_requests_postgres,
+    open_requests_sqlite,
+    summarise,
+)
+from schemas import Channel
+
+
+def _unknown() -> ApiProblemError:
+    return ApiProblemError(404, "unknown-subject", "No event was ever recorded for this person")
+
+
+def _open_requests(config: StoreConfig) -> list[OpenRequest]:
+    """The open requests of the projection next to the store (same SQLite file or schema)."""
+    try:
+        if isinstance(config, SQLiteStoreConfig):
+            with closing(sqlite3.connect(config.path)) as conn:
+                return open_requests_sqlite(conn)
+        with psycopg.connect(config.dsn) as conn:
+            return open_requests_postgres(conn, schema=config.schema)
+    except (sqlite3.Error, psycopg.Error) as error:
+        raise ApiProblemError(
+            503,
+            "projection-unavailable",
+            "The projection of rights requests cannot be read",
+            detail=type(error).__name__,
+            headers={"Retry-After": "5"},
+        ) from None
+
+
+def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
+    router = APIRouter(tags=["data-subject rights"])
+    auditor = Depends(auth.require(Scope.AUDIT))
+    checker_or_auditor = Depends(auth.require(Scope.CHECK, Scope.AUDIT))
+    admin_or_auditor = Depends(auth.require(Scope.ADMIN, Scope.AUDIT))
+
+    @router.get(
+        "/v1/rights-requests",
+        summary="Open data-subject rights requests, soonest due first, with counts by right "
+        "(also the gauges consent_ledger_rights_requests_open and _overdue)",
+    )
+    def rights_requests(
+        key: Annotated[ApiKey, admin_or_auditor],
+        overdue: Annotated[bool, Query(description="Only the overdue ones.")] = False,
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        requests = _open_requests(services.ledger.store.config)
+        return {
+            "as_of": now.isoformat(),
+            "requests": [r.to_json(now) for r in requests if r.overdue(now) or not overdue],
+            "summary": summarise(requests, now=now),
+        }
+
+    @router.get(
+        "/v1/persons/{subject}/export",
+        summary="Everything about a person (GDPR art. 15 and 20): events decrypted, consent "
+        "receipts (ISO/IEC TS 27560) and the proof bundle, or why it is pending",
+    )
+    async def export(
+        subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
+    ) -> JSONResponse:
+        def build() -> dict[str, Any]:
+            if not services.ledger.history(subject):
+                raise _unknown()
+            proofs = Proofs(tree=services.audit.tree, verifier=services.audit.signer.verifier())
+            with services.audit_lock:
+                return export_document(
+                    services.ledger, subject, proofs=proofs, now=datetime.now(UTC)
+                )
+
+        return JSONResponse(await run_in_threadpool(build))
+
+    @router.get(
+        "/v1/persons/{subject}/decision",
+        summary="Was sending allowed at a time, and why: replayed from the log with the policy "
+        "version, its text hash and the evidence of the deciding event",
+    )
+    def decision(
+        subject: Annotated[str, SUBJECT],
+        key: Annotated[ApiKey, checker_or_auditor],
+        purpose: Annotated[str, Query(min_length=1, max_length=64)],
+        channel: Channel = Channel.EMAIL,
+        at: Annotated[
+            datetime | None, Query(description="A time with its zone (default: now).")
+        ] = None,
+    ) -> dict[str, Any]:
+        now = datetime.now(UTC)
+        if at is not None and at.utcoffset() is None:
+            raise ApiProblemError(
+                422, "invalid-field", "at needs a time zone, e.g. ...Z", field="at"
+            )
+        when = now if at is None else at.astimezone(UTC)
+        if when > now:
+            raise ApiProblemError(
+                422, "invalid-field", "at must not be in the future: the log ends now", field="at"
+            )
+        log = person_log(services.ledger, subject)
+        if not any(event.subject == subject for event, _ in log):
+            raise _unknown()
+        answer = decision_at(log, subject=subject, purpose=purpose, channel=channel, at=when)
+        return answer.to_json()
+
+    return router
