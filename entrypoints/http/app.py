@@ -14,6 +14,7 @@ from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
+from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.unsubscribe import unsubscribe_router
 
@@ -46,6 +47,7 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.include_router(checks_router(services, auth))
         app.include_router(history_router(services, auth))
         app.include_router(auditor_router(services, auth))
+        app.include_router(rights_router(services, auth))
         if services.tokens is not None:
             app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
         app.add_middleware(
