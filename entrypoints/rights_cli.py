@@ -167,7 +167,8 @@ def retention_run(
 def _record(command: OpenRightsRequest | ExtendRightsRequest | CloseRightsRequest) -> None:
     with _ledger() as ledger:
         result = ledger.execute(command)
-    typer.echo(json.dumps({"subject": result.subject, "position": result.position}))
+    answer = {"request_id": str(command.request_id), "subject": result.subject}
+    typer.echo(json.dumps(answer | {"position": result.position}))
 
 
 @requests_app.command("open")
@@ -188,7 +189,6 @@ def rights_open(
         source=Source.ADMIN,
         actor="cli",
     )
-    typer.echo(json.dumps({"request_id": str(command.request_id)}))
     _record(command)
 
 

@@ -31,6 +31,7 @@ from schemas import (
     PurposeRegistered,
 )
 
+_ENVELOPE_FIELDS = set(EventBase.model_fields)
 _SUPPRESSION_REASONS = {
     Reason.ERASED: "erased",
     Reason.OBJECTED: "objection",
@@ -104,6 +105,9 @@ def _event_json(logged: tuple[EventBase, int] | None) -> dict[str, Any] | None:
         "source": event.source.value,
         "actor": event.actor,
         "evidence": None if event.evidence is None else event.evidence.model_dump(mode="json"),
+        # What the event says besides its envelope (a withdrawal's reason, a grant's policy
+        # version...); never its personal data.
+        "fields": event.model_dump(mode="json", exclude=_ENVELOPE_FIELDS),
     }
 
 

@@ -97,6 +97,7 @@ def test_decision_at_and_retention_explain_why_sending_stopped(tmp_path: Path) -
     (now,) = _lines(data, "decision-at", "--address", ANN, "--purpose", "offers")
     assert (now["reason"], now["deciding_event"]["event_type"]) == ("withdrawn", "ConsentWithdrawn")
     assert now["deciding_event"]["source"] == "retention"
+    assert now["deciding_event"]["fields"]["reason"] == "lapsed"
     assert now["deciding_event"]["occurred_at"] == (T0 + timedelta(days=366)).isoformat()
 
     refused = _run(data, "decision-at", "--purpose", "offers")
@@ -124,8 +125,8 @@ def test_rights_requests_are_opened_listed_when_overdue_and_closed(tmp_path: Pat
         data, "rights", "open", "--address", ANN, "--right", "access", "--received-at", _at(5)
     )
     assert opened.returncode == 0, opened.stderr
-    request_id = json.loads(opened.stdout.splitlines()[0])["request_id"]
-    subject = json.loads(opened.stdout.splitlines()[1])["subject"]
+    answer = json.loads(opened.stdout)
+    request_id, subject = answer["request_id"], answer["subject"]
     listed = _run(data, "rights", "list", "--overdue")
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (row["request_id"], row["right"], row["overdue"]) == (request_id, "access", True)

@@ -94,6 +94,11 @@ def test_what_happened_after_the_time_asked_does_not_count() -> None:
     after = _ask(events, at=_day(30))
     assert after.decision == Decision(allowed=False, reason=Reason.WITHDRAWN)
     assert after.deciding == (withdrawn, 4)
+    assert after.to_json()["deciding_event"]["fields"] == {
+        "purpose": "newsletter",
+        "channel": "email",
+        "reason": "user_request",
+    }
     assert _ask(events, at=_day(5)).decision == Decision(False, Reason.NEVER_GRANTED)
     assert _ask(events, at=_day(5)).deciding is None
 
