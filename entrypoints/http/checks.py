@@ -235,7 +235,11 @@ class _BulkAnswers:
             raise ValueError(msg)
         bare = "address" if self._addresses else "subject"
         if self._csv:
-            value = next(csv.reader([line]), [""])[0].strip()
+            try:
+                value = next(csv.reader([line]), [""])[0].strip()
+            except (csv.Error, IndexError):
+                msg = "not a CSV line"
+                raise ValueError(msg) from None
             if header and value.lower() in {"subject", "address"}:
                 return "header", value
             return bare, value

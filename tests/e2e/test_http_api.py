@@ -524,3 +524,18 @@ def test_an_oversize_body_is_refused_before_it_is_read(api: Api) -> None:
     )
     assert answer.status_code == 413
     assert answer.json()["type"].endswith("/body-too-large")
+
+
+def test_a_line_no_csv_reader_takes_is_an_error_in_its_place(api: Api) -> None:
+    api.feed()
+    answer = api.client.post(
+        "/v1/check",
+        params={"purpose": "newsletter"},
+        content=b'a\rb\n"unclosed\nok\n',
+        headers=api.auth(Scope.CHECK) | {"Content-Type": "text/csv"},
+    )
+    assert answer.status_code == 200
+    lines = answer.text.splitlines()
+    assert lines[0] == "subject,allowed,reason,error"
+    assert lines[-1] == "ok,false,never_granted,"
+    assert len(lines) == 4
