@@ -13,8 +13,6 @@ from fastapi.testclient import TestClient
 from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
-from entrypoints.http.auth import Authenticator
-from entrypoints.http.rights import rights_router
 from entrypoints.settings import Mode, Settings
 from ledger.apikeys import Scope
 from ledger.audit.bundle import verify_bundle
@@ -34,8 +32,6 @@ class Api:
         app = create_app(
             health=HealthCheck(mode=Mode.EMBEDDED, probe=lambda: None), services=services
         )
-        # What app.py is to do: the rights router next to the others.
-        app.include_router(rights_router(services, Authenticator(services.keys)))
         self.client = TestClient(app)
         self.keys = {scope: services.keys.create(f"k-{scope}", [scope])[1] for scope in Scope}
 
@@ -206,3 +202,13 @@ def test_open_rights_requests_are_listed_with_their_counts_and_gauges(api: Api) 
     assert everything["summary"]["access"] == {"open": 1, "overdue": 0}
     metrics = api.client.get("/metrics/").text
     assert 'consent_ledger_rights_requests_overdue{right="erasure"} 1.0' in metrics
+
+
+def test_the_app_serves_the_rights_endpoints(api: Api) -> None:
+    paths = api.client.get("/openapi.json").json()["paths"]
+    for path in (
+        "/v1/persons/{subject}/export",
+        "/v1/persons/{subject}/decision",
+        "/v1/rights-requests",
+    ):
+        assert "get" in paths[path]
