@@ -140,6 +140,9 @@ def retention_run(
 ) -> None:
     """Record a withdrawal for each consent that lapsed or needs re-consent (idempotent)."""
     when = _aware(at)
+    if when > _now():
+        err.print("[red]--at must not be in the future[/red]: nothing has lapsed there yet")
+        raise typer.Exit(code=2)
     with _ledger() as ledger:
         report = run_retention(ledger, now=when, dry_run=dry_run)
     for command in report.due:

@@ -102,6 +102,8 @@ def test_decision_at_and_retention_explain_why_sending_stopped(tmp_path: Path) -
 
     refused = _run(data, "decision-at", "--purpose", "offers")
     assert refused.returncode == 2
+    future = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S%z")
+    assert _run(data, "retention", "run", "--at", future).returncode == 2
 
 
 def test_export_writes_events_receipts_and_a_bundle_that_verifies(tmp_path: Path) -> None:
