@@ -2,7 +2,7 @@
 
 import base64
 import binascii
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -36,11 +36,13 @@ class Authenticator:
     def __init__(self, keys: ApiKeyStore) -> None:
         self.keys = keys
 
-    def require(self, *any_of: Scope, browser: bool = False) -> Callable[..., ApiKey]:
+    def require(self, *any_of: Scope, browser: bool = False) -> Callable[..., Awaitable[ApiKey]]:
         """A dependency: the caller's key, if it holds one of ``any_of``; else 401 or 403."""
         challenge = 'Basic realm="consent-ledger audit"' if browser else "Bearer"
 
-        def dependency(
+        # Async: a key is answered from memory (see `ApiKeyStore.authenticate`) nearly always,
+        # and a sync dependency would cost every request a hop to the thread pool.
+        async def dependency(
             request: Request,
             _bearer: object = Depends(bearer),
             _header: object = Depends(api_key_header),
