@@ -19,7 +19,9 @@ from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, Topic
 from psycopg import sql
 from pydantic import TypeAdapter, ValidationError
 
+from consumers.metrics import CONSUMED_RECORDS, CONSUMER_LAG, DEAD_LETTERS, PROJECTION_POSITION
 from ledger.relay import DEAD_LETTER_TOPIC, EVENTS_TOPIC
+from projections.metrics import observe_unsubscribes
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import Event, EventBase, SchemaError, parse_event
 
@@ -115,6 +117,8 @@ class ConsumerRunner:
         self._offsets = sql.SQL("{}.{}").format(
             sql.Identifier(config.schema), sql.Identifier("consumer_offsets")
         )
+        self._lag: dict[int, Any] = {}
+        self._applied_position = 0
 
     def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         """Start each partition where the projection tables say, not where Kafka says."""
@@ -141,6 +145,7 @@ class ConsumerRunner:
             timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
         )
         if not polled:
+            self._measure_lag()
             return 0
         events: list[tuple[EventBase, int]] = []
         next_offsets: dict[int, int] = {}
@@ -167,7 +172,26 @@ class ConsumerRunner:
             self.seek_to_stored(list(self.consumer.assignment()))
             return 0
         self._committed.update(next_offsets)
-        return sum(len(records) for records in polled.values())
+        taken = sum(len(records) for records in polled.values())
+        CONSUMED_RECORDS.inc(taken)
+        if events:
+            self._applied_position = max(self._applied_position, *(p for _, p in events))
+            PROJECTION_POSITION.set(self._applied_position)
+            observe_unsubscribes(event for event, _ in events)
+        self._measure_lag()
+        return taken
+
+    def _measure_lag(self) -> None:
+        """Set each assigned partition's lag: the last fetch's high watermark minus the offset the
+        tables hold (what a check can see), with no request to the broker."""
+        for tp in self.consumer.assignment():
+            highwater = self.consumer.highwater(tp)
+            if highwater is None:
+                continue
+            child = self._lag.get(tp.partition)
+            if child is None:
+                child = self._lag[tp.partition] = CONSUMER_LAG.labels(str(tp.partition))
+            child.set(max(highwater - (self._committed.get(tp.partition) or 0), 0))
 
     def _save_offsets(self, next_offsets: dict[int, int]) -> None:
         with self.conn.cursor() as cursor:
@@ -211,6 +235,7 @@ class ConsumerRunner:
             )
         if dead:
             self.dead_letters.flush()
+            DEAD_LETTERS.inc(len(dead))
 
     def run(self, stop: threading.Event) -> None:
         """Apply batches until ``stop``; the batch in hand is always finished first."""

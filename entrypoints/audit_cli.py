@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from entrypoints.bootstrap import Audit, build_audit
+from entrypoints.bootstrap import Audit, build_audit, serve_metrics
 from entrypoints.console import err, load_settings, progress_bar
 from ledger.audit.bundle import load_bundle, verify_bundle
 from ledger.audit.merkle import consistency_proof, inclusion_proof
@@ -56,6 +56,7 @@ def seal(
     with _audit() as audit:
         if follow:
             stop = threading.Event()
+            serve_metrics(load_settings())
             err.print("sealing; Ctrl-C to stop")
             try:
                 audit.sealer.follow(stop)

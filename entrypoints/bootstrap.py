@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from prometheus_client import start_http_server
 from pydantic import SecretStr
 
 from entrypoints.http.services import ApiServices, CheckerPool
@@ -30,7 +31,9 @@ from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
 from ledger.unsubscribe_tokens import UnsubscribeTokenCodec, parse_keys
 from projections.checker import CheckerConfig, SendChecker
+from projections.counts import postgres_counts, sqlite_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
+from projections.metrics import BusinessMetrics
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -248,3 +251,19 @@ def unsubscribe_base_url(settings: Settings) -> str:
         msg = "production mode needs CONSENT_PUBLIC_URL, an https:// URL recipients can reach"
         raise ConfigurationError(msg)
     return settings.link_base_url
+
+
+def build_business_metrics(settings: Settings) -> BusinessMetrics:
+    """Gauges counted from this mode's projection tables at scrape, cached.
+
+    Registered by `serve` only: one process of a deployment is enough to count them.
+    """
+    if settings.mode is Mode.EMBEDDED:
+        return BusinessMetrics(sqlite_counts(settings.sqlite_path))
+    return BusinessMetrics(postgres_counts(str(settings.pg_dsn), schema=settings.pg_schema))
+
+
+def serve_metrics(settings: Settings) -> None:
+    """Serve this process's metrics on CONSENT_METRICS_PORT (in a thread), unless it is 0."""
+    if settings.metrics_port:
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)

@@ -17,6 +17,7 @@ import psycopg
 import typer
 import uvicorn
 from kafka.errors import KafkaError
+from prometheus_client import REGISTRY
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
@@ -25,10 +26,12 @@ from entrypoints.audit_cli import audit_app
 from entrypoints.bootstrap import (
     build_api,
     build_audit,
+    build_business_metrics,
     build_hasher,
     build_ledger,
     build_relay,
     build_store,
+    serve_metrics,
 )
 from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
@@ -92,6 +95,7 @@ def serve(
     except (ValueError, LedgerError) as error:
         err.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(code=2) from None
+    REGISTRY.register(build_business_metrics(settings))
     stop = threading.Event()
     if settings.mode is Mode.EMBEDDED:
         # No Kafka and no separate processes in embedded mode: the projection is fed from the
@@ -454,6 +458,7 @@ def relay(
             return
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        serve_metrics(settings)
         err.print(f"relaying to {settings.kafka_bootstrap}; {relay_.backlog()} events waiting")
         try:
             relay_.run(stop)
@@ -499,6 +504,7 @@ def consume(
         raise typer.Exit(code=2) from None
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    serve_metrics(settings)
     err.print(f"consuming into schema {settings.pg_schema} as group {group}")
     try:
         runner.run(stop)

@@ -90,6 +90,16 @@ class Settings(BaseSettings):
         default=8, ge=1, le=256, description="Checks answered at once (one connection each)."
     )
     log_level: str = "info"
+    metrics_port: int = Field(
+        default=0,
+        ge=0,
+        le=65535,
+        description="Port where relay, consume and audit seal --follow serve Prometheus "
+        "metrics on /metrics (0: not served). serve exposes them on its own /metrics.",
+    )
+    metrics_host: str = Field(
+        default=DEFAULT_HTTP_HOST, description="Address the metrics port listens on."
+    )
     unsubscribe_keys: SecretStr | None = Field(
         default=None,
         description="Keys of unsubscribe links: key_id:base64 of 32 random bytes, "

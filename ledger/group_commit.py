@@ -39,6 +39,8 @@ class Submission(Generic[T, R]):
 
     item: T
     future: Future[R] = field(default_factory=Future)
+    submitted_at: float = field(default_factory=time.monotonic)
+    """When the caller submitted it (monotonic): a resubmission keeps it, for the latency."""
 
 
 BatchHandler = Callable[[Sequence[Submission[T, R]]], None]

@@ -21,6 +21,7 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger.audit.entry import Entry
 from ledger.audit.verify import leaf_hash
+from ledger.metrics import RELAY_BACKLOG, RELAY_ERRORS, RELAY_POSITION, RELAY_PUBLISHED
 from ledger.store import LedgerStore
 
 logger = logging.getLogger(__name__)
@@ -142,13 +143,19 @@ class Relay:
 
     def backlog(self) -> int:
         """Stored events not yet acknowledged by the broker."""
-        return max(self.store.head() - self.position, 0)
+        backlog = max(self.store.head() - self.position, 0)
+        RELAY_BACKLOG.set(backlog)
+        return backlog
 
     def publish_once(self) -> int:
         """Publish the next batch; store the position once the broker acknowledged all of it."""
-        with closing(self.store.stream_rows(after=self.position)) as stream:
+        position = self.position
+        with closing(self.store.stream_rows(after=position)) as stream:
             rows = list(itertools.islice(stream, self.config.batch))
         if not rows:
+            # Nothing after the position: the head is there too, no query needed.
+            RELAY_POSITION.set(position)
+            RELAY_BACKLOG.set(0)
             return 0
         if self._producer is None:
             self._producer = self._producer_factory()
@@ -172,6 +179,9 @@ class Relay:
                 watermark.get(metadata.partition, 0), metadata.offset + 1
             )
         self.positions.save(self.config.name, rows[-1][0], watermark)
+        RELAY_PUBLISHED.inc(len(rows))
+        RELAY_POSITION.set(rows[-1][0])
+        RELAY_BACKLOG.set(max(self.store.head() - rows[-1][0], 0))
         return len(rows)
 
     def run(self, stop: threading.Event, *, poll_s: float = 0.1) -> None:
@@ -181,6 +191,7 @@ class Relay:
             try:
                 published = self.publish_once()
             except (KafkaError, OSError) as error:
+                RELAY_ERRORS.inc()
                 logger.warning(
                     "relay: broker unavailable (%s); %d events waiting; retrying in %.1f s",
                     type(error).__name__,

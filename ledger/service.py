@@ -27,6 +27,7 @@ from ledger.errors import (
 from ledger.group_commit import GroupCommitConfig, GroupCommitter, Submission
 from ledger.identity import SubjectHasher
 from ledger.keystore import DataKeyStore
+from ledger.metrics import GROUP_COMMIT_BATCH, CommandMeter, outcome_of
 from ledger.personal import PersonalCipher
 from ledger.snapshots import dump_aggregate, load_aggregate
 from ledger.store import LedgerStore
@@ -128,12 +129,19 @@ class Ledger:
         self._committer: GroupCommitter[Prepared, CommandResult] = GroupCommitter(
             self._handle_batch, config=self.config.group_commit, name="ledger-group-commit"
         )
+        self._meter = CommandMeter()
 
     # -- the caller's side ---------------------------------------------------------------------
 
     def submit(self, command: Command) -> Future[CommandResult]:
         """Validate now (raising `LedgerError` at once) and queue for the next batch."""
-        return self._committer.submit(self.prepare(command))
+        started = time.monotonic()
+        try:
+            prepared = self.prepare(command)
+        except LedgerError as error:
+            self._meter.observe(command, outcome_of(error), started)
+            raise
+        return self._committer.submit(prepared)
 
     def execute(self, command: Command) -> CommandResult:
         """Record one command and wait until it is durable (or refused)."""
@@ -166,6 +174,7 @@ class Ledger:
         The chunk costs one key-store call, one load and one transaction, more only when an
         erasure or a concurrent writer splits it. Group-commit batches wait meanwhile.
         """
+        started = time.monotonic()
         results: list[CommandResult | LedgerError | None] = [None] * len(commands)
         waiting: list[tuple[int, Prepared]] = []
         for index, command in enumerate(commands):
@@ -183,7 +192,16 @@ class Ledger:
                 else:
                     results[index] = outcome
             waiting = deferred
-        return [result for result in results if result is not None]
+        done = [result for result in results if result is not None]
+        for command, result in zip(commands, done, strict=True):
+            self._observe(command, result, started)
+        return done
+
+    def _observe(self, command: Command, result: Result, started: float) -> None:
+        if isinstance(result, LedgerError):
+            self._meter.observe(command, outcome_of(result), started)
+        else:
+            self._meter.observe(command, outcome_of(None, duplicate=result.duplicate), started)
 
     def prepare(self, command: Command) -> Prepared:
         now = self.clock()
@@ -247,10 +265,13 @@ class Ledger:
     def _handle_batch(self, batch: Sequence[Submission[Prepared, CommandResult]]) -> None:
         with self._writing:
             outcomes = self._record([submission.item for submission in batch], remember=True)
+        GROUP_COMMIT_BATCH.observe(len(batch))
         for submission, outcome in zip(batch, outcomes, strict=True):
             if outcome is None:
                 self._committer.resubmit(submission)
-            elif isinstance(outcome, LedgerError):
+                continue
+            self._observe(submission.item.command, outcome, submission.submitted_at)
+            if isinstance(outcome, LedgerError):
                 submission.future.set_exception(outcome)
             else:
                 submission.future.set_result(outcome)

@@ -26,6 +26,7 @@ from projections.decision import (
     decide,
     reconsent_versions,
 )
+from projections.metrics import metered_bulk, metered_check
 
 COVERED_QUERY = """
 with first_uncovered as (
@@ -164,6 +165,7 @@ class Checker(ABC):
                 raise StaleProjectionError(covered=covered, required=required)
             time.sleep(self.config.poll_s)
 
+    @metered_check
     def check(
         self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None
     ) -> CheckResult:
@@ -172,6 +174,7 @@ class Checker(ABC):
         decision = decide(facts, purpose=purpose, channel=channel, at=self._clock())
         return CheckResult(decision=decision, covered=covered)
 
+    @metered_bulk
     def bulk_check(
         self,
         subjects: Iterable[str],
@@ -230,6 +233,7 @@ class SendChecker(Checker):
         ).fetchone()
         return int(row[0]) if row else 0
 
+    @metered_bulk
     def bulk_check(
         self,
         subjects: Iterable[str],

@@ -25,6 +25,7 @@ from projections.decision import (
     PurposeFacts,
     SuppressionFacts,
 )
+from projections.metrics import observe_unsubscribes
 from projections.store import ProjectionWriter
 from schemas import parse_event
 
@@ -88,15 +89,17 @@ class EmbeddedProjection:
         if not rows:
             return 0
         conn = self._connection()
+        events = [parse_event(row.state) for row in rows]
         with conn:
-            for row in rows:
-                for query, params in self._writer.statements(parse_event(row.state), row.id):
+            for row, event in zip(rows, events, strict=True):
+                for query, params in self._writer.statements(event, row.id):
                     conn.execute(str(query), params)
             conn.execute(
                 "insert into projection_position (name, position) values (?, ?) "
                 "on conflict (name) do update set position = excluded.position",
                 (FEED_NAME, rows[-1].id),
             )
+        observe_unsubscribes(events)
         return len(rows)
 
     def follow(self, store: EventSource, stop: threading.Event, *, poll_s: float = 0.05) -> None:

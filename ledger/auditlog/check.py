@@ -15,6 +15,7 @@ from ledger.audit.merkle import consistency_proof
 from ledger.audit.note import NoteVerifier, SignatureError, open_note, parse_checkpoint
 from ledger.audit.verify import AuditError, leaf_hash, node_hash, verify_consistency
 from ledger.auditlog.store import Leaf, StoredCheckpoint, TreeStore
+from ledger.metrics import AUDIT_VERIFICATION_FAILURES
 from ledger.store import LedgerStore
 
 READ_BATCH = 10_000
@@ -97,6 +98,7 @@ def verify_ledger(
         _check_consistency(checkpoints, tree)
     except _Found as found:
         report.problem = found.discrepancy
+        AUDIT_VERIFICATION_FAILURES.inc()
     return report
 
 

@@ -17,6 +17,7 @@ from ledger.audit.merkle import new_nodes, root
 from ledger.audit.note import Checkpoint, NoteSigner
 from ledger.audit.verify import leaf_hash
 from ledger.auditlog.store import Leaf, StoredCheckpoint, TreeStore, now_utc
+from ledger.metrics import AUDIT_TREE_SIZE, checkpoint_seen
 from ledger.store import LedgerStore
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class Sealer:
         after = self.tree.last_position()
         notifications = self.store.notifications(after=after, limit=limit)
         if not notifications:
+            AUDIT_TREE_SIZE.set(size)
             return 0
         leaves = [
             Leaf(
@@ -76,6 +78,7 @@ class Sealer:
         ]
         nodes = new_nodes(size=size, leaf_hashes=[leaf.hash for leaf in leaves], store=self.tree)
         self.tree.append(leaves, nodes)
+        AUDIT_TREE_SIZE.set(size + len(leaves))
         return len(leaves)
 
     def seal_all(self, *, progress: Callable[[int], None] | None = None) -> int:
@@ -97,11 +100,14 @@ class Sealer:
         checkpoint = StoredCheckpoint(size=size, root=digest, note=note, created_at=self.clock())
         self.tree.add_checkpoint(checkpoint)
         self._last_checkpoint_at = time.monotonic()
+        checkpoint_seen(size=size, created_at=checkpoint.created_at)
         logger.info("audit checkpoint cut at tree size %d", size)
         return checkpoint
 
     def checkpoint_if_due(self) -> StoredCheckpoint | None:
         latest = self.tree.latest_checkpoint()
+        if latest is not None:
+            checkpoint_seen(size=latest.size, created_at=latest.created_at)
         size = self.tree.size()
         since = size - (latest.size if latest else 0)
         if since <= 0:

@@ -1,0 +1,24 @@
+"""The consumers' Prometheus metrics: progress per partition, no personal data, no record content.
+
+The only label is the Kafka partition number, a small bounded set.
+"""
+
+from prometheus_client import Counter, Gauge
+
+CONSUMER_LAG = Gauge(
+    "consent_ledger_consumer_lag_records",
+    "Records of the partition not applied yet: the broker's high watermark minus the position.",
+    ["partition"],
+)
+CONSUMED_RECORDS = Counter(
+    "consent_ledger_consumer_records",
+    "Records applied to the projection tables (committed with their offsets).",
+)
+PROJECTION_POSITION = Gauge(
+    "consent_ledger_projection_position",
+    "The highest ledger position this consumer has applied to the projection tables.",
+)
+DEAD_LETTERS = Counter(
+    "consent_ledger_dead_letters",
+    "Records sent to the dead-letter topic because they could not be decoded or validated.",
+)
