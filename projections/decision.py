@@ -14,6 +14,9 @@ import psycopg
 from psycopg import sql
 
 EVERY_SCOPE = "*"
+ERASED_SCOPE = "#erased"
+"""The suppression row of an erasure: its own, so that it never overwrites an objection or an
+unsubscribe from everything (neither a purpose slug nor a list can be spelled like this)."""
 
 
 class Reason(StrEnum):

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from projections.decision import (
+    ERASED_SCOPE,
     EVERY_SCOPE,
     Decision,
     Facts,
@@ -197,7 +198,7 @@ def _deciding(
         positions = [
             s.last_position
             for s in facts.suppressions
-            if s.reason == wanted and s.scope in (purpose, EVERY_SCOPE)
+            if s.reason == wanted and s.scope in (purpose, EVERY_SCOPE, ERASED_SCOPE)
         ]
         return by_position.get(max(positions)) if positions else None
     if reason is Reason.RESTRICTED:

@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from projections.decision import (
+    ERASED_SCOPE,
     EVERY_SCOPE,
     ConsentFacts,
     Facts,
@@ -109,7 +110,7 @@ def _apply(person: _Person, event: EventBase, position: int) -> None:  # noqa: P
             scope = event.purpose or EVERY_SCOPE
             person.suppressions[scope] = SuppressionFacts(scope, "objection", position)
         case SubjectErased():
-            person.suppressions[EVERY_SCOPE] = SuppressionFacts(EVERY_SCOPE, "erased", position)
+            person.suppressions[ERASED_SCOPE] = SuppressionFacts(ERASED_SCOPE, "erased", position)
         case ProcessingRestricted():
             person.restrictions.update(event.purposes or (EVERY_SCOPE,))
         case RestrictionLifted():

@@ -13,7 +13,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from projections.decision import EVERY_SCOPE
+from projections.decision import ERASED_SCOPE, EVERY_SCOPE
 from schemas import (
     ConsentConfirmed,
     ConsentGranted,
@@ -320,7 +320,7 @@ def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
         case ObjectionRecorded():
             return [_suppress(event, position, event.purpose or EVERY_SCOPE, "objection")]
         case SubjectErased():
-            return [_suppress(event, position, EVERY_SCOPE, "erased")]
+            return [_suppress(event, position, ERASED_SCOPE, "erased")]
         case PolicyVersionAccepted():
             row: tuple[Any, ...] = (subject, event.version, event.text_sha256, at, position)
             return [(_ACCEPT, row, subject, event.version)]

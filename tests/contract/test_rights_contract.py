@@ -459,6 +459,21 @@ class RightsContract:
         assert world.projected("objector", "service") == Decision(True)
         assert world.replayed("objector", "newsletter", at=day(400.5)) == Decision(True)
 
+    def test_an_erasure_does_not_undo_an_objection(self, world: World) -> None:
+        ledger = world.ledger
+        ledger.execute(
+            RecordObjection(subject="objector2", all_direct_marketing=True, occurred_at=day(410))
+        )
+        ledger.execute(EraseSubject(subject="objector2", occurred_at=day(411)))
+        ledger.execute(
+            GrantConsent(
+                subject="objector2", purpose="newsletter", policy_version="v1", occurred_at=day(412)
+            )
+        )
+        denied = Decision(False, Reason.OBJECTED)
+        assert world.projected("objector2", "newsletter") == denied
+        assert world.replayed("objector2", "newsletter") == denied
+
     def test_a_restriction_blocks_processing_until_lifted(self, world: World) -> None:
         ledger = world.ledger
         ledger.execute(
