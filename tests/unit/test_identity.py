@@ -274,3 +274,14 @@ def test_an_unusable_secret_setting_is_named_but_not_echoed(value: str) -> None:
 
     assert value not in str(refused.value)
     assert "hunter" not in str(refused.value)
+
+
+@given(
+    secret=st.binary(min_size=32, max_size=200),
+    local=st.text(alphabet="abcdefghijklmnopqrstuvwxyz0123456789._+-", min_size=1, max_size=40),
+)
+def test_the_subject_is_the_standard_hmac_sha256_for_any_secret(secret: bytes, local: str) -> None:
+    # Secrets longer than a SHA-256 block are hashed first (RFC 2104): both branches are drawn.
+    address = f"{local}@example.org"
+    expected = hmac.new(secret, address.encode(), hashlib.sha256).hexdigest()
+    assert SubjectHasher(secret=secret).subject_for(address) == expected
