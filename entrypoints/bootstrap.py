@@ -259,8 +259,10 @@ def build_business_metrics(settings: Settings) -> BusinessMetrics:
     Registered by `serve` only: one process of a deployment is enough to count them.
     """
     if settings.mode is Mode.EMBEDDED:
-        return BusinessMetrics(sqlite_counts(settings.sqlite_path))
-    return BusinessMetrics(postgres_counts(str(settings.pg_dsn), schema=settings.pg_schema))
+        counts = sqlite_counts(settings.sqlite_path)
+    else:
+        counts = postgres_counts(str(settings.pg_dsn), schema=settings.pg_schema)
+    return BusinessMetrics(counts, ttl_s=settings.metrics_cache_s)
 
 
 def serve_metrics(settings: Settings) -> None:

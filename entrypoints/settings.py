@@ -100,6 +100,12 @@ class Settings(BaseSettings):
     metrics_host: str = Field(
         default=DEFAULT_HTTP_HOST, description="Address the metrics port listens on."
     )
+    metrics_cache_s: float = Field(
+        default=15.0,
+        ge=0,
+        le=3600,
+        description="How long serve reuses the projection counts behind its business gauges.",
+    )
     unsubscribe_keys: SecretStr | None = Field(
         default=None,
         description="Keys of unsubscribe links: key_id:base64 of 32 random bytes, "

@@ -154,8 +154,9 @@ class BusinessMetrics(Collector):
 
     A scrape within ``ttl_s`` of the last query answers from the cache, so however many
     Prometheus servers scrape, the tables see at most one set of counts per ``ttl_s``. The
-    counts are grouped aggregates (no row leaves the database); the rights counts also set
-    the rights gauges of this module.
+    counts are grouped aggregates (no row leaves the database). The rights counts set the
+    rights gauges of this module, which the registry collects before this collector: they show
+    a refresh from the next scrape on.
     """
 
     def __init__(

@@ -223,6 +223,8 @@ up() {
     kafka_up
     # Tests that stop and restart a broker run one of their own from the same jars.
     kafka_jars
+    # The metrics and alert-rule tests check with promtool (Debian's prometheus package).
+    "$ROOT/scripts/promtool.sh" >/dev/null
     cat >"$ENV_FILE" <<EOF
 export CONSENT_PG_DSN='$PG_DSN'
 export CONSENT_KAFKA_BOOTSTRAP='$KAFKA_BOOTSTRAP'
