@@ -70,3 +70,77 @@ def test_every_consent_variable_is_a_setting(service: str) -> None:
 def test_resolve_rejects_a_command_that_does_not_exist() -> None:
     with pytest.raises(AssertionError, match="no subcommand"):
         _resolve(typer.main.get_command(app), ["no-such-command"])
+
+
+PROMETHEUS = COMPOSE.parent / "deploy" / "prometheus" / "prometheus.yml"
+
+
+def _scrape_targets() -> dict[str, tuple[str, str]]:
+    """Every scraped host:port, with its job's metrics path."""
+    config: dict[str, Any] = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+    return {
+        target: (job["job_name"], job.get("metrics_path", "/metrics"))
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+
+
+def _serve_port(service: dict[str, Any]) -> int:
+    command = [str(part) for part in service["command"]]
+    return int(command[command.index("--port") + 1])
+
+
+@pytest.mark.parametrize("service", sorted(_ledger_services()))
+def test_prometheus_scrapes_every_ledger_service_where_it_serves_metrics(service: str) -> None:
+    definition = _ledger_services()[service]
+    if definition["command"][0] == "serve":
+        # The API serves its metrics on its own port, under the app's /metrics mount.
+        port = _serve_port(definition)
+        assert _scrape_targets()[f"{service}:{port}"][1] == "/metrics/"
+        assert f"{port}:{port}" in definition["ports"] or str(port) in definition.get("expose", [])
+        return
+    port = int(definition["environment"]["CONSENT_METRICS_PORT"])
+    assert port > 0, f"{service} serves no metrics"
+    assert f"{service}:{port}" in _scrape_targets(), f"{service}:{port} is not scraped"
+    assert str(port) in [str(p) for p in definition.get("expose", [])]
+    assert definition["environment"]["CONSENT_METRICS_HOST"] == "0.0.0.0"  # noqa: S104
+
+
+def test_every_scrape_target_is_a_service_of_the_compose_file() -> None:
+    services = set(_compose()["services"])
+    hosts = {target.split(":", 1)[0] for target in _scrape_targets()}
+    assert hosts <= services, f"scraped but not in docker-compose.yml: {sorted(hosts - services)}"
+
+
+def _mounts(service: str) -> dict[str, Path]:
+    """Container path -> host path of a service's bind mounts."""
+    volumes = _compose()["services"][service].get("volumes", [])
+    binds = [v.split(":") for v in volumes if v.startswith("./")]
+    return {inside: COMPOSE.parent / host for host, inside, *_ in binds}
+
+
+@pytest.mark.parametrize("service", ["prometheus", "grafana"])
+def test_every_mounted_file_exists(service: str) -> None:
+    for host in _mounts(service).values():
+        assert host.exists(), f"{service} mounts {host}, which does not exist"
+
+
+def test_prometheus_loads_the_alert_rules_it_is_given() -> None:
+    config: dict[str, Any] = yaml.safe_load(PROMETHEUS.read_text(encoding="utf-8"))
+    mounts = _mounts("prometheus")
+    assert config["rule_files"]
+    for rule_file in config["rule_files"]:
+        assert rule_file in mounts, f"{rule_file} is not mounted into the prometheus service"
+        assert mounts[rule_file].name == "alerts.yml"
+
+
+def test_grafana_provisions_the_dashboard_from_a_mounted_folder() -> None:
+    mounts = _mounts("grafana")
+    provisioning = mounts["/etc/grafana/provisioning"]
+    provider = yaml.safe_load(
+        (provisioning / "dashboards" / "consent-ledger.yml").read_text(encoding="utf-8")
+    )
+    folder = provider["providers"][0]["options"]["path"]
+    assert folder in mounts, f"the dashboards folder {folder} is not mounted"
+    assert list(mounts[folder].glob("*.json")), f"no dashboard JSON in {mounts[folder]}"
