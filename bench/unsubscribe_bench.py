@@ -2,9 +2,8 @@
 
     python bench/unsubscribe_bench.py --rate 500 --seconds 20 --runs 3
 
-Three processes: the API server (``consent-ledger serve``, or with ``--server app`` the same
-app and uvicorn options built here, for a ``serve`` that does not mount ``/u/*`` yet), this
-orchestrator, and a load generator. The generator sends open loop at ``--rate`` requests/s,
+Three processes: the API server (``consent-ledger serve``), this orchestrator, and a load
+generator (`httpload.open_loop`). The generator sends open loop at ``--rate`` requests/s,
 each at its scheduled time whatever the answers, over keep-alive connections (a new one when
 all are busy), and counts each latency from the scheduled send time to the last byte of the
 answer: a server that falls behind pays for the queue.
@@ -42,6 +41,7 @@ from uuid import uuid4
 
 import httpx
 import psycopg
+from httpload import open_loop
 from psycopg import sql
 
 from entrypoints.bootstrap import build_store
@@ -52,8 +52,6 @@ HERE = Path(__file__).resolve()
 CLI = str(Path(sys.executable).parent / "consent-ledger")
 STARTUP_TIMEOUT_S = 60.0
 WARMUP_S = 2.0
-MAX_CONNECTIONS = 512
-IDLE_S = 3.0
 HTTP_OK = 200
 REPEAT_EVERY = 10
 CLICKED = "UnsubscribeClicked/v1"
@@ -67,106 +65,6 @@ UNSUBSCRIBE_KEYS = f"bench2:{_secret(b'u')},bench1:{_secret(b'v')}"
 
 
 # -- the load generator (its own process) ----------------------------------------------------
-
-
-class _Connection:
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.used_at = time.monotonic()
-
-    async def exchange(self, request: bytes) -> tuple[int, bool]:
-        """The answer's status, and whether the connection may carry another request."""
-        self.writer.write(request)
-        head = await self.reader.readuntil(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split(" ", 2)[1])
-        length = 0
-        keep_alive = True
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            if name.lower() == "content-length":
-                length = int(value)
-            elif name.lower() == "connection" and value.strip().lower() == "close":
-                keep_alive = False
-        await self.reader.readexactly(length)
-        self.used_at = time.monotonic()
-        return status, keep_alive
-
-
-async def _load(
-    host: str, port: int, requests: list[bytes], *, rate: float, warmup: int
-) -> dict[str, Any]:
-    idle: list[_Connection] = []
-    opened = 0
-    latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    acknowledged: set[int] = set()
-    slots = asyncio.Semaphore(MAX_CONNECTIONS)
-
-    async def take_connection() -> tuple[_Connection, bool]:
-        nonlocal opened
-        while idle:
-            reused = idle.pop()
-            # The server closes idle keep-alive connections (uvicorn: after 5 s); a client
-            # does not send on one that may be closing.
-            if time.monotonic() - reused.used_at < IDLE_S:
-                return reused, True
-            reused.writer.close()
-        opened += 1
-        return _Connection(*await asyncio.open_connection(host, port)), False
-
-    async def send(index: int, scheduled: float) -> None:
-        async with slots:
-            status = 0
-            for _ in range(2):
-                try:
-                    conn, reused = await take_connection()
-                except OSError:
-                    break
-                try:
-                    status, keep_alive = await conn.exchange(requests[index])
-                except (OSError, asyncio.IncompleteReadError):
-                    conn.writer.close()
-                    # Only a reused connection the server had just closed is worth a retry.
-                    if reused:
-                        continue
-                    break
-                if keep_alive:
-                    idle.append(conn)
-                else:
-                    conn.writer.close()
-                break
-        finished = time.perf_counter()
-        statuses[status] = statuses.get(status, 0) + 1
-        if status == HTTP_OK:
-            acknowledged.add(index)
-        if index >= warmup:
-            latencies.append(finished - scheduled)
-
-    tasks = []
-    began = time.perf_counter()
-    for index in range(len(requests)):
-        scheduled = began + index / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(send(index, scheduled)))
-    await asyncio.gather(*tasks)
-    measured = (time.perf_counter() - began) - warmup / rate
-    for connection in idle:
-        connection.writer.close()
-    flat = sorted(latencies)
-    return {
-        "requests": len(flat),
-        "rate_achieved": len(flat) / measured,
-        "p50_ms": 1000 * flat[len(flat) // 2],
-        "p99_ms": 1000 * flat[min(len(flat) - 1, int(len(flat) * 0.99))],
-        "max_ms": 1000 * flat[-1],
-        "statuses": statuses,
-        "connections": opened,
-        "acknowledged": sorted(acknowledged),
-    }
 
 
 def _request(method: str, host: str, path: str, body: bytes = b"") -> bytes:
@@ -203,42 +101,12 @@ def load_main(args: argparse.Namespace) -> None:
             else:
                 body = ONE_CLICK_BODY.encode()
                 requests.append(_request("POST", host, f"/u/{token}", body))
-    result = asyncio.run(_load("127.0.0.1", args.port, requests, rate=args.rate, warmup=warmup))
+    result = asyncio.run(open_loop("127.0.0.1", args.port, requests, rate=args.rate, warmup=warmup))
     acknowledged = result.pop("acknowledged")
     if tokens:
         result["distinct_links"] = len(set(tokens))
         result["distinct_links_acknowledged"] = len({tokens[i] for i in acknowledged})
     print(json.dumps(result))
-
-
-# -- the server, when `serve` does not mount the router yet ---------------------------------
-
-
-def server_main(args: argparse.Namespace) -> None:
-    """The app `serve` builds, plus the unsubscribe router, run with `serve`'s uvicorn options."""
-    import uvicorn  # noqa: PLC0415 - only the server process needs it
-
-    from entrypoints.bootstrap import build_ledger, build_token_codec  # noqa: PLC0415
-    from entrypoints.health import health_check  # noqa: PLC0415
-    from entrypoints.http import create_app  # noqa: PLC0415
-    from entrypoints.http.unsubscribe import unsubscribe_router  # noqa: PLC0415
-
-    settings = Settings()
-    app = create_app(health=health_check(settings))
-    if not any(getattr(route, "path", "") == "/u/{token}" for route in app.routes):
-        app.include_router(
-            unsubscribe_router(codec=build_token_codec(settings), ledger=build_ledger(settings))
-        )
-    uvicorn.run(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        log_level=settings.log_level,
-        access_log=False,
-    )
-
-
-# -- the orchestrator ------------------------------------------------------------------------
 
 
 def _env(mode: str, dsn: str, schema: str, data_dir: str) -> dict[str, str]:
@@ -258,12 +126,8 @@ def _env(mode: str, dsn: str, schema: str, data_dir: str) -> dict[str, str]:
 
 
 @contextmanager
-def _server(kind: str, env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
-    command = (
-        [CLI, "serve", "--port", str(port)]
-        if kind == "serve"
-        else [sys.executable, str(HERE), "_server", "--port", str(port)]
-    )
+def _server(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[bytes]]:
+    command = [CLI, "serve", "--port", str(port)]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
@@ -343,7 +207,7 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
             env = _env(args.mode, dsn, schema, data_dir)
             port = _free_port()
             result: dict[str, Any] = {}
-            with _server(args.server, env, port) as process:
+            with _server(env, port) as process:
                 # /healthz last: in production it opens a connection to PostgreSQL per call.
                 for target in ("page", "click", "healthz"):
                     figures = _generate(
@@ -384,24 +248,13 @@ def main() -> None:
     load.add_argument("--rate", type=float, required=True)
     load.add_argument("--seconds", type=float, required=True)
     load.add_argument("--seed", type=int, default=0)
-    server = sub.add_parser("_server", help=argparse.SUPPRESS)
-    server.add_argument("--port", type=int, required=True)
     parser.add_argument("--rate", type=float, default=500)
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--mode", choices=["production", "embedded"], default="production")
-    parser.add_argument(
-        "--server",
-        choices=["serve", "app"],
-        default="serve",
-        help="`consent-ledger serve`, or the same app built here (for a serve without /u/*)",
-    )
     args = parser.parse_args()
     if args.what == "_load":
         load_main(args)
-        return
-    if args.what == "_server":
-        server_main(args)
         return
     dsn = os.environ.get("CONSENT_PG_DSN")
     if not dsn:
@@ -413,7 +266,6 @@ def main() -> None:
 
     summary = {
         "mode": args.mode,
-        "server": args.server,
         "rate": args.rate,
         "seconds": args.seconds,
         "runs": len(runs),

@@ -1,0 +1,116 @@
+"""An open-loop HTTP/1.1 load generator: each request at its scheduled time, whatever the answers.
+
+Requests go over keep-alive connections (a new one when all are busy, at most
+``MAX_CONNECTIONS``); each latency is counted from the request's scheduled send time to the last
+byte of its answer, so a server that falls behind pays for the queue it builds. Answers must
+carry a Content-Length (no chunked bodies).
+"""
+
+import asyncio
+import time
+from typing import Any
+
+MAX_CONNECTIONS = 512
+IDLE_S = 3.0
+"""A keep-alive connection idle this long is not reused (uvicorn closes them after 5 s)."""
+HTTP_OK = 200
+
+
+class Connection:
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+        self.used_at = time.monotonic()
+
+    async def exchange(self, request: bytes) -> tuple[int, bool]:
+        """The answer's status, and whether the connection may carry another request."""
+        self.writer.write(request)
+        head = await self.reader.readuntil(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split(" ", 2)[1])
+        length = 0
+        keep_alive = True
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            if name.lower() == "content-length":
+                length = int(value)
+            elif name.lower() == "connection" and value.strip().lower() == "close":
+                keep_alive = False
+        await self.reader.readexactly(length)
+        self.used_at = time.monotonic()
+        return status, keep_alive
+
+
+async def open_loop(
+    host: str, port: int, requests: list[bytes], *, rate: float, warmup: int
+) -> dict[str, Any]:
+    idle: list[Connection] = []
+    opened = 0
+    latencies: list[float] = []
+    statuses: dict[int, int] = {}
+    acknowledged: set[int] = set()
+    slots = asyncio.Semaphore(MAX_CONNECTIONS)
+
+    async def take_connection() -> tuple[Connection, bool]:
+        nonlocal opened
+        while idle:
+            reused = idle.pop()
+            # The server closes idle keep-alive connections (uvicorn: after 5 s); a client
+            # does not send on one that may be closing.
+            if time.monotonic() - reused.used_at < IDLE_S:
+                return reused, True
+            reused.writer.close()
+        opened += 1
+        return Connection(*await asyncio.open_connection(host, port)), False
+
+    async def send(index: int, scheduled: float) -> None:
+        async with slots:
+            status = 0
+            for _ in range(2):
+                try:
+                    conn, reused = await take_connection()
+                except OSError:
+                    break
+                try:
+                    status, keep_alive = await conn.exchange(requests[index])
+                except (OSError, asyncio.IncompleteReadError):
+                    conn.writer.close()
+                    # Only a reused connection the server had just closed is worth a retry.
+                    if reused:
+                        continue
+                    break
+                if keep_alive:
+                    idle.append(conn)
+                else:
+                    conn.writer.close()
+                break
+        finished = time.perf_counter()
+        statuses[status] = statuses.get(status, 0) + 1
+        if status == HTTP_OK:
+            acknowledged.add(index)
+        if index >= warmup:
+            latencies.append(finished - scheduled)
+
+    tasks = []
+    began = time.perf_counter()
+    for index in range(len(requests)):
+        scheduled = began + index / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(index, scheduled)))
+    await asyncio.gather(*tasks)
+    measured = (time.perf_counter() - began) - warmup / rate
+    for connection in idle:
+        connection.writer.close()
+    flat = sorted(latencies)
+    return {
+        "requests": len(flat),
+        "rate_achieved": len(flat) / measured,
+        "p50_ms": 1000 * flat[len(flat) // 2],
+        "p99_ms": 1000 * flat[min(len(flat) - 1, int(len(flat) * 0.99))],
+        "max_ms": 1000 * flat[-1],
+        "statuses": statuses,
+        "connections": opened,
+        "acknowledged": sorted(acknowledged),
+    }
