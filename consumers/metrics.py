@@ -12,7 +12,7 @@ CONSUMER_LAG = Gauge(
 )
 CONSUMED_RECORDS = Counter(
     "consent_ledger_consumer_records",
-    "Records applied to the projection tables (committed with their offsets).",
+    "Records taken off the topic, applied (committed with their offsets) or dead-lettered.",
 )
 PROJECTION_POSITION = Gauge(
     "consent_ledger_projection_position",
