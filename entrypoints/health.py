@@ -1,15 +1,19 @@
 """Health of the storage a process depends on, as reported by ``GET /healthz``."""
 
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psycopg
 
 from entrypoints.settings import Mode, Settings
 
 PG_CONNECT_TIMEOUT_S = 2
+HEALTH_APPLICATION_NAME = "consent-ledger-health"
+"""How the probe's connection shows in pg_stat_activity."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,9 +50,32 @@ def sqlite_probe(path: Path) -> Callable[[], None]:
 
 
 def postgres_probe(dsn: str) -> Callable[[], None]:
+    """Asks the server through one kept connection, opened again when it broke.
+
+    A connection per probe made ``/healthz`` cost a PostgreSQL backend start, which a
+    monitoring system polling often, or a load balancer, turns into real load.
+    """
+    held: list[psycopg.Connection[Any]] = []
+    lock = threading.Lock()
+
     def probe() -> None:
-        with psycopg.connect(dsn, connect_timeout=PG_CONNECT_TIMEOUT_S) as connection:
-            connection.execute("select 1").fetchone()
+        with lock:
+            if held and not held[0].closed:
+                try:
+                    held[0].execute("select 1").fetchone()
+                    return
+                except psycopg.Error:
+                    held[0].close()
+            held.clear()
+            held.append(
+                psycopg.connect(
+                    dsn,
+                    connect_timeout=PG_CONNECT_TIMEOUT_S,
+                    autocommit=True,
+                    application_name=HEALTH_APPLICATION_NAME,
+                )
+            )
+            held[0].execute("select 1").fetchone()
 
     return probe
 

@@ -156,12 +156,40 @@ def reconsent_versions(
     )
 
 
+_FACTS_TABLES = (
+    "purposes",
+    "policy_versions",
+    "consent_state",
+    "suppression",
+    "restriction",
+    "interaction",
+)
+_FACTS_QUERY = """
+select p.legal_basis, p.max_age_days, p.direct_marketing,
+    (select coalesce(json_agg(json_build_array(
+        v.version, v.effective_at, v.purposes, v.requires_reconsent)), '[]')
+     from {policy_versions} v),
+    c.status, c.policy_version, c.since, c.last_position,
+    (select array_agg(array[x.scope, x.reason, x.last_position::text])
+     from {suppression} x where x.subject = %(subject)s and x.active),
+    (select array_agg(r.scope) from {restriction} r where r.subject = %(subject)s and r.active),
+    (select i.last_at from {interaction} i where i.subject = %(subject)s)
+from (select 1) as one
+left join {purposes} p on p.purpose = %(purpose)s
+left join {consent_state} c
+    on c.subject = %(subject)s and c.purpose = %(purpose)s and c.channel = %(channel)s
+"""
+
+
 class ProjectionReader:
     """Reads the facts of one check from the projection tables."""
 
     def __init__(self, conn: psycopg.Connection[Any], *, schema: str) -> None:
         self._conn = conn
         self._s = sql.Identifier(schema)
+        self._facts_query = sql.SQL(_FACTS_QUERY).format(
+            **{name: self._t(name) for name in _FACTS_TABLES}
+        )
 
     def _t(self, table: str) -> sql.Composed:
         return sql.SQL("{}.{}").format(self._s, sql.Identifier(table))
@@ -190,38 +218,26 @@ class ProjectionReader:
         )
 
     def facts(self, subject: str, purpose: str, channel: str) -> Facts:
-        catalog = self.catalog(purpose)
-        if catalog.purpose is None:
+        # One round trip: a single check is answered at a high rate, and eight small queries
+        # cost more than the reading they do.
+        row = self._conn.execute(
+            self._facts_query, {"subject": subject, "purpose": purpose, "channel": channel}
+        ).fetchone()
+        if row is None or row[0] is None:
             return Facts(purpose=None)
-        conn = self._conn
-        consent_row = conn.execute(
-            sql.SQL(
-                "select status, policy_version, since, last_position from {} "
-                "where subject = %s and purpose = %s and channel = %s"
-            ).format(self._t("consent_state")),
-            (subject, purpose, channel),
-        ).fetchone()
-        suppressions = conn.execute(
-            sql.SQL(
-                "select scope, reason, last_position from {} where subject = %s and active"
-            ).format(self._t("suppression")),
-            (subject,),
-        ).fetchall()
-        restrictions = conn.execute(
-            sql.SQL("select scope from {} where subject = %s and active").format(
-                self._t("restriction")
-            ),
-            (subject,),
-        ).fetchall()
-        interaction = conn.execute(
-            sql.SQL("select last_at from {} where subject = %s").format(self._t("interaction")),
-            (subject,),
-        ).fetchone()
+        (legal_basis, max_age, marketing, policies, status, version, since, position) = row[:8]
+        suppressions, restrictions, last_at = row[8:]
         return Facts(
-            purpose=catalog.purpose,
-            consent=None if consent_row is None else ConsentFacts(*consent_row),
-            suppressions=tuple(SuppressionFacts(*row) for row in suppressions),
-            restrictions=frozenset(row[0] for row in restrictions),
-            last_interaction=None if interaction is None else interaction[0],
-            policies=catalog.policies,
+            purpose=PurposeFacts(legal_basis, max_age, marketing),
+            consent=None if status is None else ConsentFacts(status, version, since, position),
+            suppressions=tuple(
+                SuppressionFacts(scope, reason, int(pos))
+                for scope, reason, pos in (suppressions or ())
+            ),
+            restrictions=frozenset(restrictions or ()),
+            last_interaction=last_at,
+            policies=tuple(
+                PolicyFacts(v, datetime.fromisoformat(effective), tuple(purposes), reconsent)
+                for v, effective, purposes, reconsent in policies
+            ),
         )

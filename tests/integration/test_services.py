@@ -8,6 +8,10 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from psycopg import sql
 
+from entrypoints.health import HEALTH_APPLICATION_NAME, HealthCheck, postgres_probe
+from entrypoints.settings import Mode
+from tests.conftest import free_port
+
 pytestmark = pytest.mark.integration
 
 MESSAGES = 10
@@ -90,3 +94,20 @@ def test_kafka_group_resumes_after_committed_offset(kafka_bootstrap: str, topic:
     rest = _take(second, MESSAGES - FIRST_BATCH)
     second.close()
     assert rest == sent[FIRST_BATCH:]
+
+
+def test_the_health_probe_keeps_one_connection_and_reports_a_dead_server(pg_dsn: str) -> None:
+    probe = postgres_probe(pg_dsn)
+    for _ in range(20):
+        probe()
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity where application_name = %s",
+            (HEALTH_APPLICATION_NAME,),
+        ).fetchone()
+    assert row == (1,)
+
+    dead_dsn = f"postgresql://127.0.0.1:{free_port()}/x"
+    report = HealthCheck(mode=Mode.PRODUCTION, probe=postgres_probe(dead_dsn)).report()
+    assert not report.ok
+    assert report.details["store"] == "OperationalError"
