@@ -57,20 +57,25 @@ AUDIT_VERIFICATION_FAILURES = Counter(
     "Audit verifications that found a discrepancy (tampering, a bad signature or a gap).",
 )
 
-_latest_checkpoint_at: list[float] = []
+
+class _LatestCheckpoint:
+    """When the latest checkpoint this process has seen was cut: its age is read at scrape."""
+
+    def __init__(self) -> None:
+        self.created_at: float | None = None
+
+    def age(self) -> float:
+        return float("nan") if self.created_at is None else time.time() - self.created_at
 
 
-def _checkpoint_age() -> float:
-    return time.time() - _latest_checkpoint_at[-1] if _latest_checkpoint_at else float("nan")
-
-
-AUDIT_CHECKPOINT_AGE.set_function(_checkpoint_age)
+_LATEST_CHECKPOINT = _LatestCheckpoint()
+AUDIT_CHECKPOINT_AGE.set_function(_LATEST_CHECKPOINT.age)
 
 
 def checkpoint_seen(*, size: int, created_at: datetime) -> None:
     """Remember the latest checkpoint: its age is then computed at each scrape."""
     AUDIT_CHECKPOINT_SIZE.set(size)
-    _latest_checkpoint_at[:] = [created_at.timestamp()]
+    _LATEST_CHECKPOINT.created_at = created_at.timestamp()
 
 
 def outcome_of(error: LedgerError | None, *, duplicate: bool = False) -> str:

@@ -2,6 +2,7 @@
 defines, promtool accepts the rules and the exposition, and no label can carry a person."""
 
 import json
+import sqlite3
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -13,6 +14,10 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY, generate_latest
 
+from ledger.audit.note import signer_from_seed
+from ledger.auditlog.check import verify_ledger
+from ledger.auditlog.sealer import Sealer, SealerConfig
+from ledger.auditlog.store import SQLiteTreeStore
 from ledger.commands import GrantConsent
 from ledger.errors import LedgerError
 from ledger.metrics import checkpoint_seen
@@ -228,6 +233,41 @@ def test_checkpoint_age_is_computed_at_each_scrape() -> None:
     second = _sample("consent_ledger_audit_checkpoint_age_seconds")
     assert 100 <= first < second < 110
     assert _sample("consent_ledger_audit_checkpoint_size") == 7
+
+
+def test_a_verification_that_finds_tampering_is_counted(tmp_path: Path) -> None:
+    path = tmp_path / "l.sqlite3"
+    ledger = sqlite_ledger(path)
+    signer = signer_from_seed("ledger.test/audit", b"\x07" * 32)
+    tree = SQLiteTreeStore(path=path)
+    tree.migrate()
+    try:
+        sealer = Sealer(
+            store=ledger.store, tree=tree, signer=signer, config=SealerConfig(origin=signer.name)
+        )
+        sealer.seal_all()
+        sealer.checkpoint()
+        assert _sample("consent_ledger_audit_tree_size") == ledger.store.head()
+
+        def verify() -> bool:
+            report = verify_ledger(store=ledger.store, tree=tree, verifier=signer.verifier())
+            return report.ok
+
+        failures = _sample("consent_ledger_audit_verification_failures_total")
+        assert verify()
+        assert _sample("consent_ledger_audit_verification_failures_total") == failures
+        with sqlite3.connect(path) as conn:
+            rowid, state = conn.execute(
+                "select rowid, state from stored_events order by rowid desc limit 1"
+            ).fetchone()
+            altered = bytes(state).replace(b'"v1"', b'"v2"', 1)
+            assert altered != bytes(state)
+            conn.execute("update stored_events set state = ? where rowid = ?", (altered, rowid))
+        assert not verify()
+        assert _sample("consent_ledger_audit_verification_failures_total") == failures + 1
+    finally:
+        tree.close()
+        ledger.close()
 
 
 class _Counts:
