@@ -30,7 +30,7 @@ from ledger.secrets import decode_secret, load_or_create_secret
 from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
 from ledger.unsubscribe_tokens import UnsubscribeTokenCodec, parse_keys
-from projections.checker import CheckerConfig, SendChecker
+from projections.checker import CheckerConfig, Freshness, SendChecker
 from projections.counts import postgres_counts, sqlite_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from projections.metrics import BusinessMetrics
@@ -175,16 +175,23 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
     config = CheckerConfig(
         schema=settings.pg_schema, max_lag=settings.check_max_lag, wait_s=settings.check_wait_s
     )
+    # Shared by the pool's checkers: one freshness read serves the checks of a few ms.
+    freshness = Freshness(ttl_s=settings.check_freshness_ms / 1000)
     if settings.mode is Mode.EMBEDDED:
         projection = EmbeddedProjection(path=settings.sqlite_path)
         return CheckerPool(
-            lambda: EmbeddedChecker(projection, store=ledger.store, config=config),
+            lambda: EmbeddedChecker(
+                projection, store=ledger.store, config=config, freshness=freshness
+            ),
             size=settings.http_checkers,
         )
     dsn = str(settings.pg_dsn)
     return CheckerPool(
         lambda: SendChecker(
-            psycopg.connect(dsn, autocommit=True), head=ledger.store.head, config=config
+            psycopg.connect(dsn, autocommit=True),
+            head=ledger.store.head,
+            config=config,
+            freshness=freshness,
         ),
         size=settings.http_checkers,
     )

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     pg_pool_size: int = Field(default=10, ge=1, le=200)
     http_host: str = DEFAULT_HTTP_HOST
     http_port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
+    check_freshness_ms: float = Field(
+        default=10.0,
+        ge=0,
+        le=1000,
+        description="serve: how long one read of the ledger head and the projection's covered "
+        "position serves other checks (0: every check reads both).",
+    )
     http_checkers: int = Field(
         default=8, ge=1, le=256, description="Checks answered at once (one connection each)."
     )

@@ -7,6 +7,8 @@ wrote to (``relay_watermarks``), and the consumers record theirs with the rows
 `StaleProjectionError`: it never answers from stale state.
 """
 
+import math
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -124,6 +126,35 @@ class CheckerConfig:
     """PostgreSQL ``work_mem`` for a bulk check: its hash tables hold the purpose's consents."""
 
 
+class Freshness:
+    """The last (ledger head, covered position) pair read, shared by a process's checkers.
+
+    At hundreds of checks a second, reading both for every check doubles the database round
+    trips of a check. A pair younger than ``ttl_s`` answers instead: the head it holds is at most
+    ``ttl_s`` old (the lag bound stretches by what the ledger takes in that time) and a
+    ``min_position`` it does not cover is always read again. ``ttl_s=0`` reads every time.
+    """
+
+    def __init__(self, *, ttl_s: float) -> None:
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._read_at = -math.inf
+        self._pair = (0, 0)
+
+    def read(self, fetch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        with self._lock:
+            if time.monotonic() - self._read_at < self.ttl_s:
+                return self._pair
+        pair = fetch()
+        self.store(*pair)
+        return pair
+
+    def store(self, head: int, covered: int) -> None:
+        with self._lock:
+            self._read_at = time.monotonic()
+            self._pair = (head, covered)
+
+
 @dataclass(frozen=True, slots=True)
 class CheckResult:
     decision: Decision
@@ -140,10 +171,17 @@ class Checker(ABC):
         head: Callable[[], int],
         config: CheckerConfig,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        freshness: Freshness | None = None,
     ) -> None:
         self._head = head
         self.config = config
         self._clock = clock
+        self._freshness = freshness or Freshness(ttl_s=0.0)
+
+    def _read_freshness(self) -> tuple[int, int]:
+        # The head first: a covered position read after it can only be larger.
+        head = self._head()
+        return head, self.covered()
 
     @abstractmethod
     def covered(self) -> int:
@@ -154,11 +192,19 @@ class Checker(ABC):
         """What the projection knows for one check."""
 
     def wait_until_covered(self, *, min_position: int | None = None) -> int:
-        """Wait (bounded) until the projection is fresh enough; return what it covers."""
+        """Wait (bounded) until the projection is fresh enough; return what it covers.
+
+        The first look may reuse a (head, covered) pair read by another check of the same
+        process within `Freshness.ttl_s`; a pair that does not satisfy the check is read again.
+        """
         deadline = time.monotonic() + self.config.wait_s
+        head, covered = self._freshness.read(self._read_freshness)
+        if covered >= max(min_position or 0, head - self.config.max_lag):
+            return covered
         while True:
-            required = max(min_position or 0, self._head() - self.config.max_lag)
-            covered = self.covered()
+            head, covered = self._read_freshness()
+            self._freshness.store(head, covered)
+            required = max(min_position or 0, head - self.config.max_lag)
             if covered >= required:
                 return covered
             if time.monotonic() >= deadline:
@@ -206,8 +252,9 @@ class SendChecker(Checker):
         head: Callable[[], int],
         config: CheckerConfig,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        freshness: Freshness | None = None,
     ) -> None:
-        super().__init__(head=head, config=config, clock=clock)
+        super().__init__(head=head, config=config, clock=clock, freshness=freshness)
         self._conn = conn
         schema = sql.Identifier(config.schema)
         self._covered_query = sql.SQL(COVERED_QUERY).format(
