@@ -49,7 +49,9 @@ def sqlite_probe(path: Path) -> Callable[[], None]:
     return probe
 
 
-def postgres_probe(dsn: str) -> Callable[[], None]:
+def postgres_probe(
+    dsn: str, *, application_name: str = HEALTH_APPLICATION_NAME
+) -> Callable[[], None]:
     """Asks the server through one kept connection, opened again when it broke.
 
     A connection per probe made ``/healthz`` cost a PostgreSQL backend start, which a
@@ -72,7 +74,7 @@ def postgres_probe(dsn: str) -> Callable[[], None]:
                     dsn,
                     connect_timeout=PG_CONNECT_TIMEOUT_S,
                     autocommit=True,
-                    application_name=HEALTH_APPLICATION_NAME,
+                    application_name=application_name,
                 )
             )
             held[0].execute("select 1").fetchone()

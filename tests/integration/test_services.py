@@ -1,5 +1,6 @@
 """The servers the test command starts are real: a PostgreSQL transaction and a Kafka group."""
 
+import uuid
 from collections.abc import Iterator
 
 import psycopg
@@ -8,7 +9,7 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from psycopg import sql
 
-from entrypoints.health import HEALTH_APPLICATION_NAME, HealthCheck, postgres_probe
+from entrypoints.health import HealthCheck, postgres_probe
 from entrypoints.settings import Mode
 from tests.conftest import free_port
 
@@ -97,13 +98,14 @@ def test_kafka_group_resumes_after_committed_offset(kafka_bootstrap: str, topic:
 
 
 def test_the_health_probe_keeps_one_connection_and_reports_a_dead_server(pg_dsn: str) -> None:
-    probe = postgres_probe(pg_dsn)
+    name = f"health-test-{uuid.uuid4().hex[:8]}"
+    probe = postgres_probe(pg_dsn, application_name=name)
     for _ in range(20):
         probe()
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         row = conn.execute(
             "select count(*) from pg_stat_activity where application_name = %s",
-            (HEALTH_APPLICATION_NAME,),
+            (name,),
         ).fetchone()
     assert row == (1,)
 
