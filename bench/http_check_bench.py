@@ -15,7 +15,7 @@ schema as its own process, and then:
    ``SendChecker.bulk_check`` over the same addresses in this process (hashing included).
 
 Every answer must be 200 (single) or one line per address (bulk), else the run fails. Summary on
-stdout and in ``bench/results/http_check.json``; progress on stderr. Needs CONSENT_PG_DSN.
+stdout and in ``bench/results/http_check-<rate>rps.json``; progress on stderr. Needs CONSENT_PG_DSN.
 """
 
 import argparse
@@ -296,7 +296,8 @@ def main() -> None:
         "runs": runs,
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "http_check.json").write_text(json.dumps(summary, indent=2) + "\n")
+    name = f"http_check-{args.rate:g}rps.json"
+    (RESULTS / name).write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps({k: v for k, v in summary.items() if k != "runs"}, indent=2))
 
 
