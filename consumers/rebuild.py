@@ -5,7 +5,6 @@ from typing import Any
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
-from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from projections.rebuild import (
@@ -27,16 +26,6 @@ def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
         return {tp.partition: int(offset) for tp, offset in ends.items()}
     finally:
         consumer.close()
-
-
-def _stored(conn: psycopg.Connection[Any], schema: str, group: str, topic: str) -> dict[int, int]:
-    rows = conn.execute(
-        sql.SQL(
-            "select partition, next_offset from {} where consumer_group = %s and topic = %s"
-        ).format(sql.Identifier(schema, "consumer_offsets")),
-        (group, topic),
-    ).fetchall()
-    return {int(partition): int(offset) for partition, offset in rows}
 
 
 def rebuild_from_kafka(
@@ -69,7 +58,8 @@ def rebuild_from_kafka(
     events = 0
     try:
         while True:
-            stored = _stored(conn, target.staging, group, target.topic)
+            with runner.conn.transaction():
+                stored = runner.stored_offsets()
             if all(stored.get(p, 0) >= end for p, end in ends.items()):
                 break
             taken = runner.run_once()

@@ -123,7 +123,7 @@ class ConsumerRunner:
     def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         """Start each partition where the projection tables say, not where Kafka says."""
         with self.conn.transaction():
-            stored = self._stored_offsets()
+            stored = self.stored_offsets()
         for tp in partitions:
             self._committed[tp.partition] = stored.get(tp.partition)
             if tp.partition in stored:
@@ -131,7 +131,9 @@ class ConsumerRunner:
             else:
                 self.consumer.seek_to_beginning(tp)
 
-    def _stored_offsets(self, *, lock: bool = False) -> dict[int, int]:
+    def stored_offsets(self, *, lock: bool = False) -> dict[int, int]:
+        """Per partition, the next offset the tables hold for this group (in the caller's
+        transaction; ``lock`` holds the rows until it ends)."""
         query = "select partition, next_offset from {} where consumer_group = %s and topic = %s"
         rows = self.conn.execute(
             sql.SQL(query + (" for update" if lock else "")).format(self._offsets),
@@ -159,7 +161,7 @@ class ConsumerRunner:
             next_offsets[tp.partition] = records[-1].offset + 1
         self._send_dead_letters(dead)
         with self.conn.transaction():
-            stored = self._stored_offsets(lock=True)
+            stored = self.stored_offsets(lock=True)
             moved = any(stored.get(p) != self._committed.get(p) for p in next_offsets)
             if not moved:
                 apply(self.conn, self.writer, events)

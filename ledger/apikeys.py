@@ -12,6 +12,7 @@ import secrets
 import sqlite3
 import threading
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -74,21 +75,22 @@ def _split(token: str) -> tuple[str, str] | None:
     return parts[1], parts[2]
 
 
-class ApiKeyStore:
+class ApiKeyStore(ABC):
     """The operations; subclasses run the statements on their database."""
 
     def __init__(self) -> None:
         self._cache: dict[str, tuple[float, ApiKey | None]] = {}
         self._lock = threading.Lock()
 
+    @abstractmethod
     def _run(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        raise NotImplementedError
+        """Run ``query`` (``{table}`` and ``%s`` placeholders); its rows, if any."""
 
-    def migrate(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def migrate(self) -> None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
     def create(self, name: str, scopes: Iterable[Scope]) -> tuple[ApiKey, str]:
         """A new key and its token; the token is shown once and never stored."""

@@ -27,7 +27,7 @@ from projections.decision import (
 )
 from projections.metrics import observe_unsubscribes
 from projections.store import ProjectionWriter
-from schemas import parse_event
+from schemas import EventBase, parse_event
 
 logger = logging.getLogger(__name__)
 
@@ -89,18 +89,23 @@ class EmbeddedProjection:
         if not rows:
             return 0
         conn = self._connection()
-        events = [parse_event(row.state) for row in rows]
         with conn:
-            for row, event in zip(rows, events, strict=True):
-                for query, params in self._writer.statements(event, row.id):
-                    conn.execute(str(query), params)
-            conn.execute(
-                "insert into projection_position (name, position) values (?, ?) "
-                "on conflict (name) do update set position = excluded.position",
-                (FEED_NAME, rows[-1].id),
-            )
+            events = self._apply(conn, rows)
         observe_unsubscribes(events)
         return len(rows)
+
+    def _apply(self, conn: sqlite3.Connection, rows: Sequence[StoredRow]) -> list[EventBase]:
+        """Apply ``rows`` and move the feed's position to the last, in the caller's transaction."""
+        events = [parse_event(row.state) for row in rows]
+        for row, event in zip(rows, events, strict=True):
+            for query, params in self._writer.statements(event, row.id):
+                conn.execute(str(query), params)
+        conn.execute(
+            "insert into projection_position (name, position) values (?, ?) "
+            "on conflict (name) do update set position = excluded.position",
+            (FEED_NAME, rows[-1].id),
+        )
+        return events
 
     def follow(self, store: EventSource, stop: threading.Event, *, poll_s: float = 0.05) -> None:
         """Feed until ``stop``; a rebuild holding the file's write lock only delays it."""
@@ -138,18 +143,11 @@ class EmbeddedProjection:
                 ]
                 if not rows:
                     break
-                for row in rows:
-                    for query, params in self._writer.statements(parse_event(row.state), row.id):
-                        conn.execute(str(query), params)
+                self._apply(conn, rows)
                 after = rows[-1].id
                 applied += len(rows)
                 if progress is not None:
                     progress(len(rows))
-            conn.execute(
-                "insert into projection_position (name, position) values (?, ?) "
-                "on conflict (name) do update set position = excluded.position",
-                (FEED_NAME, after),
-            )
         except BaseException:
             conn.rollback()
             raise

@@ -67,13 +67,14 @@ def render_timeline(
     entries: list[ProvenEntry],
     checkpoint: StoredCheckpoint | None,
     checkpoint_status: str,
+    trusted_root: bytes | None,
     policies: dict[str, str],
     origin: str,
 ) -> str:
     rows = []
     for proven in entries:
         event = proven.event
-        css, status = _proof_status(proven, checkpoint, _root(checkpoint, checkpoint_status))
+        css, status = _proof_status(proven, checkpoint, trusted_root)
         version = event.get("policy_version") or event.get("version")
         text_hash = event.get("text_sha256") or (policies.get(version) if version else None)
         rows.append(
@@ -118,10 +119,20 @@ def _when(value: object) -> str | None:
     return datetime.fromisoformat(value).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def _root(checkpoint: StoredCheckpoint | None, status: str) -> bytes | None:
-    if checkpoint is None or not status.startswith("signature valid"):
-        return None
-    return checkpoint.root
+def _checkpoint_status(
+    checkpoint: StoredCheckpoint | None, services: ApiServices
+) -> tuple[str, bytes | None]:
+    """Words for the checkpoint, and its root when the signature holds and matches the tree."""
+    if checkpoint is None:
+        return "none cut yet", None
+    try:
+        signed = parse_checkpoint(open_note(checkpoint.note, services.audit.signer.verifier()))
+    except AuditError as error:
+        return f"SIGNATURE INVALID: {error}", None
+    if signed.root_hash != checkpoint.root or signed.size != checkpoint.size:
+        return "SIGNED CONTENT DIFFERS FROM THE STORED TREE HEAD", None
+    cut = f"{checkpoint.created_at:%Y-%m-%d %H:%M:%S}"
+    return f"signature valid, tree size {signed.size}, cut {cut} UTC", signed.root_hash
 
 
 def auditor_router(services: ApiServices, auth: Authenticator) -> APIRouter:
@@ -149,25 +160,14 @@ def auditor_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 raise ApiProblemError(
                     404, "unknown-subject", "No event was ever recorded for this person"
                 )
-            status = "none cut yet"
-            if checkpoint is not None:
-                try:
-                    body = open_note(checkpoint.note, services.audit.signer.verifier())
-                    signed = parse_checkpoint(body)
-                    status = (
-                        f"signature valid, tree size {signed.size}, "
-                        f"cut {checkpoint.created_at:%Y-%m-%d %H:%M:%S} UTC"
-                        if signed.root_hash == checkpoint.root and signed.size == checkpoint.size
-                        else "SIGNED CONTENT DIFFERS FROM THE STORED TREE HEAD"
-                    )
-                except AuditError as error:
-                    status = f"SIGNATURE INVALID: {error}"
+            status, trusted_root = _checkpoint_status(checkpoint, services)
             catalog = services.ledger.catalog()
             return render_timeline(
                 subject=subject,
                 entries=entries,
                 checkpoint=checkpoint,
                 checkpoint_status=status,
+                trusted_root=trusted_root,
                 policies={v: p.text_sha256 for v, p in catalog.policies.items()},
                 origin=services.audit.signer.name,
             )
