@@ -40,7 +40,7 @@ from uuid import uuid4
 
 import psycopg
 from bulk_check_bench import PURPOSE, address, fill, log
-from httpload import open_loop
+from httpload import free_port, open_loop
 from psycopg import sql
 
 from ledger.apikeys import PostgresApiKeyStore, Scope
@@ -56,13 +56,6 @@ READY_S = 60.0
 
 def _b64(raw: bytes) -> str:
     return base64.b64encode(raw).decode()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _env(dsn: str, schema: str, port: int) -> dict[str, str]:
@@ -219,7 +212,7 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
     keys.migrate()
     _, key = keys.create("bench", [Scope.CHECK])
     keys.close()
-    port = _free_port()
+    port = free_port()
     try:
         with server(_env(dsn, schema, port), port):
             log("  single checks, then the /healthz baseline")

@@ -7,6 +7,7 @@ carry a Content-Length (no chunked bodies).
 """
 
 import asyncio
+import socket
 import time
 from typing import Any
 
@@ -114,3 +115,11 @@ async def open_loop(
         "connections": opened,
         "acknowledged": sorted(acknowledged),
     }
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on now, for a server the benchmark starts."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port

@@ -27,7 +27,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -41,7 +40,7 @@ from uuid import uuid4
 
 import httpx
 import psycopg
-from httpload import open_loop
+from httpload import free_port, open_loop
 from psycopg import sql
 
 from entrypoints.bootstrap import build_store
@@ -191,13 +190,6 @@ def _clicks_stored(env: dict[str, str]) -> int:
         store.close()
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
     schema = f"bench_unsub_{uuid4().hex[:8]}"
     with psycopg.connect(dsn, autocommit=True) as conn:
@@ -205,7 +197,7 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
     try:
         with tempfile.TemporaryDirectory() as data_dir:
             env = _env(args.mode, dsn, schema, data_dir)
-            port = _free_port()
+            port = free_port()
             result: dict[str, Any] = {}
             with _server(env, port) as process:
                 # /healthz last: in production it opens a connection to PostgreSQL per call.

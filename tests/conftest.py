@@ -6,7 +6,9 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg import sql
 
 from tests.broker import PrivateBroker
 
@@ -32,6 +34,22 @@ def pg_dsn() -> str:
 def kafka_bootstrap() -> str:
     """host:port of the real Kafka broker the test command started (never skipped)."""
     return _required_env("CONSENT_KAFKA_BOOTSTRAP")
+
+
+@pytest.fixture
+def schema(pg_dsn: str) -> Iterator[str]:
+    """A new PostgreSQL schema for this test; dropped after it, with every schema whose name
+    starts with it (a rebuild's staging schema, a test's reference tables)."""
+    name = f"s_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
+    yield name
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        rows = conn.execute(
+            "select nspname from pg_namespace where starts_with(nspname, %s)", (name,)
+        ).fetchall()
+        for (found,) in rows:
+            conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(found)))
 
 
 @pytest.fixture

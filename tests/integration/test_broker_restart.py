@@ -2,15 +2,12 @@
 
 import threading
 import time
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from uuid import uuid4
 
-import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
-from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from ledger.commands import GrantConsent, Unsubscribe
@@ -22,19 +19,6 @@ T0 = datetime(2026, 6, 1, tzinfo=UTC)
 COMMANDS = 600
 DOWN_AFTER = 200
 CATCH_UP_S = 120.0
-
-
-@pytest.fixture
-def schema(pg_dsn: str) -> Iterator[str]:
-    name = f"restart_{uuid4().hex[:10]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        for suffix in ("", "_expected"):
-            conn.execute(
-                sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name + suffix))
-            )
 
 
 def _positions_on(bootstrap: str, topic: str) -> list[int]:

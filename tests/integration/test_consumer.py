@@ -50,16 +50,6 @@ TABLES = (
 
 
 @pytest.fixture
-def schema(pg_dsn: str) -> Iterator[str]:
-    name = f"proj_{uuid4().hex[:10]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
-
-
-@pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     ledger = sqlite_ledger(tmp_path / "ledger.sqlite3", purposes=("newsletter", "offers"))
     yield ledger

@@ -12,17 +12,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psycopg
 import pytest
 from kafka import KafkaProducer
 from prometheus_client import start_http_server
-from psycopg import sql
 
 from ledger.commands import GrantConsent, Unsubscribe
 from ledger.service import Ledger
@@ -83,15 +81,6 @@ def _grants(ledger: Ledger, prefix: str, count: int) -> None:
         )
         for n in range(count)
     )
-
-
-@pytest.fixture
-def schema(pg_dsn: str, unique_name: str) -> Iterator[str]:
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(unique_name)))
-    yield unique_name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(unique_name)))
 
 
 def test_relay_consumer_and_sealer_metrics_follow_the_events(

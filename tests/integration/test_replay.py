@@ -31,19 +31,6 @@ PEOPLE = 40
 
 
 @pytest.fixture
-def schema(pg_dsn: str) -> Iterator[str]:
-    name = f"live_{uuid4().hex[:10]}"
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
-    yield name
-    with psycopg.connect(pg_dsn, autocommit=True) as conn:
-        for suffix in ("", "__rebuild", "__replaced", "_expected"):
-            conn.execute(
-                sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name + suffix))
-            )
-
-
-@pytest.fixture
 def ledger(tmp_path: Path) -> Iterator[Ledger]:
     ledger = sqlite_ledger(tmp_path / "ledger.sqlite3", purposes=("newsletter", "offers"))
     yield ledger
