@@ -25,7 +25,7 @@ from ledger.group_commit import GroupCommitConfig
 from ledger.identity import SubjectHasher
 from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.positions import PostgresPositions, SQLitePositions
-from ledger.relay import PositionStore, Relay, RelayConfig
+from ledger.relay import PositionStore, Relay, RelayConfig, dead_letter_topic_for
 from ledger.secrets import decode_secret, load_or_create_secret
 from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
@@ -170,13 +170,24 @@ def build_api_keys(settings: Settings) -> ApiKeyStore:
     return keys
 
 
+def checker_config(settings: Settings) -> CheckerConfig:
+    """How checks judge the projection fresh enough, from the settings."""
+    return CheckerConfig(
+        schema=settings.pg_schema,
+        topic=settings.kafka_topic,
+        max_lag=settings.check_max_lag,
+        max_staleness_s=settings.check_max_staleness_s,
+        wait_s=settings.check_wait_s,
+    )
+
+
 def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
     """Checkers over this mode's projection, one per concurrent request at most."""
-    config = CheckerConfig(
-        schema=settings.pg_schema, max_lag=settings.check_max_lag, wait_s=settings.check_wait_s
-    )
+    config = checker_config(settings)
     # Shared by the pool's checkers: one freshness read serves the checks of a few ms.
-    freshness = Freshness(ttl_s=settings.check_freshness_ms / 1000)
+    freshness = Freshness(
+        ttl_s=settings.check_freshness_ms / 1000, keep_s=settings.check_max_staleness_s
+    )
     if settings.mode is Mode.EMBEDDED:
         projection = EmbeddedProjection(path=settings.sqlite_path)
         return CheckerPool(
@@ -231,6 +242,8 @@ def build_relay(settings: Settings) -> Relay:
             bootstrap=settings.kafka_bootstrap,
             partitions=settings.kafka_partitions,
             batch=settings.relay_batch,
+            events_topic=settings.kafka_topic,
+            dead_letter_topic=dead_letter_topic_for(settings.kafka_topic),
         ),
     )
 

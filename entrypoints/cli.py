@@ -31,6 +31,7 @@ from entrypoints.bootstrap import (
     build_ledger,
     build_relay,
     build_store,
+    checker_config,
     serve_metrics,
 )
 from entrypoints.console import err, load_settings
@@ -52,9 +53,9 @@ from ledger.commands import (
 )
 from ledger.errors import LedgerError
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
-from ledger.relay import EVENTS_TOPIC, dead_letter_topic_for, ensure_topics
+from ledger.relay import dead_letter_topic_for, ensure_topics
 from ledger.service import CommandResult, Ledger
-from projections.checker import Checker, CheckerConfig, SendChecker, StaleProjectionError
+from projections.checker import Checker, SendChecker, StaleProjectionError
 from projections.decision import Decision
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from schemas import Channel, DoubleOptIn, LegalBasis, Source, UnsubscribeMethod, WithdrawalReason
@@ -437,7 +438,7 @@ def import_file(
 def relay(
     once: Annotated[bool, typer.Option(help="Publish what is waiting, then exit.")] = False,
 ) -> None:
-    """Publish every stored event, in ledger order, to Kafka (topic consent.events.v1).
+    """Publish every stored event, in ledger order, to Kafka (CONSENT_KAFKA_TOPIC).
 
     Creates the topics if missing; while the broker is down it backs off and resumes where the
     broker last acknowledged. Ctrl-C or SIGTERM stops it cleanly.
@@ -473,13 +474,15 @@ def consume(
     group: Annotated[
         str, typer.Option(help="Consumer group: one per set of projection tables.")
     ] = "consent-ledger-projections",
-    topic: Annotated[str, typer.Option(help="The event topic.")] = EVENTS_TOPIC,
+    topic: Annotated[
+        str | None, typer.Option(help="The event topic (default: CONSENT_KAFKA_TOPIC).")
+    ] = None,
     batch: Annotated[int, typer.Option(min=1, help="Records per transaction at most.")] = 2_000,
 ) -> None:
     """Apply the event topic to the projection tables in PostgreSQL (production mode).
 
     Offsets are kept with the rows, in one transaction per batch; undecodable records go to
-    consent.events.dlq.v1. SIGTERM or Ctrl-C finishes the batch in hand, then exits.
+    the topic's dead-letter topic. SIGTERM or Ctrl-C finishes the batch in hand, then exits.
     """
     settings = load_settings()
     if not (settings.pg_dsn and settings.kafka_bootstrap):
@@ -494,8 +497,8 @@ def consume(
                 dsn=settings.pg_dsn,
                 schema=settings.pg_schema,
                 group=group,
-                topic=topic,
-                dead_letter_topic=dead_letter_topic_for(topic),
+                topic=topic or settings.kafka_topic,
+                dead_letter_topic=dead_letter_topic_for(topic or settings.kafka_topic),
                 max_records=batch,
             )
         )
@@ -538,9 +541,7 @@ def check(
         raise typer.Exit(code=2)
     hasher = build_hasher(settings) if (address or addresses) else None
     store = build_store(settings)
-    config = CheckerConfig(
-        schema=settings.pg_schema, max_lag=settings.check_max_lag, wait_s=settings.check_wait_s
-    )
+    config = checker_config(settings)
     try:
         with ExitStack() as resources:
             checker: Checker

@@ -11,7 +11,7 @@ from consumers.rebuild import rebuild_from_kafka
 from entrypoints.bootstrap import build_store
 from entrypoints.console import err, load_settings, progress_bar
 from entrypoints.settings import Mode
-from ledger.relay import EVENTS_TOPIC, dead_letter_topic_for
+from ledger.relay import dead_letter_topic_for
 from projections.embedded import EmbeddedProjection
 from projections.rebuild import (
     ProjectionName,
@@ -40,7 +40,9 @@ def replay(
     group: Annotated[
         str, typer.Option(help="The consumer group that keeps the projection current.")
     ] = "consent-ledger-projections",
-    topic: Annotated[str, typer.Option(help="The event topic.")] = EVENTS_TOPIC,
+    topic: Annotated[
+        str | None, typer.Option(help="The event topic (default: CONSENT_KAFKA_TOPIC).")
+    ] = None,
 ) -> None:
     """Rebuild a projection from scratch into fresh tables, then swap them in atomically.
 
@@ -68,6 +70,7 @@ def replay(
         if source is Source.KAFKA and not settings.kafka_bootstrap:
             err.print("[red]cannot start:[/red] --from kafka needs CONSENT_KAFKA_BOOTSTRAP")
             raise typer.Exit(code=2)
+        topic = topic or settings.kafka_topic
         target = RebuildTarget(
             dsn=str(settings.pg_dsn), schema=settings.pg_schema, group=group, topic=topic
         )

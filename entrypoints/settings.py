@@ -61,6 +61,12 @@ class Settings(BaseSettings):
     )
     audit_checkpoint_every_events: int = Field(default=1000, ge=1)
     audit_checkpoint_every_seconds: float = Field(default=60.0, gt=0)
+    kafka_topic: str = Field(
+        default="consent.events.v1",
+        pattern=r"^[A-Za-z0-9._-]{1,200}$",
+        description="The event topic: the relay writes it, consumers read it, checks measure "
+        "against it. Its dead letters go to the same name with .dlq before the version suffix.",
+    )
     kafka_partitions: int = Field(
         default=6, ge=1, le=1000, description="Partitions of the event topic when created."
     )
@@ -69,6 +75,13 @@ class Settings(BaseSettings):
         default=1_000,
         ge=0,
         description="Checks refuse when the projection is more events than this behind the head.",
+    )
+    check_max_staleness_s: float = Field(
+        default=1.0,
+        ge=0,
+        le=3600,
+        description="Checks refuse to answer from a projection that misses an event the ledger "
+        "had stored this long ago: an unsubscribe acknowledged longer ago is always enforced.",
     )
     check_wait_s: float = Field(
         default=2.0, ge=0, le=60, description="How long a check waits for a stale projection."

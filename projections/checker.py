@@ -12,6 +12,7 @@ import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -119,6 +120,8 @@ class CheckerConfig:
     topic: str = "consent.events.v1"
     max_lag: int = 1_000
     """How many events the projection may be behind the ledger head and still answer."""
+    max_staleness_s: float = 1.0
+    """An event the ledger had stored this long before the check must be in the projection."""
     wait_s: float = 2.0
     """How long a check waits for the projection to catch up before refusing."""
     poll_s: float = 0.02
@@ -127,32 +130,57 @@ class CheckerConfig:
 
 
 class Freshness:
-    """The last (ledger head, covered position) pair read, shared by a process's checkers.
+    """The ledger heads read lately and the covered position last read, shared by checkers.
 
     At hundreds of checks a second, reading both for every check doubles the database round
-    trips of a check. A pair younger than ``ttl_s`` answers instead: the head it holds is at most
-    ``ttl_s`` old (the lag bound stretches by what the ledger takes in that time) and a
-    ``min_position`` it does not cover is always read again. ``ttl_s=0`` reads every time.
+    trips of a check. A pair younger than ``ttl_s`` answers instead; a ``min_position`` it does
+    not cover is always read again.
+
+    The heads are kept ``keep_s`` with the time their read started: every event acknowledged
+    before that time is at or below that head. `head_since` gives the time bound of a check.
     """
 
-    def __init__(self, *, ttl_s: float) -> None:
+    def __init__(self, *, ttl_s: float, keep_s: float = 1.0) -> None:
         self.ttl_s = ttl_s
+        self.keep_s = keep_s
         self._lock = threading.Lock()
         self._read_at = -math.inf
         self._pair = (0, 0)
+        self._heads: deque[tuple[float, int]] = deque()
 
     def read(self, fetch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
         with self._lock:
             if time.monotonic() - self._read_at < self.ttl_s:
                 return self._pair
-        pair = fetch()
-        self.store(*pair)
-        return pair
+        return self.fetch(fetch)
 
-    def store(self, head: int, covered: int) -> None:
+    def fetch(self, fetch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        """Read both now and keep them."""
+        started = time.monotonic()
+        head, covered = fetch()
+        self.store(head, covered, read_at=started)
+        return head, covered
+
+    def store(self, head: int, covered: int, *, read_at: float) -> None:
         with self._lock:
-            self._read_at = time.monotonic()
+            if read_at < self._read_at:
+                return  # a read that started later is already kept: its bound is the stricter
+            self._read_at = read_at
             self._pair = (head, covered)
+            heads = self._heads
+            if heads and heads[-1][1] == head:
+                heads.pop()  # the head was still this at the later time: keep the later one
+            heads.append((read_at, head))
+            while heads[0][0] < read_at - self.keep_s:
+                heads.popleft()
+
+    def head_since(self, since: float) -> int | None:
+        """The head read by the oldest read that started at or after ``since``, if any."""
+        with self._lock:
+            for read_at, head in self._heads:
+                if read_at >= since:
+                    return head
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +204,7 @@ class Checker(ABC):
         self._head = head
         self.config = config
         self._clock = clock
-        self._freshness = freshness or Freshness(ttl_s=0.0)
+        self._freshness = freshness or Freshness(ttl_s=0.0, keep_s=config.max_staleness_s)
 
     def _read_freshness(self) -> tuple[int, int]:
         # The head first: a covered position read after it can only be larger.
@@ -194,22 +222,26 @@ class Checker(ABC):
     def wait_until_covered(self, *, min_position: int | None = None) -> int:
         """Wait (bounded) until the projection is fresh enough; return what it covers.
 
-        The first look may reuse a (head, covered) pair read by another check of the same
-        process within `Freshness.ttl_s`; a pair that does not satisfy the check is read again.
+        Fresh enough: it covers ``min_position``, is at most ``max_lag`` events behind the
+        head, and holds every event stored ``max_staleness_s`` before this check began (the
+        head of the oldest read started since). The first look may reuse a (head, covered)
+        pair read by another check of the same process within `Freshness.ttl_s`; a pair that
+        does not satisfy the check is read again.
         """
-        deadline = time.monotonic() + self.config.wait_s
+        started = time.monotonic()
+        deadline = started + self.config.wait_s
+        since = started - self.config.max_staleness_s
         head, covered = self._freshness.read(self._read_freshness)
-        if covered >= max(min_position or 0, head - self.config.max_lag):
-            return covered
         while True:
-            head, covered = self._read_freshness()
-            self._freshness.store(head, covered)
-            required = max(min_position or 0, head - self.config.max_lag)
-            if covered >= required:
-                return covered
-            if time.monotonic() >= deadline:
-                raise StaleProjectionError(covered=covered, required=required)
-            time.sleep(self.config.poll_s)
+            floor = self._freshness.head_since(since)
+            if floor is not None:
+                required = max(min_position or 0, head - self.config.max_lag, floor)
+                if covered >= required:
+                    return covered
+                if time.monotonic() >= deadline:
+                    raise StaleProjectionError(covered=covered, required=required)
+                time.sleep(self.config.poll_s)
+            head, covered = self._freshness.fetch(self._read_freshness)
 
     @metered_check
     def check(
