@@ -195,6 +195,7 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
                 projection, store=ledger.store, config=config, freshness=freshness
             ),
             size=settings.http_checkers,
+            wait_s=settings.check_wait_s,
         )
     dsn = str(settings.pg_dsn)
     return CheckerPool(
@@ -205,6 +206,7 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
             freshness=freshness,
         ),
         size=settings.http_checkers,
+        wait_s=settings.check_wait_s,
     )
 
 

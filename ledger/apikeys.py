@@ -220,10 +220,18 @@ class PostgresApiKeyStore(ApiKeyStore):
     def _run(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
         statement = sql.SQL(query).format(table=self._table)
         with self._conn_lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._dsn, autocommit=True)
-            cursor = self._conn.execute(statement, params)
-            return list(cursor.fetchall()) if cursor.description else []
+            for attempt in (1, 2):
+                if self._conn is None or self._conn.closed:
+                    self._conn = psycopg.connect(self._dsn, autocommit=True)
+                try:
+                    cursor = self._conn.execute(statement, params)
+                    return list(cursor.fetchall()) if cursor.description else []
+                except psycopg.OperationalError:
+                    # The kept connection died with the server (a restart): once more on a
+                    # new one. Statements here are reads or keyed writes, safe to repeat.
+                    if not self._conn.closed or attempt == 2:
+                        raise
+            raise AssertionError  # the loop returns or raises
 
     def migrate(self) -> None:
         self._run(_DDL, ())

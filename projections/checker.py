@@ -211,6 +211,13 @@ class Checker(ABC):
         head = self._head()
         return head, self.covered()
 
+    def usable(self) -> bool:
+        """False once its connection broke: it is then closed and replaced."""
+        return True
+
+    def close(self) -> None:  # noqa: B027 - most checkers hold nothing of their own
+        """Release its connection."""
+
     @abstractmethod
     def covered(self) -> int:
         """The newest ledger position whose events the projection has all applied."""
@@ -305,6 +312,12 @@ class SendChecker(Checker):
 
     def facts(self, subject: str, purpose: str, channel: str) -> Facts:
         return self._reader.facts(subject, purpose, channel)
+
+    def usable(self) -> bool:
+        return not self._conn.closed
+
+    def close(self) -> None:
+        self._conn.close()
 
     def covered(self) -> int:
         row = self._conn.execute(

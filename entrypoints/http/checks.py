@@ -4,13 +4,14 @@ import csv
 import io
 import json
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 
 import anyio.from_thread
+import anyio.to_thread
+import psycopg
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
@@ -30,6 +31,7 @@ MAX_LINE_BYTES = 1024
 OUT_CHUNK_LINES = 5_000
 PURPOSE = Query(pattern=r"^[a-z][a-z0-9_]{1,63}$", description="The message's purpose.")
 NDJSON = "application/x-ndjson"
+T = TypeVar("T")
 
 
 class DuplexStreamingResponse(StreamingResponse):
@@ -65,7 +67,7 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     needs_check = Depends(auth.require(Scope.CHECK))
 
     @router.get("/v1/check", response_model=CheckAnswer, summary="May we send to one person?")
-    def check_one(
+    async def check_one(
         *,
         purpose: Annotated[str, PURPOSE],
         key: Annotated[ApiKey, needs_check],
@@ -85,8 +87,10 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 field="subject",
             )
         who = subject if subject is not None else services.hasher.subject_for(str(address))
-        with services.checkers.checker() as checker:
-            result = checker.check(who, purpose, channel, min_position=min_position)
+        result = await _on_a_checker(
+            services,
+            lambda checker: checker.check(who, purpose, channel, min_position=min_position),
+        )
         reason = result.decision.reason
         return CheckAnswer(
             subject=who,
@@ -139,10 +143,13 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 "Send NDJSON, CSV or plain text lines",
                 field="Content-Type",
             )
-        checker = services.checkers.acquire()
+        checker = await services.checkers.lend()
         try:
-            await run_in_threadpool(checker.wait_until_covered, min_position=min_position)
-        except StaleProjectionError:
+            await anyio.to_thread.run_sync(
+                lambda: checker.wait_until_covered(min_position=min_position),
+                limiter=services.checkers.threads,
+            )
+        except BaseException:
             services.checkers.release(checker)
             raise
         answers = _BulkAnswers(
@@ -158,6 +165,25 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         )
 
     return router
+
+
+async def _on_a_checker(services: ApiServices, work: Callable[[Checker], T]) -> T:
+    """``work`` on a lent checker, on the checks' own threads.
+
+    A checker whose connection broke (the database restarted since it last served) is
+    replaced and the work tried once more: a check only reads.
+    """
+    pool = services.checkers
+    for attempt in (1, 2):
+        checker = await pool.lend()
+        try:
+            return await anyio.to_thread.run_sync(work, checker, limiter=pool.threads)
+        except psycopg.OperationalError:
+            if checker.usable() or attempt == 2:
+                raise
+        finally:
+            pool.release(checker)
+    raise AssertionError  # the loop returns or raises
 
 
 class _BulkAnswers:

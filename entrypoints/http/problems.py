@@ -6,16 +6,21 @@ Exceptions become status codes here and nowhere else::
     RuleViolationError                          409 (a well-formed command the state refuses)
     ConcurrencyConflictError, StoreUnavailable  503 with Retry-After (retryable)
     StaleProjectionError                        503 with Retry-After (fail closed)
+    CheckersBusyError                           503 with Retry-After (too many checks wait)
+    the database unreachable (it restarted)     503 with Retry-After (retryable)
     ApiProblemError                                  its own status (401, 403, 404, 413, ...)
 """
 
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from entrypoints.http.services import CheckersBusyError
 from ledger.errors import (
     ConcurrencyConflictError,
     InvalidFieldError,
@@ -125,6 +130,25 @@ def install(app: FastAPI) -> None:
                 headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         return problem(500, "ledger-error", "The ledger could not handle this request")
+
+    @app.exception_handler(CheckersBusyError)
+    async def busy(_: Request, error: CheckersBusyError) -> JSONResponse:
+        return problem(
+            503,
+            "checks-busy",
+            "Too many checks are waiting; retry shortly",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
+
+    @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(PersistenceOperationalError)
+    async def database_unavailable(_: Request, error: Exception) -> JSONResponse:
+        return problem(
+            503,
+            "database-unavailable",
+            "The database is unavailable; retry shortly (with the same Idempotency-Key)",
+            headers={"Retry-After": str(RETRY_AFTER_S)},
+        )
 
     @app.exception_handler(StaleProjectionError)
     async def stale(_: Request, error: StaleProjectionError) -> JSONResponse:

@@ -1,11 +1,13 @@
 """What the HTTP API is built around: components wired by the bootstrap, nothing connects here."""
 
-import queue
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
+
+import anyio
 
 from ledger.apikeys import ApiKeyStore
 from ledger.identity import SubjectHasher
@@ -15,32 +17,96 @@ from projections.checker import Checker
 MAX_BODY_BYTES = 64 * 1024
 """A command or a page form is far smaller; anything bigger is refused with 413."""
 MAX_BULK_BODY_BYTES = 1024 * 1024 * 1024
+POLL_S = 0.005
 """A bulk check streams: a million addresses is about 30 MB, a billion bytes is the cap."""
 
 
-class CheckerPool:
-    """Checkers for concurrent requests: each holds its own connection, lent to one at a time."""
+class CheckersBusyError(Exception):
+    """Every checker is lent and too many checks already wait: answer 503 now, not later."""
 
-    def __init__(self, factory: Callable[[], Checker], *, size: int) -> None:
+
+class CheckerPool:
+    """Checkers for concurrent requests: each holds its own connection, lent to one at a time.
+
+    Checks run on threads of their own (``threads``, one per checker), so checks waiting for a
+    stale projection never hold the threads commands and unsubscribe clicks run on. A check
+    that finds every checker lent waits in the event loop, not on a thread; when ``queue``
+    checks already wait, or after ``wait_s``, it is refused with `CheckersBusyError`. A checker
+    whose connection broke (the database restarted) is closed and replaced on return.
+    """
+
+    def __init__(
+        self,
+        factory: Callable[[], Checker],
+        *,
+        size: int,
+        queue: int | None = None,
+        wait_s: float = 2.0,
+    ) -> None:
         self._factory = factory
-        self._idle: queue.LifoQueue[Checker] = queue.LifoQueue()
+        self._idle: list[Checker] = []
         self._made = 0
-        self._size = size
+        self.size = size
+        self._queue = 8 * size if queue is None else queue
+        self._wait_s = wait_s
+        self._waiting = 0
         self._lock = threading.Lock()
+        self._threads: anyio.CapacityLimiter | None = None
+
+    @property
+    def threads(self) -> anyio.CapacityLimiter:
+        """The checks' own worker threads (made in the event loop on first use)."""
+        if self._threads is None:
+            self._threads = anyio.CapacityLimiter(self.size)
+        return self._threads
+
+    def try_acquire(self) -> Checker | None:
+        """An idle checker, a new one while fewer than ``size`` exist, else None at once."""
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+            if self._made >= self.size:
+                return None
+            self._made += 1
+        try:
+            return self._factory()
+        except BaseException:
+            with self._lock:
+                self._made -= 1
+            raise
 
     def acquire(self) -> Checker:
-        """A checker of one's own until `release`: waits when all ``size`` are lent."""
+        """Wait on this thread for a checker (command-line and test use)."""
+        while (checker := self.try_acquire()) is None:
+            time.sleep(POLL_S)
+        return checker
+
+    async def lend(self) -> Checker:
+        """A checker of one's own until `release`, waited for in the event loop."""
+        checker = self.try_acquire()
+        if checker is not None:
+            return checker
+        if self._waiting >= self._queue:
+            raise CheckersBusyError
+        self._waiting += 1
         try:
-            return self._idle.get_nowait()
-        except queue.Empty:
-            with self._lock:
-                make = self._made < self._size
-                if make:
-                    self._made += 1
-            return self._factory() if make else self._idle.get()
+            deadline = time.monotonic() + self._wait_s
+            while (checker := self.try_acquire()) is None:
+                if time.monotonic() >= deadline:
+                    raise CheckersBusyError
+                await anyio.sleep(POLL_S)
+            return checker
+        finally:
+            self._waiting -= 1
 
     def release(self, checker: Checker) -> None:
-        self._idle.put(checker)
+        if checker.usable():
+            with self._lock:
+                self._idle.append(checker)
+            return
+        with self._lock:
+            self._made -= 1
+        checker.close()
 
     @contextmanager
     def checker(self) -> Iterator[Checker]:
