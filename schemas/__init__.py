@@ -1,6 +1,7 @@
 """The event contract of the consent ledger: pydantic models, registry and JSON Schemas."""
 
 from schemas.base import (
+    SUBJECT_PATTERN,
     CommandId,
     Model,
     PrintableText,
@@ -66,6 +67,7 @@ __all__ = [
     "CATALOG_SUBJECT",
     "EVENT_CLASSES",
     "EVIDENCE_MAX_JSON_BYTES",
+    "SUBJECT_PATTERN",
     "Channel",
     "CommandId",
     "ConsentConfirmed",

@@ -56,7 +56,8 @@ Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
 """An aware datetime, converted to UTC; naive datetimes are rejected."""
 
-SubjectId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9._:@-]{1,128}$")]
+SUBJECT_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+SubjectId = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]
 """The opaque key of a person (or the catalog): 1 to 128 of ``[A-Za-z0-9._:@-]``."""
 
 PrintableText = Annotated[str, StringConstraints(min_length=1), AfterValidator(_check_printable)]

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import re
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterator
 from enum import StrEnum
@@ -23,7 +24,7 @@ from ledger.apikeys import ApiKey, Scope
 from ledger.errors import InvalidFieldError
 from projections.checker import Checker, StaleProjectionError
 from projections.decision import Decision
-from schemas import Channel
+from schemas import SUBJECT_PATTERN, Channel
 
 _quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
 
@@ -32,6 +33,8 @@ OUT_CHUNK_LINES = 5_000
 PURPOSE = Query(pattern=r"^[a-z][a-z0-9_]{1,63}$", description="The message's purpose.")
 NDJSON = "application/x-ndjson"
 T = TypeVar("T")
+_SUBJECT = re.compile(SUBJECT_PATTERN)
+_BAD_SUBJECT = "subject: 1 to 128 of the characters A-Z a-z 0-9 . _ : @ -"
 
 
 class DuplexStreamingResponse(StreamingResponse):
@@ -71,7 +74,7 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         *,
         purpose: Annotated[str, PURPOSE],
         key: Annotated[ApiKey, needs_check],
-        subject: Annotated[str | None, Query(max_length=128)] = None,
+        subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
         address: Annotated[str | None, Query(max_length=320)] = None,
         channel: Channel = Channel.EMAIL,
         min_position: Annotated[
@@ -248,15 +251,18 @@ class _BulkAnswers:
             if kind == "address":
                 try:
                     subject = self._services.hasher.subject_for(value)
-                except InvalidFieldError:
+                except (InvalidFieldError, UnicodeError):
                     self._pending.append((None, "address: not a valid email address"))
                     yield ""
                     continue
                 self._pending.append((value, None))
                 yield subject
-            else:
+            elif _SUBJECT.match(value):
                 self._pending.append((None, None))
                 yield value
+            else:
+                self._pending.append((None, _BAD_SUBJECT))
+                yield ""
 
     def _parse(self, line: str, *, header: bool) -> tuple[str, str]:
         if len(line.encode()) > MAX_LINE_BYTES:

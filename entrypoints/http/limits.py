@@ -39,19 +39,27 @@ class BodyLimit:
             await _too_large(send, limit)
             return
         received = 0
-        started = False
+        exceeded = started = False
 
         async def counted() -> Message:
-            nonlocal received
+            nonlocal received, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    exceeded = True
                     raise BodyTooLargeError
             return message
 
         async def tracked(message: Message) -> None:
             nonlocal started
+            if exceeded:
+                # The app may turn the error into an answer of its own (FastAPI answers 400
+                # for any error while reading a body): the limit's 413 goes out instead.
+                if message["type"] == "http.response.start" and not started:
+                    started = True
+                    await _too_large(send, limit)
+                return
             if message["type"] == "http.response.start":
                 started = True
             await send(message)

@@ -540,3 +540,40 @@ def test_a_line_no_csv_reader_takes_is_an_error_in_its_place(api: Api) -> None:
     assert lines[0] == "subject,allowed,reason,error"
     assert lines[-1] == "ok,false,never_granted,"
     assert len(lines) == 4
+
+
+def test_a_subject_with_control_characters_is_a_422_naming_it(api: Api) -> None:
+    answer = api.get("/v1/check", purpose="newsletter", subject="a\x00b")
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "subject"
+
+
+def test_bulk_lines_that_are_not_subjects_are_errors_in_place_the_rest_answered(api: Api) -> None:
+    api.feed()
+    lines = ["p1", "a\x00b", json.dumps({"subject": "a\ud800b"}), "\x00", "p2"]
+    answer = api.client.post(
+        "/v1/check",
+        params={"purpose": "newsletter"},
+        content="\n".join(lines).encode("utf-8", "surrogatepass") + b"\n",
+        headers=api.auth(Scope.CHECK) | {"Content-Type": "application/x-ndjson"},
+    )
+    assert answer.status_code == 200
+    rows = [json.loads(line) for line in answer.text.splitlines()]
+    assert [r.get("subject") for r in rows] == ["p1", None, None, None, "p2"]
+    assert all(r["error"].startswith("subject:") for r in rows[1:4])
+
+
+def test_a_chunked_body_over_the_limit_is_a_413_too(api: Api) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"address": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'"}'
+
+    answer = api.client.post(
+        "/v1/consents/grant",
+        content=chunks(),
+        headers=api.auth(Scope.WRITE) | {"Content-Type": "application/json"},
+    )
+    assert answer.status_code == 413
+    assert answer.json()["type"].endswith("/body-too-large")
