@@ -82,10 +82,23 @@ class PostgresPositions:
             (),
         )
 
-    def _run(self, statement: sql.Composed, params: tuple[Any, ...]) -> list[Any]:
-        if self._conn is None or self._conn.closed:
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The connection, a new one if the last was closed or broken.
+
+        A server restart or a lost network ends a connection for good: the statement on it
+        fails (the caller retries later) and the next call connects again.
+        """
+        if self._conn is not None and self._conn.closed:
+            # Broken (psycopg marks it closed too): release its libpq state now, not when the
+            # object is collected.
+            self._conn.close()
+            self._conn = None
+        if self._conn is None:
             self._conn = psycopg.connect(self._dsn, autocommit=True)
-        cursor = self._conn.execute(statement, params)
+        return self._conn
+
+    def _run(self, statement: sql.Composed, params: tuple[Any, ...]) -> list[Any]:
+        cursor = self._connection().execute(statement, params)
         return cursor.fetchall() if cursor.description else []
 
     def load(self, name: str) -> int:
@@ -95,10 +108,9 @@ class PostgresPositions:
         return int(rows[0][0]) if rows else 0
 
     def save(self, name: str, position: int, watermark: Mapping[int, int] | None = None) -> None:
-        if self._conn is None or self._conn.closed:
-            self._conn = psycopg.connect(self._dsn, autocommit=True)
-        with self._conn.transaction():
-            self._conn.execute(
+        conn = self._connection()
+        with conn.transaction():
+            conn.execute(
                 sql.SQL(
                     "insert into {} (name, position) values (%s, %s) "
                     "on conflict (name) do update set position = excluded.position"
@@ -106,7 +118,7 @@ class PostgresPositions:
                 (name, position),
             )
             for partition, offset in (watermark or {}).items():
-                self._conn.execute(
+                conn.execute(
                     sql.SQL(
                         "insert into {} (position, partition, next_offset) values (%s, %s, %s) "
                         "on conflict (position, partition) do update "

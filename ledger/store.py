@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
@@ -40,6 +42,19 @@ STORE_NAME = "Ledger"
 
 SQLITE_LOCK_TIMEOUT_S = 10
 STREAM_BATCH = 20_000
+
+STORE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    persistence.OperationalError,
+    persistence.InterfaceError,
+)
+"""What a database that does not answer raises: a restart (``AdminShutdown``), a refused or lost
+connection, a pool that found no connection in time. Our own connections raise psycopg's
+classes, the event store the library's, which wrap them (on SQLite, sqlite3's: chiefly a file
+still locked after the timeout). Worth waiting out, unlike an error in a statement or in the
+data (a ``ProgrammingError``, an ``IntegrityError``).
+"""
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -147,6 +162,9 @@ def _environment(config: StoreConfig) -> dict[str, str]:
         # The library's insert function skips the table lock that keeps the notification log
         # gap-free for readers under concurrent writers (DESIGN.md section 6): keep it off.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        # The pool checks a connection before lending it: one a restart of the server ended is
+        # replaced, instead of failing the next statement.
+        "POSTGRES_PRE_PING": "y",
     }
 
 
@@ -341,6 +359,7 @@ class LedgerStore(Application[UUID]):
 
 
 __all__ = [
+    "STORE_UNAVAILABLE",
     "EnvelopeMapper",
     "LedgerStore",
     "PostgresStoreConfig",

@@ -243,8 +243,18 @@ class PostgresTreeStore(TreeStore):
 
     @contextmanager
     def _connection(self) -> Iterator[psycopg.Connection[Any]]:
+        """The connection, in a transaction; a new one if the last was closed or broken.
+
+        A server restart or a lost network ends a connection for good: the transaction on it
+        fails, uncommitted, and the next call connects again.
+        """
         with self._lock:
-            if self._conn is None or self._conn.closed:
+            if self._conn is not None and self._conn.closed:
+                # Broken (psycopg marks it closed too): release its libpq state now, not when
+                # the object is collected.
+                self._conn.close()
+                self._conn = None
+            if self._conn is None:
                 self._conn = psycopg.connect(self._dsn)
             conn = self._conn
             with conn.transaction():

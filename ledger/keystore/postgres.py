@@ -84,6 +84,9 @@ class PostgresDataKeyStore(WrappedKeyStore):
                 kwargs={"autocommit": True},
                 name="data-keys",
                 open=True,
+                # A connection a server restart ended is replaced before it is lent, instead of
+                # failing the caller's statement.
+                check=ConnectionPool.check_connection,
             )
             self._own_pool: ConnectionPool[Any] | None = pool
         elif pool is not None and dsn is None:
