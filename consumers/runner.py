@@ -5,6 +5,10 @@ it touched are written in one PostgreSQL transaction; on start and on every reba
 consumer seeks to the offsets stored there, so a crash between the two is impossible to see. A
 record that cannot be decoded or validated goes to the dead-letter topic, with the error in a
 header, and its partition moves on.
+
+While PostgreSQL does not answer, the runner waits (with a growing pause) and connects again;
+since a failed batch left Kafka's positions ahead of the stored offsets, it seeks back to those
+before taking the next batch.
 """
 
 import json
@@ -21,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from consumers.metrics import CONSUMED_RECORDS, CONSUMER_LAG, DEAD_LETTERS, PROJECTION_POSITION
 from ledger.relay import DEAD_LETTER_TOPIC, EVENTS_TOPIC
+from ledger.store import STORE_UNAVAILABLE
 from projections.metrics import observe_unsubscribes
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import Event, EventBase, SchemaError, parse_event
@@ -29,6 +34,8 @@ logger = logging.getLogger(__name__)
 
 MAX_ERROR_HEADER = 500
 METADATA_MAX_AGE_MS = 5_000
+BACKOFF_START_S = 0.5
+"""The first pause after PostgreSQL failed; it doubles on each failure in a row."""
 
 _CURRENT_EVENTS: TypeAdapter[EventBase] = TypeAdapter(Event)
 
@@ -43,6 +50,8 @@ class ConsumerConfig:
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     max_records: int = 2_000
     poll_timeout_ms: int = 500
+    backoff_max_s: float = 30.0
+    """The longest pause between attempts while PostgreSQL is down."""
 
 
 class UndecodableRecordError(ValueError):
@@ -85,7 +94,16 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
         logger.info("consumer: %d partitions revoked", len(revoked))
 
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
-        self._runner.seek_to_stored(assigned)
+        try:
+            self._runner.seek_to_stored(assigned)
+        except STORE_UNAVAILABLE as error:
+            # Raising would fail the poll (and the process); the runner seeks before its next
+            # batch instead, once PostgreSQL answers.
+            logger.warning(
+                "consumer: stored offsets unreadable on assignment (%s); seeking later",
+                type(error).__name__,
+            )
+            self._runner.seek_pending = True
 
 
 class ConsumerRunner:
@@ -110,6 +128,9 @@ class ConsumerRunner:
         # Per partition, the next offset this consumer last read from or wrote to the tables
         # (None: nothing stored); a stored value that differs means the tables moved on.
         self._committed: dict[int, int | None] = {}
+        self.seek_pending = False
+        """Kafka's positions may be off the stored offsets (a batch failed, or an assignment
+        found PostgreSQL down): every assigned partition is sought before the next batch."""
         self.consumer.subscribe([config.topic], listener=_SeekToStoredOffsets(self))
         self.dead_letters = KafkaProducer(
             bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True
@@ -120,8 +141,16 @@ class ConsumerRunner:
         self._lag: dict[int, Any] = {}
         self._applied_position = 0
 
+    def _connect(self) -> None:
+        """Connect again if the connection was closed or broken (a server restart ends it)."""
+        if self.conn.closed:
+            # Closing a broken connection releases its libpq state now.
+            self.conn.close()
+            self.conn = psycopg.connect(self.config.dsn)
+
     def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         """Start each partition where the projection tables say, not where Kafka says."""
+        self._connect()
         with self.conn.transaction():
             stored = self.stored_offsets()
         for tp in partitions:
@@ -142,10 +171,21 @@ class ConsumerRunner:
         return {int(p): int(o) for p, o in rows}
 
     def run_once(self) -> int:
-        """Poll one batch and apply it; returns how many records it took."""
+        """Poll one batch and apply it; returns how many records it took.
+
+        PostgreSQL's errors pass through (`STORE_UNAVAILABLE` when it is down): the batch is
+        then not applied, and the next call seeks back to the stored offsets first.
+        """
+        if self.seek_pending:
+            self.seek_to_stored(list(self.consumer.assignment()))
+            self.seek_pending = False
         polled = self.consumer.poll(
             timeout_ms=self.config.poll_timeout_ms, max_records=self.config.max_records
         )
+        if self.seek_pending:
+            # An assignment during this poll could not be sought: what it fetched may start
+            # anywhere. Dropped; the next call seeks and fetches again.
+            return 0
         if not polled:
             self._measure_lag()
             return 0
@@ -160,18 +200,26 @@ class ConsumerRunner:
                     dead.append((record, error.reason))
             next_offsets[tp.partition] = records[-1].offset + 1
         self._send_dead_letters(dead)
-        with self.conn.transaction():
-            stored = self.stored_offsets(lock=True)
-            moved = any(stored.get(p) != self._committed.get(p) for p in next_offsets)
-            if not moved:
-                apply(self.conn, self.writer, events)
-                self._save_offsets(next_offsets)
+        try:
+            self._connect()
+            with self.conn.transaction():
+                stored = self.stored_offsets(lock=True)
+                moved = any(stored.get(p) != self._committed.get(p) for p in next_offsets)
+                if not moved:
+                    apply(self.conn, self.writer, events)
+                    self._save_offsets(next_offsets)
+        except STORE_UNAVAILABLE:
+            # Rolled back, or committed with the answer lost: either way Kafka's positions are
+            # past this batch, and only the stored offsets say where to go on from.
+            self.seek_pending = True
+            raise
         if moved:
             # The stored offsets are no longer the ones this consumer wrote: the tables were
             # swapped for rebuilt ones (`consent-ledger replay`), or another member took the
-            # partition. The batch is dropped and the consumer continues where the tables say.
+            # partition. The batch is dropped and the consumer continues where the tables say:
+            # the next call seeks there first.
             logger.info("consumer: stored offsets changed under us, seeking to them")
-            self.seek_to_stored(list(self.consumer.assignment()))
+            self.seek_pending = True
             return 0
         self._committed.update(next_offsets)
         taken = sum(len(records) for records in polled.values())
@@ -240,9 +288,24 @@ class ConsumerRunner:
             DEAD_LETTERS.inc(len(dead))
 
     def run(self, stop: threading.Event) -> None:
-        """Apply batches until ``stop``; the batch in hand is always finished first."""
+        """Apply batches until ``stop``; the batch in hand is always finished first.
+
+        While PostgreSQL does not answer, wait with a growing pause and try again.
+        """
+        backoff = BACKOFF_START_S
         while not stop.is_set():
-            self.run_once()
+            try:
+                self.run_once()
+            except STORE_UNAVAILABLE as error:
+                logger.warning(
+                    "consumer: database unavailable (%s); retrying in %.1f s",
+                    type(error).__name__,
+                    backoff,
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max_s)
+                continue
+            backoff = BACKOFF_START_S
 
     def close(self) -> None:
         self.consumer.close()

@@ -22,9 +22,12 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 from ledger.audit.entry import Entry
 from ledger.audit.verify import leaf_hash
 from ledger.metrics import RELAY_BACKLOG, RELAY_ERRORS, RELAY_POSITION, RELAY_PUBLISHED
-from ledger.store import LedgerStore
+from ledger.store import STORE_UNAVAILABLE, LedgerStore
 
 logger = logging.getLogger(__name__)
+
+BACKOFF_START_S = 0.5
+"""The first pause after a failed batch; it doubles on each failure in a row."""
 
 EVENTS_TOPIC = "consent.events.v1"
 DEAD_LETTER_TOPIC = "consent.events.dlq.v1"
@@ -185,26 +188,45 @@ class Relay:
         return len(rows)
 
     def run(self, stop: threading.Event, *, poll_s: float = 0.1) -> None:
-        """Follow the ledger until ``stop``; back off (and never skip) while the broker is down."""
-        backoff = 0.5
+        """Follow the ledger until ``stop``; back off (and never skip) while the broker or the
+        database is down."""
+        backoff = BACKOFF_START_S
         while not stop.is_set():
             try:
                 published = self.publish_once()
             except (KafkaError, OSError) as error:
                 RELAY_ERRORS.inc()
                 logger.warning(
-                    "relay: broker unavailable (%s); %d events waiting; retrying in %.1f s",
+                    "relay: broker unavailable (%s); %s events waiting; retrying in %.1f s",
                     type(error).__name__,
-                    self.backlog(),
+                    self._waiting(),
                     backoff,
                 )
                 self._close_producer()
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self.config.backoff_max_s)
+            except STORE_UNAVAILABLE as error:
+                # Every batch starts from the stored position: a batch whose position was not
+                # saved is published again (consumers drop what they already hold), never
+                # skipped.
+                logger.warning(
+                    "relay: database unavailable (%s); retrying in %.1f s",
+                    type(error).__name__,
+                    backoff,
+                )
+            else:
+                backoff = BACKOFF_START_S
+                if not published:
+                    stop.wait(poll_s)
                 continue
-            backoff = 0.5
-            if not published:
-                stop.wait(poll_s)
+            # Either failed: pause, twice as long as last time while failures follow each other.
+            stop.wait(backoff)
+            backoff = min(backoff * 2, self.config.backoff_max_s)
+
+    def _waiting(self) -> str:
+        """The backlog for a log line, unless the database is down too."""
+        try:
+            return str(self.backlog())
+        except STORE_UNAVAILABLE:
+            return "an unknown number of"
 
     def _close_producer(self) -> None:
         if self._producer is not None:

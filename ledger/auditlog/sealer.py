@@ -18,11 +18,13 @@ from ledger.audit.note import Checkpoint, NoteSigner
 from ledger.audit.verify import leaf_hash
 from ledger.auditlog.store import Leaf, StoredCheckpoint, TreeStore, now_utc
 from ledger.metrics import AUDIT_TREE_SIZE, checkpoint_seen
-from ledger.store import LedgerStore
+from ledger.store import STORE_UNAVAILABLE, LedgerStore
 
 logger = logging.getLogger(__name__)
 
 SEAL_BATCH = 5_000
+BACKOFF_START_S = 0.5
+"""The first pause after the database failed; it doubles on each failure in a row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +33,8 @@ class SealerConfig:
     """The checkpoint's origin line: names this log, e.g. ``consent.example.org/ledger``."""
     checkpoint_every_events: int = 1_000
     checkpoint_every_seconds: float = 60.0
+    backoff_max_s: float = 30.0
+    """The longest pause between attempts while the database is down."""
 
 
 class Sealer:
@@ -120,9 +124,27 @@ class Sealer:
         return None
 
     def follow(self, stop: threading.Event, *, poll_s: float = 0.2) -> None:
-        """Seal and checkpoint until ``stop`` is set."""
+        """Seal and checkpoint until ``stop`` is set; wait out a database that does not answer.
+
+        Nothing is carried from one round to the next but the clock of the last checkpoint:
+        each round reads the tree's size and last position from the database, so a batch whose
+        transaction failed (or whose commit went unanswered) is sealed again from what was
+        really committed.
+        """
+        backoff = BACKOFF_START_S
         while not stop.is_set():
-            sealed = self.seal()
-            self.checkpoint_if_due()
+            try:
+                sealed = self.seal()
+                self.checkpoint_if_due()
+            except STORE_UNAVAILABLE as error:
+                logger.warning(
+                    "audit sealer: database unavailable (%s); retrying in %.1f s",
+                    type(error).__name__,
+                    backoff,
+                )
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.backoff_max_s)
+                continue
+            backoff = BACKOFF_START_S
             if not sealed:
                 stop.wait(poll_s)

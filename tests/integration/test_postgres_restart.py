@@ -1,0 +1,367 @@
+"""PostgreSQL restarted, then down a while, under the relay, the consumer and the sealer.
+
+Each worker must wait, connect again and carry on from its durable state: every stored event
+reaches the topic, the projection equals a replay and the audit tree seals the whole ledger.
+"""
+
+import base64
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO
+from uuid import uuid4
+
+import psycopg
+import pytest
+from kafka import KafkaConsumer, TopicPartition
+from psycopg import sql
+
+from consumers.runner import ConsumerConfig, ConsumerRunner
+from ledger.audit.note import signer_from_seed
+from ledger.auditlog.check import verify_ledger
+from ledger.auditlog.store import PostgresTreeStore
+from ledger.commands import (
+    Command,
+    GrantConsent,
+    PublishPolicyVersion,
+    RegisterPurpose,
+    Unsubscribe,
+)
+from ledger.errors import StoreUnavailableError
+from ledger.identity import SubjectHasher
+from ledger.keystore import PostgresDataKeyStore
+from ledger.positions import PostgresPositions
+from ledger.service import Ledger, LedgerConfig
+from ledger.store import LedgerStore, PostgresStoreConfig
+from tests.conftest import free_port
+from tests.helpers import (
+    CATALOG_TIME,
+    POLICY_SHA,
+    projection_rows,
+    publish_all,
+    replayed_rows,
+    sqlite_ledger,
+    sqlite_relay,
+)
+from tests.postgres import PrivatePostgres
+
+pytestmark = pytest.mark.integration
+T0 = datetime(2026, 7, 1, tzinfo=UTC)
+VAR = Path(__file__).resolve().parents[2] / "var"
+CLI = str(Path(sys.executable).parent / "consent-ledger")
+SEED = bytes(range(32))
+ORIGIN = "ledger.test/pg-restart"
+COMMANDS = 450
+PEOPLE = 200
+RESTART_AT = 150
+DOWN_AT = 300
+DOWN_S = 4.0
+CATCH_UP_S = 60.0
+WRITE_RETRY_S = 60.0
+
+
+@pytest.fixture
+def postgres() -> Iterator[PrivatePostgres]:
+    """A cluster of the test's own; its home is reachable by the ``postgres`` user (0755)."""
+    home = VAR / f"pgrestart-{uuid4().hex[:8]}"
+    home.mkdir(parents=True)
+    home.chmod(0o755)
+    server = PrivatePostgres(home=home, port=free_port())
+    try:
+        server.start()
+        yield server
+    finally:
+        server.stop()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def _postgres_ledger(dsn: str) -> Ledger:
+    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"k" * 32)
+    keys.migrate()
+    ledger = Ledger(
+        store=LedgerStore(PostgresStoreConfig(dsn=dsn, pool_size=2)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"h" * 32),
+        config=LedgerConfig(command_timeout_s=5.0),
+    )
+    ledger.execute(
+        RegisterPurpose(
+            purpose="newsletter",
+            legal_basis="consent",
+            description="newsletter",
+            direct_marketing=True,
+            occurred_at=CATALOG_TIME,
+        )
+    )
+    ledger.execute(
+        PublishPolicyVersion(
+            version="v1",
+            text_sha256=POLICY_SHA,
+            effective_at=CATALOG_TIME,
+            purposes=("newsletter",),
+            occurred_at=CATALOG_TIME,
+        )
+    )
+    return ledger
+
+
+def _execute_until_stored(ledger: Ledger, command: Command) -> None:
+    """Retry while the database is down; the command's id makes a retry of a write whose
+    answer was lost a duplicate, not a second event."""
+    deadline = time.monotonic() + WRITE_RETRY_S
+    while True:
+        try:
+            ledger.execute(command)
+        except (StoreUnavailableError, TimeoutError):
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)
+        else:
+            return
+
+
+def _commands(n: int) -> list[Command]:
+    grant = GrantConsent(subject=f"p{n}", purpose="newsletter", policy_version="v1", occurred_at=T0)
+    return [grant, Unsubscribe(subject=f"p{n}", occurred_at=T0)] if n % 4 == 0 else [grant]
+
+
+def _positions_on(bootstrap: str, topic: str) -> list[int]:
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5_000)
+    partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+    reader.assign(partitions)
+    reader.seek_to_beginning(*partitions)
+    positions = [int(dict(record.headers)["position"]) for record in reader]
+    reader.close()
+    return positions
+
+
+def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
+    probe = KafkaConsumer(bootstrap_servers=bootstrap)
+    partitions = [TopicPartition(topic, p) for p in probe.partitions_for_topic(topic) or ()]
+    ends = {tp.partition: int(offset) for tp, offset in probe.end_offsets(partitions).items()}
+    probe.close()
+    return ends
+
+
+def _stored_offsets(dsn: str, schema: str, group: str) -> dict[int, int]:
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            sql.SQL("select partition, next_offset from {} where consumer_group = %s").format(
+                sql.Identifier(schema, "consumer_offsets")
+            ),
+            (group,),
+        ).fetchall()
+    return {int(p): int(o) for p, o in rows}
+
+
+def _wait(predicate: Callable[[], bool], timeout_s: float) -> bool:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            if predicate():
+                return True
+        except psycopg.OperationalError:
+            pass
+        time.sleep(0.5)
+    return False
+
+
+def _worker(args: list[str], env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen([CLI, *args], env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+def _stop(name: str, worker: subprocess.Popen[bytes]) -> int | None:
+    """Stop a worker as an operator would; its exit code (None: it had to be killed)."""
+    # `audit seal --follow` stops on Ctrl-C; the relay and the consumer on SIGTERM too.
+    worker.send_signal(signal.SIGINT if name == "seal" else signal.SIGTERM)
+    try:
+        return worker.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        worker.kill()
+        worker.wait()
+        return None
+
+
+def _checkpointed(tree: PostgresTreeStore) -> int:
+    latest = tree.latest_checkpoint()
+    return 0 if latest is None else latest.size
+
+
+def _write_through_a_restart_and_an_outage(ledger: Ledger, postgres: PrivatePostgres) -> None:
+    """Write on while PostgreSQL restarts, then while it is down ``DOWN_S`` seconds."""
+    restart = threading.Thread(target=postgres.restart, name="pg-restart")
+    back = threading.Timer(DOWN_S, postgres.start)
+    try:
+        for n in range(COMMANDS):
+            if n == RESTART_AT:
+                restart.start()
+            if n == DOWN_AT:
+                restart.join()
+                postgres.stop()
+                back.start()
+            for command in _commands(n):
+                _execute_until_stored(ledger, command)
+            time.sleep(0.01)
+    finally:
+        if restart.is_alive():
+            restart.join()
+        if back.is_alive():
+            back.join()
+
+
+def test_relay_consumer_and_sealer_outlive_a_restart_and_an_outage(
+    postgres: PrivatePostgres, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    group = f"g-{topic}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
+    env |= {
+        "CONSENT_MODE": "production",
+        "CONSENT_PG_DSN": postgres.dsn,
+        "CONSENT_PG_POOL_SIZE": "2",
+        "CONSENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CONSENT_KAFKA_TOPIC": topic,
+        "CONSENT_KAFKA_PARTITIONS": "3",
+        "CONSENT_AUDIT_ORIGIN": ORIGIN,
+        "CONSENT_AUDIT_SIGNING_KEY": base64.b64encode(SEED).decode(),
+        "CONSENT_AUDIT_CHECKPOINT_EVERY_EVENTS": "100",
+        "CONSENT_AUDIT_CHECKPOINT_EVERY_SECONDS": "1",
+    }
+    commands = {
+        "relay": ["relay"],
+        "consume": ["consume", "--group", group, "--topic", topic, "--batch", "50"],
+        "seal": ["audit", "seal", "--follow"],
+    }
+    ledger = _postgres_ledger(postgres.dsn)
+    tree = PostgresTreeStore(dsn=postgres.dsn)
+    tree.migrate()
+    positions = PostgresPositions(dsn=postgres.dsn)
+    paths = {name: tmp_path / f"{name}.log" for name in commands}
+    try:
+        with ExitStack() as files:
+            logs = {name: files.enter_context(path.open("wb")) for name, path in paths.items()}
+            workers = {name: _worker(args, env, logs[name]) for name, args in commands.items()}
+            try:
+                _write_through_a_restart_and_an_outage(ledger, postgres)
+                stored = [position for position, *_ in ledger.store.stream_rows()]
+                head = stored[-1]
+                expected = replayed_rows(postgres.dsn, "public", ledger.store)
+                caught_up = _wait(
+                    lambda: (
+                        positions.load("kafka") == head
+                        and tree.last_position() == head
+                        and _checkpointed(tree) == len(stored)
+                        and projection_rows(postgres.dsn, "public", tuple(expected)) == expected
+                    ),
+                    CATCH_UP_S,
+                )
+                alive = {name: worker.poll() is None for name, worker in workers.items()}
+            finally:
+                codes = {name: _stop(name, worker) for name, worker in workers.items()}
+        output = {name: path.read_text() for name, path in paths.items()}
+
+        assert alive == dict.fromkeys(commands, True), output
+        assert codes == dict.fromkeys(commands, 0), output
+        for name, text in output.items():
+            # The outage reached every worker, and none of them let an error through.
+            assert "database unavailable" in text, (name, text)
+            assert "Traceback" not in text, (name, text)
+        assert caught_up
+        assert positions.load("kafka") == head
+        assert set(_positions_on(kafka_bootstrap, topic)) == set(stored)
+        assert projection_rows(postgres.dsn, "public", tuple(expected)) == expected
+        assert _stored_offsets(postgres.dsn, "public", group) == _end_offsets(
+            kafka_bootstrap, topic
+        )
+        report = verify_ledger(
+            store=ledger.store, tree=tree, verifier=signer_from_seed(ORIGIN, SEED).verifier()
+        )
+        assert report.ok, report.problem
+        assert (report.events, report.leaves, report.unsealed) == (len(stored), len(stored), 0)
+    finally:
+        positions.close()
+        tree.close()
+        ledger.close()
+
+
+def test_a_rebalance_while_postgres_is_down_seeks_once_it_answers(
+    postgres: PrivatePostgres,
+    kafka_bootstrap: str,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "ledger.sqlite3"
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    group = f"g-{topic}"
+    ledger = sqlite_ledger(path)
+    relay = sqlite_relay(path, bootstrap=kafka_bootstrap, topic=topic)
+    runner = ConsumerRunner(
+        ConsumerConfig(
+            bootstrap=kafka_bootstrap,
+            dsn=postgres.dsn,
+            group=group,
+            topic=topic,
+            dead_letter_topic=f"{topic}.dlq",
+            max_records=50,
+        )
+    )
+    stop = threading.Event()
+    worker = threading.Thread(target=runner.run, args=(stop,), name="consumer")
+    other = KafkaConsumer(
+        bootstrap_servers=kafka_bootstrap, group_id=group, enable_auto_commit=False
+    )
+    try:
+        for n in range(PEOPLE):
+            ledger.execute_many(_commands(n))
+        publish_all(relay)
+        worker.start()
+        assert _wait(
+            lambda: (
+                _stored_offsets(postgres.dsn, "public", group)
+                == _end_offsets(kafka_bootstrap, topic)
+            ),
+            CATCH_UP_S,
+        )
+
+        postgres.stop()
+        # A second member joins: the runner's partitions are assigned anew while it cannot
+        # read the offsets its tables hold. Then it leaves, and they come back.
+        other.subscribe([topic])
+        deadline = time.monotonic() + CATCH_UP_S
+        while not other.assignment() and time.monotonic() < deadline:
+            other.poll(timeout_ms=500)
+        assert other.assignment()
+        other.close()
+        for n in range(PEOPLE, 2 * PEOPLE):
+            ledger.execute_many(_commands(n))
+        publish_all(relay)
+        postgres.start()
+
+        expected = replayed_rows(postgres.dsn, "public", ledger.store)
+        assert _wait(
+            lambda: (
+                _stored_offsets(postgres.dsn, "public", group)
+                == _end_offsets(kafka_bootstrap, topic)
+                and projection_rows(postgres.dsn, "public", tuple(expected)) == expected
+            ),
+            CATCH_UP_S,
+        )
+        assert worker.is_alive()
+    finally:
+        stop.set()
+        if worker.ident is not None:
+            worker.join(timeout=30)
+        other.close()
+        runner.close()
+        relay.close()
+        ledger.close()
+    assert "stored offsets unreadable on assignment" in caplog.text
+    assert projection_rows(postgres.dsn, "public", tuple(expected)) == expected
