@@ -12,6 +12,7 @@ same run, is the same check on a person already projected: the floor any latency
 
 import argparse
 import json
+import math
 import os
 import statistics
 import sys
@@ -134,6 +135,7 @@ def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, f
                 group=f"g-{topic}",
                 topic=topic,
                 max_lag=10**9,
+                max_staleness_s=math.inf,
                 wait_s=5,
                 poll_s=0.005,
             ),

@@ -1,5 +1,6 @@
 """What every CLI command shares: the error console, progress bars and reading the settings."""
 
+import logging
 import sys
 
 import typer
@@ -15,12 +16,22 @@ err = Console(stderr=True)
 def load_settings() -> Settings:
     """Read the environment once; a bad value is a clear start-up error, not a traceback."""
     try:
-        return Settings()
+        settings = Settings()
     except ValidationError as error:
         first = error.errors()[0]
         field = ".".join(str(part) for part in first["loc"])
         err.print(f"[red]invalid setting CONSENT_{field.upper()}:[/red] {first['msg']}")
         raise typer.Exit(code=2) from None
+    configure_logging(settings.log_level)
+    return settings
+
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+
+
+def configure_logging(level: str) -> None:
+    """Log lines on stderr with their time and level, at ``level`` and above (once)."""
+    logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
 
 
 def progress_bar(label: str) -> Progress:

@@ -109,7 +109,11 @@ class Settings(BaseSettings):
     http_checkers: int = Field(
         default=8, ge=1, le=256, description="Checks answered at once (one connection each)."
     )
-    log_level: str = "info"
+    log_level: str = Field(
+        default="info",
+        pattern=r"^(debug|info|warning|error|critical)$",
+        description="Log lines at this level and above (stderr, with time and level).",
+    )
     metrics_port: int = Field(
         default=0,
         ge=0,

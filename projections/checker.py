@@ -121,7 +121,8 @@ class CheckerConfig:
     max_lag: int = 1_000
     """How many events the projection may be behind the ledger head and still answer."""
     max_staleness_s: float = 1.0
-    """An event the ledger had stored this long before the check must be in the projection."""
+    """An event the ledger had stored this long before the check must be in the projection
+    (``math.inf``: no time bound)."""
     wait_s: float = 2.0
     """How long a check waits for the projection to catch up before refusing."""
     poll_s: float = 0.02
@@ -238,9 +239,10 @@ class Checker(ABC):
         started = time.monotonic()
         deadline = started + self.config.wait_s
         since = started - self.config.max_staleness_s
+        timed = math.isfinite(since)
         head, covered = self._freshness.read(self._read_freshness)
         while True:
-            floor = self._freshness.head_since(since)
+            floor = self._freshness.head_since(since) if timed else 0
             if floor is not None:
                 required = max(min_position or 0, head - self.config.max_lag, floor)
                 if covered >= required:
