@@ -23,6 +23,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ledger.pgddl import ddl_transaction
+
 __all__ = ["ApiKey", "ApiKeyStore", "PostgresApiKeyStore", "SQLiteApiKeyStore", "Scope"]
 
 PREFIX = "clk"
@@ -234,7 +236,11 @@ class PostgresApiKeyStore(ApiKeyStore):
             raise AssertionError  # the loop returns or raises
 
     def migrate(self) -> None:
-        self._run(_DDL, ())
+        with self._conn_lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = psycopg.connect(self._dsn, autocommit=True)
+            with ddl_transaction(self._conn) as conn:
+                conn.execute(sql.SQL(_DDL).format(table=self._table))
 
     def close(self) -> None:
         if self._conn is not None:

@@ -13,6 +13,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
+from ledger.pgddl import ddl_transaction
+
 SQLITE_TIMEOUT_S = 10.0
 
 
@@ -67,20 +69,20 @@ class PostgresPositions:
         self._table = sql.Identifier(schema, "follower_positions")
         self._watermarks = sql.Identifier(schema, "relay_watermarks")
         self._conn: psycopg.Connection[Any] | None = None
-        self._run(
-            sql.SQL(
-                "create table if not exists {} (name text primary key, position bigint not null)"
-            ).format(self._table),
-            (),
-        )
-        self._run(
-            sql.SQL(
-                "create table if not exists {} (position bigint not null, "
-                "partition integer not null, next_offset bigint not null, "
-                "primary key (position, partition))"
-            ).format(self._watermarks),
-            (),
-        )
+        with ddl_transaction(self._connection()) as conn:
+            conn.execute(
+                sql.SQL(
+                    "create table if not exists {} "
+                    "(name text primary key, position bigint not null)"
+                ).format(self._table)
+            )
+            conn.execute(
+                sql.SQL(
+                    "create table if not exists {} (position bigint not null, "
+                    "partition integer not null, next_offset bigint not null, "
+                    "primary key (position, partition))"
+                ).format(self._watermarks)
+            )
 
     def _connection(self) -> psycopg.Connection[Any]:
         """The connection, a new one if the last was closed or broken.

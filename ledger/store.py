@@ -32,6 +32,7 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 
 from ledger.aggregates import LedgerAggregate, LedgerEvent
+from ledger.pgddl import ddl_lock
 from schemas import EventBase, event_to_json, parse_event
 
 # SQL text below is formatted only with our own table names and "?" placeholders; every value
@@ -175,7 +176,12 @@ class LedgerStore(Application[UUID]):
 
     def __init__(self, config: StoreConfig) -> None:
         self.config = config
-        super().__init__(env=_environment(config))
+        if isinstance(config, PostgresStoreConfig):
+            # The library creates its tables here; processes starting together take turns.
+            with ddl_lock(config.dsn):
+                super().__init__(env=_environment(config))
+        else:
+            super().__init__(env=_environment(config))
 
     def construct_mapper(self) -> Mapper[UUID]:
         self._envelope_mapper = EnvelopeMapper()

@@ -44,12 +44,20 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s")
 
 
 def migrate(conn: psycopg.Connection[Any], *, schema: str) -> None:
-    """Create the projection tables if missing (safe to run twice)."""
-    for resource in sorted(files("projections").joinpath("sql").iterdir(), key=lambda r: r.name):
-        # Only the numbered files are migrations; the staging tables are per session.
-        if resource.name.endswith(".sql") and resource.name[0].isdigit():
-            ddl = resource.read_text(encoding="utf-8")
-            conn.execute(sql.SQL(ddl).format(schema=sql.Identifier(schema)))
+    """Create the projection tables if missing (safe to run twice, and at once).
+
+    Holds the advisory lock every process of the ledger takes for its DDL (ledger/pgddl.py):
+    ``create table if not exists`` fails when another process creates the same table.
+    """
+    with conn.transaction():
+        conn.execute("select pg_advisory_xact_lock(hashtext('consent-ledger-ddl'))")
+        for resource in sorted(
+            files("projections").joinpath("sql").iterdir(), key=lambda r: r.name
+        ):
+            # Only the numbered files are migrations; the staging tables are per session.
+            if resource.name.endswith(".sql") and resource.name[0].isdigit():
+                ddl = resource.read_text(encoding="utf-8")
+                conn.execute(sql.SQL(ddl).format(schema=sql.Identifier(schema)))
 
 
 @dataclass(frozen=True, slots=True, eq=False)

@@ -20,6 +20,7 @@ import psycopg
 from psycopg import sql
 
 from ledger.audit.merkle import NodeKey
+from ledger.pgddl import ddl_transaction
 
 SQLITE_TIMEOUT_S = 10.0
 
@@ -269,7 +270,7 @@ class PostgresTreeStore(TreeStore):
             "create table if not exists {checkpoints} (size bigint primary key, "
             "root bytea not null, note text not null, created_at timestamptz not null)",
         ]
-        with self._connection() as conn:
+        with self._connection() as conn, ddl_transaction(conn):
             for statement in statements:
                 conn.execute(
                     sql.SQL(statement).format(
