@@ -124,6 +124,9 @@ class ConsumerRunner:
             # A topic created after the consumer started is found within seconds, not after
             # the client's default five minutes of stale metadata.
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
+            # The relay creates the topic with its partitions; a consumer started first must
+            # not have the broker create it with one partition instead.
+            allow_auto_create_topics=False,
         )
         # Per partition, the next offset this consumer last read from or wrote to the tables
         # (None: nothing stored); a stored value that differs means the tables moved on.
