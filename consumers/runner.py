@@ -128,6 +128,8 @@ class ConsumerRunner:
             # not have the broker create it with one partition instead.
             allow_auto_create_topics=False,
         )
+        # kafka-python 3.0 does not pass that option on to the metadata its requests use.
+        self.consumer._cluster.config["allow_auto_create_topics"] = False
         # Per partition, the next offset this consumer last read from or wrote to the tables
         # (None: nothing stored); a stored value that differs means the tables moved on.
         self._committed: dict[int, int | None] = {}

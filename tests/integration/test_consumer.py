@@ -14,7 +14,7 @@ from uuid import uuid4
 
 import psycopg
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
@@ -425,3 +425,20 @@ def test_the_check_command_single_and_bulk(
     stale = run("--subject", "ann", "--purpose", "newsletter", "--min-position", "999999")
     assert stale.returncode == 3
     assert "stale" in stale.stderr
+
+
+def test_a_consumer_started_before_the_topic_exists_does_not_create_it(
+    kafka_bootstrap: str, pg_dsn: str, schema: str
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}"
+    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
+    try:
+        for _ in range(3):
+            runner.run_once()
+        admin = KafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+        try:
+            assert topic not in admin.list_topics()
+        finally:
+            admin.close()
+    finally:
+        runner.close()
