@@ -50,8 +50,13 @@ class ConsumerConfig:
     dead_letter_topic: str = DEAD_LETTER_TOPIC
     max_records: int = 2_000
     poll_timeout_ms: int = 500
-    backoff_max_s: float = 30.0
+    backoff_max_s: float = 5.0
     """The longest pause between attempts while PostgreSQL is down."""
+    session_timeout_ms: int = 6_000
+    """How soon the group gives a dead member's partitions to the others. The client's
+    default (45 s) leaves a crashed consumer's share of unsubscribes unapplied that long;
+    6 s is the broker's least (``group.min.session.timeout.ms``)."""
+    heartbeat_interval_ms: int = 2_000
 
 
 class UndecodableRecordError(ValueError):
@@ -124,6 +129,8 @@ class ConsumerRunner:
             # A topic created after the consumer started is found within seconds, not after
             # the client's default five minutes of stale metadata.
             metadata_max_age_ms=METADATA_MAX_AGE_MS,
+            session_timeout_ms=config.session_timeout_ms,
+            heartbeat_interval_ms=config.heartbeat_interval_ms,
             # The relay creates the topic with its partitions; a consumer started first must
             # not have the broker create it with one partition instead.
             allow_auto_create_topics=False,

@@ -44,7 +44,7 @@ class RelayConfig:
     partitions: int = 6
     batch: int = 2_000
     flush_timeout_s: float = 30.0
-    backoff_max_s: float = 30.0
+    backoff_max_s: float = 5.0
     name: str = "kafka"
     """Whose position this is: one tracked position per relay name."""
     events_topic: str = EVENTS_TOPIC

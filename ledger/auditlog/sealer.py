@@ -33,7 +33,7 @@ class SealerConfig:
     """The checkpoint's origin line: names this log, e.g. ``consent.example.org/ledger``."""
     checkpoint_every_events: int = 1_000
     checkpoint_every_seconds: float = 60.0
-    backoff_max_s: float = 30.0
+    backoff_max_s: float = 5.0
     """The longest pause between attempts while the database is down."""
 
 
