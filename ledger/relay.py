@@ -207,6 +207,7 @@ class Relay:
                 # Every batch starts from the stored position: a batch whose position was not
                 # saved is published again (consumers drop what they already hold), never
                 # skipped.
+                self.store.heal()
                 logger.warning(
                     "relay: database unavailable (%s); retrying in %.1f s",
                     type(error).__name__,

@@ -330,6 +330,7 @@ class Ledger:
         try:
             self._load(state, {item.subject for item in batch} | {CATALOG_SUBJECT})
         except (PersistenceError, OSError) as error:
+            self.store.heal()
             failed = StoreUnavailableError(f"the store failed: {type(error).__name__}")
             return [failed] * len(batch)
         outcomes = [
@@ -353,6 +354,7 @@ class Ledger:
             return set(state.aggregates)
         except (PersistenceError, OSError) as error:
             self._evict(state.aggregates)
+            self.store.heal()
             logger.warning(
                 "group commit: store error %s on a batch of %d", type(error).__name__, len(batch)
             )

@@ -137,6 +137,7 @@ class Sealer:
                 sealed = self.seal()
                 self.checkpoint_if_due()
             except STORE_UNAVAILABLE as error:
+                self.store.heal()
                 logger.warning(
                     "audit sealer: database unavailable (%s); retrying in %.1f s",
                     type(error).__name__,

@@ -84,9 +84,6 @@ class PostgresDataKeyStore(WrappedKeyStore):
                 kwargs={"autocommit": True},
                 name="data-keys",
                 open=True,
-                # A connection a server restart ended is replaced before it is lent, instead of
-                # failing the caller's statement.
-                check=ConnectionPool.check_connection,
             )
             self._own_pool: ConnectionPool[Any] | None = pool
         elif pool is not None and dsn is None:
@@ -151,4 +148,7 @@ class PostgresDataKeyStore(WrappedKeyStore):
             with self._pool.connection() as conn:
                 yield conn
         except psycopg.OperationalError as error:
+            # A server restart ended every pooled connection: drop them all now rather than
+            # meet them one failed call at a time.
+            self._pool.check()
             raise StoreUnavailableError("the PostgreSQL data-key store is unavailable") from error
