@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test lint services-up services-down services-status schemas clean
+.PHONY: install run test soak lint services-up services-down services-status schemas clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	scripts/test.sh
+
+# The long reliability run, by hand: 10 minutes of load under faults, then every verification.
+soak: install
+	scripts/soak.sh
 
 lint: install
 	$(BIN)/ruff format --check .

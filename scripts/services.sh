@@ -4,6 +4,7 @@
 #   scripts/services.sh up       start what is missing (harmless when already up)
 #   scripts/services.sh down     stop exactly what `up` started, by pid
 #   scripts/services.sh status   say what is running and where
+#   scripts/services.sh binaries install PostgreSQL and fetch the Kafka jars, print the jars' path
 #
 # A server named by CONSENT_PG_DSN / CONSENT_KAFKA_BOOTSTRAP is used as it is when it answers;
 # otherwise a throwaway one is started under var/services/ on free loopback ports.
@@ -233,6 +234,13 @@ EOF
     log "ready: source $ENV_FILE"
 }
 
+# What a test that runs servers of its own needs, without starting the shared ones.
+binaries() {
+    pg_bindir >/dev/null
+    kafka_jars
+    printf '%s\n' "$KAFKA_LIBS"
+}
+
 down() {
     kafka_down
     pg_down
@@ -255,5 +263,6 @@ case "${1:-}" in
     up) up ;;
     down) down ;;
     status) status ;;
-    *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+    binaries) binaries ;;
+    *) echo "usage: $0 up|down|status|binaries" >&2; exit 2 ;;
 esac

@@ -1360,10 +1360,11 @@ def _ndjson_lines(api: _Api, target: HostileTarget, known: str, rounds: int) -> 
         (b'{"address": "not an address"}', True),
         (b"x" * (MAX_LINE_BYTES + 1), True),
         (b"[1, 2]", None),
-        (b"'; drop table ledger_events; --", False),
-        (b"\x1b[31m" + known.encode(), False),
-        ("\u202e".encode() + known.encode(), False),
-        (b"\xff\xfe", False),
+        # Not a subject (1 to 128 of [A-Za-z0-9._:@-]): an error in its place.
+        (b"'; drop table ledger_events; --", True),
+        (b"\x1b[31m" + known.encode(), True),
+        ("\u202e".encode() + known.encode(), True),
+        (b"\xff\xfe", True),
         (b"\x00", None),
         (b"a\x00b", None),
         (b'{"subject": "a\\u0000b"}', None),
@@ -1398,7 +1399,7 @@ def _ndjson_lines(api: _Api, target: HostileTarget, known: str, rounds: int) -> 
             tally.saw("answered in place")
     return tally.finding(
         "each bad line between two good ones answered 200 with one answer per line in order: "
-        "an error for lines that are not a person, not allowed for strangers, allowed for the "
+        "an error for lines that are not a person or not a possible subject, allowed for the "
         "good ones"
     )
 
