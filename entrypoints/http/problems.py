@@ -14,6 +14,7 @@ Exceptions become status codes here and nowhere else::
 from typing import Any
 
 import psycopg
+from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
 from eventsourcing.persistence import OperationalError as PersistenceOperationalError
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -141,7 +142,9 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(psycopg.OperationalError)
+    @app.exception_handler(psycopg.InterfaceError)
     @app.exception_handler(PersistenceOperationalError)
+    @app.exception_handler(PersistenceInterfaceError)
     async def database_unavailable(_: Request, error: Exception) -> JSONResponse:
         return problem(
             503,
