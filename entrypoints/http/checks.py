@@ -19,7 +19,7 @@ from starlette.requests import ClientDisconnect
 
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.problems import ApiProblemError
-from entrypoints.http.services import ApiServices
+from entrypoints.http.services import MAX_POSITION, ApiServices
 from ledger.apikeys import ApiKey, Scope
 from ledger.errors import InvalidFieldError
 from projections.checker import Checker, StaleProjectionError
@@ -78,7 +78,10 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         address: Annotated[str | None, Query(max_length=320)] = None,
         channel: Channel = Channel.EMAIL,
         min_position: Annotated[
-            int | None, Query(ge=0, description="A write's position: answer only once covered.")
+            int | None,
+            Query(
+                ge=0, le=MAX_POSITION, description="A write's position: answer only once covered."
+            ),
         ] = None,
     ) -> CheckAnswer:
         if (subject is None) == (address is None):
@@ -133,7 +136,7 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         purpose: Annotated[str, PURPOSE],
         key: Annotated[ApiKey, needs_check],
         channel: Channel = Channel.EMAIL,
-        min_position: Annotated[int | None, Query(ge=0)] = None,
+        min_position: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
         input_kind: Annotated[
             InputKind, Query(alias="input", description="What bare lines hold.")
         ] = InputKind.SUBJECTS,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.problems import ApiProblemError
-from entrypoints.http.services import ApiServices
+from entrypoints.http.services import MAX_POSITION, ApiServices
 from ledger.aggregates import aggregate_id
 from ledger.apikeys import ApiKey, Scope
 from ledger.audit.merkle import consistency_proof, inclusion_proof
@@ -174,9 +174,12 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     @router.get("/v1/audit/inclusion", summary="RFC 9162 inclusion proof of one event")
     def inclusion(
         key: Annotated[ApiKey, auditor],
-        position: Annotated[int, Query(ge=1, description="The event's ledger position.")],
+        position: Annotated[
+            int, Query(ge=1, le=MAX_POSITION, description="The event's ledger position.")
+        ],
         size: Annotated[
-            int | None, Query(ge=1, description="Tree size (default: latest checkpoint).")
+            int | None,
+            Query(ge=1, le=MAX_POSITION, description="Tree size (default: latest checkpoint)."),
         ] = None,
     ) -> dict[str, Any]:
         tree_size = size if size is not None else latest_checkpoint(services).size
@@ -204,8 +207,8 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     @router.get("/v1/audit/consistency", summary="RFC 9162 consistency proof between two sizes")
     def consistency(
         key: Annotated[ApiKey, auditor],
-        first: Annotated[int, Query(alias="from", ge=1)],
-        second: Annotated[int, Query(alias="to", ge=1)],
+        first: Annotated[int, Query(alias="from", ge=1, le=MAX_POSITION)],
+        second: Annotated[int, Query(alias="to", ge=1, le=MAX_POSITION)],
     ) -> dict[str, Any]:
         with services.audit_lock:
             if second > services.audit.tree.size():

@@ -18,6 +18,8 @@ MAX_BODY_BYTES = 64 * 1024
 """A command or a page form is far smaller; anything bigger is refused with 413."""
 MAX_BULK_BODY_BYTES = 1024 * 1024 * 1024
 POLL_S = 0.005
+MAX_POSITION = 2**63 - 1
+"""The largest ledger position or tree size the databases hold (a signed 64-bit integer)."""
 """A bulk check streams: a million addresses is about 30 MB, a billion bytes is the cap."""
 
 

@@ -577,3 +577,9 @@ def test_a_chunked_body_over_the_limit_is_a_413_too(api: Api) -> None:
     )
     assert answer.status_code == 413
     assert answer.json()["type"].endswith("/body-too-large")
+
+
+def test_a_position_beyond_what_the_database_holds_is_a_422_naming_it(api: Api) -> None:
+    answer = api.get("/v1/audit/inclusion", Scope.AUDIT, position=2**63, size=2)
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "position"
