@@ -2,6 +2,7 @@
 
 import base64
 import json
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -56,12 +57,12 @@ def seal(
     with _audit() as audit:
         if follow:
             stop = threading.Event()
+            # Ctrl-C or SIGTERM ends the round in hand, then the loop: never mid-transaction.
+            for stopping in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(stopping, lambda *_: stop.set())
             serve_metrics(load_settings())
-            err.print("sealing; Ctrl-C to stop")
-            try:
-                audit.sealer.follow(stop)
-            except KeyboardInterrupt:
-                stop.set()
+            err.print("sealing; Ctrl-C or SIGTERM to stop")
+            audit.sealer.follow(stop)
             return
         backlog = audit.store.head() - audit.tree.last_position()
         with progress_bar("sealing") as progress:

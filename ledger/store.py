@@ -163,6 +163,9 @@ def _environment(config: StoreConfig) -> dict[str, str]:
         # The library's insert function skips the table lock that keeps the notification log
         # gap-free for readers under concurrent writers (DESIGN.md section 6): keep it off.
         "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
+        # A call waits at most this long for a pooled connection (the library's default is
+        # 30 s): while the server is down, callers hear so within seconds.
+        "POSTGRES_CONNECT_TIMEOUT": "5",
         # No check before each loan: after a server restart, psycopg_pool's check-and-retry of
         # its ten dead connections took 46 s (measured) before lending a good one. Callers that
         # meet a dead connection call `LedgerStore.heal` instead, which drops them all at once.
