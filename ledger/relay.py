@@ -234,7 +234,14 @@ class Relay:
             try:
                 self._producer.close(timeout=1)
             except KafkaError:
-                logger.info("relay: producer did not close cleanly")
+                # With records still pending (the broker is gone), kafka-python's close gives
+                # up in its flush, before stopping its sender thread: without this, every
+                # outage would leave a producer thread behind, reconnecting for ever. Those
+                # records are published again from the stored position.
+                sender = getattr(self._producer, "_sender", None)
+                if sender is not None:
+                    sender.force_close()
+                logger.info("relay: producer closed with records unsent (published again)")
             self._producer = None
 
     def close(self) -> None:
