@@ -2,7 +2,7 @@
 # The long soak, run by hand (`make soak`): SOAK_DURATION_S of mixed load (default 600) on the
 # whole pipeline while the broker, the relay and a consumer are killed and PostgreSQL restarts,
 # then hostile input, then the API fuzzing with SOAK_FUZZ_EXAMPLES examples per operation
-# (default 300), then every verification. The soak starts servers of its own; the report is
+# (default 150), then every verification. The soak starts servers of its own; the report is
 # printed and written to var/reliability/report.json and .txt. Extra arguments go to the soak.
 set -euo pipefail
 
@@ -12,5 +12,5 @@ KAFKA_TEST_LIBS="$(scripts/services.sh binaries)"
 export KAFKA_TEST_LIBS
 exec .venv/bin/python -m tests.reliability.soak \
     --duration "${SOAK_DURATION_S:-600}" \
-    --fuzz-examples "${SOAK_FUZZ_EXAMPLES:-300}" \
+    --fuzz-examples "${SOAK_FUZZ_EXAMPLES:-150}" \
     "$@"
