@@ -124,43 +124,32 @@ def install(app: FastAPI) -> None:
                 field=getattr(error, "field", None),
             )
         if isinstance(error, ConcurrencyConflictError | StoreUnavailableError) or error.retryable:
-            return problem(
-                503,
+            return _retry_later(
                 _kebab(type(error).__name__),
                 "Temporarily unable to record; retry with the same Idempotency-Key",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
             )
         return problem(500, "ledger-error", "The ledger could not handle this request")
 
     @app.exception_handler(CheckersBusyError)
     async def busy(_: Request, error: CheckersBusyError) -> JSONResponse:
-        return problem(
-            503,
-            "checks-busy",
-            "Too many checks are waiting; retry shortly",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
-        )
+        return _retry_later("checks-busy", "Too many checks are waiting; retry shortly")
 
     @app.exception_handler(psycopg.OperationalError)
     @app.exception_handler(psycopg.InterfaceError)
     @app.exception_handler(PersistenceOperationalError)
     @app.exception_handler(PersistenceInterfaceError)
     async def database_unavailable(_: Request, error: Exception) -> JSONResponse:
-        return problem(
-            503,
+        return _retry_later(
             "database-unavailable",
             "The database is unavailable; retry shortly (with the same Idempotency-Key)",
-            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
 
     @app.exception_handler(StaleProjectionError)
     async def stale(_: Request, error: StaleProjectionError) -> JSONResponse:
-        return problem(
-            503,
+        return _retry_later(
             "stale-projection",
             "The projection is behind the ledger; no answer rather than a stale one",
             detail=str(error),
-            headers={"Retry-After": str(RETRY_AFTER_S)},
         )
 
     @app.exception_handler(ApiProblemError)
@@ -182,6 +171,11 @@ def install(app: FastAPI) -> None:
             str(error.detail),
             headers=dict(error.headers or {}),
         )
+
+
+def _retry_later(kind: str, title: str, *, detail: str | None = None) -> JSONResponse:
+    """503 with Retry-After: the request may succeed as it is, a moment later."""
+    return problem(503, kind, title, detail=detail, headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 def _kebab(name: str) -> str:

@@ -356,7 +356,7 @@ class MixedLoad:
         if tasks:
             await asyncio.gather(*tasks)
 
-    async def _watch(self, stop: asyncio.Event) -> None:
+    async def watch(self, stop: asyncio.Event) -> None:
         """Note when each click reaches the projection (polled every `WATCH_EVERY_S`)."""
         query = (
             f"select subject from {self.schema}.suppression "  # noqa: S608 - our own schema name
@@ -404,9 +404,6 @@ class MixedLoad:
         await asyncio.gather(
             *(self._every(name, period, step, stop) for name, period, step in streams)
         )
-
-    async def watch(self, stop: asyncio.Event) -> None:
-        await self._watch(stop)
 
     async def __aenter__(self) -> "MixedLoad":
         # A client per stream, as separate senders would have: a stream whose requests wait
