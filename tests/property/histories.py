@@ -1,0 +1,195 @@
+"""Random consent histories for property tests: the catalog, the steps, the projections fed."""
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from uuid import uuid4
+
+import psycopg
+import pytest
+from hypothesis import strategies as st
+from psycopg import sql
+
+from ledger.commands import (
+    Command,
+    ConfirmConsent,
+    EraseSubject,
+    GrantConsent,
+    LiftRestriction,
+    PublishPolicyVersion,
+    RecordInteraction,
+    RecordObjection,
+    RegisterPurpose,
+    RestrictProcessing,
+    Unsubscribe,
+    WithdrawConsent,
+)
+from ledger.errors import LedgerError
+from ledger.identity import SubjectHasher
+from ledger.keystore import SQLiteDataKeyStore
+from ledger.service import Ledger
+from ledger.store import LedgerStore, SQLiteStoreConfig
+from projections.embedded import EmbeddedProjection
+from projections.store import ProjectionWriter, apply, migrate
+from schemas import parse_event
+
+T0 = datetime(2025, 1, 1, tzinfo=UTC)
+PURPOSES = ("newsletter", "offers", "service")
+CHANNELS = ("email", "sms")
+POLICY_SHA = {"v1": "a" * 64, "v2": "b" * 64}
+
+World = tuple[Ledger, psycopg.Connection[Any], str, EmbeddedProjection]
+"""The embedded ledger, a connection to PostgreSQL, its projection's schema, the SQLite one."""
+
+
+def _catalog(*, reconsent_from: datetime) -> list[Command]:
+    """Two consent purposes (one expiring after a year), one legitimate interest; from
+    ``reconsent_from`` on, the newsletter requires consent to policy v2."""
+    return [
+        RegisterPurpose(
+            purpose="newsletter",
+            legal_basis="consent",
+            description="n",
+            direct_marketing=True,
+            occurred_at=T0,
+        ),
+        RegisterPurpose(
+            purpose="offers",
+            legal_basis="consent",
+            description="o",
+            direct_marketing=True,
+            max_age_days=365,
+            occurred_at=T0,
+        ),
+        RegisterPurpose(
+            purpose="service", legal_basis="legitimate_interest", description="s", occurred_at=T0
+        ),
+        PublishPolicyVersion(
+            version="v1",
+            text_sha256=POLICY_SHA["v1"],
+            effective_at=T0,
+            purposes=PURPOSES,
+            occurred_at=T0,
+        ),
+        PublishPolicyVersion(
+            version="v2",
+            text_sha256=POLICY_SHA["v2"],
+            effective_at=reconsent_from,
+            purposes=("newsletter",),
+            requires_reconsent=True,
+            occurred_at=T0,
+        ),
+    ]
+
+
+@contextmanager
+def open_world(
+    tmp_path_factory: pytest.TempPathFactory,
+    pg_dsn: str,
+    *,
+    name: str,
+    reconsent_from: datetime,
+) -> Iterator[World]:
+    """An embedded ledger holding the catalog, projected into a new PostgreSQL schema (dropped
+    afterwards) and into its own SQLite file."""
+    path = tmp_path_factory.mktemp(name) / "ledger.sqlite3"
+    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
+    keys.migrate()
+    ledger = Ledger(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"h" * 32),
+    )
+    for command in _catalog(reconsent_from=reconsent_from):
+        ledger.execute(command)
+    schema = f"{name}_{uuid4().hex[:10]}"
+    conn = psycopg.connect(pg_dsn)
+    with conn.transaction():
+        conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
+        migrate(conn, schema=schema)
+        _project(ledger, conn, schema, after=0)
+    embedded = EmbeddedProjection(path=path)
+    yield ledger, conn, schema, embedded
+    embedded.close()
+    ledger.close()
+    with conn.transaction():
+        conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
+    conn.close()
+
+
+def _project(ledger: Ledger, conn: psycopg.Connection[Any], schema: str, *, after: int) -> None:
+    rows = ledger.store.notifications(after=after, limit=10_000)
+    apply(conn, ProjectionWriter(schema=schema), [(parse_event(r.state), r.id) for r in rows])
+
+
+def steps(*, people: int, mailing_lists: bool) -> st.SearchStrategy[tuple[Any, ...]]:
+    """One step of a history: what happens, to which of ``people`` persons (by index), with
+    what; unsubscribing from a mailing list only when ``mailing_lists``."""
+    purpose = st.sampled_from(PURPOSES)
+    channel = st.sampled_from(CHANNELS)
+    who = st.integers(0, people - 1)
+    from_list = st.booleans() if mailing_lists else st.just(False)
+    return st.one_of(
+        st.tuples(
+            st.just("grant"), who, purpose, channel, st.booleans(), st.sampled_from(["v1", "v2"])
+        ),
+        st.tuples(st.just("confirm"), who, purpose, channel),
+        st.tuples(st.just("withdraw"), who, purpose, channel),
+        st.tuples(st.just("unsubscribe"), who, st.none() | purpose, from_list),
+        st.tuples(st.just("object"), who, st.none() | purpose),
+        st.tuples(st.just("restrict"), who, st.lists(purpose, max_size=1)),
+        st.tuples(st.just("lift"), who, st.lists(purpose, max_size=1)),
+        st.tuples(st.just("interaction"), who),
+        st.tuples(st.just("erase"), who),
+    )
+
+
+def command(subjects: Sequence[str], item: tuple[Any, ...], when: datetime) -> Command:  # noqa: PLR0911
+    """The command a step of ``steps`` stands for, its person taken from ``subjects``."""
+    kind, person = item[0], subjects[item[1]]
+    base: dict[str, Any] = {"subject": person, "occurred_at": when}
+    if kind == "grant":
+        return GrantConsent(
+            **base,
+            purpose=item[2],
+            channel=item[3],
+            policy_version=item[5],
+            double_opt_in="pending" if item[4] else "not_applicable",
+        )
+    if kind == "confirm":
+        return ConfirmConsent(**base, purpose=item[2], channel=item[3])
+    if kind == "withdraw":
+        return WithdrawConsent(**base, purpose=item[2], channel=item[3])
+    if kind == "unsubscribe":
+        if item[3] and item[2] is None:
+            return Unsubscribe(**base, list_id="weekly")
+        return Unsubscribe(**base, purpose=item[2])
+    if kind == "object":
+        if item[2] is None:
+            return RecordObjection(**base, all_direct_marketing=True)
+        return RecordObjection(**base, purpose=item[2])
+    if kind == "restrict":
+        return RestrictProcessing(**base, purposes=tuple(item[2]))
+    if kind == "lift":
+        return LiftRestriction(**base, purposes=tuple(item[2]))
+    if kind == "interaction":
+        return RecordInteraction(**base, kind="click")
+    return EraseSubject(**base)
+
+
+def record(
+    world: World, subjects: Sequence[str], history: Sequence[tuple[Any, ...]], *, every: timedelta
+) -> None:
+    """Execute a history's commands, one ``every`` from T0, and feed both projections."""
+    ledger, conn, schema, embedded = world
+    start = ledger.store.head()
+    for n, item in enumerate(history):
+        # A refused command (confirming nothing, say) records nothing, in both views.
+        with contextlib.suppress(LedgerError):
+            ledger.execute(command(subjects, item, T0 + n * every))
+    with conn.transaction():
+        _project(ledger, conn, schema, after=start)
+    while embedded.feed_once(ledger.store):
+        pass
