@@ -2,8 +2,7 @@
 
 import json
 import sqlite3
-from collections.abc import Iterator
-from contextlib import closing, contextmanager
+from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -12,11 +11,11 @@ from uuid import UUID
 import psycopg
 import typer
 
-from entrypoints.bootstrap import build_audit, build_ledger, build_store
+from entrypoints.bootstrap import build_audit, build_store
+from entrypoints.cli_ledger import open_ledger
 from entrypoints.console import err, load_settings
 from entrypoints.settings import Mode
 from ledger.commands import CloseRightsRequest, ExtendRightsRequest, OpenRightsRequest, build
-from ledger.errors import LedgerError
 from ledger.receipts import Proofs, export_document, person_log
 from ledger.retention import run_retention
 from ledger.service import Ledger
@@ -57,22 +56,6 @@ def _aware(value: datetime | None) -> datetime:
     return _now() if value is None else value.astimezone(UTC)
 
 
-@contextmanager
-def _ledger() -> Iterator[Ledger]:
-    try:
-        ledger = build_ledger(load_settings())
-    except LedgerError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(code=2) from None
-    try:
-        yield ledger
-    except LedgerError as error:
-        err.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(code=1) from None
-    finally:
-        ledger.close()
-
-
 def _subject(ledger: Ledger, subject: str | None, address: str | None) -> str:
     if (subject is None) == (address is None):
         err.print("[red]give exactly one of --subject or --address[/red]")
@@ -91,7 +74,7 @@ def export(
     Seals what is new and cuts a checkpoint first, so the bundle covers every event.
     """
     settings = load_settings()
-    with _ledger() as ledger:
+    with open_ledger() as ledger:
         who = _subject(ledger, subject, address)
         if not ledger.history(who):
             err.print("[red]no event was ever recorded for this person[/red]")
@@ -125,7 +108,7 @@ def decision_at_command(
 ) -> None:
     """Was sending allowed at a time, and why: replayed from the log, with the evidence."""
     when = _aware(at)
-    with _ledger() as ledger:
+    with open_ledger() as ledger:
         who = _subject(ledger, subject, address)
         answer = decision_at(
             person_log(ledger, who), subject=who, purpose=purpose, channel=channel.value, at=when
@@ -143,7 +126,7 @@ def retention_run(
     if when > _now():
         err.print("[red]--at must not be in the future[/red]: nothing has lapsed there yet")
         raise typer.Exit(code=2)
-    with _ledger() as ledger:
+    with open_ledger() as ledger:
         report = run_retention(ledger, now=when, dry_run=dry_run)
     for command in report.due:
         typer.echo(
@@ -168,7 +151,7 @@ def retention_run(
 
 
 def _record(command: OpenRightsRequest | ExtendRightsRequest | CloseRightsRequest) -> None:
-    with _ledger() as ledger:
+    with open_ledger() as ledger:
         result = ledger.execute(command)
     answer = {"request_id": str(command.request_id), "subject": result.subject}
     typer.echo(json.dumps(answer | {"position": result.position}))
