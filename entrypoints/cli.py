@@ -7,8 +7,7 @@ import json
 import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -28,12 +27,12 @@ from entrypoints.bootstrap import (
     build_audit,
     build_business_metrics,
     build_hasher,
-    build_ledger,
     build_relay,
     build_store,
     checker_config,
     serve_metrics,
 )
+from entrypoints.cli_ledger import open_ledger
 from entrypoints.console import err, load_settings
 from entrypoints.health import health_check
 from entrypoints.http import create_app
@@ -54,7 +53,7 @@ from ledger.commands import (
 from ledger.errors import LedgerError
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
 from ledger.relay import dead_letter_topic_for, ensure_topics
-from ledger.service import CommandResult, Ledger
+from ledger.service import CommandResult
 from projections.checker import Checker, SendChecker, StaleProjectionError
 from projections.decision import Decision
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
@@ -121,24 +120,6 @@ def serve(
     finally:
         stop.set()
         services.close()
-
-
-@contextmanager
-def open_ledger() -> Iterator[Ledger]:
-    """The ledger for one CLI command; its errors become a message and exit code 1."""
-    settings = load_settings()
-    try:
-        ledger = build_ledger(settings)
-    except LedgerError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(code=2) from None
-    try:
-        yield ledger
-    except LedgerError as error:
-        err.print(f"[red]refused:[/red] {error}")
-        raise typer.Exit(code=1) from None
-    finally:
-        ledger.close()
 
 
 def _record(command_type: type[Command], fields: dict[str, Any]) -> None:
