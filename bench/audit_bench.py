@@ -15,14 +15,11 @@ import hashlib
 import json
 import os
 import random
-import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from uuid import uuid4
 
-import psycopg
-from psycopg import sql
+from common import fill_events, fresh_schema, median_of_runs
 
 from ledger.audit.entry import Entry
 from ledger.audit.merkle import inclusion_proof
@@ -30,7 +27,6 @@ from ledger.audit.note import signer_from_seed
 from ledger.auditlog.check import verify_ledger
 from ledger.auditlog.sealer import Sealer, SealerConfig
 from ledger.auditlog.store import PostgresTreeStore
-from ledger.store import LedgerStore, PostgresStoreConfig
 
 SIGNER = signer_from_seed("bench.consent-ledger/audit", b"\x01" * 32)
 PROOFS = 2_000
@@ -65,27 +61,11 @@ def _state(n: int) -> bytes:
     return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
 
 
-def fill(dsn: str, schema: str, events: int) -> LedgerStore:
-    store = LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2))
-    table = sql.Identifier(schema, "ledger_events")
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        with cursor.copy(
-            sql.SQL("COPY {} (originator_id, originator_version, topic, state) FROM STDIN").format(
-                table
-            )
-        ) as copy:
-            for n in range(events):
-                copy.write_row((uuid4(), 1, "UnsubscribeClicked/v1", _state(n)))
-        conn.commit()
-    return store
-
-
 def run(dsn: str, events: int) -> dict[str, float]:
-    schema = f"bench_{uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        store = fill(dsn, schema, events)
+    with fresh_schema(dsn) as schema:
+        store = fill_events(
+            dsn, schema, "UnsubscribeClicked/v1", (_state(n) for n in range(events))
+        )
         tree = PostgresTreeStore(dsn=dsn, schema=schema)
         tree.migrate()
         sealer = Sealer(
@@ -138,9 +118,6 @@ def run(dsn: str, events: int) -> dict[str, float]:
             "proof_p50_ms": 1000 * latencies[len(latencies) // 2],
             "proof_p99_ms": 1000 * latencies[int(len(latencies) * 0.99)],
         }
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def main() -> None:
@@ -155,12 +132,7 @@ def main() -> None:
         parser.error(
             "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
         )
-    results = []
-    for number in range(args.runs):
-        result = run(dsn, args.events)
-        print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
-        results.append(result)
-    summary = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    summary = median_of_runs(args.runs, lambda: run(dsn, args.events))
     summary["verify_over_sha256_only"] = (
         summary["verify_events_per_s"] / summary["sha256_only_per_s"]
     )

@@ -15,27 +15,20 @@ import json
 import math
 import os
 import statistics
-import sys
 import threading
 import time
-from datetime import UTC, datetime
 from uuid import uuid4
 
 import psycopg
-from psycopg import sql
+from common import T0, fresh_schema, median_of_runs, postgres_ledger, publish_newsletter
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from ledger.commands import GrantConsent, PublishPolicyVersion, RegisterPurpose, Unsubscribe
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import PostgresDataKeyStore
+from ledger.commands import GrantConsent, Unsubscribe
 from ledger.positions import PostgresPositions
 from ledger.relay import Relay, RelayConfig, ensure_topics
-from ledger.service import Ledger, LedgerConfig
 from ledger.store import LedgerStore, PostgresStoreConfig
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 PEOPLE = 2_000
 
 
@@ -44,19 +37,16 @@ def _p99(values: list[float]) -> float:
     return ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))]
 
 
-def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, float]:  # noqa: PLR0915
-    schema = f"bench_{uuid4().hex[:10]}"
+def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, float]:
+    with fresh_schema(dsn) as schema:
+        return _measure(dsn, bootstrap, schema, seconds=seconds, rate=rate)
+
+
+def _measure(  # noqa: PLR0915
+    dsn: str, bootstrap: str, schema: str, *, seconds: float, rate: float
+) -> dict[str, float]:
     topic = f"bench-{uuid4().hex[:8]}.v1"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"m" * 32, schema=schema)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=4)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"s" * 32),
-        config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=256, max_wait_s=0.002)),
-    )
+    ledger = postgres_ledger(dsn, schema, max_batch=256)
     relay = Relay(
         store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2)),
         positions=PostgresPositions(dsn=dsn, schema=schema),
@@ -69,20 +59,7 @@ def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, f
     runner: ConsumerRunner | None = None
     try:
         ensure_topics(relay.config)
-        ledger.execute(
-            RegisterPurpose(
-                purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
-            )
-        )
-        ledger.execute(
-            PublishPolicyVersion(
-                version="v1",
-                text_sha256="e" * 64,
-                effective_at=T0,
-                purposes=("newsletter",),
-                occurred_at=T0,
-            )
-        )
+        publish_newsletter(ledger)
         ledger.execute_many(
             GrantConsent(subject=f"p{n}", purpose="newsletter", policy_version="v1", occurred_at=T0)
             for n in range(PEOPLE)
@@ -197,8 +174,6 @@ def run(dsn: str, bootstrap: str, *, seconds: float, rate: float) -> dict[str, f
             runner.close()
         ledger.close()
         relay.close()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def main() -> None:
@@ -213,12 +188,9 @@ def main() -> None:
     bootstrap = os.environ.get("CONSENT_KAFKA_BOOTSTRAP")
     if not (dsn and bootstrap):
         parser.error("CONSENT_PG_DSN and CONSENT_KAFKA_BOOTSTRAP must be set")
-    results = []
-    for number in range(args.runs):
-        result = run(dsn, bootstrap, seconds=args.seconds, rate=args.rate)
-        print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
-        results.append(result)
-    median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    median = median_of_runs(
+        args.runs, lambda: run(dsn, bootstrap, seconds=args.seconds, rate=args.rate)
+    )
     print(json.dumps({"rate": args.rate, "runs": args.runs, "median": median}, indent=2))
 
 

@@ -19,67 +19,30 @@ from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from itertools import count
 from uuid import uuid4
 
-import psycopg
-from psycopg import sql
+from common import T0, fresh_schema, postgres_ledger, publish_newsletter
 
-from ledger.commands import (
-    Command,
-    GrantConsent,
-    PublishPolicyVersion,
-    RegisterPurpose,
-    Unsubscribe,
-)
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import PostgresDataKeyStore
-from ledger.service import CommandResult, Ledger, LedgerConfig
-from ledger.store import LedgerStore, PostgresStoreConfig
+from ledger.commands import Command, GrantConsent, Unsubscribe
+from ledger.service import CommandResult, Ledger
 
-T0 = datetime(2026, 1, 1, tzinfo=UTC)
 EXISTING = 5_000
 
 
 @contextmanager
 def fresh_ledger(dsn: str, *, max_batch: int) -> Iterator[Ledger]:
-    schema = f"bench_{uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"m" * 32, schema=schema)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=4)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"s" * 32),
-        config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=max_batch, max_wait_s=0.002)),
-    )
-    try:
-        ledger.execute(
-            RegisterPurpose(
-                purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
-            )
-        )
-        ledger.execute(
-            PublishPolicyVersion(
-                version="v1",
-                text_sha256="e" * 64,
-                effective_at=T0,
-                purposes=("newsletter",),
-                occurred_at=T0,
-            )
-        )
-        seeded = ledger.execute_many(_grant(f"old-{n}") for n in range(EXISTING))
-        if not all(isinstance(r, CommandResult) for r in seeded):
-            msg = "seeding the existing persons failed"
-            raise RuntimeError(msg)
-        yield ledger
-    finally:
-        ledger.close()
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with fresh_schema(dsn) as schema:
+        ledger = postgres_ledger(dsn, schema, max_batch=max_batch)
+        try:
+            publish_newsletter(ledger)
+            seeded = ledger.execute_many(_grant(f"old-{n}") for n in range(EXISTING))
+            if not all(isinstance(r, CommandResult) for r in seeded):
+                msg = "seeding the existing persons failed"
+                raise RuntimeError(msg)
+            yield ledger
+        finally:
+            ledger.close()
 
 
 def _grant(subject: str) -> GrantConsent:

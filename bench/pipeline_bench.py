@@ -13,21 +13,19 @@ same records (the most any consumer built on that client can reach).
 import argparse
 import json
 import os
-import statistics
-import sys
 import time
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import psycopg
+from common import fill_events, fresh_schema, median_of_runs
 from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from ledger.positions import PostgresPositions
 from ledger.relay import Relay, RelayConfig, ensure_topics, record_for
-from ledger.store import LedgerStore, PostgresStoreConfig
 
 MAX_RECORDS = 5_000
 IDLE_POLLS = 3
@@ -54,19 +52,6 @@ def _state(n: int) -> bytes:
         "subject": f"p-{n}",
     }
     return json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
-
-
-def _fill(dsn: str, schema: str, events: int) -> LedgerStore:
-    store = LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2))
-    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
-        copy_sql = sql.SQL(
-            "COPY {} (originator_id, originator_version, topic, state) FROM STDIN"
-        ).format(sql.Identifier(schema, "ledger_events"))
-        with cursor.copy(copy_sql) as copy:
-            for n in range(events):
-                copy.write_row((uuid4(), 1, "ConsentGranted/v2", _state(n)))
-        conn.commit()
-    return store
 
 
 def _records(polled: dict[Any, list[Any]]) -> int:
@@ -128,12 +113,9 @@ def _apply_all(config: ConsumerConfig) -> tuple[int, int, float]:
 
 
 def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
-    schema = f"bench_{uuid4().hex[:10]}"
     topic = f"bench-{uuid4().hex[:8]}.v1"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        store = _fill(dsn, schema, events)
+    with fresh_schema(dsn) as schema:
+        store = fill_events(dsn, schema, "ConsentGranted/v2", (_state(n) for n in range(events)))
 
         relay = Relay(
             store=store,
@@ -216,9 +198,6 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
             "consumer_over_raw_copy": applied / consume_s / (events / copy_s),
             "consumer_over_bare_consumer": applied / consume_s / bare_consumer_per_s,
         }
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 
 
 def main() -> None:
@@ -234,12 +213,7 @@ def main() -> None:
         parser.error(
             "CONSENT_PG_DSN and CONSENT_KAFKA_BOOTSTRAP must be set (scripts/services.sh up)"
         )
-    results = []
-    for number in range(args.runs):
-        result = run(dsn, bootstrap, args.events)
-        print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
-        results.append(result)
-    median = {key: statistics.median(r[key] for r in results) for key in results[0]}
+    median = median_of_runs(args.runs, lambda: run(dsn, bootstrap, args.events))
     median["relay_over_bare_producer"] = (
         median["relay_events_per_s"] / median["bare_producer_events_per_s"]
     )

@@ -1,0 +1,89 @@
+"""What the benchmarks on PostgreSQL share: a schema per run, a ledger or events in it, medians."""
+
+import json
+import statistics
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import psycopg
+from psycopg import sql
+
+from ledger.commands import PublishPolicyVersion, RegisterPurpose
+from ledger.group_commit import GroupCommitConfig
+from ledger.identity import SubjectHasher
+from ledger.keystore import PostgresDataKeyStore
+from ledger.service import Ledger, LedgerConfig
+from ledger.store import LedgerStore, PostgresStoreConfig
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+@contextmanager
+def fresh_schema(dsn: str) -> Iterator[str]:
+    """A new PostgreSQL schema for one run, dropped with everything in it afterwards."""
+    schema = f"bench_{uuid4().hex[:10]}"
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    try:
+        yield schema
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def postgres_ledger(dsn: str, schema: str, *, max_batch: int) -> Ledger:
+    """A ledger in ``schema``, its group commit taking up to ``max_batch`` commands at once."""
+    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"m" * 32, schema=schema)
+    keys.migrate()
+    return Ledger(
+        store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=4)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"s" * 32),
+        config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=max_batch, max_wait_s=0.002)),
+    )
+
+
+def publish_newsletter(ledger: Ledger) -> None:
+    """The purpose "newsletter" under policy "v1", both from T0: what the load consents to."""
+    ledger.execute(
+        RegisterPurpose(
+            purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0
+        )
+    )
+    ledger.execute(
+        PublishPolicyVersion(
+            version="v1",
+            text_sha256="e" * 64,
+            effective_at=T0,
+            purposes=("newsletter",),
+            occurred_at=T0,
+        )
+    )
+
+
+def fill_events(dsn: str, schema: str, topic: str, states: Iterable[bytes]) -> LedgerStore:
+    """A store on ``schema`` whose event table holds one event of ``topic`` per state, each its
+    own aggregate, written by COPY: many events in seconds, without the ledger's cost."""
+    store = LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2))
+    with psycopg.connect(dsn) as conn, conn.cursor() as cursor:
+        copy_sql = sql.SQL(
+            "COPY {} (originator_id, originator_version, topic, state) FROM STDIN"
+        ).format(sql.Identifier(schema, "ledger_events"))
+        with cursor.copy(copy_sql) as copy:
+            for state in states:
+                copy.write_row((uuid4(), 1, topic, state))
+        conn.commit()
+    return store
+
+
+def median_of_runs(runs: int, run: Callable[[], dict[str, float]]) -> dict[str, float]:
+    """Each figure's median over ``runs`` runs; every run's figures go to stderr as it ends."""
+    results = []
+    for number in range(runs):
+        result = run()
+        print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
+        results.append(result)
+    return {key: statistics.median(r[key] for r in results) for key in results[0]}
