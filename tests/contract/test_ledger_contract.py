@@ -90,6 +90,33 @@ def _grant(subject: str | None = "p-1", **fields: Any) -> GrantConsent:
     return build(GrantConsent, values)
 
 
+def _count_transactions(ledger: Ledger) -> list[int]:
+    """The number of aggregates of each append to the store (one transaction) from now on."""
+    transactions: list[int] = []
+    original = ledger.store.append
+
+    def counting(aggregates: Any) -> Any:
+        transactions.append(len(aggregates))
+        return original(aggregates)
+
+    ledger.store.append = counting  # type: ignore[method-assign]
+    return transactions
+
+
+def _fail_the_next_append(ledger: Ledger) -> None:
+    """The store's next append fails as on a lost connection; the ones after it succeed."""
+    original = ledger.store.append
+    failures = iter([OperationalError("connection lost")])
+
+    def failing_once(aggregates: Any) -> Any:
+        error = next(failures, None)
+        if error is not None:
+            raise error
+        return original(aggregates)
+
+    ledger.store.append = failing_once  # type: ignore[method-assign]
+
+
 class LedgerContract:
     """Behaviour both persistence modes must show; subclasses give the store and key store."""
 
@@ -184,14 +211,7 @@ class LedgerContract:
     def test_concurrent_callers_share_transactions_and_each_get_their_result(
         self, ledger: Ledger
     ) -> None:
-        transactions = []
-        original = ledger.store.append
-
-        def counting(aggregates: Any) -> Any:
-            transactions.append(len(aggregates))
-            return original(aggregates)
-
-        ledger.store.append = counting  # type: ignore[method-assign]
+        transactions = _count_transactions(ledger)
         barrier = threading.Barrier(16)
 
         def call(n: int) -> int:
@@ -312,16 +332,7 @@ class LedgerContract:
     def test_a_store_error_fails_only_its_batch_with_a_retryable_error(
         self, ledger: Ledger
     ) -> None:
-        original = ledger.store.append
-        failures = iter([OperationalError("connection lost")])
-
-        def failing_once(aggregates: Any) -> Any:
-            error = next(failures, None)
-            if error is not None:
-                raise error
-            return original(aggregates)
-
-        ledger.store.append = failing_once  # type: ignore[method-assign]
+        _fail_the_next_append(ledger)
         with pytest.raises(StoreUnavailableError) as failed:
             ledger.execute(_grant("flaky"))
         assert failed.value.retryable
@@ -331,14 +342,7 @@ class LedgerContract:
     def test_a_bulk_chunk_is_one_transaction_with_each_commands_result_in_place(
         self, ledger: Ledger
     ) -> None:
-        transactions = []
-        original = ledger.store.append
-
-        def counting(aggregates: Any) -> Any:
-            transactions.append(len(aggregates))
-            return original(aggregates)
-
-        ledger.store.append = counting  # type: ignore[method-assign]
+        transactions = _count_transactions(ledger)
         head = ledger.store.head()
         commands = [_grant(None, address=f"bulk{n}@example.org") for n in range(20)]
         commands[3] = _grant(None, address="bulk3@example.org", purpose="never_registered")
@@ -444,16 +448,7 @@ class LedgerContract:
     def test_a_store_error_fails_the_bulk_chunk_with_a_retryable_error(
         self, ledger: Ledger
     ) -> None:
-        original = ledger.store.append
-        failures = iter([OperationalError("connection lost")])
-
-        def failing_once(aggregates: Any) -> Any:
-            error = next(failures, None)
-            if error is not None:
-                raise error
-            return original(aggregates)
-
-        ledger.store.append = failing_once  # type: ignore[method-assign]
+        _fail_the_next_append(ledger)
         failed = ledger.record_many([_grant("flaky-1"), _grant("flaky-2")])
         assert all(isinstance(r, StoreUnavailableError) and r.retryable for r in failed)
         assert ledger.person("flaky-1") is None
