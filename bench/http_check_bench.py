@@ -229,7 +229,11 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
     if lines != args.addresses or http_allowed != library_allowed:
         raise SystemExit(f"bulk answers differ: {lines} lines, {http_allowed} vs {library_allowed}")
     if set(single["statuses"]) != {"200"} or set(health["statuses"]) != {"200"}:
-        raise SystemExit(f"not every answer was 200: {single['statuses']} {health['statuses']}")
+        raise SystemExit(
+            f"not every answer was 200: {single['statuses']} {single['problems']} "
+            f"(p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms); "
+            f"healthz {health['statuses']}"
+        )
     result = {
         "single": single,
         "healthz": health,

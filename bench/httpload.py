@@ -7,8 +7,10 @@ carry a Content-Length (no chunked bodies).
 """
 
 import asyncio
+import json
 import socket
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 MAX_CONNECTIONS = 512
@@ -23,8 +25,8 @@ class Connection:
         self.writer = writer
         self.used_at = time.monotonic()
 
-    async def exchange(self, request: bytes) -> tuple[int, bool]:
-        """The answer's status, and whether the connection may carry another request."""
+    async def exchange(self, request: bytes) -> tuple[int, bool, bytes]:
+        """The answer's status and body, and whether the connection may carry another."""
         self.writer.write(request)
         head = await self.reader.readuntil(b"\r\n\r\n")
         lines = head.decode("latin-1").split("\r\n")
@@ -37,9 +39,28 @@ class Connection:
                 length = int(value)
             elif name.lower() == "connection" and value.strip().lower() == "close":
                 keep_alive = False
-        await self.reader.readexactly(length)
+        body = await self.reader.readexactly(length)
         self.used_at = time.monotonic()
-        return status, keep_alive
+        return status, keep_alive, body
+
+
+@dataclass
+class Tally:
+    """Answers by status, error answers by problem type, and the requests answered 200."""
+
+    statuses: dict[int, int] = field(default_factory=dict)
+    problems: dict[str, int] = field(default_factory=dict)
+    acknowledged: set[int] = field(default_factory=set)
+
+    def answered(self, index: int, status: int) -> None:
+        self.statuses[status] = self.statuses.get(status, 0) + 1
+        if status == HTTP_OK:
+            self.acknowledged.add(index)
+
+    def problem(self, status: int, body: bytes) -> None:
+        if status != HTTP_OK:
+            kind = _problem_type(body)
+            self.problems[kind] = self.problems.get(kind, 0) + 1
 
 
 async def open_loop(
@@ -48,8 +69,7 @@ async def open_loop(
     idle: list[Connection] = []
     opened = 0
     latencies: list[float] = []
-    statuses: dict[int, int] = {}
-    acknowledged: set[int] = set()
+    tally = Tally()
     slots = asyncio.Semaphore(MAX_CONNECTIONS)
 
     async def take_connection() -> tuple[Connection, bool]:
@@ -73,22 +93,21 @@ async def open_loop(
                 except OSError:
                     break
                 try:
-                    status, keep_alive = await conn.exchange(requests[index])
+                    status, keep_alive, body = await conn.exchange(requests[index])
                 except (OSError, asyncio.IncompleteReadError):
                     conn.writer.close()
                     # Only a reused connection the server had just closed is worth a retry.
                     if reused:
                         continue
                     break
+                tally.problem(status, body)
                 if keep_alive:
                     idle.append(conn)
                 else:
                     conn.writer.close()
                 break
         finished = time.perf_counter()
-        statuses[status] = statuses.get(status, 0) + 1
-        if status == HTTP_OK:
-            acknowledged.add(index)
+        tally.answered(index, status)
         if index >= warmup:
             latencies.append(finished - scheduled)
 
@@ -111,10 +130,19 @@ async def open_loop(
         "p50_ms": 1000 * flat[len(flat) // 2],
         "p99_ms": 1000 * flat[min(len(flat) - 1, int(len(flat) * 0.99))],
         "max_ms": 1000 * flat[-1],
-        "statuses": statuses,
+        "statuses": tally.statuses,
+        "problems": tally.problems,
         "connections": opened,
-        "acknowledged": sorted(acknowledged),
+        "acknowledged": sorted(tally.acknowledged),
     }
+
+
+def _problem_type(body: bytes) -> str:
+    """The problem type an error answer names (RFC 9457), or its first bytes."""
+    try:
+        return str(json.loads(body)["type"]).rsplit("/", 1)[-1]
+    except (ValueError, KeyError, TypeError):
+        return body[:40].decode("latin-1")
 
 
 def free_port() -> int:
