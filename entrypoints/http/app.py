@@ -10,7 +10,7 @@ from entrypoints.health import HealthCheck
 from entrypoints.http import problems
 from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
-from entrypoints.http.checks import checks_router
+from entrypoints.http.checks import SingleCheckFastPath, checks_router
 from entrypoints.http.commands import commands_router
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
@@ -55,4 +55,5 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
             default=services.max_body_bytes,
             larger={("POST", "/v1/check"): services.max_bulk_body_bytes},
         )
+        app.add_middleware(SingleCheckFastPath, services=services, auth=auth, owner=app)
     return app

@@ -2,7 +2,7 @@
 
 import base64
 import binascii
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
@@ -15,8 +15,8 @@ bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: B
 api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def _token(request: Request) -> str | None:
-    header = request.headers.get("authorization", "")
+def _token(headers: Mapping[str, str]) -> str | None:
+    header = headers.get("authorization", "")
     scheme, _, value = header.partition(" ")
     if scheme.lower() == "bearer" and value:
         return value.strip()
@@ -27,7 +27,7 @@ def _token(request: Request) -> str | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return decoded.partition(":")[2] or None
-    return request.headers.get("x-api-key")
+    return headers.get("x-api-key")
 
 
 class Authenticator:
@@ -35,6 +35,11 @@ class Authenticator:
 
     def __init__(self, keys: ApiKeyStore) -> None:
         self.keys = keys
+
+    def key_of(self, headers: Mapping[str, str]) -> ApiKey | None:
+        """The active key the request's headers carry, if any (scopes not checked)."""
+        token = _token(headers)
+        return self.keys.authenticate(token) if token else None
 
     def require(self, *any_of: Scope, browser: bool = False) -> Callable[..., Awaitable[ApiKey]]:
         """A dependency: the caller's key, if it holds one of ``any_of``; else 401 or 403."""
@@ -47,8 +52,7 @@ class Authenticator:
             _bearer: object = Depends(bearer),
             _header: object = Depends(api_key_header),
         ) -> ApiKey:
-            token = _token(request)
-            key = self.keys.authenticate(token) if token else None
+            key = self.key_of(request.headers)
             if key is None:
                 raise ApiProblemError(
                     401,

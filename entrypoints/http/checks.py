@@ -1,23 +1,28 @@
 """``GET /v1/check`` and the streaming ``POST /v1/check``: may we send, fail-closed."""
 
 import csv
+import inspect
 import io
 import json
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from enum import StrEnum
 from typing import Annotated, Any, TypeVar
+from urllib.parse import parse_qsl
 
 import anyio.from_thread
 import anyio.to_thread
 import psycopg
-from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import StreamingResponse
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import Response, StreamingResponse
 from pydantic import BaseModel
+from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
 from entrypoints.http.auth import Authenticator
+from entrypoints.http.limits import App, Receive, Send
+from entrypoints.http.limits import Scope as AsgiScope
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import MAX_POSITION, ApiServices
 from ledger.apikeys import ApiKey, Scope
@@ -30,10 +35,14 @@ _quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
 
 MAX_LINE_BYTES = 1024
 OUT_CHUNK_LINES = 5_000
-PURPOSE = Query(pattern=r"^[a-z][a-z0-9_]{1,63}$", description="The message's purpose.")
+PURPOSE_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
+PURPOSE = Query(pattern=PURPOSE_PATTERN, description="The message's purpose.")
+MAX_ADDRESS_CHARS = 320
 NDJSON = "application/x-ndjson"
 T = TypeVar("T")
 _SUBJECT = re.compile(SUBJECT_PATTERN)
+_PURPOSE = re.compile(PURPOSE_PATTERN)
+_CHANNELS = frozenset(Channel)
 _BAD_SUBJECT = "subject: 1 to 128 of the characters A-Z a-z 0-9 . _ : @ -"
 
 
@@ -75,7 +84,7 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         purpose: Annotated[str, PURPOSE],
         key: Annotated[ApiKey, needs_check],
         subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
-        address: Annotated[str | None, Query(max_length=320)] = None,
+        address: Annotated[str | None, Query(max_length=MAX_ADDRESS_CHARS)] = None,
         channel: Channel = Channel.EMAIL,
         min_position: Annotated[
             int | None,
@@ -92,17 +101,15 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 detail="give exactly one of subject or address",
                 field="subject",
             )
-        who = subject if subject is not None else services.hasher.subject_for(str(address))
-        result = await _on_a_checker(
-            services,
-            lambda checker: checker.check(who, purpose, channel, min_position=min_position),
-        )
-        reason = result.decision.reason
         return CheckAnswer(
-            subject=who,
-            allowed=result.decision.allowed,
-            reason=None if reason is None else reason.value,
-            covered=result.covered,
+            **await single_check(
+                services,
+                subject=subject,
+                address=address,
+                purpose=purpose,
+                channel=channel,
+                min_position=min_position,
+            )
         )
 
     @router.post(
@@ -171,6 +178,127 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         )
 
     return router
+
+
+async def single_check(
+    services: ApiServices,
+    *,
+    subject: str | None,
+    address: str | None,
+    purpose: str,
+    channel: str,
+    min_position: int | None,
+) -> dict[str, Any]:
+    """One person's answer, as `CheckAnswer`'s fields: ``subject`` given, or ``address``."""
+    who = subject if subject is not None else services.hasher.subject_for(str(address))
+    on_loop = services.checkers.on_loop
+    result = None
+    if on_loop is not None:
+        result = await on_loop.check(who, purpose, channel, min_position=min_position)
+    if result is None:
+        result = await _on_a_checker(
+            services,
+            lambda checker: checker.check(who, purpose, channel, min_position=min_position),
+        )
+    reason = result.decision.reason
+    return {
+        "subject": who,
+        "allowed": result.decision.allowed,
+        "reason": None if reason is None else reason.value,
+        "covered": result.covered,
+    }
+
+
+class SingleCheckFastPath:
+    """ASGI middleware: ``GET /v1/check`` answered without the framework's per-request work.
+
+    The single check is what the sender asks most, hundreds of times a second, and routing,
+    dependency solving and response validation cost more than the check itself. When the
+    parameters are plainly valid (the route's own patterns, none repeated) and the key holds
+    the check scope, the check is answered here, by `single_check` and in the route's JSON.
+    Anything else (a missing, repeated or malformed parameter, no key, the wrong scope) goes
+    on to the route, which answers it with problem details; an error while checking is
+    answered by the application's own exception handlers.
+    """
+
+    def __init__(
+        self, app: App, *, services: ApiServices, auth: Authenticator, owner: FastAPI
+    ) -> None:
+        self.app = app
+        self._services = services
+        self._auth = auth
+        self._owner = owner
+
+    async def __call__(self, scope: AsgiScope, receive: Receive, send: Send) -> None:
+        if (
+            scope["type"] != "http"
+            or scope["method"] != "GET"
+            or scope["path"] != "/v1/check"
+            or (params := _plain_check_query(scope["query_string"])) is None
+        ):
+            await self.app(scope, receive, send)
+            return
+        key = self._auth.key_of(Headers(scope=scope))
+        if key is None or Scope.CHECK not in key.scopes:
+            await self.app(scope, receive, send)
+            return
+        response: Response
+        try:
+            answer = await single_check(self._services, **params)
+        except Exception as error:
+            handler = self._handler(error)
+            if handler is None:
+                raise
+            answered = handler(Request(scope, receive), error)
+            response = await answered if inspect.isawaitable(answered) else answered
+        else:
+            response = Response(
+                json.dumps(answer, separators=(",", ":")), media_type="application/json"
+            )
+        await response(scope, receive, send)
+
+    def _handler(self, error: Exception) -> Callable[..., Response | Awaitable[Response]] | None:
+        handlers = self._owner.exception_handlers
+        for kind in type(error).__mro__:
+            if kind in handlers:
+                return handlers[kind]
+        return None
+
+
+_CHECK_PARAMS = frozenset({"purpose", "subject", "address", "channel", "min_position"})
+
+
+def _plain_check_query(raw: bytes) -> dict[str, Any] | None:
+    """`single_check`'s arguments if the query is plainly valid for the route, else None."""
+    given: dict[str, str] = {}
+    for name, value in parse_qsl(raw.decode("latin-1"), keep_blank_values=True):
+        if name in given:
+            return None
+        given[name] = value
+    purpose = given.get("purpose")
+    subject = given.get("subject")
+    address = given.get("address")
+    position = given.get("min_position")
+    if (
+        purpose is None
+        or not _PURPOSE.fullmatch(purpose)
+        or (subject is None) == (address is None)
+        or (subject is not None and not _SUBJECT.fullmatch(subject))
+        or (address is not None and len(address) > MAX_ADDRESS_CHARS)
+        or given.get("channel", Channel.EMAIL) not in _CHANNELS
+        or (position is not None and not (position.isascii() and position.isdigit()))
+    ):
+        return None
+    min_position = None if position is None else int(position)
+    if min_position is not None and min_position > MAX_POSITION:
+        return None
+    return {
+        "subject": subject,
+        "address": address,
+        "purpose": purpose,
+        "channel": given.get("channel", Channel.EMAIL.value),
+        "min_position": min_position,
+    }
 
 
 async def _on_a_checker(services: ApiServices, work: Callable[[Checker], T]) -> T:

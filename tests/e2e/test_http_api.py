@@ -10,10 +10,14 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from hypothesis import HealthCheck as Hypothesis
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
+from entrypoints.http.checks import SingleCheckFastPath
 from entrypoints.http.commands import ROUTES
 from entrypoints.http.services import ApiServices
 from entrypoints.settings import Mode, Settings
@@ -345,6 +349,77 @@ def test_a_bad_single_check_is_a_422_naming_the_field(api: Api, params: dict[str
     answer = api.get("/v1/check", **params)
     assert answer.status_code == 422
     assert answer.json()["field"] in {"subject", "purpose", "min_position", "channel", "address"}
+
+
+@pytest.fixture
+def route_only(api: Api) -> Iterator[TestClient]:
+    """The same API without the single check's fast path: every check goes to the route."""
+    _grant(api)
+    api.feed()
+    app = create_app(
+        health=HealthCheck(mode=Mode.EMBEDDED, probe=lambda: None), services=api.services
+    )
+    fast_path: object = SingleCheckFastPath
+    app.user_middleware = [m for m in app.user_middleware if m.cls is not fast_path]
+    with TestClient(app) as client:
+        yield client
+
+
+# Valid values first and more often: most requests are answered, the rest are refusals.
+CHECK_VALUES: dict[str, list[str | None]] = {
+    "purpose": ["newsletter", "offers", "newsletter", "Not A Slug", "", "newsletter\n"],
+    "subject": [None, None, "a", "x" * 128, "", "a b", "x" * 129],
+    "address": [None, KIM, "KIM@Example.org ", "not an address", "", "a@" + "b" * 330],
+    "channel": [None, "email", "sms", None, "pigeon", ""],
+    "min_position": [None, "0", "1", None, "99", "-1", "1.5", "x", "9" * 19, "+1", " 1"],
+}
+ANSWERED = [
+    [("purpose", "newsletter"), ("address", KIM)],
+    [("purpose", "newsletter"), ("address", KIM), ("min_position", "1")],
+    [("purpose", "newsletter"), ("subject", "a"), ("channel", "sms")],
+    [("purpose", "offers"), ("subject", "x" * 128), ("min_position", "0")],
+]
+
+
+@pytest.mark.parametrize("params", ANSWERED)
+def test_the_single_check_fast_path_answers_as_the_route(
+    api: Api, route_only: TestClient, params: list[tuple[str, str]]
+) -> None:
+    fast = api.client.get("/v1/check", params=params, headers=api.auth(Scope.CHECK))
+    routed = route_only.get("/v1/check", params=params, headers=api.auth(Scope.CHECK))
+    assert fast.status_code == 200
+    assert fast.headers["content-type"] == routed.headers["content-type"]
+    assert fast.content == routed.content
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[Hypothesis.function_scoped_fixture]
+)
+@given(
+    query=st.fixed_dictionaries(
+        {name: st.sampled_from(values) for name, values in CHECK_VALUES.items()}
+    ),
+    scope=st.sampled_from([Scope.CHECK, Scope.CHECK, Scope.WRITE, None]),
+    repeat=st.sampled_from([None, None, "purpose", "channel"]),
+)
+def test_the_single_check_fast_path_answers_any_query_as_the_route(
+    api: Api,
+    route_only: TestClient,
+    query: dict[str, str | None],
+    scope: Scope | None,
+    repeat: str | None,
+) -> None:
+    """`SingleCheckFastPath` takes only what it may: every answer is the route's, to the byte."""
+    params = [(name, value) for name, value in query.items() if value is not None]
+    params += [(name, value) for name, value in params if name == repeat]
+    headers = {} if scope is None else api.auth(scope)
+    fast = api.client.get("/v1/check", params=params, headers=headers)
+    routed = route_only.get("/v1/check", params=params, headers=headers)
+    assert (fast.status_code, fast.headers["content-type"]) == (
+        routed.status_code,
+        routed.headers["content-type"],
+    )
+    assert fast.content == routed.content
 
 
 def test_bulk_check_streams_ndjson_in_order_with_errors_in_place(api: Api) -> None:
