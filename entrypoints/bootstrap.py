@@ -30,7 +30,7 @@ from ledger.secrets import decode_secret, load_or_create_secret
 from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
 from ledger.unsubscribe_tokens import UnsubscribeTokenCodec, parse_keys
-from projections.checker import CheckerConfig, Freshness, SendChecker
+from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
 from projections.counts import postgres_counts, sqlite_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from projections.metrics import BusinessMetrics
@@ -207,6 +207,13 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
         ),
         size=settings.http_checkers,
         wait_s=settings.check_wait_s,
+        on_loop=LoopSendChecks(
+            dsn,
+            head=ledger.store.head,
+            config=config,
+            freshness=freshness,
+            size=settings.http_checkers,
+        ),
     )
 
 
@@ -215,14 +222,15 @@ def build_api(settings: Settings) -> ApiServices:
     ledger = build_ledger(settings)
     audit = build_audit(settings)
     keys = build_api_keys(settings)
+    checkers = build_checkers(settings, ledger)
     return ApiServices(
         ledger=ledger,
         hasher=ledger.hasher,
         keys=keys,
-        checkers=build_checkers(settings, ledger),
+        checkers=checkers,
         audit=audit,
         tokens=build_token_codec(settings),
-        closers=(keys.close, audit.close, ledger.close),
+        closers=(checkers.close, keys.close, audit.close, ledger.close),
     )
 
 

@@ -7,6 +7,7 @@ wrote to (``relay_watermarks``), and the consumers record theirs with the rows
 `StaleProjectionError`: it never answers from stale state.
 """
 
+import asyncio
 import math
 import threading
 import time
@@ -27,9 +28,11 @@ from projections.decision import (
     ProjectionReader,
     Reason,
     decide,
+    facts_from_row,
+    facts_query,
     reconsent_versions,
 )
-from projections.metrics import metered_bulk, metered_check
+from projections.metrics import metered_bulk, metered_check, single_check_answered
 
 COVERED_QUERY = """
 with first_uncovered as (
@@ -43,6 +46,15 @@ select coalesce(max(w.position), 0)
 from {watermarks} w, first_uncovered u
 where u.position is null or w.position < u.position
 """
+
+
+def covered_query(schema: str) -> sql.Composed:
+    """The newest ledger position the projection has all applied (parameters: group, topic)."""
+    owner = sql.Identifier(schema)
+    return sql.SQL(COVERED_QUERY).format(
+        watermarks=sql.SQL("{}.{}").format(owner, sql.Identifier("relay_watermarks")),
+        offsets=sql.SQL("{}.{}").format(owner, sql.Identifier("consumer_offsets")),
+    )
 
 
 BULK_CHUNK = 10_000
@@ -150,10 +162,15 @@ class Freshness:
         self._heads: deque[tuple[float, int]] = deque()
 
     def read(self, fetch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
+        pair = self.cached()
+        return self.fetch(fetch) if pair is None else pair
+
+    def cached(self) -> tuple[int, int] | None:
+        """The pair read less than ``ttl_s`` ago, if any."""
         with self._lock:
             if time.monotonic() - self._read_at < self.ttl_s:
                 return self._pair
-        return self.fetch(fetch)
+        return None
 
     def fetch(self, fetch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
         """Read both now and keep them."""
@@ -182,6 +199,44 @@ class Freshness:
                 if read_at >= since:
                     return head
         return None
+
+
+def _required(
+    freshness: Freshness,
+    config: CheckerConfig,
+    head: int,
+    *,
+    since: float,
+    min_position: int | None,
+) -> int | None:
+    """The position a check must find covered; None until a head read started since ``since``."""
+    floor = freshness.head_since(since) if math.isfinite(since) else 0
+    if floor is None:
+        return None
+    return max(min_position or 0, head - config.max_lag, floor)
+
+
+def covered_if_fresh(
+    freshness: Freshness, config: CheckerConfig, *, min_position: int | None
+) -> int | None:
+    """What the projection covers, if the read shared by checks shows it fresh enough now.
+
+    None when that read is older than `Freshness.ttl_s` or does not satisfy a check starting
+    now: `Checker.wait_until_covered` then reads again, and waits if it must.
+    """
+    started = time.monotonic()
+    pair = freshness.cached()
+    if pair is None:
+        return None
+    head, covered = pair
+    required = _required(
+        freshness,
+        config,
+        head,
+        since=started - config.max_staleness_s,
+        min_position=min_position,
+    )
+    return covered if required is not None and covered >= required else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,12 +294,12 @@ class Checker(ABC):
         started = time.monotonic()
         deadline = started + self.config.wait_s
         since = started - self.config.max_staleness_s
-        timed = math.isfinite(since)
         head, covered = self._freshness.read(self._read_freshness)
         while True:
-            floor = self._freshness.head_since(since) if timed else 0
-            if floor is not None:
-                required = max(min_position or 0, head - self.config.max_lag, floor)
+            required = _required(
+                self._freshness, self.config, head, since=since, min_position=min_position
+            )
+            if required is not None:
                 if covered >= required:
                     return covered
                 if time.monotonic() >= deadline:
@@ -298,10 +353,7 @@ class SendChecker(Checker):
         super().__init__(head=head, config=config, clock=clock, freshness=freshness)
         self._conn = conn
         schema = sql.Identifier(config.schema)
-        self._covered_query = sql.SQL(COVERED_QUERY).format(
-            watermarks=sql.SQL("{}.{}").format(schema, sql.Identifier("relay_watermarks")),
-            offsets=sql.SQL("{}.{}").format(schema, sql.Identifier("consumer_offsets")),
-        )
+        self._covered_query = covered_query(config.schema)
         self._reader = ProjectionReader(conn, schema=config.schema)
 
         def table(name: str) -> sql.Composed:
@@ -394,3 +446,122 @@ class SendChecker(Checker):
                 answers.set_types(["text", "text"])
                 for subject, reason in answers.rows():
                     yield subject, _DECISIONS[reason]
+
+
+LOOP_WAIT_S = 0.05
+"""How long a check on the event loop waits for a connection before going to a thread."""
+LOOP_POLL_S = 0.0005
+
+
+class LoopSendChecks:
+    """Single checks answered on the event loop, against the PostgreSQL projection.
+
+    Once the projection is known fresh, a check is one query; on a worker thread, handing the
+    check to the thread and the answer back costs as much as the query. Checks here share the
+    `SendChecker` s' freshness read: when it is older than `Freshness.ttl_s`, one check reads
+    the head and the covered position again while the others of that moment wait for it. When
+    the projection is not fresh enough for a check (it must wait), when every connection of
+    this object is busy, or when a read fails, `check` returns None and the caller checks on a
+    `SendChecker`, which reads again, waits if it must, and reports errors.
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        head: Callable[[], int],
+        config: CheckerConfig,
+        freshness: Freshness,
+        size: int,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._dsn = dsn
+        self._head = head
+        self.config = config
+        self._freshness = freshness
+        self._size = size
+        self._clock = clock
+        self._facts_query = facts_query(config.schema).as_bytes(None)
+        self._covered_query = covered_query(config.schema).as_bytes(None)
+        self._idle: list[psycopg.AsyncConnection[Any]] = []
+        self._made = 0
+        self._reading: asyncio.Future[bool] | None = None
+
+    async def check(
+        self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None
+    ) -> CheckResult | None:
+        """The answer, or None: then check on a `SendChecker`."""
+        started = time.monotonic()
+        if self._freshness.cached() is None and not await self._read_freshness():
+            return None
+        covered = covered_if_fresh(self._freshness, self.config, min_position=min_position)
+        if covered is None:
+            return None
+        params = {"subject": subject, "purpose": purpose, "channel": channel}
+        row = await self._fetch(self._facts_query, params)
+        if row is None:
+            return None
+        decision = decide(facts_from_row(row), purpose=purpose, channel=channel, at=self._clock())
+        single_check_answered(started, decision)
+        return CheckResult(decision=decision, covered=covered)
+
+    async def _read_freshness(self) -> bool:
+        """Read the head, then the covered position, once for all who ask meanwhile."""
+        if self._reading is None:
+            self._reading = asyncio.ensure_future(self._read_both())
+            self._reading.add_done_callback(self._read_done)
+        return await asyncio.shield(self._reading)
+
+    def _read_done(self, _: "asyncio.Future[bool]") -> None:
+        self._reading = None
+
+    async def _read_both(self) -> bool:
+        started = time.monotonic()
+        try:
+            head = await asyncio.to_thread(self._head)
+        except Exception:  # noqa: BLE001 - the worker-thread check reads again and reports it
+            return False
+        row = await self._fetch(self._covered_query, (self.config.group, self.config.topic))
+        if row is None:
+            return False
+        self._freshness.store(head, int(row[0]), read_at=started)
+        return True
+
+    async def _fetch(self, query: bytes, params: Any) -> tuple[Any, ...] | None:
+        """The first row of ``query`` on an idle connection; None if none or it broke."""
+        conn = await self._take()
+        if conn is None:
+            return None
+        try:
+            cursor = await conn.execute(query, params)
+            row = await cursor.fetchone()
+        except BaseException as error:
+            # Broken, or left mid-query (a cancelled request): not reused.
+            self._made -= 1
+            conn.pgconn.finish()
+            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
+                return None
+            raise
+        self._idle.append(conn)
+        return row
+
+    async def _take(self) -> psycopg.AsyncConnection[Any] | None:
+        """An idle connection, a new one while fewer than ``size`` exist, else waits a little."""
+        deadline = time.monotonic() + LOOP_WAIT_S
+        while not self._idle and self._made >= self._size:
+            if time.monotonic() >= deadline:
+                return None
+            await asyncio.sleep(LOOP_POLL_S)
+        if self._idle:
+            return self._idle.pop()
+        self._made += 1
+        try:
+            return await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
+        except psycopg.OperationalError:
+            self._made -= 1
+            return None
+
+    def close(self) -> None:
+        """Close the idle connections (those lent finish with their checks)."""
+        while self._idle:
+            self._idle.pop().pgconn.finish()

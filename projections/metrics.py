@@ -111,13 +111,18 @@ def metered_check(method: Callable[P, R]) -> Callable[P, R]:
             # Fail-closed answers: a stale projection is retryable, anything else failed.
             retryable = getattr(error, "retryable", False)
             SINGLE_CHECKS.count("error", "stale_projection" if retryable else "failed")
-            raise
-        finally:
             SINGLE_CHECKS.took(started)
-        SINGLE_CHECKS.decided(result.decision.reason)
+            raise
+        single_check_answered(started, result.decision)
         return result
 
     return metered
+
+
+def single_check_answered(started: float, decision: Decision) -> None:
+    """Count one single check's answer by reason, and its time since ``started``."""
+    SINGLE_CHECKS.took(started)
+    SINGLE_CHECKS.decided(decision.reason)
 
 
 def metered_bulk(method: Callable[P, Answers]) -> Callable[P, Answers]:

@@ -12,7 +12,7 @@ import anyio
 from ledger.apikeys import ApiKeyStore
 from ledger.identity import SubjectHasher
 from ledger.service import Ledger
-from projections.checker import Checker
+from projections.checker import Checker, LoopSendChecks
 
 MAX_BODY_BYTES = 64 * 1024
 """A command or a page form is far smaller; anything bigger is refused with 413."""
@@ -44,8 +44,11 @@ class CheckerPool:
         size: int,
         queue: int | None = None,
         wait_s: float = 2.0,
+        on_loop: LoopSendChecks | None = None,
     ) -> None:
         self._factory = factory
+        self.on_loop = on_loop
+        """Answers single checks on the event loop when it can (PostgreSQL projection)."""
         self._idle: list[Checker] = []
         self._made = 0
         self.size = size
@@ -109,6 +112,16 @@ class CheckerPool:
         with self._lock:
             self._made -= 1
         checker.close()
+
+    def close(self) -> None:
+        """Close the idle checkers' connections (lent ones close when they come back broken)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+            self._made -= len(idle)
+        for checker in idle:
+            checker.close()
+        if self.on_loop is not None:
+            self.on_loop.close()
 
     @contextmanager
     def checker(self) -> Iterator[Checker]:

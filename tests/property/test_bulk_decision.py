@@ -1,5 +1,7 @@
-"""For random projection states, the set-based bulk check answers as `decide` does, row by row."""
+"""For random projection states, the set-based bulk check answers as `decide` does, row by row,
+and a single check on the event loop as one on a worker thread."""
 
+import asyncio
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 from psycopg import sql
 
 from ledger.positions import PostgresPositions
-from projections.checker import CheckerConfig, SendChecker
+from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
 from projections.decision import ProjectionReader, decide
 from projections.store import migrate
 
@@ -168,3 +170,95 @@ def test_the_bulk_answer_is_decide_for_every_row(
             answered = list(checker.bulk_check(asked, purpose, channel))
             assert [s for s, _ in answered] == asked
             assert [d for _, d in answered] == expected, (purpose, channel)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(state, day)
+def test_a_check_on_the_event_loop_answers_as_on_a_thread(
+    world: tuple[psycopg.Connection[Any], str],
+    pg_dsn: str,
+    projection: dict[str, Any],
+    at: datetime,
+) -> None:
+    conn, schema = world
+    _load(conn, schema, projection)
+    config = CheckerConfig(schema=schema, max_lag=0)
+    freshness = Freshness(ttl_s=60.0)
+    on_thread = SendChecker(
+        conn, head=lambda: 0, config=config, clock=lambda: at, freshness=freshness
+    )
+    on_loop = LoopSendChecks(
+        pg_dsn, head=lambda: 0, config=config, freshness=freshness, size=2, clock=lambda: at
+    )
+    asked = [
+        (s, p, c) for s in (*SUBJECTS, "nobody") for p in (*PURPOSES, "unknown") for c in CHANNELS
+    ]
+
+    async def on_the_loop() -> list[Any]:
+        return [await on_loop.check(s, p, c) for s, p, c in asked]
+
+    try:
+        answered = asyncio.run(on_the_loop())
+    finally:
+        on_loop.close()
+    assert None not in answered  # every one answered on the loop, none handed to a thread
+    assert answered == [on_thread.check(s, p, c) for s, p, c in asked]
+
+
+def test_a_check_the_projection_does_not_cover_goes_to_a_thread(
+    world: tuple[psycopg.Connection[Any], str], pg_dsn: str
+) -> None:
+    _, schema = world
+    config = CheckerConfig(schema=schema, max_lag=0)
+    on_loop = LoopSendChecks(
+        pg_dsn, head=lambda: 0, config=config, freshness=Freshness(ttl_s=60.0), size=1
+    )
+
+    async def both() -> tuple[Any, Any]:
+        covered = await on_loop.check("ann", "newsletter", min_position=0)
+        ahead = await on_loop.check("ann", "newsletter", min_position=1)
+        return covered, ahead
+
+    try:
+        covered, ahead = asyncio.run(both())
+    finally:
+        on_loop.close()
+    assert covered is not None
+    assert covered.covered == 0
+    assert ahead is None
+
+
+def test_a_broken_loop_connection_hands_the_check_over_and_is_replaced(
+    world: tuple[psycopg.Connection[Any], str], pg_dsn: str
+) -> None:
+    conn, schema = world
+    named = pg_dsn + ("&" if "?" in pg_dsn else "?") + "application_name=loop-check-test"
+    on_loop = LoopSendChecks(
+        named,
+        head=lambda: 0,
+        config=CheckerConfig(schema=schema, max_lag=0),
+        freshness=Freshness(ttl_s=60.0),
+        size=1,
+    )
+
+    async def around_a_lost_connection() -> list[Any]:
+        first = await on_loop.check("ann", "newsletter")
+        conn.execute(
+            "select pg_terminate_backend(pid) from pg_stat_activity "
+            "where application_name = 'loop-check-test'"
+        )
+        return [
+            first,
+            await on_loop.check("ann", "newsletter"),
+            await on_loop.check("ann", "newsletter"),
+        ]
+
+    try:
+        first, lost, again = asyncio.run(around_a_lost_connection())
+    finally:
+        on_loop.close()
+    assert first is not None
+    assert lost is None
+    assert again == first
