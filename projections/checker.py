@@ -217,17 +217,18 @@ def _required(
 
 
 def covered_if_fresh(
-    freshness: Freshness, config: CheckerConfig, *, min_position: int | None
+    freshness: Freshness,
+    config: CheckerConfig,
+    pair: tuple[int, int],
+    *,
+    min_position: int | None,
 ) -> int | None:
-    """What the projection covers, if the read shared by checks shows it fresh enough now.
+    """What the projection covers, if ``pair`` (head, covered), read since the check began or
+    shared by checks within `Freshness.ttl_s`, shows it fresh enough for the check.
 
-    None when that read is older than `Freshness.ttl_s` or does not satisfy a check starting
-    now: `Checker.wait_until_covered` then reads again, and waits if it must.
+    None when it does not: `Checker.wait_until_covered` then reads again, and waits if it must.
     """
     started = time.monotonic()
-    pair = freshness.cached()
-    if pair is None:
-        return None
     head, covered = pair
     required = _required(
         freshness,
@@ -448,8 +449,6 @@ class SendChecker(Checker):
                     yield subject, _DECISIONS[reason]
 
 
-LOOP_WAIT_S = 0.05
-"""How long a check on the event loop waits for a connection before going to a thread."""
 LOOP_POLL_S = 0.0005
 
 
@@ -485,16 +484,17 @@ class LoopSendChecks:
         self._covered_query = covered_query(config.schema).as_bytes(None)
         self._idle: list[psycopg.AsyncConnection[Any]] = []
         self._made = 0
-        self._reading: asyncio.Future[bool] | None = None
+        self._reading: asyncio.Future[tuple[int, int] | None] | None = None
 
     async def check(
         self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None
     ) -> CheckResult | None:
         """The answer, or None: then check on a `SendChecker`."""
         started = time.monotonic()
-        if self._freshness.cached() is None and not await self._read_freshness():
+        pair = self._freshness.cached() or await self._read_freshness()
+        if pair is None:
             return None
-        covered = covered_if_fresh(self._freshness, self.config, min_position=min_position)
+        covered = covered_if_fresh(self._freshness, self.config, pair, min_position=min_position)
         if covered is None:
             return None
         params = {"subject": subject, "purpose": purpose, "channel": channel}
@@ -505,27 +505,31 @@ class LoopSendChecks:
         single_check_answered(started, decision)
         return CheckResult(decision=decision, covered=covered)
 
-    async def _read_freshness(self) -> bool:
-        """Read the head, then the covered position, once for all who ask meanwhile."""
+    async def _read_freshness(self) -> tuple[int, int] | None:
+        """Read the head, then the covered position, once for all who ask meanwhile.
+
+        Every check waiting began before the read did: the pair read serves them all, even
+        once older than `Freshness.ttl_s` by the time they resume.
+        """
         if self._reading is None:
             self._reading = asyncio.ensure_future(self._read_both())
             self._reading.add_done_callback(self._read_done)
         return await asyncio.shield(self._reading)
 
-    def _read_done(self, _: "asyncio.Future[bool]") -> None:
+    def _read_done(self, _: "asyncio.Future[tuple[int, int] | None]") -> None:
         self._reading = None
 
-    async def _read_both(self) -> bool:
+    async def _read_both(self) -> tuple[int, int] | None:
         started = time.monotonic()
         try:
             head = await asyncio.to_thread(self._head)
         except Exception:  # noqa: BLE001 - the worker-thread check reads again and reports it
-            return False
+            return None
         row = await self._fetch(self._covered_query, (self.config.group, self.config.topic))
         if row is None:
-            return False
+            return None
         self._freshness.store(head, int(row[0]), read_at=started)
-        return True
+        return head, int(row[0])
 
     async def _fetch(self, query: bytes, params: Any) -> tuple[Any, ...] | None:
         """The first row of ``query`` on an idle connection; None if none or it broke."""
@@ -546,8 +550,9 @@ class LoopSendChecks:
         return row
 
     async def _take(self) -> psycopg.AsyncConnection[Any] | None:
-        """An idle connection, a new one while fewer than ``size`` exist, else waits a little."""
-        deadline = time.monotonic() + LOOP_WAIT_S
+        """An idle connection, a new one while fewer than ``size`` exist, else one freed within
+        ``wait_s`` (a thread would wait for the same database)."""
+        deadline = time.monotonic() + self.config.wait_s
         while not self._idle and self._made >= self._size:
             if time.monotonic() >= deadline:
                 return None
