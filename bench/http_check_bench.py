@@ -14,7 +14,9 @@ schema as its own process, and then:
    ``POST /v1/check`` and reads every answer line; baseline, same run: the library's
    ``SendChecker.bulk_check`` over the same addresses in this process (hashing included).
 
-Every answer must be 200 (single) or one line per address (bulk), else the run fails. Summary on
+A run in which any single check or health answer is not 200 is reported as failed
+(``all_200``); the bulk answers must be one line per address and agree with the library's.
+Summary on
 stdout and in ``bench/results/http_check-<rate>rps.json``; progress on stderr. Needs CONSENT_PG_DSN.
 """
 
@@ -208,6 +210,8 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
     log(f"run {run}: filling {args.persons:,} persons into {schema}")
     with psycopg.connect(dsn, autocommit=True) as conn:
         fill(conn, dsn, schema, [hasher.subject_for(address(n)) for n in range(args.persons)])
+        # The fill's pages written out now, not by a checkpoint in the middle of the load.
+        conn.execute("checkpoint")
     keys = PostgresApiKeyStore(dsn=dsn, schema=schema)
     keys.migrate()
     _, key = keys.create("bench", [Scope.CHECK])
@@ -218,34 +222,37 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
             log("  single checks, then the /healthz baseline")
             single = _generate(args, port, key, "check", seed=run)
             health = _generate(args, port, key, "healthz", seed=run)
-            body = _bulk_body(args.addresses)
-            log(f"  bulk check of {args.addresses:,} addresses over HTTP")
-            http_s, lines, http_allowed = bulk_over_http(port, key, body)
-        log("  the same bulk check through the library")
-        library_s, library_allowed = bulk_in_library(dsn, schema, args.addresses)
+            http_s = library_s = None
+            if args.addresses:
+                body = _bulk_body(args.addresses)
+                log(f"  bulk check of {args.addresses:,} addresses over HTTP")
+                http_s, lines, http_allowed = bulk_over_http(port, key, body)
+        if args.addresses:
+            log("  the same bulk check through the library")
+            library_s, library_allowed = bulk_in_library(dsn, schema, args.addresses)
     finally:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(schema)))
-    if lines != args.addresses or http_allowed != library_allowed:
+    if args.addresses and (lines != args.addresses or http_allowed != library_allowed):
         raise SystemExit(f"bulk answers differ: {lines} lines, {http_allowed} vs {library_allowed}")
-    if set(single["statuses"]) != {"200"} or set(health["statuses"]) != {"200"}:
-        raise SystemExit(
-            f"not every answer was 200: {single['statuses']} {single['problems']} "
-            f"(p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms); "
-            f"healthz {health['statuses']}"
-        )
+    # A shed or failed check is a failed run, reported as such rather than hidden in the p99.
+    all_200 = set(single["statuses"]) == {"200"} and set(health["statuses"]) == {"200"}
     result = {
         "single": single,
         "healthz": health,
+        "all_200": all_200,
         "single_p99_ratio_to_healthz": single["p99_ms"] / health["p99_ms"],
         "bulk_http_s": http_s,
         "bulk_library_s": library_s,
-        "bulk_ratio_http_to_library": http_s / library_s,
-        "bulk_allowed": http_allowed,
+        "bulk_ratio_http_to_library": (
+            None if http_s is None or library_s is None else http_s / library_s
+        ),
     }
     log(
-        f"  single p99 {single['p99_ms']:.1f} ms (healthz {health['p99_ms']:.1f} ms), bulk "
-        f"{http_s:.2f} s over HTTP, {library_s:.2f} s in the library"
+        f"  single p50 {single['p50_ms']:.1f} ms p99 {single['p99_ms']:.1f} ms, "
+        f"{single['statuses']} {single['problems']} (healthz p99 {health['p99_ms']:.1f} ms, "
+        f"{health['statuses']})"
+        + ("" if http_s is None else f"; bulk {http_s:.2f} s over HTTP, {library_s:.2f} s library")
     )
     return result
 
@@ -264,7 +271,9 @@ def main() -> None:
     load.add_argument("--persons", type=int, required=True)
     load.add_argument("--seed", type=int, default=0)
     parser.add_argument("--persons", type=int, default=1_000_000)
-    parser.add_argument("--addresses", type=int, default=1_000_000)
+    parser.add_argument(
+        "--addresses", type=int, default=1_000_000, help="bulk check size (0: no bulk check)"
+    )
     parser.add_argument("--rate", type=float, default=1000.0, help="single checks per second")
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--runs", type=int, default=3)
@@ -287,9 +296,18 @@ def main() -> None:
         "median_single_p50_ms": statistics.median(r["single"]["p50_ms"] for r in runs),
         "median_healthz_p99_ms": statistics.median(r["healthz"]["p99_ms"] for r in runs),
         "median_single_rate": statistics.median(r["single"]["rate_achieved"] for r in runs),
-        "median_bulk_http_s": statistics.median(r["bulk_http_s"] for r in runs),
-        "median_bulk_library_s": statistics.median(r["bulk_library_s"] for r in runs),
-        "median_bulk_ratio": statistics.median(r["bulk_ratio_http_to_library"] for r in runs),
+        "runs_all_200": sum(r["all_200"] for r in runs),
+        **(
+            {
+                "median_bulk_http_s": statistics.median(r["bulk_http_s"] for r in runs),
+                "median_bulk_library_s": statistics.median(r["bulk_library_s"] for r in runs),
+                "median_bulk_ratio": statistics.median(
+                    r["bulk_ratio_http_to_library"] for r in runs
+                ),
+            }
+            if args.addresses
+            else {}
+        ),
         "runs": runs,
     }
     RESULTS.mkdir(exist_ok=True)
