@@ -1,5 +1,6 @@
 """The ledger: validates commands, decides their events and stores them by group commit."""
 
+import asyncio
 import logging
 import random
 import threading
@@ -147,6 +148,12 @@ class Ledger:
         """Record one command and wait until it is durable (or refused)."""
         return self.submit(command).result(timeout=self.config.command_timeout_s)
 
+    async def record(self, command: Command) -> CommandResult:
+        """`execute` for an event loop: waits for durability without holding a thread."""
+        waiting = asyncio.wrap_future(self.submit(command))
+        # Shielded: a caller that stops waiting must not cancel what the batch will record.
+        return await asyncio.wait_for(asyncio.shield(waiting), self.config.command_timeout_s)
+
     def execute_many(self, commands: Iterable[Command]) -> list[CommandResult | LedgerError]:
         """Submit all, then wait for all; each gets its own result or error."""
         futures: list[Future[CommandResult] | LedgerError] = []
@@ -271,6 +278,8 @@ class Ledger:
                 self._committer.resubmit(submission)
                 continue
             self._observe(submission.item.command, outcome, submission.submitted_at)
+            if submission.future.cancelled():
+                continue  # recorded all the same; its caller no longer waits
             if isinstance(outcome, LedgerError):
                 submission.future.set_exception(outcome)
             else:

@@ -1,5 +1,7 @@
 """Recording the click of an unsubscribe link: once per link, again only after a re-subscription."""
 
+import asyncio
+
 from ledger.aggregates import EVERY_PURPOSE, Person
 from ledger.commands import Unsubscribe
 from ledger.service import CommandResult, Ledger
@@ -43,7 +45,7 @@ def _command(
     )
 
 
-def record_click(
+async def record_click(
     ledger: Ledger, claim: UnsubscribeClaim, *, method: UnsubscribeMethod, source: Source
 ) -> CommandResult:
     """Record the unsubscribe a verified link asks for; returns once it is durable.
@@ -52,16 +54,18 @@ def record_click(
     clicking twice record one event. But a person who subscribed again since must be able to
     leave again with an old link: then the click is recorded under a new id, derived from the
     person's version so that repeated clicks are still recorded once.
+
+    Waits on the event loop (`Ledger.record`): a click holds no thread while its batch commits.
     """
-    result = ledger.execute(
+    result = await ledger.record(
         _command(claim, command_id=claim.command_id, method=method, source=source, ledger=ledger)
     )
     if not result.duplicate:
         return result
-    person = ledger.person(claim.subject)
+    person = await asyncio.to_thread(ledger.person, claim.subject)
     if person is None or _still_unsubscribed(person, claim):
         return result
     again = f"{claim.command_id}.{person.version}"
-    return ledger.execute(
+    return await ledger.record(
         _command(claim, command_id=again, method=method, source=source, ledger=ledger)
     )

@@ -141,7 +141,7 @@ def _form_fields(body: bytes, content_type: str) -> list[tuple[str, str]]:
 
 
 async def read_form(request: Request) -> dict[str, str]:
-    """The POSTed form, at most `MAX_BODY_BYTES` of it, read before the endpoint takes a thread."""
+    """The POSTed form, at most `MAX_BODY_BYTES` of it."""
     too_large = ApiProblemError(
         413,
         "body-too-large",
@@ -194,7 +194,9 @@ def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRo
             413: {"description": "Body over 4 KiB"},
         },
     )
-    def unsubscribe(token: str, form: Annotated[dict[str, str], Depends(read_form)]) -> Response:
+    async def unsubscribe(
+        token: str, form: Annotated[dict[str, str], Depends(read_form)]
+    ) -> Response:
         from_page = form.get(PAGE_CONFIRM[0]) == PAGE_CONFIRM[1]
         one_click = not from_page and form.get(ONE_CLICK[0]) == ONE_CLICK[1]
         try:
@@ -205,7 +207,7 @@ def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRo
                 return _html(status, title, _INVALID_HELP)
             raise ApiProblemError(status, kind, title, headers=HEADERS) from None
         if one_click:
-            record_click(
+            await record_click(
                 ledger, claim, method=UnsubscribeMethod.ONE_CLICK_POST, source=Source.ONE_CLICK
             )
             return PlainTextResponse("Unsubscribed.\n", headers=HEADERS)
@@ -217,7 +219,7 @@ def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRo
                 headers=HEADERS,
             )
         try:
-            record_click(
+            await record_click(
                 ledger,
                 claim,
                 method=UnsubscribeMethod.LINK_PAGE,
