@@ -207,6 +207,9 @@ def main() -> None:
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
+    if args.events <= 2 * MAX_RECORDS:
+        # The consumers are timed from their first poll on: a run must outlast it.
+        parser.error(f"--events must be more than {2 * MAX_RECORDS} (two polls)")
     dsn = os.environ.get("CONSENT_PG_DSN")
     bootstrap = os.environ.get("CONSENT_KAFKA_BOOTSTRAP")
     if not (dsn and bootstrap):
