@@ -117,7 +117,8 @@ def _add(
 ) -> None:
     body_model = request_model(command)
 
-    def record(
+    # Async: validating is quick, and the wait for the batch's commit holds no thread.
+    async def record(
         body: body_model,  # type: ignore[valid-type]
         key: Annotated[ApiKey, Depends(auth.require(scope))],
         idempotency_key: Annotated[
@@ -149,7 +150,7 @@ def _add(
                     field="Idempotency-Key",
                 ) from None
             raise
-        return accepted(services.ledger.execute(built))
+        return accepted(await services.ledger.record(built))
 
     router.add_api_route(
         path,
