@@ -23,6 +23,17 @@ CATALOG_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 POLICY_SHA = "d" * 64
 
 
+def empty_sqlite_ledger(path: Path) -> Ledger:
+    """A ledger on one SQLite file, nothing recorded yet (fixed test secrets)."""
+    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
+    keys.migrate()
+    return Ledger(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"h" * 32),
+    )
+
+
 def sqlite_ledger(
     path: Path,
     *,
@@ -31,13 +42,7 @@ def sqlite_ledger(
     policy_sha256: str = POLICY_SHA,
 ) -> Ledger:
     """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy."""
-    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"h" * 32),
-    )
+    ledger = empty_sqlite_ledger(path)
     for purpose in purposes:
         ledger.execute(
             RegisterPurpose(

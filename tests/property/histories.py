@@ -27,13 +27,11 @@ from ledger.commands import (
     WithdrawConsent,
 )
 from ledger.errors import LedgerError
-from ledger.identity import SubjectHasher
-from ledger.keystore import SQLiteDataKeyStore
 from ledger.service import Ledger
-from ledger.store import LedgerStore, SQLiteStoreConfig
 from projections.embedded import EmbeddedProjection
 from projections.store import ProjectionWriter, apply, migrate
 from schemas import parse_event
+from tests.helpers import empty_sqlite_ledger
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PURPOSES = ("newsletter", "offers", "service")
@@ -95,13 +93,7 @@ def open_world(
     """An embedded ledger holding the catalog, projected into a new PostgreSQL schema (dropped
     afterwards) and into its own SQLite file."""
     path = tmp_path_factory.mktemp(name) / "ledger.sqlite3"
-    keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
-    keys.migrate()
-    ledger = Ledger(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        keys=keys,
-        hasher=SubjectHasher(secret=b"h" * 32),
-    )
+    ledger = empty_sqlite_ledger(path)
     for command in _catalog(reconsent_from=reconsent_from):
         ledger.execute(command)
     schema = f"{name}_{uuid4().hex[:10]}"
