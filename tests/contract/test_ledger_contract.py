@@ -1,5 +1,6 @@
 """The ledger's contract, written once and run on SQLite (embedded) and PostgreSQL (production)."""
 
+import asyncio
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -207,6 +208,25 @@ class LedgerContract:
         assert isinstance(results[15], UnknownPurposeError)
         assert all(not isinstance(r, Exception) for i, r in enumerate(results) if i != 15)
         assert ledger.person("bad") is None
+
+    def test_callers_on_an_event_loop_and_one_that_stops_waiting(self, ledger: Ledger) -> None:
+        commands = [_grant(f"loop-{n}") for n in range(6)]
+
+        async def callers() -> list[Any]:
+            waiting = [asyncio.ensure_future(ledger.record(command)) for command in commands]
+            await asyncio.sleep(0)  # every command submitted
+            waiting[2].cancel()
+            return await asyncio.gather(*waiting, return_exceptions=True)
+
+        answers = asyncio.run(callers())
+        assert isinstance(answers[2], asyncio.CancelledError)
+        for n, answer in enumerate(answers):
+            if n != 2:
+                assert not answer.duplicate
+                assert answer.subject == f"loop-{n}"
+        # The caller that left did not take its command with it: recorded, once.
+        assert ledger.execute(commands[2]).duplicate
+        assert ledger.person("loop-2") is not None
 
     def test_concurrent_callers_share_transactions_and_each_get_their_result(
         self, ledger: Ledger
