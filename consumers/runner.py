@@ -24,11 +24,15 @@ from psycopg import sql
 from pydantic import TypeAdapter, ValidationError
 
 from consumers.metrics import CONSUMED_RECORDS, CONSUMER_LAG, DEAD_LETTERS, PROJECTION_POSITION
-from ledger.relay import DEAD_LETTER_TOPIC, EVENTS_TOPIC
-from ledger.store import STORE_UNAVAILABLE
 from projections.metrics import observe_unsubscribes
 from projections.store import ProjectionWriter, apply, migrate
-from schemas import Event, EventBase, SchemaError, parse_event
+from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC, Event, EventBase, SchemaError, parse_event
+
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+)
+"""What PostgreSQL not answering raises on our connections (a restart, a lost connection)."""
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +105,7 @@ class _SeekToStoredOffsets(ConsumerRebalanceListener):  # type: ignore[misc]
     def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
         try:
             self._runner.seek_to_stored(assigned)
-        except STORE_UNAVAILABLE as error:
+        except DATABASE_UNAVAILABLE as error:
             # Raising would fail the poll (and the process); the runner seeks before its next
             # batch instead, once PostgreSQL answers.
             logger.warning(
@@ -185,7 +189,7 @@ class ConsumerRunner:
     def run_once(self) -> int:
         """Poll one batch and apply it; returns how many records it took.
 
-        PostgreSQL's errors pass through (`STORE_UNAVAILABLE` when it is down): the batch is
+        PostgreSQL's errors pass through (`DATABASE_UNAVAILABLE` when it is down): the batch is
         then not applied, and the next call seeks back to the stored offsets first.
         """
         if self.seek_pending:
@@ -220,7 +224,7 @@ class ConsumerRunner:
                 if not moved:
                     apply(self.conn, self.writer, events)
                     self._save_offsets(next_offsets)
-        except STORE_UNAVAILABLE:
+        except DATABASE_UNAVAILABLE:
             # Rolled back, or committed with the answer lost: either way Kafka's positions are
             # past this batch, and only the stored offsets say where to go on from.
             self.seek_pending = True
@@ -308,7 +312,7 @@ class ConsumerRunner:
         while not stop.is_set():
             try:
                 self.run_once()
-            except STORE_UNAVAILABLE as error:
+            except DATABASE_UNAVAILABLE as error:
                 logger.warning(
                     "consumer: database unavailable (%s); retrying in %.1f s",
                     type(error).__name__,

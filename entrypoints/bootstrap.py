@@ -25,7 +25,7 @@ from ledger.group_commit import GroupCommitConfig
 from ledger.identity import SubjectHasher
 from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.positions import PostgresPositions, SQLitePositions
-from ledger.relay import PositionStore, Relay, RelayConfig, dead_letter_topic_for
+from ledger.relay import PositionStore, Relay, RelayConfig
 from ledger.secrets import decode_secret, load_or_create_secret
 from ledger.service import Clock, Ledger, LedgerConfig, utc_now
 from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
@@ -34,6 +34,7 @@ from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendCh
 from projections.counts import postgres_counts, sqlite_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from projections.metrics import BusinessMetrics
+from schemas import dead_letter_topic_for
 
 
 def prepare_data_dir(path: Path) -> Path:

@@ -53,12 +53,20 @@ from ledger.commands import (
 )
 from ledger.errors import LedgerError
 from ledger.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
-from ledger.relay import dead_letter_topic_for, ensure_topics
+from ledger.relay import ensure_topics
 from ledger.service import CommandResult
 from projections.checker import Checker, SendChecker, StaleProjectionError
 from projections.decision import Decision
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
-from schemas import Channel, DoubleOptIn, LegalBasis, Source, UnsubscribeMethod, WithdrawalReason
+from schemas import (
+    Channel,
+    DoubleOptIn,
+    LegalBasis,
+    Source,
+    UnsubscribeMethod,
+    WithdrawalReason,
+    dead_letter_topic_for,
+)
 
 app = typer.Typer(
     name="consent-ledger",

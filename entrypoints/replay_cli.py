@@ -11,7 +11,6 @@ from consumers.rebuild import rebuild_from_kafka
 from entrypoints.bootstrap import build_store
 from entrypoints.console import err, load_settings, progress_bar
 from entrypoints.settings import Mode
-from ledger.relay import dead_letter_topic_for
 from projections.embedded import EmbeddedProjection
 from projections.rebuild import (
     ProjectionName,
@@ -20,6 +19,7 @@ from projections.rebuild import (
     rebuild_from_store,
     swap,
 )
+from schemas import dead_letter_topic_for
 
 
 class Source(StrEnum):

@@ -23,19 +23,12 @@ from ledger.audit.entry import Entry
 from ledger.audit.verify import leaf_hash
 from ledger.metrics import RELAY_BACKLOG, RELAY_ERRORS, RELAY_POSITION, RELAY_PUBLISHED
 from ledger.store import STORE_UNAVAILABLE, LedgerStore
+from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC
 
 logger = logging.getLogger(__name__)
 
 BACKOFF_START_S = 0.5
 """The first pause after a failed batch; it doubles on each failure in a row."""
-
-EVENTS_TOPIC = "consent.events.v1"
-DEAD_LETTER_TOPIC = "consent.events.dlq.v1"
-
-
-def dead_letter_topic_for(topic: str) -> str:
-    """Where a consumer of ``topic`` sends the records it cannot apply."""
-    return f"{topic.removesuffix('.v1')}.dlq.v1"
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,9 +62,12 @@ from schemas.personal import (
     SealedPersonalData,
 )
 from schemas.registry import dump_event, event_to_json, parse_event
+from schemas.topics import DEAD_LETTER_TOPIC, EVENTS_TOPIC, dead_letter_topic_for
 
 __all__ = [
     "CATALOG_SUBJECT",
+    "DEAD_LETTER_TOPIC",
+    "EVENTS_TOPIC",
     "EVENT_CLASSES",
     "EVIDENCE_MAX_JSON_BYTES",
     "SUBJECT_PATTERN",
@@ -114,6 +117,7 @@ __all__ = [
     "UtcDatetime",
     "VersionLabel",
     "WithdrawalReason",
+    "dead_letter_topic_for",
     "dump_event",
     "event_to_json",
     "parse_event",

@@ -52,9 +52,8 @@ from entrypoints.http.unsubscribe import MAX_BODY_BYTES as MAX_FORM_BYTES
 from ledger.apikeys import Scope
 from ledger.errors import LedgerError
 from ledger.identity import SubjectHasher
-from ledger.relay import dead_letter_topic_for
 from ledger.unsubscribe_tokens import ONE_CLICK_BODY, UnsubscribeClaim, UnsubscribeTokenCodec
-from schemas import Channel, ConsentGranted, DoubleOptIn, Source, dump_event
+from schemas import Channel, ConsentGranted, DoubleOptIn, Source, dead_letter_topic_for, dump_event
 
 __all__ = ["Finding", "HostileTarget", "run_hostile"]
 

@@ -36,8 +36,8 @@ from kafka import KafkaConsumer, TopicPartition
 from entrypoints.bootstrap import build_hasher, build_store, build_token_codec
 from entrypoints.settings import Settings
 from ledger.identity import SubjectHasher
-from ledger.relay import dead_letter_topic_for
 from ledger.unsubscribe_tokens import UnsubscribeTokenCodec
+from schemas import dead_letter_topic_for
 from tests.helpers import projection_rows, replayed_rows
 from tests.reliability.load import POLICY, PURPOSE, MixedLoad, Rates, Seen
 from tests.reliability.stack import ROOT, TOPIC, Stack
