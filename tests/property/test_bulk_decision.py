@@ -11,6 +11,7 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from prometheus_client import REGISTRY
 from psycopg import sql
 
 from ledger.positions import PostgresPositions
@@ -199,11 +200,13 @@ def test_a_check_on_the_event_loop_answers_as_on_a_thread(
     async def on_the_loop() -> list[Any]:
         return [await on_loop.check(s, p, c) for s, p, c in asked]
 
+    timed_before = _single_checks_timed()
     try:
         answered = asyncio.run(on_the_loop())
     finally:
         on_loop.close()
     assert None not in answered  # every one answered on the loop, none handed to a thread
+    assert _single_checks_timed() - timed_before == len(asked)  # and each one counted
     assert answered == [on_thread.check(s, p, c) for s, p, c in asked]
 
 
@@ -262,3 +265,10 @@ def test_a_broken_loop_connection_hands_the_check_over_and_is_replaced(
     assert first is not None
     assert lost is None
     assert again == first
+
+
+def _single_checks_timed() -> float:
+    value = REGISTRY.get_sample_value(
+        "consent_ledger_check_duration_seconds_count", {"kind": "single"}
+    )
+    return value or 0.0
