@@ -43,6 +43,7 @@ T = TypeVar("T")
 _SUBJECT = re.compile(SUBJECT_PATTERN)
 _PURPOSE = re.compile(PURPOSE_PATTERN)
 _CHANNELS = frozenset(Channel)
+_PLAIN_POSITION = re.compile(r"[0-9]{1,19}")  # longer: the route answers (and parses) it
 _BAD_SUBJECT = "subject: 1 to 128 of the characters A-Z a-z 0-9 . _ : @ -"
 
 
@@ -265,9 +266,6 @@ class SingleCheckFastPath:
         return None
 
 
-_CHECK_PARAMS = frozenset({"purpose", "subject", "address", "channel", "min_position"})
-
-
 def _plain_check_query(raw: bytes) -> dict[str, Any] | None:
     """`single_check`'s arguments if the query is plainly valid for the route, else None."""
     given: dict[str, str] = {}
@@ -286,7 +284,7 @@ def _plain_check_query(raw: bytes) -> dict[str, Any] | None:
         or (subject is not None and not _SUBJECT.fullmatch(subject))
         or (address is not None and len(address) > MAX_ADDRESS_CHARS)
         or given.get("channel", Channel.EMAIL) not in _CHANNELS
-        or (position is not None and not (position.isascii() and position.isdigit()))
+        or (position is not None and not _PLAIN_POSITION.fullmatch(position))
     ):
         return None
     min_position = None if position is None else int(position)
