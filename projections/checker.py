@@ -508,13 +508,17 @@ class LoopSendChecks:
     async def _read_freshness(self) -> tuple[int, int] | None:
         """Read the head, then the covered position, once for all who ask meanwhile.
 
-        Every check waiting began before the read did: the pair read serves them all, even
-        once older than `Freshness.ttl_s` by the time they resume.
+        The pair serves every check that waited for it, even once older than `Freshness.ttl_s`
+        by the time they resume: it is no older than the read, and the time bound of a check is
+        judged from when its read started (`Freshness.head_since`). None after ``wait_s``.
         """
         if self._reading is None:
             self._reading = asyncio.ensure_future(self._read_both())
             self._reading.add_done_callback(self._read_done)
-        return await asyncio.shield(self._reading)
+        try:
+            return await asyncio.wait_for(asyncio.shield(self._reading), self.config.wait_s)
+        except TimeoutError:
+            return None
 
     def _read_done(self, _: "asyncio.Future[tuple[int, int] | None]") -> None:
         self._reading = None
