@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.errors import KafkaError
 from psycopg import sql
 from pydantic import TypeAdapter, ValidationError
 
@@ -306,15 +307,20 @@ class ConsumerRunner:
     def run(self, stop: threading.Event) -> None:
         """Apply batches until ``stop``; the batch in hand is always finished first.
 
-        While PostgreSQL does not answer, wait with a growing pause and try again.
+        While PostgreSQL or the broker does not answer, wait with a growing pause and try
+        again, from the offsets stored with the tables.
         """
         backoff = BACKOFF_START_S
         while not stop.is_set():
             try:
                 self.run_once()
-            except DATABASE_UNAVAILABLE as error:
+            except (*DATABASE_UNAVAILABLE, KafkaError) as error:
+                # A poll or a dead-letter send the broker's absence broke applied nothing of
+                # its batch, but Kafka's positions may be past it: go on from the stored ones.
+                self.seek_pending = True
                 logger.warning(
-                    "consumer: database unavailable (%s); retrying in %.1f s",
+                    "consumer: %s unavailable (%s); retrying in %.1f s",
+                    "broker" if isinstance(error, KafkaError) else "database",
                     type(error).__name__,
                     backoff,
                 )

@@ -6,6 +6,8 @@ import os
 import random
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -15,6 +17,7 @@ from uuid import uuid4
 import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka.errors import KafkaConnectionError
 from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
@@ -185,6 +188,56 @@ def test_a_restarted_consumer_resumes_from_the_stored_offsets(
     second.close()
     relay.close()
     assert rest == ledger.store.head() - 5
+
+
+def test_the_broker_failing_under_polls_does_not_end_the_consumer(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    """kafka-python raises from a poll when the broker vanishes (its coordinator lookup)."""
+    topic = f"events-{uuid4().hex[:8]}"
+    relay = sqlite_relay(tmp_path / "ledger.sqlite3", bootstrap=kafka_bootstrap, topic=topic)
+    _history(ledger)
+    publish_all(relay)
+    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic, max_records=3))
+    real_poll = runner.consumer.poll
+    polls = 0
+
+    def poll_failing_twice(**kwargs: Any) -> Any:
+        nonlocal polls
+        polls += 1
+        if polls in {2, 4}:  # between batches, as when the broker dies under a consumer
+            raise KafkaConnectionError("111 ECONNREFUSED")
+        return real_poll(**kwargs)
+
+    runner.consumer.poll = poll_failing_twice
+    stop = threading.Event()
+    worker = threading.Thread(target=runner.run, args=(stop,), name="consumer")
+    worker.start()
+    try:
+        deadline = time.monotonic() + 60
+        while _applied(pg_dsn, schema, f"g-{topic}") < ledger.store.head():
+            assert time.monotonic() < deadline, "the consumer stopped applying"
+            time.sleep(0.2)
+        assert polls > 4
+        assert worker.is_alive()
+    finally:
+        stop.set()
+        worker.join(timeout=30)
+        runner.close()
+        relay.close()
+    assert len(_tables(pg_dsn, schema)["consent_state"]) == 6
+
+
+def _applied(dsn: str, schema: str, group: str) -> int:
+    """Records applied, by the offsets stored with the tables."""
+    with psycopg.connect(dsn) as conn:
+        row = conn.execute(
+            sql.SQL(
+                "select coalesce(sum(next_offset), 0) from {} where consumer_group = %s"
+            ).format(sql.Identifier(schema, "consumer_offsets")),
+            (group,),
+        ).fetchone()
+    return int(row[0]) if row else 0
 
 
 def test_applying_twice_or_interleaved_gives_the_same_tables(
