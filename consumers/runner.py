@@ -314,13 +314,13 @@ class ConsumerRunner:
         while not stop.is_set():
             try:
                 self.run_once()
-            except (*DATABASE_UNAVAILABLE, KafkaError) as error:
+            except (*DATABASE_UNAVAILABLE, KafkaError, OSError) as error:
                 # A poll or a dead-letter send the broker's absence broke applied nothing of
                 # its batch, but Kafka's positions may be past it: go on from the stored ones.
                 self.seek_pending = True
                 logger.warning(
                     "consumer: %s unavailable (%s); retrying in %.1f s",
-                    "broker" if isinstance(error, KafkaError) else "database",
+                    "database" if isinstance(error, DATABASE_UNAVAILABLE) else "broker",
                     type(error).__name__,
                     backoff,
                 )
