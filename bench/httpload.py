@@ -11,6 +11,8 @@ import gc
 import json
 import socket
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,6 +45,17 @@ class Connection:
         body = await self.reader.readexactly(length)
         self.used_at = time.monotonic()
         return status, keep_alive, body
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic garbage collection inside: the generator's own pauses (it keeps every request
+    task alive) would otherwise be counted as the server's latency."""
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass
@@ -113,17 +126,15 @@ async def open_loop(
             latencies.append(finished - scheduled)
 
     tasks = []
-    # The generator's own collector pauses would be counted as the server's latency.
-    gc.disable()
-    began = time.perf_counter()
-    for index in range(len(requests)):
-        scheduled = began + index / rate
-        delay = scheduled - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(send(index, scheduled)))
-    await asyncio.gather(*tasks)
-    gc.enable()
+    with collector_paused():
+        began = time.perf_counter()
+        for index in range(len(requests)):
+            scheduled = began + index / rate
+            delay = scheduled - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            tasks.append(asyncio.create_task(send(index, scheduled)))
+        await asyncio.gather(*tasks)
     measured = (time.perf_counter() - began) - warmup / rate
     for connection in idle:
         connection.writer.close()

@@ -50,10 +50,9 @@ where u.position is null or w.position < u.position
 
 def covered_query(schema: str) -> sql.Composed:
     """The newest ledger position the projection has all applied (parameters: group, topic)."""
-    owner = sql.Identifier(schema)
     return sql.SQL(COVERED_QUERY).format(
-        watermarks=sql.SQL("{}.{}").format(owner, sql.Identifier("relay_watermarks")),
-        offsets=sql.SQL("{}.{}").format(owner, sql.Identifier("consumer_offsets")),
+        watermarks=sql.Identifier(schema, "relay_watermarks"),
+        offsets=sql.Identifier(schema, "consumer_offsets"),
     )
 
 

@@ -187,9 +187,8 @@ def facts_query(schema: str) -> sql.Composed:
     A single check is answered at a high rate, and eight small queries cost more than the
     reading they do.
     """
-    owner = sql.Identifier(schema)
     return sql.SQL(_FACTS_QUERY).format(
-        **{name: sql.SQL("{}.{}").format(owner, sql.Identifier(name)) for name in _FACTS_TABLES}
+        **{name: sql.Identifier(schema, name) for name in _FACTS_TABLES}
     )
 
 
