@@ -4,6 +4,8 @@ WORKDIR /app
 COPY pyproject.toml constraints.txt README.md ./
 COPY schemas ./schemas
 COPY ledger ./ledger
+COPY relay ./relay
+COPY access ./access
 COPY consumers ./consumers
 COPY projections ./projections
 COPY entrypoints ./entrypoints

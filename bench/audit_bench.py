@@ -21,12 +21,12 @@ from uuid import uuid4
 
 from common import fill_events, fresh_schema, median_of_runs
 
-from ledger.audit.entry import Entry
-from ledger.audit.merkle import inclusion_proof
-from ledger.audit.note import signer_from_seed
-from ledger.auditlog.check import verify_ledger
-from ledger.auditlog.sealer import Sealer, SealerConfig
-from ledger.auditlog.store import PostgresTreeStore
+from ledger.audit.check import verify_ledger
+from ledger.audit.sealer import Sealer, SealerConfig
+from ledger.audit.store import PostgresTreeStore
+from ledger.audit.tlog.entry import Entry
+from ledger.audit.tlog.merkle import inclusion_proof
+from ledger.audit.tlog.note import signer_from_seed
 
 SIGNER = signer_from_seed("bench.consent-ledger/audit", b"\x01" * 32)
 PROOFS = 2_000

@@ -40,10 +40,10 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
-from ledger.identity import SubjectHasher
-from ledger.positions import PostgresPositions
+from ledger.domain.identity import SubjectHasher
 from projections.checker import CheckerConfig, SendChecker
-from projections.store import migrate
+from projections.writer import migrate
+from relay.positions import PostgresPositions
 
 RESULTS = Path(__file__).parent / "results"
 AT = datetime(2026, 11, 26, tzinfo=UTC)

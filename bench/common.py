@@ -11,12 +11,12 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
-from ledger.commands import PublishPolicyVersion, RegisterPurpose
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import PostgresDataKeyStore
-from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore, PostgresStoreConfig
+from ledger.domain.commands import PublishPolicyVersion, RegisterPurpose
+from ledger.domain.identity import SubjectHasher
+from ledger.privacy.keystore import PostgresDataKeyStore
+from ledger.store.events import LedgerStore, PostgresStoreConfig
+from ledger.write.group_commit import GroupCommitConfig
+from ledger.write.service import Ledger, LedgerConfig
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -23,11 +23,11 @@ import psycopg
 from common import T0, fresh_schema, median_of_runs, postgres_ledger, publish_newsletter
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from ledger.commands import GrantConsent, Unsubscribe
-from ledger.positions import PostgresPositions
-from ledger.relay import Relay, RelayConfig, ensure_topics
-from ledger.store import LedgerStore, PostgresStoreConfig
+from ledger.domain.commands import GrantConsent, Unsubscribe
+from ledger.store.events import LedgerStore, PostgresStoreConfig
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
+from relay.positions import PostgresPositions
+from relay.publisher import Relay, RelayConfig, ensure_topics
 
 PEOPLE = 2_000
 

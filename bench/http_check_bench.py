@@ -45,8 +45,8 @@ from bulk_check_bench import PURPOSE, address, fill, log
 from httpload import free_port, open_loop
 from psycopg import sql
 
-from ledger.apikeys import PostgresApiKeyStore, Scope
-from ledger.identity import SubjectHasher
+from access.apikeys import PostgresApiKeyStore, Scope
+from ledger.domain.identity import SubjectHasher
 from projections.checker import CheckerConfig, SendChecker
 
 RESULTS = Path(__file__).parent / "results"

@@ -26,7 +26,7 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
-from ledger.importer import FileFormat, ImportOptions, command_for, read_rows
+from ledger.write.importer import FileFormat, ImportOptions, command_for, read_rows
 
 RESULTS = Path(__file__).parent / "results"
 CLI = str(Path(sys.executable).parent / "consent-ledger")

@@ -24,8 +24,8 @@ from uuid import uuid4
 
 from common import T0, fresh_schema, postgres_ledger, publish_newsletter
 
-from ledger.commands import Command, GrantConsent, Unsubscribe
-from ledger.service import CommandResult, Ledger
+from ledger.domain.commands import Command, GrantConsent, Unsubscribe
+from ledger.write.service import CommandResult, Ledger
 
 EXISTING = 5_000
 

@@ -24,8 +24,8 @@ from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from ledger.positions import PostgresPositions
-from ledger.relay import Relay, RelayConfig, ensure_topics, record_for
+from relay.positions import PostgresPositions
+from relay.publisher import Relay, RelayConfig, ensure_topics, record_for
 
 MAX_RECORDS = 5_000
 IDLE_POLLS = 3

@@ -45,7 +45,7 @@ from psycopg import sql
 
 from entrypoints.bootstrap import build_store
 from entrypoints.settings import Settings
-from ledger.unsubscribe_tokens import ONE_CLICK_BODY, UnsubscribeTokenCodec, parse_keys
+from ledger.links.tokens import ONE_CLICK_BODY, UnsubscribeTokenCodec, parse_keys
 
 HERE = Path(__file__).resolve()
 CLI = str(Path(sys.executable).parent / "consent-ledger")

@@ -26,7 +26,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from consumers.metrics import CONSUMED_RECORDS, CONSUMER_LAG, DEAD_LETTERS, PROJECTION_POSITION
 from projections.metrics import observe_unsubscribes
-from projections.store import ProjectionWriter, apply, migrate
+from projections.writer import ProjectionWriter, apply, migrate
 from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC, Event, EventBase, SchemaError, parse_event
 
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (

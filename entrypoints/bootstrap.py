@@ -7,6 +7,7 @@ import psycopg
 from prometheus_client import start_http_server
 from pydantic import SecretStr
 
+from access.apikeys import ApiKeyStore, PostgresApiKeyStore, SQLiteApiKeyStore
 from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
@@ -16,24 +17,23 @@ from entrypoints.settings import (
     Mode,
     Settings,
 )
-from ledger.apikeys import ApiKeyStore, PostgresApiKeyStore, SQLiteApiKeyStore
-from ledger.audit.note import NoteSigner, signer_from_seed
-from ledger.auditlog.sealer import Sealer, SealerConfig
-from ledger.auditlog.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
-from ledger.errors import ConfigurationError
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
-from ledger.positions import PostgresPositions, SQLitePositions
-from ledger.relay import PositionStore, Relay, RelayConfig
-from ledger.secrets import decode_secret, load_or_create_secret
-from ledger.service import Clock, Ledger, LedgerConfig, utc_now
-from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
-from ledger.unsubscribe_tokens import UnsubscribeTokenCodec, parse_keys
+from ledger.audit.sealer import Sealer, SealerConfig
+from ledger.audit.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
+from ledger.audit.tlog.note import NoteSigner, signer_from_seed
+from ledger.domain.errors import ConfigurationError
+from ledger.domain.identity import SubjectHasher
+from ledger.links.tokens import UnsubscribeTokenCodec, parse_keys
+from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
+from ledger.privacy.secrets import decode_secret, load_or_create_secret
+from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
+from ledger.write.group_commit import GroupCommitConfig
+from ledger.write.service import Clock, Ledger, LedgerConfig, utc_now
 from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
 from projections.counts import postgres_counts, sqlite_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from projections.metrics import BusinessMetrics
+from relay.positions import PostgresPositions, SQLitePositions
+from relay.publisher import PositionStore, Relay, RelayConfig
 from schemas import dead_letter_topic_for
 
 

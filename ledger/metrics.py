@@ -1,4 +1,4 @@
-"""The ledger's Prometheus metrics (write side, relay, audit): counts and times, no personal data.
+"""The ledger's Prometheus metrics (write side, audit): counts and times, no personal data.
 
 Labels are bounded sets (command types, outcomes); never a subject, address or id.
 """
@@ -9,7 +9,7 @@ from datetime import datetime
 
 from prometheus_client import Counter, Gauge, Histogram
 
-from ledger.errors import ConcurrencyConflictError, LedgerError, StoreUnavailableError
+from ledger.domain.errors import ConcurrencyConflictError, LedgerError, StoreUnavailableError
 
 COMMANDS = Counter(
     "consent_ledger_commands",
@@ -27,19 +27,6 @@ GROUP_COMMIT_BATCH = Histogram(
     "consent_ledger_group_commit_batch_size",
     "Commands sharing one group-commit transaction.",
     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024),
-)
-RELAY_BACKLOG = Gauge(
-    "consent_ledger_relay_backlog_events",
-    "Stored events not yet acknowledged by Kafka: the ledger head minus the relayed position.",
-)
-RELAY_POSITION = Gauge(
-    "consent_ledger_relay_position", "The ledger position the relay has published up to."
-)
-RELAY_PUBLISHED = Counter(
-    "consent_ledger_relay_published_events", "Events published to Kafka and acknowledged."
-)
-RELAY_ERRORS = Counter(
-    "consent_ledger_relay_broker_errors", "Relay batches that failed on the broker (retried)."
 )
 AUDIT_TREE_SIZE = Gauge(
     "consent_ledger_audit_tree_size", "Events sealed into the audit Merkle tree."

@@ -26,7 +26,7 @@ from projections.decision import (
     SuppressionFacts,
 )
 from projections.metrics import observe_unsubscribes
-from projections.store import ProjectionWriter
+from projections.writer import ProjectionWriter
 from schemas import EventBase, parse_event
 
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ class StoredRow(Protocol):
 
 
 class EventSource(Protocol):
-    """The store's notification log, as the feed reads it (a `ledger.store.LedgerStore`)."""
+    """The store's notification log, as the feed reads it (a `ledger.store.events.LedgerStore`)."""
 
     def notifications(self, *, after: int, limit: int) -> Sequence[StoredRow]: ...
 

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from projections.store import ProjectionWriter, apply, migrate
+from projections.writer import ProjectionWriter, apply, migrate
 from schemas import EventBase, parse_event
 
 logger = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ class ProjectionName(StrEnum):
 
 
 class StoredRows(Protocol):
-    """The event store as a rebuild reads it (a `ledger.store.LedgerStore`)."""
+    """The event store as a rebuild reads it (a `ledger.store.events.LedgerStore`)."""
 
     def head(self) -> int: ...
 

@@ -8,15 +8,15 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ledger.commands import PublishPolicyVersion, RegisterPurpose
-from ledger.identity import SubjectHasher
-from ledger.keystore import SQLiteDataKeyStore
-from ledger.positions import SQLitePositions
-from ledger.relay import PositionStore, Relay, RelayConfig, ensure_topics
-from ledger.service import Ledger
-from ledger.store import LedgerStore, SQLiteStoreConfig
+from ledger.domain.commands import PublishPolicyVersion, RegisterPurpose
+from ledger.domain.identity import SubjectHasher
+from ledger.privacy.keystore import SQLiteDataKeyStore
+from ledger.store.events import LedgerStore, SQLiteStoreConfig
+from ledger.write.service import Ledger
 from projections.rebuild import projection_tables
-from projections.store import ProjectionWriter, apply, migrate
+from projections.writer import ProjectionWriter, apply, migrate
+from relay.positions import SQLitePositions
+from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
 from schemas import parse_event
 
 CATALOG_TIME = datetime(2024, 1, 1, tzinfo=UTC)

@@ -11,6 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 import consumers.metrics
 import ledger.metrics
 import projections.metrics
+import relay.metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAME = re.compile(r"\bconsent_ledger_[a-z0-9_]+")
@@ -19,7 +20,7 @@ SUFFIXES = {
     "histogram": ("_bucket", "_sum", "_count", "_created"),
     "gauge": ("",),
 }
-DEFINED_BY = (ledger.metrics, consumers.metrics, projections.metrics)
+DEFINED_BY = (ledger.metrics, relay.metrics, consumers.metrics, projections.metrics)
 
 
 def defined_series() -> set[str]:

@@ -8,15 +8,15 @@ from fastapi import APIRouter, Depends
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import HTMLResponse
 
+from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import ApiServices
-from ledger.apikeys import ApiKey, Scope
-from ledger.audit.note import open_note, parse_checkpoint
-from ledger.audit.verify import AuditError, leaf_hash, verify_inclusion
-from ledger.auditlog.export import ProvenEntry, proven_entries
-from ledger.auditlog.store import StoredCheckpoint
+from ledger.audit.export import ProvenEntry, proven_entries
+from ledger.audit.store import StoredCheckpoint
+from ledger.audit.tlog.note import open_note, parse_checkpoint
+from ledger.audit.tlog.verify import AuditError, leaf_hash, verify_inclusion
 
 STYLE = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:72rem;line-height:1.4;color:#111}

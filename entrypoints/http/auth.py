@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPBearer
 
+from access.apikeys import ApiKey, ApiKeyStore, Scope
 from entrypoints.http.problems import ApiProblemError
-from ledger.apikeys import ApiKey, ApiKeyStore, Scope
 
 # Declared for the OpenAPI document; the header is read below, whichever form it takes.
 bearer = HTTPBearer(auto_error=False, description="An API key: `Authorization: Bearer clk_...`")

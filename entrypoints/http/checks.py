@@ -20,13 +20,13 @@ from pydantic import BaseModel
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect
 
+from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.limits import App, Receive, Send
 from entrypoints.http.limits import Scope as AsgiScope
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import MAX_POSITION, ApiServices
-from ledger.apikeys import ApiKey, Scope
-from ledger.errors import InvalidFieldError
+from ledger.domain.errors import InvalidFieldError
 from projections.checker import Checker, StaleProjectionError
 from projections.decision import Decision
 from schemas import SUBJECT_PATTERN, Channel

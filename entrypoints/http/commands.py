@@ -7,11 +7,11 @@ from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, create_model
 
+from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import ApiServices
-from ledger.apikeys import ApiKey, Scope
-from ledger.commands import (
+from ledger.domain.commands import (
     AcceptPolicy,
     CloseRightsRequest,
     Command,
@@ -31,8 +31,8 @@ from ledger.commands import (
     build,
     new_command_id,
 )
-from ledger.errors import InvalidFieldError
-from ledger.service import CommandResult
+from ledger.domain.errors import InvalidFieldError
+from ledger.write.service import CommandResult
 
 IDEMPOTENCY_KEY_MAX = 128
 

@@ -8,15 +8,15 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import BaseModel, Field
 
+from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import MAX_POSITION, ApiServices
-from ledger.aggregates import aggregate_id
-from ledger.apikeys import ApiKey, Scope
-from ledger.audit.merkle import consistency_proof, inclusion_proof
-from ledger.auditlog.export import NotSealedError, export_bundle
-from ledger.auditlog.store import StoredCheckpoint
-from ledger.service import Ledger
+from ledger.audit.export import NotSealedError, export_bundle
+from ledger.audit.store import StoredCheckpoint
+from ledger.audit.tlog.merkle import consistency_proof, inclusion_proof
+from ledger.domain.aggregates import aggregate_id
+from ledger.write.service import Ledger
 from schemas import dump_event
 
 SUBJECT = Path(pattern=r"^[A-Za-z0-9._:@-]{1,128}$", description="The person's subject.")

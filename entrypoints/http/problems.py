@@ -22,7 +22,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from entrypoints.http.services import CheckersBusyError
-from ledger.errors import (
+from ledger.domain.errors import (
     ConcurrencyConflictError,
     InvalidFieldError,
     LedgerError,

@@ -10,13 +10,13 @@ from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
+from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import ApiServices
-from ledger.apikeys import ApiKey, Scope
-from ledger.receipts import Proofs, export_document, person_log
-from ledger.store import SQLiteStoreConfig, StoreConfig
+from ledger.rights.receipts import Proofs, export_document, person_log
+from ledger.store.events import SQLiteStoreConfig, StoreConfig
 from projections.point_in_time import decision_at
 from projections.rights import (
     OpenRequest,

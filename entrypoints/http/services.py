@@ -9,9 +9,9 @@ from typing import Any
 
 import anyio
 
-from ledger.apikeys import ApiKeyStore
-from ledger.identity import SubjectHasher
-from ledger.service import Ledger
+from access.apikeys import ApiKeyStore
+from ledger.domain.identity import SubjectHasher
+from ledger.write.service import Ledger
 from projections.checker import Checker, LoopSendChecks
 
 MAX_BODY_BYTES = 64 * 1024
@@ -143,7 +143,7 @@ class ApiServices:
     audit: Any
     """An `entrypoints.bootstrap.Audit` (store, tree, signer, sealer)."""
     tokens: Any = None
-    """The unsubscribe-token codec (`ledger.unsubscribe_tokens`), when links are served."""
+    """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)
     max_body_bytes: int = MAX_BODY_BYTES
     max_bulk_body_bytes: int = MAX_BULK_BODY_BYTES

@@ -24,10 +24,10 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
 from entrypoints.http.problems import ApiProblemError
-from ledger.errors import ExpiredTokenError, LedgerError, UnsubscribeTokenError
-from ledger.service import Ledger
-from ledger.unsubscribe_clicks import record_click
-from ledger.unsubscribe_tokens import UnsubscribeClaim, UnsubscribeTokenCodec
+from ledger.domain.errors import ExpiredTokenError, LedgerError, UnsubscribeTokenError
+from ledger.links.clicks import record_click
+from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
+from ledger.write.service import Ledger
 from schemas import Source, UnsubscribeMethod
 
 __all__ = ["MAX_BODY_BYTES", "unsubscribe_router"]

@@ -19,26 +19,26 @@ import psycopg
 import pytest
 from psycopg import sql
 
-from ledger.audit.bundle import BundleError, verify_bundle
-from ledger.audit.merkle import consistency_proof, inclusion_proof
-from ledger.audit.note import generate_signer, signer_from_seed
-from ledger.audit.verify import AuditError, verify_consistency
-from ledger.auditlog.check import VerifyReport, verify_ledger
-from ledger.auditlog.export import export_bundle
-from ledger.auditlog.sealer import Sealer, SealerConfig
-from ledger.auditlog.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
-from ledger.commands import (
+from ledger.audit.check import VerifyReport, verify_ledger
+from ledger.audit.export import export_bundle
+from ledger.audit.sealer import Sealer, SealerConfig
+from ledger.audit.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
+from ledger.audit.tlog.bundle import BundleError, verify_bundle
+from ledger.audit.tlog.merkle import consistency_proof, inclusion_proof
+from ledger.audit.tlog.note import generate_signer, signer_from_seed
+from ledger.audit.tlog.verify import AuditError, verify_consistency
+from ledger.domain.commands import (
     EraseSubject,
     GrantConsent,
     PublishPolicyVersion,
     RegisterPurpose,
     Unsubscribe,
 )
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
-from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.domain.identity import SubjectHasher
+from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
+from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.write.group_commit import GroupCommitConfig
+from ledger.write.service import Ledger, LedgerConfig
 from schemas import PersonalData
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)

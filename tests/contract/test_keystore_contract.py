@@ -13,8 +13,8 @@ import pytest
 from psycopg import sql
 from psycopg_pool import ConnectionPool
 
-from ledger.errors import ConfigurationError, StoreUnavailableError
-from ledger.keystore import (
+from ledger.domain.errors import ConfigurationError, StoreUnavailableError
+from ledger.privacy.keystore import (
     DATA_KEY_BYTES,
     DataKey,
     DataKeyStore,

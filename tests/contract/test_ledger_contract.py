@@ -14,8 +14,8 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from psycopg import sql
 
-from ledger.aggregates import ConsentStatus, Person
-from ledger.commands import (
+from ledger.domain.aggregates import ConsentStatus, Person
+from ledger.domain.commands import (
     AcceptPolicy,
     CloseRightsRequest,
     ConfirmConsent,
@@ -29,7 +29,7 @@ from ledger.commands import (
     WithdrawConsent,
     build,
 )
-from ledger.errors import (
+from ledger.domain.errors import (
     ConsentNotPendingError,
     DuplicatePurposeError,
     FutureOccurrenceError,
@@ -43,11 +43,11 @@ from ledger.errors import (
     UnknownPolicyVersionError,
     UnknownPurposeError,
 )
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
-from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.domain.identity import SubjectHasher
+from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
+from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.write.group_commit import GroupCommitConfig
+from ledger.write.service import Ledger, LedgerConfig
 from schemas import ErasedPersonalData, PersonalData, parse_event
 
 SECRET = b"s" * 32

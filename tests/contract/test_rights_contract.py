@@ -20,12 +20,12 @@ import pytest
 from prometheus_client import REGISTRY
 from psycopg import sql
 
-from ledger.audit.bundle import verify_bundle
-from ledger.audit.note import signer_from_seed
-from ledger.auditlog.check import verify_ledger
-from ledger.auditlog.sealer import Sealer, SealerConfig
-from ledger.auditlog.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
-from ledger.commands import (
+from ledger.audit.check import verify_ledger
+from ledger.audit.sealer import Sealer, SealerConfig
+from ledger.audit.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
+from ledger.audit.tlog.bundle import verify_bundle
+from ledger.audit.tlog.note import signer_from_seed
+from ledger.domain.commands import (
     CloseRightsRequest,
     Command,
     ConfirmConsent,
@@ -42,14 +42,14 @@ from ledger.commands import (
     Unsubscribe,
     WithdrawConsent,
 )
-from ledger.errors import RightsRequestAlreadyExtendedError, RightsRequestExtensionError
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
-from ledger.receipts import Proofs, export_document, person_log
-from ledger.retention import run_retention
-from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.domain.errors import RightsRequestAlreadyExtendedError, RightsRequestExtensionError
+from ledger.domain.identity import SubjectHasher
+from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
+from ledger.rights.receipts import Proofs, export_document, person_log
+from ledger.rights.retention import run_retention
+from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.write.group_commit import GroupCommitConfig
+from ledger.write.service import Ledger, LedgerConfig
 from projections.decision import Decision, Facts, ProjectionReader, Reason, decide
 from projections.embedded import EmbeddedProjection
 from projections.point_in_time import decision_at
@@ -59,7 +59,7 @@ from projections.rights import (
     open_requests_sqlite,
     summarise,
 )
-from projections.store import ProjectionWriter, apply, migrate
+from projections.writer import ProjectionWriter, apply, migrate
 from schemas import (
     ConsentWithdrawn,
     Evidence,

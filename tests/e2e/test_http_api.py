@@ -14,6 +14,7 @@ from hypothesis import HealthCheck as Hypothesis
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from access.apikeys import Scope
 from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
@@ -21,10 +22,9 @@ from entrypoints.http.checks import SingleCheckFastPath
 from entrypoints.http.commands import ROUTES
 from entrypoints.http.services import ApiServices
 from entrypoints.settings import Mode, Settings
-from ledger.apikeys import Scope
-from ledger.audit.bundle import verify_bundle
-from ledger.audit.note import open_note, parse_checkpoint
-from ledger.audit.verify import leaf_hash, verify_consistency, verify_inclusion
+from ledger.audit.tlog.bundle import verify_bundle
+from ledger.audit.tlog.note import open_note, parse_checkpoint
+from ledger.audit.tlog.verify import leaf_hash, verify_consistency, verify_inclusion
 from projections.embedded import EmbeddedProjection
 
 POLICY_SHA = hashlib.sha256(b"policy v1").hexdigest()

@@ -17,12 +17,12 @@ from hypothesis import given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.core.result import Ok
 
+from access.apikeys import Scope
 from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
 from entrypoints.http.problems import PROBLEM_JSON
 from entrypoints.settings import Mode, Settings
-from ledger.apikeys import Scope
 
 EXAMPLES = int(os.environ.get("CONSENT_FUZZ_EXAMPLES", "15"))
 

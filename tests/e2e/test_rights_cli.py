@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from ledger.audit.bundle import verify_bundle
+from ledger.audit.tlog.bundle import verify_bundle
 
 CLI = str(Path(sys.executable).parent / "consent-ledger")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

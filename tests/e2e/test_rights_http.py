@@ -10,12 +10,12 @@ from uuid import uuid4
 import pytest
 from fastapi.testclient import TestClient
 
+from access.apikeys import Scope
 from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
 from entrypoints.settings import Mode, Settings
-from ledger.apikeys import Scope
-from ledger.audit.bundle import verify_bundle
+from ledger.audit.tlog.bundle import verify_bundle
 from projections.embedded import EmbeddedProjection
 
 POLICY_SHA = hashlib.sha256(b"policy v1").hexdigest()

@@ -20,13 +20,13 @@ from psycopg import sql
 
 from entrypoints.http import problems
 from entrypoints.http.unsubscribe import MAX_BODY_BYTES, unsubscribe_router
-from ledger.commands import GrantConsent
-from ledger.group_commit import GroupCommitConfig
-from ledger.identity import SubjectHasher
-from ledger.keystore import PostgresDataKeyStore
-from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore, PostgresStoreConfig
-from ledger.unsubscribe_tokens import ONE_CLICK_BODY, UnsubscribeTokenCodec
+from ledger.domain.commands import GrantConsent
+from ledger.domain.identity import SubjectHasher
+from ledger.links.tokens import ONE_CLICK_BODY, UnsubscribeTokenCodec
+from ledger.privacy.keystore import PostgresDataKeyStore
+from ledger.store.events import LedgerStore, PostgresStoreConfig
+from ledger.write.group_commit import GroupCommitConfig
+from ledger.write.service import Ledger, LedgerConfig
 from schemas import UnsubscribeClicked
 from tests.conftest import free_port
 from tests.helpers import sqlite_ledger

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from ledger.commands import GrantConsent, Unsubscribe
+from ledger.domain.commands import GrantConsent, Unsubscribe
 from tests.broker import PrivateBroker
 from tests.helpers import projection_rows, replayed_rows, sqlite_ledger, sqlite_relay
 

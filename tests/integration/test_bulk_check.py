@@ -11,10 +11,10 @@ import pytest
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
-from ledger.positions import PostgresPositions
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from projections.decision import CatalogFacts, Decision, PolicyFacts, ProjectionReader, Reason
-from projections.store import migrate
+from projections.writer import migrate
+from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -6,11 +6,11 @@ from collections.abc import Callable
 import psycopg
 import pytest
 
-from ledger.apikeys import PostgresApiKeyStore
-from ledger.auditlog.store import PostgresTreeStore
-from ledger.positions import PostgresPositions
-from ledger.store import LedgerStore, PostgresStoreConfig
-from projections.store import migrate
+from access.apikeys import PostgresApiKeyStore
+from ledger.audit.store import PostgresTreeStore
+from ledger.store.events import LedgerStore, PostgresStoreConfig
+from projections.writer import migrate
+from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration
 PROCESSES = 6

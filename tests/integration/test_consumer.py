@@ -21,7 +21,7 @@ from kafka.errors import KafkaConnectionError
 from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from ledger.commands import (
+from ledger.domain.commands import (
     AcceptPolicy,
     GrantConsent,
     LiftRestriction,
@@ -31,11 +31,11 @@ from ledger.commands import (
     Unsubscribe,
     WithdrawConsent,
 )
-from ledger.positions import PostgresPositions, SQLitePositions
-from ledger.service import Ledger
+from ledger.write.service import Ledger
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from projections.decision import Decision, ProjectionReader, Reason, decide
-from projections.store import ProjectionWriter, apply, migrate
+from projections.writer import ProjectionWriter, apply, migrate
+from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event
 from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
 

@@ -16,9 +16,9 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
-from ledger.commands import Command, GrantConsent, Unsubscribe
-from ledger.service import Ledger
-from projections.store import ProjectionWriter, apply, migrate
+from ledger.domain.commands import Command, GrantConsent, Unsubscribe
+from ledger.write.service import Ledger
+from projections.writer import ProjectionWriter, apply, migrate
 from schemas import parse_event
 from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
 

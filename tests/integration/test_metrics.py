@@ -22,8 +22,8 @@ import pytest
 from kafka import KafkaProducer
 from prometheus_client import start_http_server
 
-from ledger.commands import GrantConsent, Unsubscribe
-from ledger.service import Ledger
+from ledger.domain.commands import GrantConsent, Unsubscribe
+from ledger.write.service import Ledger
 from tests.conftest import free_port
 from tests.helpers import sqlite_ledger, sqlite_relay
 from tests.monitoring import promtool_check_metrics, scrape, total, value

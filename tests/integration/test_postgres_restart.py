@@ -26,22 +26,22 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from ledger.audit.note import signer_from_seed
-from ledger.auditlog.check import verify_ledger
-from ledger.auditlog.store import PostgresTreeStore
-from ledger.commands import (
+from ledger.audit.check import verify_ledger
+from ledger.audit.store import PostgresTreeStore
+from ledger.audit.tlog.note import signer_from_seed
+from ledger.domain.commands import (
     Command,
     GrantConsent,
     PublishPolicyVersion,
     RegisterPurpose,
     Unsubscribe,
 )
-from ledger.errors import StoreUnavailableError
-from ledger.identity import SubjectHasher
-from ledger.keystore import PostgresDataKeyStore
-from ledger.positions import PostgresPositions
-from ledger.service import Ledger, LedgerConfig
-from ledger.store import LedgerStore, PostgresStoreConfig
+from ledger.domain.errors import StoreUnavailableError
+from ledger.domain.identity import SubjectHasher
+from ledger.privacy.keystore import PostgresDataKeyStore
+from ledger.store.events import LedgerStore, PostgresStoreConfig
+from ledger.write.service import Ledger, LedgerConfig
+from relay.positions import PostgresPositions
 from tests.conftest import free_port
 from tests.helpers import (
     CATALOG_TIME,

@@ -12,11 +12,11 @@ from pathlib import Path
 import pytest
 from kafka import KafkaConsumer
 
-from ledger.audit.entry import Entry
-from ledger.audit.verify import leaf_hash
-from ledger.commands import GrantConsent, Unsubscribe
-from ledger.relay import Relay, ensure_topics
-from ledger.service import Ledger
+from ledger.audit.tlog.entry import Entry
+from ledger.audit.tlog.verify import leaf_hash
+from ledger.domain.commands import GrantConsent, Unsubscribe
+from ledger.write.service import Ledger
+from relay.publisher import Relay, ensure_topics
 from schemas import PersonalData
 from tests.helpers import sqlite_ledger, sqlite_relay
 

@@ -10,13 +10,13 @@ import pytest
 from kafka import KafkaProducer
 from psycopg import sql
 
-from consumers.rebuild import rebuild_from_kafka
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from ledger.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
-from ledger.positions import PostgresPositions
-from ledger.service import Ledger
+from consumers.topic_rebuild import rebuild_from_kafka
+from ledger.domain.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
+from ledger.write.service import Ledger
 from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_store, swap
-from projections.store import migrate
+from projections.writer import migrate
+from relay.positions import PostgresPositions
 from tests.helpers import (
     projection_rows,
     publish_all,

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import strategies as st
 from psycopg import sql
 
-from ledger.commands import (
+from ledger.domain.commands import (
     Command,
     ConfirmConsent,
     EraseSubject,
@@ -26,10 +26,10 @@ from ledger.commands import (
     Unsubscribe,
     WithdrawConsent,
 )
-from ledger.errors import LedgerError
-from ledger.service import Ledger
+from ledger.domain.errors import LedgerError
+from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
-from projections.store import ProjectionWriter, apply, migrate
+from projections.writer import ProjectionWriter, apply, migrate
 from schemas import parse_event
 from tests.helpers import empty_sqlite_ledger
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from projections.store import ProjectionWriter, apply, migrate
+from projections.writer import ProjectionWriter, apply, migrate
 from schemas import CATALOG_SUBJECT, EventBase, parse_event
 
 pytestmark = pytest.mark.integration

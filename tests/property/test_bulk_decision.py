@@ -14,10 +14,10 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from psycopg import sql
 
-from ledger.positions import PostgresPositions
 from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
 from projections.decision import ProjectionReader, decide
-from projections.store import migrate
+from projections.writer import migrate
+from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 1, 1, tzinfo=UTC)

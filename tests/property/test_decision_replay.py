@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.service import Ledger
+from ledger.write.service import Ledger
 from projections.decision import ProjectionReader, decide
 from projections.replay import facts_from_log
 from schemas import EventBase, parse_event

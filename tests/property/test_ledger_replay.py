@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.commands import (
+from ledger.domain.commands import (
     AcceptPolicy,
     Command,
     ConfirmConsent,
@@ -23,8 +23,8 @@ from ledger.commands import (
     Unsubscribe,
     WithdrawConsent,
 )
-from ledger.errors import ConsentNotPendingError, LedgerError
-from ledger.service import CommandResult, Ledger
+from ledger.domain.errors import ConsentNotPendingError, LedgerError
+from ledger.write.service import CommandResult, Ledger
 from tests.helpers import sqlite_ledger
 
 PURPOSES = ("newsletter", "offers")

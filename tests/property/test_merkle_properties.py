@@ -3,14 +3,14 @@
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.audit.merkle import (
+from ledger.audit.tlog.merkle import (
     MemoryNodeStore,
     consistency_proof,
     inclusion_proof,
     new_nodes,
     root,
 )
-from ledger.audit.verify import leaf_hash, verify_consistency, verify_inclusion
+from ledger.audit.tlog.verify import leaf_hash, verify_consistency, verify_inclusion
 
 TREE_SIZE = 5000
 

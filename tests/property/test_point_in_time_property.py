@@ -9,7 +9,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.receipts import person_log
+from ledger.rights.receipts import person_log
 from projections.decision import ProjectionReader, Reason, decide
 from projections.point_in_time import decision_at
 from tests.property.histories import (

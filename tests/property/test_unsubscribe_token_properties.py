@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ledger.errors import UnsubscribeTokenError
-from ledger.unsubscribe_tokens import UnsubscribeClaim, UnsubscribeTokenCodec
+from ledger.domain.errors import UnsubscribeTokenError
+from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
 
 NOW = datetime(2026, 11, 26, tzinfo=UTC)
 CODEC = UnsubscribeTokenCodec({"k2": b"n" * 32, "k1": b"o" * 32}, clock=lambda: NOW)

@@ -44,15 +44,15 @@ import httpx
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.partitioner.default import murmur2
 
+from access.apikeys import Scope
 from consumers.runner import MAX_ERROR_HEADER, UndecodableRecordError, decode
 from entrypoints.http.checks import MAX_LINE_BYTES
 from entrypoints.http.problems import PROBLEM_JSON
 from entrypoints.http.services import MAX_BODY_BYTES, MAX_BULK_BODY_BYTES
 from entrypoints.http.unsubscribe import MAX_BODY_BYTES as MAX_FORM_BYTES
-from ledger.apikeys import Scope
-from ledger.errors import LedgerError
-from ledger.identity import SubjectHasher
-from ledger.unsubscribe_tokens import ONE_CLICK_BODY, UnsubscribeClaim, UnsubscribeTokenCodec
+from ledger.domain.errors import LedgerError
+from ledger.domain.identity import SubjectHasher
+from ledger.links.tokens import ONE_CLICK_BODY, UnsubscribeClaim, UnsubscribeTokenCodec
 from schemas import Channel, ConsentGranted, DoubleOptIn, Source, dead_letter_topic_for, dump_event
 
 __all__ = ["Finding", "HostileTarget", "run_hostile"]

@@ -22,8 +22,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from ledger.identity import SubjectHasher
-from ledger.unsubscribe_tokens import UnsubscribeTokenCodec
+from ledger.domain.identity import SubjectHasher
+from ledger.links.tokens import UnsubscribeTokenCodec
 
 PURPOSE = "newsletter"
 POLICY = "v1"

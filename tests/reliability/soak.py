@@ -35,8 +35,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from entrypoints.bootstrap import build_hasher, build_store, build_token_codec
 from entrypoints.settings import Settings
-from ledger.identity import SubjectHasher
-from ledger.unsubscribe_tokens import UnsubscribeTokenCodec
+from ledger.domain.identity import SubjectHasher
+from ledger.links.tokens import UnsubscribeTokenCodec
 from schemas import dead_letter_topic_for
 from tests.helpers import projection_rows, replayed_rows
 from tests.reliability.load import POLICY, PURPOSE, MixedLoad, Rates, Seen

@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from entrypoints.bootstrap import build_ledger
 from entrypoints.settings import MASTER_KEY_FILE, SUBJECT_SECRET_FILE, Mode, Settings
-from ledger.errors import ConfigurationError
+from ledger.domain.errors import ConfigurationError
 
 
 def test_embedded_mode_generates_private_secrets_once(tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ import typer
 import typer.main
 import yaml
 
-from entrypoints.cli import app
+from entrypoints.cli.main import app
 from entrypoints.settings import Settings
 
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.commands import GrantConsent, LiftRestriction, RestrictProcessing, Unsubscribe
-from ledger.service import Ledger
+from ledger.domain.commands import GrantConsent, LiftRestriction, RestrictProcessing, Unsubscribe
+from ledger.write.service import Ledger
 from projections.checker import CheckerConfig, StaleProjectionError
 from projections.decision import Decision, Reason
 from projections.embedded import EmbeddedChecker, EmbeddedProjection

@@ -6,8 +6,8 @@ from concurrent.futures import Future
 
 import pytest
 
-from ledger.errors import StoreUnavailableError
-from ledger.group_commit import GroupCommitConfig, GroupCommitter, Submission
+from ledger.domain.errors import StoreUnavailableError
+from ledger.write.group_commit import GroupCommitConfig, GroupCommitter, Submission
 
 
 class Recorder:

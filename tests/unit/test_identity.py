@@ -13,9 +13,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.errors import ConfigurationError, InvalidAddressError
-from ledger.identity import SubjectHasher, normalise_address
-from ledger.secrets import decode_secret, load_or_create_secret
+from ledger.domain.errors import ConfigurationError, InvalidAddressError
+from ledger.domain.identity import SubjectHasher, normalise_address
+from ledger.privacy.secrets import decode_secret, load_or_create_secret
 
 SECRET = b"s" * 32
 # A local part that no error message may repeat.

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from ledger.errors import InvalidFieldError
-from ledger.importer import (
+from ledger.domain.errors import InvalidFieldError
+from ledger.write.importer import (
     FileFormat,
     ImportOptions,
     ImportSummary,
@@ -17,7 +17,7 @@ from ledger.importer import (
     read_rows,
     run_import,
 )
-from ledger.service import Ledger
+from ledger.write.service import Ledger
 from tests.helpers import sqlite_ledger
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)

@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
-from ledger.audit.merkle import (
+from ledger.audit.tlog.merkle import (
     LeafIndexError,
     MalformedHashError,
     MemoryNodeStore,
@@ -20,7 +20,7 @@ from ledger.audit.merkle import (
     new_nodes,
     root,
 )
-from ledger.audit.verify import (
+from ledger.audit.tlog.verify import (
     ConsistencyProofError,
     InclusionProofError,
     leaf_hash,
@@ -34,7 +34,7 @@ from ledger.audit.verify import (
 _IMPORTS_PROBE = """
 import json, sys
 before = set(sys.modules)
-import ledger.audit.note, ledger.audit.verify
+import ledger.audit.tlog.note, ledger.audit.tlog.verify
 print(json.dumps(sorted(set(sys.modules) - before)))
 """
 # cryptography, with the binary modules it loads (its Rust bindings, and cffi's backend).
@@ -42,9 +42,10 @@ _CRYPTOGRAPHY_TOP_LEVEL = {"cryptography", "_cffi_backend", "_openssl"}
 _AUDIT_MODULES = {
     "ledger",
     "ledger.audit",
-    "ledger.audit.merkle",
-    "ledger.audit.note",
-    "ledger.audit.verify",
+    "ledger.audit.tlog",
+    "ledger.audit.tlog.merkle",
+    "ledger.audit.tlog.note",
+    "ledger.audit.tlog.verify",
 }
 
 # --- Reference: RFC 9162 sections 2.1.1, 2.1.3.1 and 2.1.4.1, transcribed literally. ---------

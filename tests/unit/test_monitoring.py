@@ -14,12 +14,12 @@ import pytest
 import yaml
 from prometheus_client import REGISTRY, generate_latest
 
-from ledger.audit.note import signer_from_seed
-from ledger.auditlog.check import verify_ledger
-from ledger.auditlog.sealer import Sealer, SealerConfig
-from ledger.auditlog.store import SQLiteTreeStore
-from ledger.commands import GrantConsent
-from ledger.errors import LedgerError
+from ledger.audit.check import verify_ledger
+from ledger.audit.sealer import Sealer, SealerConfig
+from ledger.audit.store import SQLiteTreeStore
+from ledger.audit.tlog.note import signer_from_seed
+from ledger.domain.commands import GrantConsent
+from ledger.domain.errors import LedgerError
 from ledger.metrics import checkpoint_seen
 from projections.decision import Reason
 from projections.metrics import SINGLE_CHECKS, BusinessMetrics, observe_unsubscribes

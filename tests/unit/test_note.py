@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from ledger.audit.note import (
+from ledger.audit.tlog.note import (
     Checkpoint,
     CheckpointFormatError,
     KeyFormatError,
@@ -19,7 +19,7 @@ from ledger.audit.note import (
     private_key_bytes,
     signer_from_seed,
 )
-from ledger.audit.verify import AuditError
+from ledger.audit.tlog.verify import AuditError
 
 # The example of golang.org/x/mod/sumdb/note (its package documentation and tests).
 GO_SIGNER_KEY = "PRIVATE+KEY+PeterNeumann+c74f20a3+AYEKFALVFGyNhPJEMzD1QIDr+Y7hfZx09iUvxdXHKDFz"

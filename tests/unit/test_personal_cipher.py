@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledger.keystore import DataKey, DataKeyStore, SQLiteDataKeyStore
-from ledger.personal import PersonalCipher, PersonalDataTamperedError
+from ledger.privacy.keystore import DataKey, DataKeyStore, SQLiteDataKeyStore
+from ledger.privacy.personal import PersonalCipher, PersonalDataTamperedError
 from schemas.personal import ErasedPersonalData, PersonalData, SealedPersonalData
 
 MASTER_KEY = b"m" * 32

@@ -4,14 +4,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.commands import (
+from ledger.domain.commands import (
     PROSPECT_MAX_AGE_DAYS,
     OpenRightsRequest,
     RecordInteraction,
     RegisterPurpose,
     build,
 )
-from ledger.errors import InvalidFieldError
+from ledger.domain.errors import InvalidFieldError
 
 NOW = datetime(2026, 3, 1, 12, tzinfo=UTC)
 

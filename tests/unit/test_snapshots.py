@@ -3,8 +3,14 @@
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from ledger.aggregates import Catalog, ConsentRecord, ConsentStatus, Person, RightsRequestRecord
-from ledger.snapshots import dump_aggregate, load_aggregate
+from ledger.domain.aggregates import (
+    Catalog,
+    ConsentRecord,
+    ConsentStatus,
+    Person,
+    RightsRequestRecord,
+)
+from ledger.write.snapshots import dump_aggregate, load_aggregate
 from schemas import Channel, Right, RightsOutcome
 
 

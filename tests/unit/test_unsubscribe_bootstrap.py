@@ -9,7 +9,7 @@ from pydantic import SecretStr
 
 from entrypoints.bootstrap import build_token_codec, unsubscribe_base_url
 from entrypoints.settings import UNSUBSCRIBE_KEY_FILE, Mode, Settings
-from ledger.errors import ConfigurationError, UnknownTokenKeyError
+from ledger.domain.errors import ConfigurationError, UnknownTokenKeyError
 
 NEW = base64.b64encode(b"n" * 32).decode()
 OLD = base64.b64encode(b"o" * 32).decode()

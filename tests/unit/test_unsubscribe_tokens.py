@@ -5,7 +5,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ledger.errors import (
+from ledger.domain.errors import (
     ConfigurationError,
     ExpiredTokenError,
     InvalidFieldError,
@@ -14,7 +14,7 @@ from ledger.errors import (
     UnknownTokenKeyError,
     UnsubscribeTokenError,
 )
-from ledger.unsubscribe_tokens import (
+from ledger.links.tokens import (
     MAC_BYTES,
     UnsubscribeClaim,
     UnsubscribeTokenCodec,

@@ -1,0 +1,1 @@
+"""The command-line interface, consent-ledger: one module per group of commands."""

@@ -1,0 +1,1 @@
+"""The ledger's domain, pure (no I/O): commands, the aggregates, the rule book, identity."""

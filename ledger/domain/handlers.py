@@ -1,0 +1,269 @@
+"""What each command becomes: the rules it must pass and the events it records."""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar, cast
+from uuid import uuid4
+
+from ledger.domain.aggregates import Catalog, Person
+from ledger.domain.commands import (
+    AcceptPolicy,
+    CloseRightsRequest,
+    Command,
+    ConfirmConsent,
+    EraseSubject,
+    ExtendRightsRequest,
+    GrantConsent,
+    LiftRestriction,
+    OpenRightsRequest,
+    PublishPolicyVersion,
+    RecordInteraction,
+    RecordObjection,
+    RegisterPurpose,
+    RestrictProcessing,
+    Unsubscribe,
+    WithdrawConsent,
+)
+from ledger.domain.errors import RightsRequestExtensionError
+from schemas import (
+    ConsentConfirmed,
+    ConsentGranted,
+    ConsentWithdrawn,
+    EventBase,
+    InteractionRecorded,
+    ObjectionRecorded,
+    PolicyVersionAccepted,
+    PolicyVersionPublished,
+    ProcessingRestricted,
+    PurposeRegistered,
+    RestrictionLifted,
+    RightsRequestClosed,
+    RightsRequestExtended,
+    RightsRequestOpened,
+    SealedPersonalData,
+    SubjectErased,
+    UnsubscribeClicked,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    """Everything a decision may read besides the command: state, time, sealed personal data."""
+
+    subject: str
+    catalog: Catalog
+    person: Person | None
+    recorded_at: datetime
+    personal: SealedPersonalData | None
+
+    def envelope(self, command: Command) -> dict[str, Any]:
+        return {
+            "event_id": uuid4(),
+            "subject": self.subject,
+            "occurred_at": command.occurred_at,
+            "recorded_at": self.recorded_at,
+            "command_id": command.command_id,
+            "source": command.source,
+            "actor": command.actor,
+            "evidence": command.evidence,
+            "personal": self.personal,
+        }
+
+    @property
+    def person_state(self) -> Person:
+        if self.person is None:
+            msg = "a person command needs the person aggregate"
+            raise TypeError(msg)
+        return self.person
+
+
+C = TypeVar("C", bound=Command)
+Decision = Callable[[Any, Context], list[EventBase]]
+_DECISIONS: dict[type[Command], Decision] = {}
+
+
+def _decides(command_type: type[C]) -> Callable[[Callable[[C, Context], list[EventBase]]], Any]:
+    def register(func: Callable[[C, Context], list[EventBase]]) -> Any:
+        _DECISIONS[command_type] = cast("Decision", func)
+        return func
+
+    return register
+
+
+def decide(command: Command, context: Context) -> list[EventBase]:
+    """The events ``command`` records, or a `LedgerError` if a rule refuses it."""
+    return _DECISIONS[type(command)](command, context)
+
+
+@_decides(RegisterPurpose)
+def _register_purpose(command: RegisterPurpose, ctx: Context) -> list[EventBase]:
+    ctx.catalog.check_new_purpose(command.purpose)
+    return [
+        PurposeRegistered(
+            **ctx.envelope(command),
+            purpose=command.purpose,
+            legal_basis=command.legal_basis,
+            description=command.description,
+            max_age_days=command.max_age_days,
+            direct_marketing=command.direct_marketing,
+        )
+    ]
+
+
+@_decides(PublishPolicyVersion)
+def _publish_policy(command: PublishPolicyVersion, ctx: Context) -> list[EventBase]:
+    ctx.catalog.check_new_policy(command.version)
+    ctx.catalog.check_policy_purposes(command.purposes)
+    return [
+        PolicyVersionPublished(
+            **ctx.envelope(command),
+            version=command.version,
+            text_sha256=command.text_sha256,
+            url=command.url,
+            effective_at=command.effective_at,
+            purposes=command.purposes,
+            requires_reconsent=command.requires_reconsent,
+        )
+    ]
+
+
+@_decides(GrantConsent)
+def _grant(command: GrantConsent, ctx: Context) -> list[EventBase]:
+    ctx.catalog.check_purpose(command.purpose)
+    ctx.catalog.check_policy(command.policy_version)
+    return [
+        ConsentGranted(
+            **ctx.envelope(command),
+            purpose=command.purpose,
+            channel=command.channel,
+            policy_version=command.policy_version,
+            double_opt_in=command.double_opt_in,
+        )
+    ]
+
+
+@_decides(ConfirmConsent)
+def _confirm(command: ConfirmConsent, ctx: Context) -> list[EventBase]:
+    ctx.person_state.check_can_confirm(command.purpose, command.channel)
+    return [
+        ConsentConfirmed(**ctx.envelope(command), purpose=command.purpose, channel=command.channel)
+    ]
+
+
+@_decides(WithdrawConsent)
+def _withdraw(command: WithdrawConsent, ctx: Context) -> list[EventBase]:
+    # Always accepted: a withdrawal must be recorded even with no grant on file, or for a
+    # purpose the catalog does not know; refusing it would lose an opt-out.
+    return [
+        ConsentWithdrawn(
+            **ctx.envelope(command),
+            purpose=command.purpose,
+            channel=command.channel,
+            reason=command.reason,
+        )
+    ]
+
+
+@_decides(Unsubscribe)
+def _unsubscribe(command: Unsubscribe, ctx: Context) -> list[EventBase]:
+    # Always accepted, like a withdrawal.
+    return [
+        UnsubscribeClicked(
+            **ctx.envelope(command),
+            purpose=command.purpose,
+            list_id=command.list_id,
+            campaign_id=command.campaign_id,
+            message_id=command.message_id,
+            method=command.method,
+        )
+    ]
+
+
+@_decides(AcceptPolicy)
+def _accept_policy(command: AcceptPolicy, ctx: Context) -> list[EventBase]:
+    published = ctx.catalog.check_policy(command.version, field="version")
+    if command.text_sha256 is not None:
+        ctx.catalog.check_policy_text(command.version, command.text_sha256)
+    return [
+        PolicyVersionAccepted(
+            **ctx.envelope(command), version=command.version, text_sha256=published.text_sha256
+        )
+    ]
+
+
+@_decides(RecordObjection)
+def _object(command: RecordObjection, ctx: Context) -> list[EventBase]:
+    return [
+        ObjectionRecorded(
+            **ctx.envelope(command),
+            purpose=command.purpose,
+            all_direct_marketing=command.all_direct_marketing,
+        )
+    ]
+
+
+@_decides(RestrictProcessing)
+def _restrict(command: RestrictProcessing, ctx: Context) -> list[EventBase]:
+    return [ProcessingRestricted(**ctx.envelope(command), purposes=command.purposes)]
+
+
+@_decides(LiftRestriction)
+def _lift(command: LiftRestriction, ctx: Context) -> list[EventBase]:
+    return [RestrictionLifted(**ctx.envelope(command), purposes=command.purposes)]
+
+
+@_decides(OpenRightsRequest)
+def _open_request(command: OpenRightsRequest, ctx: Context) -> list[EventBase]:
+    ctx.person_state.check_new_request(command.request_id)
+    return [
+        RightsRequestOpened(
+            **ctx.envelope(command),
+            request_id=command.request_id,
+            right=command.right,
+            received_at=command.effective_received_at,
+            due_at=command.effective_due_at,
+        )
+    ]
+
+
+@_decides(ExtendRightsRequest)
+def _extend_request(command: ExtendRightsRequest, ctx: Context) -> list[EventBase]:
+    ctx.person_state.check_can_extend(command.request_id)
+    due_at = ctx.person_state.rights_requests[command.request_id].due_at
+    if command.due_at <= due_at:
+        raise RightsRequestExtensionError(
+            command.request_id, f"the new due date must be after {due_at.isoformat()}"
+        )
+    return [
+        RightsRequestExtended(
+            **ctx.envelope(command),
+            request_id=command.request_id,
+            due_at=command.due_at,
+            reason=command.reason,
+        )
+    ]
+
+
+@_decides(CloseRightsRequest)
+def _close_request(command: CloseRightsRequest, ctx: Context) -> list[EventBase]:
+    ctx.person_state.check_open_request(command.request_id)
+    return [
+        RightsRequestClosed(
+            **ctx.envelope(command), request_id=command.request_id, outcome=command.outcome
+        )
+    ]
+
+
+@_decides(EraseSubject)
+def _erase(command: EraseSubject, ctx: Context) -> list[EventBase]:
+    return [SubjectErased(**ctx.envelope(command), request_id=command.request_id)]
+
+
+@_decides(RecordInteraction)
+def _interaction(command: RecordInteraction, ctx: Context) -> list[EventBase]:
+    if command.purpose is not None:
+        ctx.catalog.check_purpose(command.purpose)
+    return [
+        InteractionRecorded(**ctx.envelope(command), kind=command.kind, purpose=command.purpose)
+    ]

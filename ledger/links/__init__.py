@@ -1,0 +1,1 @@
+"""Signed links for recipients: unsubscribe tokens and the clicks they record."""

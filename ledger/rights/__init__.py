@@ -1,0 +1,1 @@
+"""Data-subject rights: receipts and exports, retention, decisions at a point in time."""

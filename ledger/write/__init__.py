@@ -1,0 +1,1 @@
+"""The write path: the ledger service, group commit, its cache of people, the importer."""
