@@ -22,16 +22,8 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from projections.decision import (
-    Decision,
-    Facts,
-    ProjectionReader,
-    Reason,
-    decide,
-    facts_from_row,
-    facts_query,
-    reconsent_versions,
-)
+from ledger.domain.rules import Decision, Facts, Reason, decide, reconsent_versions
+from projections.facts import ProjectionReader, facts_from_row, facts_query
 from projections.metrics import metered_bulk, metered_check, single_check_answered
 
 COVERED_QUERY = """

@@ -17,14 +17,8 @@ from importlib.resources import files
 from pathlib import Path
 from typing import Any, Protocol
 
+from ledger.domain.rules import ConsentFacts, Facts, PolicyFacts, PurposeFacts, SuppressionFacts
 from projections.checker import Checker, CheckerConfig
-from projections.decision import (
-    ConsentFacts,
-    Facts,
-    PolicyFacts,
-    PurposeFacts,
-    SuppressionFacts,
-)
 from projections.metrics import observe_unsubscribes
 from projections.writer import ProjectionWriter
 from schemas import EventBase, parse_event

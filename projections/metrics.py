@@ -12,7 +12,7 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from projections.decision import Decision, Reason
+from ledger.domain.rules import Decision, Reason
 from schemas import EventBase, Right, UnsubscribeClicked
 
 logger = logging.getLogger(__name__)

@@ -13,7 +13,7 @@ from uuid import UUID
 import psycopg
 from psycopg import sql
 
-from projections.decision import ERASED_SCOPE, EVERY_SCOPE
+from ledger.domain.rules import ERASED_SCOPE, EVERY_PURPOSE
 from schemas import (
     ConsentConfirmed,
     ConsentGranted,
@@ -317,7 +317,7 @@ def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
             if event.list_id is not None and event.purpose is None:
                 return [_suppress(event, position, f"list:{event.list_id}", "unsubscribed")]
             return [
-                _suppress(event, position, event.purpose or EVERY_SCOPE, "unsubscribed"),
+                _suppress(event, position, event.purpose or EVERY_PURPOSE, "unsubscribed"),
                 (
                     _WITHDRAW_EMAIL,
                     (subject, event.purpose, at, position),
@@ -326,7 +326,7 @@ def _ops(event: EventBase, position: int) -> list[_Op]:  # noqa: PLR0911
                 ),
             ]
         case ObjectionRecorded():
-            return [_suppress(event, position, event.purpose or EVERY_SCOPE, "objection")]
+            return [_suppress(event, position, event.purpose or EVERY_PURPOSE, "objection")]
         case SubjectErased():
             return [_suppress(event, position, ERASED_SCOPE, "erased")]
         case PolicyVersionAccepted():
@@ -376,7 +376,7 @@ def _catalog_and_limits(event: EventBase, position: int) -> list[_Op]:  # noqa: 
         case ProcessingRestricted():
             return [
                 (_RESTRICT, (subject, scope, at, position), subject, scope)
-                for scope in (event.purposes or (EVERY_SCOPE,))
+                for scope in (event.purposes or (EVERY_PURPOSE,))
             ]
         case RestrictionLifted():
             if not event.purposes:

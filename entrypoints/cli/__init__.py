@@ -1,1 +1,5 @@
-"""The command-line interface, consent-ledger: one module per group of commands."""
+"""The command-line interface, ``consent-ledger``: one module per group of commands."""
+
+from entrypoints.cli.main import main
+
+__all__ = ["main"]

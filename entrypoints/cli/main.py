@@ -52,10 +52,10 @@ from ledger.domain.commands import (
     build,
 )
 from ledger.domain.errors import LedgerError
+from ledger.domain.rules import Decision
 from ledger.write.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
 from ledger.write.service import CommandResult
 from projections.checker import Checker, SendChecker, StaleProjectionError
-from projections.decision import Decision
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from relay.publisher import ensure_topics
 from schemas import (

@@ -16,11 +16,11 @@ from entrypoints.cli.console import err, load_settings
 from entrypoints.cli.opening import open_ledger
 from entrypoints.settings import Mode
 from ledger.domain.commands import CloseRightsRequest, ExtendRightsRequest, OpenRightsRequest, build
+from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from ledger.rights.retention import run_retention
 from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
-from projections.point_in_time import decision_at
 from projections.rights import open_requests_postgres, open_requests_sqlite, summarise
 from schemas import Channel, Right, RightsOutcome, Source
 

@@ -27,8 +27,8 @@ from entrypoints.http.limits import Scope as AsgiScope
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import MAX_POSITION, ApiServices
 from ledger.domain.errors import InvalidFieldError
+from ledger.domain.rules import Decision
 from projections.checker import Checker, StaleProjectionError
-from projections.decision import Decision
 from schemas import SUBJECT_PATTERN, Channel
 
 _quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str

@@ -15,9 +15,9 @@ from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import ApiServices
+from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from ledger.store.events import SQLiteStoreConfig, StoreConfig
-from projections.point_in_time import decision_at
 from projections.rights import (
     OpenRequest,
     open_requests_postgres,

@@ -1,14 +1,14 @@
 """The aggregates: one per person, and the catalog of purposes and policy versions.
 
-Each aggregate is rebuilt by folding its stored events (``LedgerEvent.mutate``); the rules that
-decide whether a command may become events are the ``check_*`` methods, which raise before any
-event is triggered.
+Each aggregate is rebuilt by folding its stored events (``LedgerEvent.mutate``): the consent
+state by the rule book (`ledger.domain.rules`), the rest (command ids, policy acceptances,
+rights requests) here. The rules that decide whether a command may become events are the
+``check_*`` methods, which raise before any event is triggered.
 """
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from enum import StrEnum
 from typing import Self
 from uuid import NAMESPACE_URL, UUID, uuid5
 
@@ -23,32 +23,27 @@ from ledger.domain.errors import (
     UnknownPolicyVersionError,
     UnknownPurposeError,
 )
+from ledger.domain.rules import (
+    LIST_SCOPE_PREFIX,
+    CatalogState,
+    ConsentFacts,
+    ConsentStatus,
+    PersonState,
+    SuppressionReason,
+)
 from schemas import (
     CATALOG_SUBJECT,
-    ConsentConfirmed,
-    ConsentGranted,
-    ConsentWithdrawn,
-    DoubleOptIn,
     EventBase,
-    InteractionRecorded,
-    ObjectionRecorded,
     PolicyVersionAccepted,
     PolicyVersionPublished,
-    ProcessingRestricted,
     PurposeRegistered,
-    RestrictionLifted,
     RightsRequestClosed,
     RightsRequestExtended,
     RightsRequestOpened,
-    SubjectErased,
-    UnsubscribeClicked,
 )
 
 LEDGER_NAMESPACE = uuid5(NAMESPACE_URL, "urn:consent-ledger:aggregate")
 """Aggregate ids are derived from the subject, so every process finds the same stream."""
-
-EVERY_PURPOSE = "*"
-"""The scope of a global unsubscribe or of a restriction without purposes."""
 
 
 def aggregate_id(subject: str) -> UUID:
@@ -120,19 +115,6 @@ class LedgerAggregate:
         return events
 
 
-class ConsentStatus(StrEnum):
-    PENDING = "pending"
-    GRANTED = "granted"
-    WITHDRAWN = "withdrawn"
-
-
-@dataclass(frozen=True, slots=True)
-class ConsentRecord:
-    status: ConsentStatus
-    policy_version: str | None
-    since: datetime
-
-
 @dataclass(slots=True)
 class RightsRequestRecord:
     right: str
@@ -143,60 +125,18 @@ class RightsRequestRecord:
 
 @dataclass(slots=True)
 class Person(LedgerAggregate):
-    """One person's consent history, folded into the facts the ledger's rules need."""
+    """One person's history, folded into the facts the ledger's rules need."""
 
-    consents: dict[tuple[str, str], ConsentRecord] = field(default_factory=dict)
-    unsubscribed: set[str] = field(default_factory=set)
-    """Purposes (or ``*`` for every marketing message) the person unsubscribed from."""
-    unsubscribed_lists: set[str] = field(default_factory=set)
-    objections: set[str] = field(default_factory=set)
-    """Purposes objected to (or ``*``: all direct marketing, GDPR art. 21(2))."""
-    restrictions: set[str] = field(default_factory=set)
+    state: PersonState = field(default_factory=PersonState)
+    """The consent state, folded by the rule book."""
     accepted_policies: dict[str, str] = field(default_factory=dict)
     rights_requests: dict[UUID, RightsRequestRecord] = field(default_factory=dict)
-    erasures: int = 0
-    last_interaction_at: datetime | None = None
 
-    def _evolve(self, envelope: EventBase) -> None:  # noqa: PLR0912 - one case per event
+    def _evolve(self, envelope: EventBase) -> None:
+        # The version orders the person's events as the ledger positions do.
+        if self.state.evolve(envelope, self.version):
+            return
         match envelope:
-            case ConsentGranted():
-                status = (
-                    ConsentStatus.PENDING
-                    if envelope.double_opt_in is DoubleOptIn.PENDING
-                    else ConsentStatus.GRANTED
-                )
-                self.consents[(envelope.purpose, envelope.channel)] = ConsentRecord(
-                    status, envelope.policy_version, envelope.occurred_at
-                )
-                # A new explicit consent for a purpose supersedes an unsubscribe from it.
-                self.unsubscribed.discard(envelope.purpose)
-            case ConsentConfirmed():
-                key = (envelope.purpose, envelope.channel)
-                self.consents[key] = ConsentRecord(
-                    ConsentStatus.GRANTED, self.consents[key].policy_version, envelope.occurred_at
-                )
-            case ConsentWithdrawn():
-                self._withdraw(envelope.purpose, envelope.channel, envelope.occurred_at)
-            case UnsubscribeClicked():
-                if envelope.purpose is not None:
-                    self.unsubscribed.add(envelope.purpose)
-                    self._withdraw(envelope.purpose, "email", envelope.occurred_at)
-                elif envelope.list_id is not None:
-                    self.unsubscribed_lists.add(envelope.list_id)
-                else:
-                    self.unsubscribed.add(EVERY_PURPOSE)
-                    for purpose, channel in list(self.consents):
-                        if channel == "email":
-                            self._withdraw(purpose, channel, envelope.occurred_at)
-            case ObjectionRecorded():
-                self.objections.add(envelope.purpose or EVERY_PURPOSE)
-            case ProcessingRestricted():
-                self.restrictions.update(envelope.purposes or (EVERY_PURPOSE,))
-            case RestrictionLifted():
-                if envelope.purposes:
-                    self.restrictions.difference_update(envelope.purposes)
-                else:
-                    self.restrictions.clear()
             case PolicyVersionAccepted():
                 self.accepted_policies[envelope.version] = envelope.text_sha256
             case RightsRequestOpened():
@@ -209,19 +149,51 @@ class Person(LedgerAggregate):
                 request.extended = True
             case RightsRequestClosed():
                 self.rights_requests[envelope.request_id].outcome = envelope.outcome
-            case SubjectErased():
-                self.erasures += 1
-            case InteractionRecorded():
-                self.last_interaction_at = envelope.occurred_at
             case _:
                 msg = f"{envelope.event_type} is not a person event"
                 raise TypeError(msg)
 
-    def _withdraw(self, purpose: str, channel: str, when: datetime) -> None:
-        previous = self.consents.get((purpose, channel))
-        self.consents[(purpose, channel)] = ConsentRecord(
-            ConsentStatus.WITHDRAWN, previous.policy_version if previous else None, when
-        )
+    @property
+    def consents(self) -> dict[tuple[str, str], ConsentFacts]:
+        return self.state.consents
+
+    @property
+    def unsubscribed(self) -> set[str]:
+        """Purposes (or ``*`` for every marketing message) the person unsubscribed from."""
+        return {
+            scope
+            for scope, reason in self.state.suppressions
+            if reason == SuppressionReason.UNSUBSCRIBED and not scope.startswith(LIST_SCOPE_PREFIX)
+        }
+
+    @property
+    def unsubscribed_lists(self) -> set[str]:
+        return {
+            scope.removeprefix(LIST_SCOPE_PREFIX)
+            for scope, reason in self.state.suppressions
+            if reason == SuppressionReason.UNSUBSCRIBED and scope.startswith(LIST_SCOPE_PREFIX)
+        }
+
+    @property
+    def objections(self) -> set[str]:
+        """Purposes objected to (or ``*``: all direct marketing, GDPR art. 21(2))."""
+        return {
+            scope
+            for scope, reason in self.state.suppressions
+            if reason == SuppressionReason.OBJECTION
+        }
+
+    @property
+    def restrictions(self) -> set[str]:
+        return self.state.restrictions
+
+    @property
+    def erasures(self) -> int:
+        return self.state.erasures
+
+    @property
+    def last_interaction_at(self) -> datetime | None:
+        return self.state.last_interaction
 
     def check_can_confirm(self, purpose: str, channel: str) -> None:
         record = self.consents.get((purpose, channel))
@@ -251,18 +223,20 @@ class Person(LedgerAggregate):
 class Catalog(LedgerAggregate):
     """The purposes and privacy-policy versions that exist; both only ever grow."""
 
-    purposes: dict[str, PurposeRegistered] = field(default_factory=dict)
-    policies: dict[str, PolicyVersionPublished] = field(default_factory=dict)
+    state: CatalogState = field(default_factory=CatalogState)
 
     def _evolve(self, envelope: EventBase) -> None:
-        match envelope:
-            case PurposeRegistered():
-                self.purposes[envelope.purpose] = envelope
-            case PolicyVersionPublished():
-                self.policies[envelope.version] = envelope
-            case _:
-                msg = f"{envelope.event_type} is not a catalog event"
-                raise TypeError(msg)
+        if not self.state.evolve(envelope):
+            msg = f"{envelope.event_type} is not a catalog event"
+            raise TypeError(msg)
+
+    @property
+    def purposes(self) -> dict[str, PurposeRegistered]:
+        return self.state.purposes
+
+    @property
+    def policies(self) -> dict[str, PolicyVersionPublished]:
+        return self.state.policies
 
     def check_purpose(self, purpose: str) -> PurposeRegistered:
         try:

@@ -1,4 +1,4 @@
-"""What each command becomes: the rules it must pass and the events it records."""
+"""Command handlers: what each command becomes, the rules it must pass and the events it records."""
 
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -79,24 +79,24 @@ class Context:
 
 
 C = TypeVar("C", bound=Command)
-Decision = Callable[[Any, Context], list[EventBase]]
-_DECISIONS: dict[type[Command], Decision] = {}
+Handler = Callable[[Any, Context], list[EventBase]]
+_HANDLERS: dict[type[Command], Handler] = {}
 
 
-def _decides(command_type: type[C]) -> Callable[[Callable[[C, Context], list[EventBase]]], Any]:
+def _handles(command_type: type[C]) -> Callable[[Callable[[C, Context], list[EventBase]]], Any]:
     def register(func: Callable[[C, Context], list[EventBase]]) -> Any:
-        _DECISIONS[command_type] = cast("Decision", func)
+        _HANDLERS[command_type] = cast("Handler", func)
         return func
 
     return register
 
 
-def decide(command: Command, context: Context) -> list[EventBase]:
+def handle(command: Command, context: Context) -> list[EventBase]:
     """The events ``command`` records, or a `LedgerError` if a rule refuses it."""
-    return _DECISIONS[type(command)](command, context)
+    return _HANDLERS[type(command)](command, context)
 
 
-@_decides(RegisterPurpose)
+@_handles(RegisterPurpose)
 def _register_purpose(command: RegisterPurpose, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_new_purpose(command.purpose)
     return [
@@ -111,7 +111,7 @@ def _register_purpose(command: RegisterPurpose, ctx: Context) -> list[EventBase]
     ]
 
 
-@_decides(PublishPolicyVersion)
+@_handles(PublishPolicyVersion)
 def _publish_policy(command: PublishPolicyVersion, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_new_policy(command.version)
     ctx.catalog.check_policy_purposes(command.purposes)
@@ -128,7 +128,7 @@ def _publish_policy(command: PublishPolicyVersion, ctx: Context) -> list[EventBa
     ]
 
 
-@_decides(GrantConsent)
+@_handles(GrantConsent)
 def _grant(command: GrantConsent, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_purpose(command.purpose)
     ctx.catalog.check_policy(command.policy_version)
@@ -143,7 +143,7 @@ def _grant(command: GrantConsent, ctx: Context) -> list[EventBase]:
     ]
 
 
-@_decides(ConfirmConsent)
+@_handles(ConfirmConsent)
 def _confirm(command: ConfirmConsent, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_can_confirm(command.purpose, command.channel)
     return [
@@ -151,7 +151,7 @@ def _confirm(command: ConfirmConsent, ctx: Context) -> list[EventBase]:
     ]
 
 
-@_decides(WithdrawConsent)
+@_handles(WithdrawConsent)
 def _withdraw(command: WithdrawConsent, ctx: Context) -> list[EventBase]:
     # Always accepted: a withdrawal must be recorded even with no grant on file, or for a
     # purpose the catalog does not know; refusing it would lose an opt-out.
@@ -165,7 +165,7 @@ def _withdraw(command: WithdrawConsent, ctx: Context) -> list[EventBase]:
     ]
 
 
-@_decides(Unsubscribe)
+@_handles(Unsubscribe)
 def _unsubscribe(command: Unsubscribe, ctx: Context) -> list[EventBase]:
     # Always accepted, like a withdrawal.
     return [
@@ -180,7 +180,7 @@ def _unsubscribe(command: Unsubscribe, ctx: Context) -> list[EventBase]:
     ]
 
 
-@_decides(AcceptPolicy)
+@_handles(AcceptPolicy)
 def _accept_policy(command: AcceptPolicy, ctx: Context) -> list[EventBase]:
     published = ctx.catalog.check_policy(command.version, field="version")
     if command.text_sha256 is not None:
@@ -192,7 +192,7 @@ def _accept_policy(command: AcceptPolicy, ctx: Context) -> list[EventBase]:
     ]
 
 
-@_decides(RecordObjection)
+@_handles(RecordObjection)
 def _object(command: RecordObjection, ctx: Context) -> list[EventBase]:
     return [
         ObjectionRecorded(
@@ -203,17 +203,17 @@ def _object(command: RecordObjection, ctx: Context) -> list[EventBase]:
     ]
 
 
-@_decides(RestrictProcessing)
+@_handles(RestrictProcessing)
 def _restrict(command: RestrictProcessing, ctx: Context) -> list[EventBase]:
     return [ProcessingRestricted(**ctx.envelope(command), purposes=command.purposes)]
 
 
-@_decides(LiftRestriction)
+@_handles(LiftRestriction)
 def _lift(command: LiftRestriction, ctx: Context) -> list[EventBase]:
     return [RestrictionLifted(**ctx.envelope(command), purposes=command.purposes)]
 
 
-@_decides(OpenRightsRequest)
+@_handles(OpenRightsRequest)
 def _open_request(command: OpenRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_new_request(command.request_id)
     return [
@@ -227,7 +227,7 @@ def _open_request(command: OpenRightsRequest, ctx: Context) -> list[EventBase]:
     ]
 
 
-@_decides(ExtendRightsRequest)
+@_handles(ExtendRightsRequest)
 def _extend_request(command: ExtendRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_can_extend(command.request_id)
     due_at = ctx.person_state.rights_requests[command.request_id].due_at
@@ -245,7 +245,7 @@ def _extend_request(command: ExtendRightsRequest, ctx: Context) -> list[EventBas
     ]
 
 
-@_decides(CloseRightsRequest)
+@_handles(CloseRightsRequest)
 def _close_request(command: CloseRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_open_request(command.request_id)
     return [
@@ -255,12 +255,12 @@ def _close_request(command: CloseRightsRequest, ctx: Context) -> list[EventBase]
     ]
 
 
-@_decides(EraseSubject)
+@_handles(EraseSubject)
 def _erase(command: EraseSubject, ctx: Context) -> list[EventBase]:
     return [SubjectErased(**ctx.envelope(command), request_id=command.request_id)]
 
 
-@_decides(RecordInteraction)
+@_handles(RecordInteraction)
 def _interaction(command: RecordInteraction, ctx: Context) -> list[EventBase]:
     if command.purpose is not None:
         ctx.catalog.check_purpose(command.purpose)

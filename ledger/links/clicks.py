@@ -2,8 +2,9 @@
 
 import asyncio
 
-from ledger.domain.aggregates import EVERY_PURPOSE, Person
+from ledger.domain.aggregates import Person
 from ledger.domain.commands import Unsubscribe
+from ledger.domain.rules import EVERY_PURPOSE
 from ledger.links.tokens import UnsubscribeClaim
 from ledger.write.service import CommandResult, Ledger
 from schemas import Source, UnsubscribeMethod

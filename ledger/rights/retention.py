@@ -7,48 +7,28 @@ withdrawal's command id is derived from the consent it ends, so a second run rec
 """
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from dataclasses import dataclass
+from datetime import datetime
 from uuid import NAMESPACE_URL, uuid5
 
 from ledger.domain.commands import WithdrawConsent
 from ledger.domain.errors import LedgerError
-from ledger.write.service import CommandResult, Ledger
-from schemas import (
-    Channel,
-    ConsentConfirmed,
-    ConsentGranted,
-    ConsentWithdrawn,
-    DoubleOptIn,
-    EventBase,
-    InteractionRecorded,
-    PolicyVersionPublished,
-    PurposeRegistered,
-    Source,
-    UnsubscribeClicked,
-    WithdrawalReason,
-    parse_event,
+from ledger.domain.rules import (
+    CatalogState,
+    ConsentFacts,
+    ConsentStatus,
+    PersonState,
+    PolicyFacts,
+    PurposeFacts,
+    lapses_at,
+    reconsent_required_since,
 )
+from ledger.write.service import CommandResult, Ledger
+from schemas import Channel, EventBase, Source, WithdrawalReason, parse_event
 
 RETENTION_ACTOR = "retention"
 PAGE = 10_000
 _COMMAND_NAMESPACE = uuid5(NAMESPACE_URL, "https://consent-ledger/retention")
-
-
-@dataclass(slots=True)
-class _Consent:
-    status: str
-    policy_version: str | None
-    since: datetime
-    position: int
-
-
-@dataclass(slots=True)
-class _World:
-    purposes: dict[str, PurposeRegistered] = field(default_factory=dict)
-    policies: dict[str, PolicyVersionPublished] = field(default_factory=dict)
-    consents: dict[tuple[str, str, str], _Consent] = field(default_factory=dict)
-    last_interaction: dict[str, datetime] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,93 +49,73 @@ def _log(ledger: Ledger) -> Iterator[tuple[EventBase, int]]:
         after = page[-1].id
 
 
-def _fold(world: _World, event: EventBase, position: int) -> None:
-    match event:
-        case PurposeRegistered():
-            world.purposes.setdefault(event.purpose, event)
-        case PolicyVersionPublished():
-            world.policies.setdefault(event.version, event)
-        case ConsentGranted():
-            status = "pending" if event.double_opt_in is DoubleOptIn.PENDING else "granted"
-            key = (event.subject, event.purpose, event.channel.value)
-            world.consents[key] = _Consent(
-                status, event.policy_version, event.occurred_at, position
-            )
-        case ConsentConfirmed():
-            key = (event.subject, event.purpose, event.channel.value)
-            previous = world.consents.get(key)
-            version = previous.policy_version if previous else None
-            world.consents[key] = _Consent("granted", version, event.occurred_at, position)
-        case ConsentWithdrawn():
-            world.consents.pop((event.subject, event.purpose, event.channel.value), None)
-        case UnsubscribeClicked() if event.list_id is None or event.purpose is not None:
-            for key in [k for k in world.consents if k[0] == event.subject]:
-                if key[2] == Channel.EMAIL.value and event.purpose in (None, key[1]):
-                    del world.consents[key]
-        case InteractionRecorded():
-            world.last_interaction[event.subject] = event.occurred_at
-        case _:
-            pass
-
-
-def _lapsed_at(world: _World, key: tuple[str, str, str], consent: _Consent) -> datetime | None:
-    purpose = world.purposes.get(key[1])
-    if purpose is None or purpose.max_age_days is None:
-        return None
-    active = max(consent.since, world.last_interaction.get(key[0], consent.since))
-    return active + timedelta(days=purpose.max_age_days)
-
-
-def _outdated_at(world: _World, purpose: str, consent: _Consent, now: datetime) -> datetime | None:
-    given = world.policies.get(consent.policy_version or "")
-    if given is None:
-        return None
-    newer = [
-        p.effective_at
-        for p in world.policies.values()
-        if p.requires_reconsent
-        and given.effective_at < p.effective_at <= now
-        and (not p.purposes or purpose in p.purposes)
+def _ends(
+    consent: ConsentFacts,
+    *,
+    purpose: PurposeFacts | None,
+    policies: tuple[PolicyFacts, ...],
+    person: PersonState,
+    purpose_id: str,
+    now: datetime,
+) -> tuple[datetime, WithdrawalReason] | None:
+    """When and why a granted consent ended by ``now``, by the rule book (None: it stands)."""
+    lapsed = None if purpose is None else lapses_at(purpose, consent, person.last_interaction)
+    outdated = reconsent_required_since(policies, consent=consent, purpose=purpose_id, at=now)
+    causes = [
+        (when, reason)
+        for when, reason in (
+            (lapsed, WithdrawalReason.LAPSED),
+            # Never before the grant itself: a grant under an outdated version ends at once.
+            (
+                None if outdated is None else max(outdated, consent.since),
+                WithdrawalReason.RECONSENT_REQUIRED,
+            ),
+        )
+        if when is not None and when < now
     ]
-    # Never before the grant itself: a grant under an outdated version ends at once.
-    return max(min(newer), consent.since) if newer else None
+    return min(causes) if causes else None
 
 
 def due_withdrawals(ledger: Ledger, *, now: datetime) -> list[WithdrawConsent]:
     """The withdrawals the log calls for at ``now``: one per lapsed or outdated consent."""
-    world = _World()
+    catalog = CatalogState()
+    people: dict[str, PersonState] = {}
     for event, position in _log(ledger):
-        _fold(world, event, position)
+        if not catalog.evolve(event):
+            people.setdefault(event.subject, PersonState()).evolve(event, position)
+    purposes = {name: PurposeFacts.of(event) for name, event in catalog.purposes.items()}
+    policies = tuple(PolicyFacts.of(event) for event in catalog.policies.values())
     due: list[WithdrawConsent] = []
-    for key, consent in world.consents.items():
-        if consent.status != "granted":
-            continue
-        subject, purpose, channel = key
-        causes = [
-            (when, reason)
-            for when, reason in (
-                (_lapsed_at(world, key, consent), WithdrawalReason.LAPSED),
-                (_outdated_at(world, purpose, consent, now), WithdrawalReason.RECONSENT_REQUIRED),
+    for subject, person in people.items():
+        for (purpose, channel), consent in person.consents.items():
+            if consent.status is not ConsentStatus.GRANTED:
+                continue
+            ended = _ends(
+                consent,
+                purpose=purposes.get(purpose),
+                policies=policies,
+                person=person,
+                purpose_id=purpose,
+                now=now,
             )
-            if when is not None and when < now
-        ]
-        if not causes:
-            continue
-        when, reason = min(causes)
-        # The id names the consent it ends (by its position): the same consent, the same command.
-        name = f"{reason.value}:{subject}:{purpose}:{channel}:{consent.position}"
-        due.append(
-            WithdrawConsent(
-                subject=subject,
-                purpose=purpose,
-                channel=Channel(channel),
-                reason=reason,
-                occurred_at=when,
-                command_id=f"retention-{uuid5(_COMMAND_NAMESPACE, name)}",
-                source=Source.RETENTION,
-                actor=RETENTION_ACTOR,
+            if ended is None:
+                continue
+            when, reason = ended
+            # The id names the consent it ends (by its position): the same consent, the same
+            # command.
+            name = f"{reason.value}:{subject}:{purpose}:{channel}:{consent.last_position}"
+            due.append(
+                WithdrawConsent(
+                    subject=subject,
+                    purpose=purpose,
+                    channel=Channel(channel),
+                    reason=reason,
+                    occurred_at=when,
+                    command_id=f"retention-{uuid5(_COMMAND_NAMESPACE, name)}",
+                    source=Source.RETENTION,
+                    actor=RETENTION_ACTOR,
+                )
             )
-        )
     return due
 
 

@@ -24,7 +24,7 @@ from ledger.domain.errors import (
     RuleViolationError,
     StoreUnavailableError,
 )
-from ledger.domain.handlers import Context, decide
+from ledger.domain.handlers import Context, handle
 from ledger.domain.identity import SubjectHasher
 from ledger.metrics import GROUP_COMMIT_BATCH, CommandMeter, outcome_of
 from ledger.privacy.keystore import DataKeyStore
@@ -393,7 +393,7 @@ class Ledger:
             personal=sealed,
         )
         try:
-            envelopes = decide(prepared.command, context)
+            envelopes = handle(prepared.command, context)
         except RuleViolationError as error:
             # Refused on state that may be older than the store: check again on fresh state.
             state.stale_rejections |= {prepared.subject, CATALOG_SUBJECT} - state.loaded_fresh

@@ -11,13 +11,13 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from ledger.domain.aggregates import (
-    Catalog,
-    ConsentRecord,
+from ledger.domain.aggregates import Catalog, LedgerAggregate, Person, RightsRequestRecord
+from ledger.domain.rules import (
+    ConsentFacts,
     ConsentStatus,
-    LedgerAggregate,
-    Person,
-    RightsRequestRecord,
+    PersonState,
+    SuppressionFacts,
+    SuppressionReason,
 )
 
 _PERSON = b"P"
@@ -42,6 +42,7 @@ def dump_aggregate(aggregate: LedgerAggregate) -> bytes:
     if not isinstance(aggregate, Person):
         msg = f"cannot snapshot {type(aggregate).__name__}"
         raise TypeError(msg)
+    consent = aggregate.state
     state: tuple[Any, ...] = (
         aggregate.subject,
         aggregate.version,
@@ -49,19 +50,20 @@ def dump_aggregate(aggregate: LedgerAggregate) -> bytes:
             str(cid): tuple((e.bytes, v) for e, v in events)
             for cid, events in aggregate.commands.items()
         },
+        # marshal takes only exact built-in types: enum members (str subclasses) become str.
         {
             (str(purpose), str(channel)): (
                 record.status.value,
                 None if record.policy_version is None else str(record.policy_version),
                 record.since.isoformat(),
+                record.last_position,
             )
-            for (purpose, channel), record in aggregate.consents.items()
+            for (purpose, channel), record in consent.consents.items()
         },
-        # marshal takes only exact built-in types: enum members (str subclasses) become str.
-        tuple(map(str, aggregate.unsubscribed)),
-        tuple(map(str, aggregate.unsubscribed_lists)),
-        tuple(map(str, aggregate.objections)),
-        tuple(map(str, aggregate.restrictions)),
+        tuple(
+            (str(s.scope), s.reason.value, s.last_position) for s in consent.suppressions.values()
+        ),
+        tuple(map(str, consent.restrictions)),
         {str(k): str(v) for k, v in aggregate.accepted_policies.items()},
         {
             request_id.bytes: (
@@ -72,8 +74,8 @@ def dump_aggregate(aggregate: LedgerAggregate) -> bytes:
             )
             for request_id, r in aggregate.rights_requests.items()
         },
-        aggregate.erasures,
-        _when(aggregate.last_interaction_at),
+        consent.erasures,
+        _when(consent.last_interaction),
     )
     return _PERSON + marshal.dumps(state)
 
@@ -89,9 +91,7 @@ def load_aggregate(snapshot: bytes) -> LedgerAggregate:
         version,
         commands,
         consents,
-        unsubscribed,
-        lists,
-        objections,
+        suppressions,
         restrictions,
         accepted,
         requests,
@@ -102,14 +102,23 @@ def load_aggregate(snapshot: bytes) -> LedgerAggregate:
     person.commands = {
         cid: tuple((UUID(bytes=e), v) for e, v in events) for cid, events in commands.items()
     }
-    person.consents = {
-        key: ConsentRecord(ConsentStatus(status), policy, datetime.fromisoformat(since))
-        for key, (status, policy, since) in consents.items()
-    }
-    person.unsubscribed = set(unsubscribed)
-    person.unsubscribed_lists = set(lists)
-    person.objections = set(objections)
-    person.restrictions = set(restrictions)
+    person.state = PersonState(
+        consents={
+            key: ConsentFacts(
+                ConsentStatus(status), policy, datetime.fromisoformat(since), position
+            )
+            for key, (status, policy, since, position) in consents.items()
+        },
+        suppressions={
+            (scope, SuppressionReason(reason)): SuppressionFacts(
+                scope, SuppressionReason(reason), position
+            )
+            for scope, reason, position in suppressions
+        },
+        restrictions=set(restrictions),
+        last_interaction=_from_when(last_interaction),
+        erasures=erasures,
+    )
     person.accepted_policies = accepted
     person.rights_requests = {
         UUID(bytes=request_id): RightsRequestRecord(
@@ -117,6 +126,4 @@ def load_aggregate(snapshot: bytes) -> LedgerAggregate:
         )
         for request_id, (right, due, extended, outcome) in requests.items()
     }
-    person.erasures = erasures
-    person.last_interaction_at = _from_when(last_interaction)
     return person

@@ -14,7 +14,7 @@ import pytest
 from eventsourcing.persistence import OperationalError
 from psycopg import sql
 
-from ledger.domain.aggregates import ConsentStatus, Person
+from ledger.domain.aggregates import Person
 from ledger.domain.commands import (
     AcceptPolicy,
     CloseRightsRequest,
@@ -44,6 +44,7 @@ from ledger.domain.errors import (
     UnknownPurposeError,
 )
 from ledger.domain.identity import SubjectHasher
+from ledger.domain.rules import ConsentStatus
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
 from ledger.write.group_commit import GroupCommitConfig

@@ -44,15 +44,16 @@ from ledger.domain.commands import (
 )
 from ledger.domain.errors import RightsRequestAlreadyExtendedError, RightsRequestExtensionError
 from ledger.domain.identity import SubjectHasher
+from ledger.domain.rules import Decision, Facts, Reason, decide
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
+from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from ledger.rights.retention import run_retention
 from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Ledger, LedgerConfig
-from projections.decision import Decision, Facts, ProjectionReader, Reason, decide
 from projections.embedded import EmbeddedProjection
-from projections.point_in_time import decision_at
+from projections.facts import ProjectionReader
 from projections.rights import (
     OpenRequest,
     open_requests_postgres,

@@ -11,8 +11,9 @@ import pytest
 from psycopg import sql
 from psycopg.pq import TransactionStatus
 
+from ledger.domain.rules import CatalogFacts, Decision, PolicyFacts, Reason
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
-from projections.decision import CatalogFacts, Decision, PolicyFacts, ProjectionReader, Reason
+from projections.facts import ProjectionReader
 from projections.writer import migrate
 from relay.positions import PostgresPositions
 

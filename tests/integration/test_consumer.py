@@ -31,9 +31,10 @@ from ledger.domain.commands import (
     Unsubscribe,
     WithdrawConsent,
 )
+from ledger.domain.rules import Decision, Reason, decide
 from ledger.write.service import Ledger
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
-from projections.decision import Decision, ProjectionReader, Reason, decide
+from projections.facts import ProjectionReader
 from projections.writer import ProjectionWriter, apply, migrate
 from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from psycopg import sql
 
+from ledger.domain.rules import decide
 from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
-from projections.decision import ProjectionReader, decide
+from projections.facts import ProjectionReader
 from projections.writer import migrate
 from relay.positions import PostgresPositions
 

@@ -9,9 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.domain.rules import decide, facts_from_log
 from ledger.write.service import Ledger
-from projections.decision import ProjectionReader, decide
-from projections.replay import facts_from_log
+from projections.facts import ProjectionReader
 from schemas import EventBase, parse_event
 from tests.property.histories import CHANNELS, PURPOSES, T0, World, open_world, record, steps
 

@@ -63,7 +63,9 @@ class Model:
         elif kind == "unsubscribe":
             if step["purpose"]:
                 self.unsubscribed.add(step["purpose"])
-                self.consents[(step["purpose"], "email")] = "withdrawn"
+                # It ends the email consent on file, if any; it invents none.
+                if (step["purpose"], "email") in self.consents:
+                    self.consents[(step["purpose"], "email")] = "withdrawn"
             elif step["list"]:
                 self.lists.add(step["list"])
             else:

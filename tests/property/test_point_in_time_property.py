@@ -9,9 +9,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from ledger.domain.rules import Reason, decide
+from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import person_log
-from projections.decision import ProjectionReader, Reason, decide
-from projections.point_in_time import decision_at
+from projections.facts import ProjectionReader
 from tests.property.histories import (
     CHANNELS,
     POLICY_SHA,

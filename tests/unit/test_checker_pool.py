@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from entrypoints.http.services import CheckerPool, CheckersBusyError
+from ledger.domain.rules import Facts
 from projections.checker import Checker, CheckerConfig
-from projections.decision import Facts
 
 
 class FakeChecker(Checker):

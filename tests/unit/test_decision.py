@@ -4,21 +4,26 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from projections.decision import (
+from ledger.domain.rules import (
     ConsentFacts,
+    ConsentStatus,
     Decision,
     Facts,
     PolicyFacts,
     PurposeFacts,
     Reason,
     SuppressionFacts,
+    SuppressionReason,
     decide,
 )
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 MARKETING = PurposeFacts(legal_basis="consent", max_age_days=3 * 365, direct_marketing=True)
 GRANTED = ConsentFacts(
-    status="granted", policy_version="v1", since=NOW - timedelta(days=10), last_position=10
+    status=ConsentStatus.GRANTED,
+    policy_version="v1",
+    since=NOW - timedelta(days=10),
+    last_position=10,
 )
 V1 = PolicyFacts("v1", NOW - timedelta(days=100), ("newsletter",), requires_reconsent=False)
 
@@ -41,20 +46,39 @@ def test_a_current_consent_allows() -> None:
     ("facts", "reason"),
     [
         (Facts(purpose=None), Reason.UNKNOWN_PURPOSE),
-        (_facts(suppressions=(SuppressionFacts("*", "erased", 20),)), Reason.ERASED),
-        (_facts(suppressions=(SuppressionFacts("*", "objection", 5),)), Reason.OBJECTED),
-        (_facts(suppressions=(SuppressionFacts("newsletter", "objection", 5),)), Reason.OBJECTED),
+        (
+            _facts(suppressions=(SuppressionFacts("*", SuppressionReason.ERASED, 20),)),
+            Reason.ERASED,
+        ),
+        (
+            _facts(suppressions=(SuppressionFacts("*", SuppressionReason.OBJECTION, 5),)),
+            Reason.OBJECTED,
+        ),
+        (
+            _facts(suppressions=(SuppressionFacts("newsletter", SuppressionReason.OBJECTION, 5),)),
+            Reason.OBJECTED,
+        ),
         (_facts(restrictions=frozenset({"*"})), Reason.RESTRICTED),
         (
-            _facts(suppressions=(SuppressionFacts("newsletter", "unsubscribed", 20),)),
+            _facts(
+                suppressions=(SuppressionFacts("newsletter", SuppressionReason.UNSUBSCRIBED, 20),)
+            ),
             Reason.UNSUBSCRIBED,
         ),
-        (_facts(suppressions=(SuppressionFacts("*", "unsubscribed", 20),)), Reason.UNSUBSCRIBED),
-        (_facts(consent=None), Reason.NEVER_GRANTED),
-        (_facts(consent=ConsentFacts("withdrawn", "v1", NOW, 11)), Reason.WITHDRAWN),
-        (_facts(consent=ConsentFacts("pending", "v1", NOW, 11)), Reason.DOUBLE_OPT_IN_PENDING),
         (
-            _facts(consent=ConsentFacts("granted", "v1", NOW - timedelta(days=4 * 365), 11)),
+            _facts(suppressions=(SuppressionFacts("*", SuppressionReason.UNSUBSCRIBED, 20),)),
+            Reason.UNSUBSCRIBED,
+        ),
+        (_facts(consent=None), Reason.NEVER_GRANTED),
+        (_facts(consent=ConsentFacts(ConsentStatus.WITHDRAWN, "v1", NOW, 11)), Reason.WITHDRAWN),
+        (
+            _facts(consent=ConsentFacts(ConsentStatus.PENDING, "v1", NOW, 11)),
+            Reason.DOUBLE_OPT_IN_PENDING,
+        ),
+        (
+            _facts(
+                consent=ConsentFacts(ConsentStatus.GRANTED, "v1", NOW - timedelta(days=4 * 365), 11)
+            ),
             Reason.EXPIRED,
         ),
         (
@@ -74,19 +98,24 @@ def test_each_reason_denies(facts: Facts, reason: Reason) -> None:
 
 def test_an_objection_to_all_direct_marketing_spares_other_purposes() -> None:
     service = PurposeFacts(legal_basis="contract", max_age_days=None, direct_marketing=False)
-    facts = _facts(purpose=service, suppressions=(SuppressionFacts("*", "objection", 5),))
+    facts = _facts(
+        purpose=service, suppressions=(SuppressionFacts("*", SuppressionReason.OBJECTION, 5),)
+    )
     assert _decide(facts).allowed
 
 
 def test_a_newer_consent_outweighs_an_older_global_unsubscribe_and_erasure() -> None:
-    older = (SuppressionFacts("*", "unsubscribed", 5), SuppressionFacts("*", "erased", 6))
+    older = (
+        SuppressionFacts("*", SuppressionReason.UNSUBSCRIBED, 5),
+        SuppressionFacts("*", SuppressionReason.ERASED, 6),
+    )
     assert _decide(_facts(suppressions=older)).allowed
-    newer = (SuppressionFacts("*", "unsubscribed", 15),)
+    newer = (SuppressionFacts("*", SuppressionReason.UNSUBSCRIBED, 15),)
     assert _decide(_facts(suppressions=newer)).reason is Reason.UNSUBSCRIBED
 
 
 def test_a_recent_interaction_keeps_an_old_consent_alive() -> None:
-    old = ConsentFacts("granted", "v1", NOW - timedelta(days=4 * 365), 11)
+    old = ConsentFacts(ConsentStatus.GRANTED, "v1", NOW - timedelta(days=4 * 365), 11)
     facts = _facts(consent=old, last_interaction=NOW - timedelta(days=30))
     assert _decide(facts).allowed
 
@@ -97,5 +126,5 @@ def test_a_reconsent_policy_not_yet_in_effect_does_not_deny() -> None:
 
 
 def test_email_unsubscribes_do_not_stop_other_channels() -> None:
-    facts = _facts(suppressions=(SuppressionFacts("*", "unsubscribed", 20),))
+    facts = _facts(suppressions=(SuppressionFacts("*", SuppressionReason.UNSUBSCRIBED, 20),))
     assert _decide(facts, channel="sms").allowed

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from ledger.domain.commands import GrantConsent, LiftRestriction, RestrictProcessing, Unsubscribe
+from ledger.domain.rules import Decision, Reason
 from ledger.write.service import Ledger
 from projections.checker import CheckerConfig, StaleProjectionError
-from projections.decision import Decision, Reason
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from tests.helpers import sqlite_ledger
 

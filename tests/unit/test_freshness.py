@@ -4,8 +4,8 @@ import time
 
 import pytest
 
+from ledger.domain.rules import Facts
 from projections.checker import Checker, CheckerConfig, Freshness, StaleProjectionError
-from projections.decision import Facts
 
 
 class CountingChecker(Checker):

@@ -20,8 +20,8 @@ from ledger.audit.store import SQLiteTreeStore
 from ledger.audit.tlog.note import signer_from_seed
 from ledger.domain.commands import GrantConsent
 from ledger.domain.errors import LedgerError
+from ledger.domain.rules import Reason
 from ledger.metrics import checkpoint_seen
-from projections.decision import Reason
 from projections.metrics import SINGLE_CHECKS, BusinessMetrics, observe_unsubscribes
 from schemas import UnsubscribeClicked
 from tests.helpers import sqlite_ledger

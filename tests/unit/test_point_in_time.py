@@ -4,8 +4,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
 
-from projections.decision import Decision, Reason
-from projections.point_in_time import decision_at
+from ledger.domain.rules import Decision, Reason
+from ledger.rights.point_in_time import decision_at
 from schemas import (
     CATALOG_SUBJECT,
     ConsentGranted,

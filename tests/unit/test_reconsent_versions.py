@@ -2,7 +2,7 @@
 
 from datetime import UTC, datetime, timedelta
 
-from projections.decision import PolicyFacts, reconsent_versions
+from ledger.domain.rules import PolicyFacts, reconsent_versions
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 V1 = PolicyFacts("v1", NOW - timedelta(days=300), (), requires_reconsent=False)

@@ -3,12 +3,12 @@
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from ledger.domain.aggregates import (
-    Catalog,
-    ConsentRecord,
+from ledger.domain.aggregates import Catalog, Person, RightsRequestRecord
+from ledger.domain.rules import (
+    ConsentFacts,
     ConsentStatus,
-    Person,
-    RightsRequestRecord,
+    SuppressionFacts,
+    SuppressionReason,
 )
 from ledger.write.snapshots import dump_aggregate, load_aggregate
 from schemas import Channel, Right, RightsOutcome
@@ -18,13 +18,20 @@ def test_a_person_with_every_kind_of_fact_round_trips() -> None:
     person = Person.new("p-1")
     person.version = 7
     person.commands["c-1"] = ((uuid4(), 1), (uuid4(), 2))
-    person.consents[("newsletter", Channel.EMAIL)] = ConsentRecord(
-        ConsentStatus.PENDING, "v1", datetime(2026, 1, 1, tzinfo=UTC)
+    state = person.state
+    state.consents[("newsletter", Channel.EMAIL)] = ConsentFacts(
+        ConsentStatus.PENDING, "v1", datetime(2026, 1, 1, tzinfo=UTC), 3
     )
-    person.unsubscribed |= {"*", "offers"}
-    person.unsubscribed_lists.add("weekly")
-    person.objections.add("*")
-    person.restrictions.add("offers")
+    for scope, reason, position in (
+        ("*", SuppressionReason.UNSUBSCRIBED, 4),
+        ("offers", SuppressionReason.UNSUBSCRIBED, 5),
+        ("list:weekly", SuppressionReason.UNSUBSCRIBED, 6),
+        ("partners", SuppressionReason.OBJECTION, 6),
+        ("offers", SuppressionReason.OBJECTION, 6),
+        ("#erased", SuppressionReason.ERASED, 7),
+    ):
+        state.suppressions[scope, reason] = SuppressionFacts(scope, reason, position)
+    state.restrictions.add("offers")
     person.accepted_policies["v1"] = "a" * 64
     person.rights_requests[uuid4()] = RightsRequestRecord(
         Right.ACCESS,
@@ -32,8 +39,8 @@ def test_a_person_with_every_kind_of_fact_round_trips() -> None:
         extended=True,
         outcome=RightsOutcome.FULFILLED,
     )
-    person.erasures = 1
-    person.last_interaction_at = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
+    state.erasures = 1
+    state.last_interaction = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
     snapshot = dump_aggregate(person)
 

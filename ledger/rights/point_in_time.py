@@ -14,16 +14,18 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from projections.decision import (
+from ledger.domain.rules import (
     ERASED_SCOPE,
-    EVERY_SCOPE,
+    EVERY_PURPOSE,
     Decision,
     Facts,
+    PolicyFacts,
     Reason,
+    SuppressionReason,
     decide,
-    reconsent_versions,
+    facts_from_log,
+    renews,
 )
-from projections.replay import facts_from_log
 from schemas import (
     ConsentGranted,
     EventBase,
@@ -34,9 +36,9 @@ from schemas import (
 
 _ENVELOPE_FIELDS = set(EventBase.model_fields)
 _SUPPRESSION_REASONS = {
-    Reason.ERASED: "erased",
-    Reason.OBJECTED: "objection",
-    Reason.UNSUBSCRIBED: "unsubscribed",
+    Reason.ERASED: SuppressionReason.ERASED,
+    Reason.OBJECTED: SuppressionReason.OBJECTION,
+    Reason.UNSUBSCRIBED: SuppressionReason.UNSUBSCRIBED,
 }
 
 
@@ -192,38 +194,25 @@ def _deciding(
     purpose: str,
     at: datetime,
 ) -> tuple[EventBase, int] | None:
+    """The event the answer rests on: the grant that allows, or what denies (None: nothing)."""
     consent = facts.consent
     wanted = None if reason is None else _SUPPRESSION_REASONS.get(reason)
     if wanted is not None:
         positions = [
             s.last_position
             for s in facts.suppressions
-            if s.reason == wanted and s.scope in (purpose, EVERY_SCOPE, ERASED_SCOPE)
+            if s.reason == wanted and s.scope in (purpose, EVERY_PURPOSE, ERASED_SCOPE)
         ]
         return by_position.get(max(positions)) if positions else None
     if reason is Reason.RESTRICTED:
-        return _last(
-            happened,
-            lambda e, _: (
-                isinstance(e, ProcessingRestricted)
-                and e.subject == subject
-                and (not e.purposes or purpose in e.purposes)
-            ),
-        )
+        return _last(happened, lambda e, _: _restricts(e, subject=subject, purpose=purpose))
     if reason is Reason.RECONSENT_REQUIRED and consent is not None:
-        outdated = reconsent_versions(facts.policies, purpose=purpose, at=at)
-        given = {p.version: p.effective_at for p in facts.policies}.get(
-            consent.policy_version or ""
-        )
+        given = next(p for p in facts.policies if p.version == consent.policy_version)
         return _last(
             happened,
             lambda e, _: (
                 isinstance(e, PolicyVersionPublished)
-                and e.requires_reconsent
-                and e.effective_at <= at
-                and (given is None or e.effective_at > given)
-                and (not e.purposes or purpose in e.purposes)
-                and consent.policy_version in outdated
+                and renews(PolicyFacts.of(e), given=given, purpose=purpose, at=at)
             ),
         )
     if reason in (Reason.UNKNOWN_PURPOSE, Reason.NEVER_GRANTED):
@@ -234,3 +223,11 @@ def _deciding(
         )
     # Allowed on consent, withdrawn, pending or expired: the consent's newest event says so.
     return None if consent is None else by_position.get(consent.last_position)
+
+
+def _restricts(event: EventBase, *, subject: str, purpose: str) -> bool:
+    return (
+        isinstance(event, ProcessingRestricted)
+        and event.subject == subject
+        and (not event.purposes or purpose in event.purposes)
+    )
