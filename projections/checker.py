@@ -32,6 +32,7 @@ from projections.decision import (
     facts_query,
     reconsent_versions,
 )
+from projections.errors import ProjectionError
 from projections.metrics import metered_bulk, metered_check, single_check_answered
 
 COVERED_QUERY = """
@@ -105,10 +106,6 @@ _DECISIONS: dict[str | None, Decision] = {
     None: Decision(allowed=True),
     **{reason.value: Decision(allowed=False, reason=reason) for reason in Reason},
 }
-
-
-class ProjectionError(Exception):
-    """Base of the projections' errors."""
 
 
 class StaleProjectionError(ProjectionError):

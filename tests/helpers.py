@@ -14,7 +14,7 @@ from ledger.privacy.keystore import SQLiteDataKeyStore
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
 from ledger.write.service import Ledger
 from projections.rebuild import projection_tables
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.postgres import PostgresProjectionStore, migrate
 from relay.positions import SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
 from schemas import parse_event
@@ -123,6 +123,6 @@ def replayed_rows(dsn: str, schema: str, store: LedgerStore) -> dict[str, list[t
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(reference)))
         with conn.transaction():
             migrate(conn, schema=reference)
-            apply(conn, ProjectionWriter(schema=reference), events)
+            PostgresProjectionStore(conn, schema=reference).apply(events)
         tables = projection_tables(conn, reference)
     return projection_rows(dsn, reference, tables)

@@ -13,6 +13,7 @@ from access.apikeys import ApiKeyStore
 from ledger.domain.identity import SubjectHasher
 from ledger.write.service import Ledger
 from projections.checker import Checker, LoopSendChecks
+from projections.store.base import ProjectionStore
 
 MAX_BODY_BYTES = 64 * 1024
 """A command or a page form is far smaller; anything bigger is refused with 413."""
@@ -142,6 +143,8 @@ class ApiServices:
     checkers: CheckerPool
     audit: Any
     """An `entrypoints.bootstrap.Audit` (store, tree, signer, sealer)."""
+    projection: Callable[[], ProjectionStore]
+    """Opens the projection next to the ledger's store, on a connection of its own."""
     tokens: Any = None
     """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -13,7 +13,7 @@ from psycopg.pq import TransactionStatus
 
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from projections.decision import CatalogFacts, Decision, PolicyFacts, ProjectionReader, Reason
-from projections.writer import migrate
+from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
 from projections.decision import ProjectionReader, decide
-from projections.writer import migrate
+from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration
