@@ -29,9 +29,11 @@ from ledger.privacy.secrets import decode_secret, load_or_create_secret
 from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Clock, Ledger, LedgerConfig, utc_now
-from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
+from projections.checker import CheckerConfig, SendChecker
 from projections.counts import store_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
+from projections.freshness import Freshness
+from projections.loop_checker import LoopSendChecks
 from projections.metrics import BusinessMetrics
 from projections.store.base import ProjectionStore
 from projections.store.postgres import PostgresProjectionStore

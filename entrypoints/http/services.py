@@ -2,8 +2,7 @@
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +11,8 @@ import anyio
 from access.apikeys import ApiKeyStore
 from ledger.domain.identity import SubjectHasher
 from ledger.write.service import Ledger
-from projections.checker import Checker, LoopSendChecks
+from projections.checker import Checker
+from projections.loop_checker import LoopSendChecks
 from projections.store.base import ProjectionStore
 
 MAX_BODY_BYTES = 64 * 1024
@@ -123,14 +123,6 @@ class CheckerPool:
             checker.close()
         if self.on_loop is not None:
             self.on_loop.close()
-
-    @contextmanager
-    def checker(self) -> Iterator[Checker]:
-        checker = self.acquire()
-        try:
-            yield checker
-        finally:
-            self.release(checker)
 
 
 @dataclass(frozen=True, slots=True)

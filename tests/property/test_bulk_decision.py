@@ -14,8 +14,10 @@ from hypothesis import strategies as st
 from prometheus_client import REGISTRY
 from psycopg import sql
 
-from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
+from projections.checker import CheckerConfig, SendChecker
 from projections.decision import ProjectionReader, decide
+from projections.freshness import Freshness
+from projections.loop_checker import LoopSendChecks
 from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 

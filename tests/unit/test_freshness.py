@@ -4,8 +4,9 @@ import time
 
 import pytest
 
-from projections.checker import Checker, CheckerConfig, Freshness, StaleProjectionError
+from projections.checker import Checker, CheckerConfig, StaleProjectionError
 from projections.decision import Facts
+from projections.freshness import Freshness
 
 
 class CountingChecker(Checker):
