@@ -4,7 +4,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -14,6 +14,7 @@ from projections.store.base import ProjectionStore, Tracking
 from projections.store.postgres import PostgresProjectionStore
 from projections.store.sqlite import SQLiteProjectionStore
 from schemas import CATALOG_SUBJECT, EventBase, parse_event
+from tests.helpers import envelope
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 REQUEST = UUID(int=7)
@@ -21,20 +22,7 @@ FEED = Tracking("embedded")
 
 
 def _event(event_type: str, subject: str, day: int = 0, **fields: Any) -> EventBase:
-    at = (T0 + timedelta(days=day)).isoformat()
-    return parse_event(
-        {
-            "event_id": str(uuid4()),
-            "event_type": event_type,
-            "subject": subject,
-            "occurred_at": at,
-            "recorded_at": at,
-            "command_id": str(uuid4()),
-            "source": "api",
-            "actor": "test",
-            **fields,
-        }
-    )
+    return parse_event(envelope(event_type, subject, T0 + timedelta(days=day), **fields))
 
 
 def _catalog() -> list[tuple[EventBase, int]]:

@@ -13,6 +13,7 @@ from psycopg import sql
 
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import CATALOG_SUBJECT, EventBase, parse_event
+from tests.helpers import envelope
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -35,18 +36,7 @@ days = st.integers(0, 30)
 
 
 def _envelope(event_type: str, subject: str, day: int, **fields: Any) -> dict[str, Any]:
-    at = (T0 + timedelta(days=day)).isoformat()
-    return {
-        "event_id": str(uuid4()),
-        "event_type": event_type,
-        "subject": subject,
-        "occurred_at": at,
-        "recorded_at": at,
-        "command_id": str(uuid4()),
-        "source": "api",
-        "actor": "test",
-        **fields,
-    }
+    return envelope(event_type, subject, T0 + timedelta(days=day), **fields)
 
 
 # Every kind of event the projection writes, on few people, purposes and requests, so that
