@@ -42,7 +42,7 @@ from psycopg import sql
 
 from ledger.domain.identity import SubjectHasher
 from projections.checker import CheckerConfig, SendChecker
-from projections.writer import migrate
+from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 
 RESULTS = Path(__file__).parent / "results"

@@ -21,12 +21,12 @@ from typing import Any
 import psycopg
 from kafka import ConsumerRebalanceListener, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.errors import KafkaError
-from psycopg import sql
 from pydantic import TypeAdapter, ValidationError
 
 from consumers.metrics import CONSUMED_RECORDS, CONSUMER_LAG, DEAD_LETTERS, PROJECTION_POSITION
 from projections.metrics import observe_unsubscribes
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.base import Tracking
+from projections.store.postgres import PostgresProjectionStore
 from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC, Event, EventBase, SchemaError, parse_event
 
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
@@ -121,10 +121,10 @@ class ConsumerRunner:
 
     def __init__(self, config: ConsumerConfig) -> None:
         self.config = config
-        self.writer = ProjectionWriter(schema=config.schema)
-        self.conn: psycopg.Connection[Any] = psycopg.connect(config.dsn)
-        with self.conn.transaction():
-            migrate(self.conn, schema=config.schema)
+        self.tracking = Tracking(config.group, config.topic)
+        self.store = PostgresProjectionStore.connect(config.dsn, schema=config.schema)
+        with self.store.transaction():
+            self.store.migrate()
         self.consumer = KafkaConsumer(
             bootstrap_servers=config.bootstrap,
             group_id=config.group,
@@ -152,40 +152,27 @@ class ConsumerRunner:
         self.dead_letters = KafkaProducer(
             bootstrap_servers=config.bootstrap, acks="all", enable_idempotence=True
         )
-        self._offsets = sql.SQL("{}.{}").format(
-            sql.Identifier(config.schema), sql.Identifier("consumer_offsets")
-        )
         self._lag: dict[int, Any] = {}
         self._applied_position = 0
 
     def _connect(self) -> None:
         """Connect again if the connection was closed or broken (a server restart ends it)."""
-        if self.conn.closed:
+        if self.store.conn.closed:
             # Closing a broken connection releases its libpq state now.
-            self.conn.close()
-            self.conn = psycopg.connect(self.config.dsn)
+            self.store.close()
+            self.store = PostgresProjectionStore.connect(self.config.dsn, schema=self.config.schema)
 
     def seek_to_stored(self, partitions: Sequence[TopicPartition]) -> None:
         """Start each partition where the projection tables say, not where Kafka says."""
         self._connect()
-        with self.conn.transaction():
-            stored = self.stored_offsets()
+        with self.store.transaction():
+            stored = self.store.offsets(self.tracking)
         for tp in partitions:
             self._committed[tp.partition] = stored.get(tp.partition)
             if tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
             else:
                 self.consumer.seek_to_beginning(tp)
-
-    def stored_offsets(self, *, lock: bool = False) -> dict[int, int]:
-        """Per partition, the next offset the tables hold for this group (in the caller's
-        transaction; ``lock`` holds the rows until it ends)."""
-        query = "select partition, next_offset from {} where consumer_group = %s and topic = %s"
-        rows = self.conn.execute(
-            sql.SQL(query + (" for update" if lock else "")).format(self._offsets),
-            (self.config.group, self.config.topic),
-        ).fetchall()
-        return {int(p): int(o) for p, o in rows}
 
     def run_once(self) -> int:
         """Poll one batch and apply it; returns how many records it took.
@@ -219,12 +206,12 @@ class ConsumerRunner:
         self._send_dead_letters(dead)
         try:
             self._connect()
-            with self.conn.transaction():
-                stored = self.stored_offsets(lock=True)
+            with self.store.transaction():
+                stored = self.store.offsets(self.tracking, lock=True)
                 moved = any(stored.get(p) != self._committed.get(p) for p in next_offsets)
                 if not moved:
-                    apply(self.conn, self.writer, events)
-                    self._save_offsets(next_offsets)
+                    self.store.apply(events)
+                    self.store.save_offsets(self.tracking, next_offsets)
         except DATABASE_UNAVAILABLE:
             # Rolled back, or committed with the answer lost: either way Kafka's positions are
             # past this batch, and only the stored offsets say where to go on from.
@@ -259,18 +246,6 @@ class ConsumerRunner:
             if child is None:
                 child = self._lag[tp.partition] = CONSUMER_LAG.labels(str(tp.partition))
             child.set(max(highwater - (self._committed.get(tp.partition) or 0), 0))
-
-    def _save_offsets(self, next_offsets: dict[int, int]) -> None:
-        with self.conn.cursor() as cursor:
-            for partition, offset in next_offsets.items():
-                cursor.execute(
-                    sql.SQL(
-                        "insert into {} (consumer_group, topic, partition, next_offset) "
-                        "values (%s, %s, %s, %s) on conflict (consumer_group, topic, "
-                        "partition) do update set next_offset = excluded.next_offset"
-                    ).format(self._offsets),
-                    (self.config.group, self.config.topic, partition, offset),
-                )
 
     def _send_dead_letters(self, dead: list[tuple[Any, str]]) -> None:
         # Sent and acknowledged before the batch commits: a crash in between re-sends them,
@@ -332,4 +307,4 @@ class ConsumerRunner:
     def close(self) -> None:
         self.consumer.close()
         self.dead_letters.close()
-        self.conn.close()
+        self.store.close()

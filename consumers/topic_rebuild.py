@@ -7,14 +7,7 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
-from projections.rebuild import (
-    Progress,
-    RebuildResult,
-    RebuildTarget,
-    prepare_staging,
-    projection_tables,
-    write_offsets,
-)
+from projections.rebuild import Progress, RebuildResult, RebuildTarget, rebuild_into_staging
 
 
 def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
@@ -42,32 +35,32 @@ def rebuild_from_kafka(
     same batches and offsets in one transaction), under a group of its own so the live group's
     assignment is left alone.
     """
-    prepare_staging(conn, target)
-    ends = topic_ends(bootstrap, target.topic)
-    group = f"{target.group}.rebuild.{uuid.uuid4().hex[:12]}"
-    runner = ConsumerRunner(
-        ConsumerConfig(
-            bootstrap=bootstrap,
-            dsn=target.dsn,
-            schema=target.staging,
-            group=group,
-            topic=target.topic,
-            dead_letter_topic=dead_letter_topic,
+
+    def fill() -> tuple[int, dict[int, int]]:
+        ends = topic_ends(bootstrap, target.topic)
+        runner = ConsumerRunner(
+            ConsumerConfig(
+                bootstrap=bootstrap,
+                dsn=target.dsn,
+                schema=target.staging,
+                group=f"{target.group}.rebuild.{uuid.uuid4().hex[:12]}",
+                topic=target.topic,
+                dead_letter_topic=dead_letter_topic,
+            )
         )
-    )
-    events = 0
-    try:
-        while True:
-            with runner.conn.transaction():
-                stored = runner.stored_offsets()
-            if all(stored.get(p, 0) >= end for p, end in ends.items()):
-                break
-            taken = runner.run_once()
-            events += taken
-            if progress is not None and taken:
-                progress(taken)
-    finally:
-        runner.close()
-    offsets = {p: max(stored.get(p, 0), end) for p, end in ends.items()}
-    write_offsets(conn, target.staging, target, offsets)
-    return RebuildResult(events, projection_tables(conn, target.staging), offsets)
+        events = 0
+        try:
+            while True:
+                with runner.store.transaction():
+                    stored = runner.store.offsets(runner.tracking)
+                if all(stored.get(p, 0) >= end for p, end in ends.items()):
+                    break
+                taken = runner.run_once()
+                events += taken
+                if progress is not None and taken:
+                    progress(taken)
+        finally:
+            runner.close()
+        return events, {p: max(stored.get(p, 0), end) for p, end in ends.items()}
+
+    return rebuild_into_staging(conn, target, fill)

@@ -1,5 +1,6 @@
 """The one place where settings become wired components: store, data keys, hasher, ledger."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,13 +26,18 @@ from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import UnsubscribeTokenCodec, parse_keys
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.privacy.secrets import decode_secret, load_or_create_secret
-from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
+from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Clock, Ledger, LedgerConfig, utc_now
-from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
-from projections.counts import postgres_counts, sqlite_counts
+from projections.checker import CheckerConfig, SendChecker
+from projections.counts import store_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
+from projections.freshness import Freshness
+from projections.loop_checker import LoopSendChecks
 from projections.metrics import BusinessMetrics
+from projections.store.base import ProjectionStore
+from projections.store.postgres import PostgresProjectionStore
+from projections.store.sqlite import SQLiteProjectionStore
 from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig
 from schemas import dead_letter_topic_for
@@ -230,6 +236,7 @@ def build_api(settings: Settings) -> ApiServices:
         keys=keys,
         checkers=checkers,
         audit=audit,
+        projection=lambda: open_projection(ledger.store.config),
         tokens=build_token_codec(settings),
         closers=(checkers.close, keys.close, audit.close, ledger.close),
     )
@@ -284,16 +291,29 @@ def unsubscribe_base_url(settings: Settings) -> str:
     return settings.link_base_url
 
 
+COUNTS_SQLITE_TIMEOUT_S = 5.0
+
+
 def build_business_metrics(settings: Settings) -> BusinessMetrics:
     """Gauges counted from this mode's projection tables at scrape, cached.
 
     Registered by `serve` only: one process of a deployment is enough to count them.
     """
+    path, dsn, schema = settings.sqlite_path, str(settings.pg_dsn), settings.pg_schema
+    open_store: Callable[[], ProjectionStore]
     if settings.mode is Mode.EMBEDDED:
-        counts = sqlite_counts(settings.sqlite_path)
+        open_store = lambda: SQLiteProjectionStore(path, timeout_s=COUNTS_SQLITE_TIMEOUT_S)  # noqa: E731
     else:
-        counts = postgres_counts(str(settings.pg_dsn), schema=settings.pg_schema)
-    return BusinessMetrics(counts, ttl_s=settings.metrics_cache_s)
+        open_store = lambda: PostgresProjectionStore.connect(dsn, schema=schema, autocommit=True)  # noqa: E731
+    return BusinessMetrics(store_counts(open_store), ttl_s=settings.metrics_cache_s)
+
+
+def open_projection(config: StoreConfig) -> ProjectionStore:
+    """The projection next to the event store of ``config`` (the same SQLite file or schema),
+    on a connection of its own: close it."""
+    if isinstance(config, SQLiteStoreConfig):
+        return SQLiteProjectionStore(config.path)
+    return PostgresProjectionStore.connect(config.dsn, schema=config.schema)
 
 
 def serve_metrics(settings: Settings) -> None:

@@ -7,13 +7,9 @@ wrote to (``relay_watermarks``), and the consumers record theirs with the rows
 `StaleProjectionError`: it never answers from stale state.
 """
 
-import asyncio
-import math
-import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
-from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -23,8 +19,10 @@ import psycopg
 from psycopg import sql
 
 from ledger.domain.rules import Decision, Facts, Reason, decide, reconsent_versions
-from projections.facts import ProjectionReader, facts_from_row, facts_query
-from projections.metrics import metered_bulk, metered_check, single_check_answered
+from projections.errors import ProjectionError
+from projections.facts import ProjectionReader
+from projections.freshness import Freshness, required_position
+from projections.metrics import metered_bulk, metered_check
 
 COVERED_QUERY = """
 with first_uncovered as (
@@ -48,7 +46,6 @@ def covered_query(schema: str) -> sql.Composed:
     )
 
 
-BULK_CHUNK = 10_000
 # `decide`'s rules, in its order, for every subject of the uploaded list at once: one snapshot,
 # hash joins instead of a probe per person. Purpose-level inputs come from the catalog, read
 # once: whether unsubscribes count (email), the legal basis, the oldest activity that keeps a
@@ -99,10 +96,6 @@ _DECISIONS: dict[str | None, Decision] = {
 }
 
 
-class ProjectionError(Exception):
-    """Base of the projections' errors."""
-
-
 class StaleProjectionError(ProjectionError):
     """The projection does not cover ``required`` yet (it covers ``covered``): retry later."""
 
@@ -131,104 +124,6 @@ class CheckerConfig:
     poll_s: float = 0.02
     bulk_work_mem: str = "256MB"
     """PostgreSQL ``work_mem`` for a bulk check: its hash tables hold the purpose's consents."""
-
-
-class Freshness:
-    """The ledger heads read lately and the covered position last read, shared by checkers.
-
-    At hundreds of checks a second, reading both for every check doubles the database round
-    trips of a check. A pair younger than ``ttl_s`` answers instead; a ``min_position`` it does
-    not cover is always read again.
-
-    The heads are kept ``keep_s`` with the time their read started: every event acknowledged
-    before that time is at or below that head. `head_since` gives the time bound of a check.
-    """
-
-    def __init__(self, *, ttl_s: float, keep_s: float = 1.0) -> None:
-        self.ttl_s = ttl_s
-        self.keep_s = keep_s
-        self._lock = threading.Lock()
-        self._read_at = -math.inf
-        self._pair = (0, 0)
-        self._heads: deque[tuple[float, int]] = deque()
-
-    def read(self, fetch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
-        pair = self.cached()
-        return self.fetch(fetch) if pair is None else pair
-
-    def cached(self) -> tuple[int, int] | None:
-        """The pair read less than ``ttl_s`` ago, if any."""
-        with self._lock:
-            if time.monotonic() - self._read_at < self.ttl_s:
-                return self._pair
-        return None
-
-    def fetch(self, fetch: Callable[[], tuple[int, int]]) -> tuple[int, int]:
-        """Read both now and keep them."""
-        started = time.monotonic()
-        head, covered = fetch()
-        self.store(head, covered, read_at=started)
-        return head, covered
-
-    def store(self, head: int, covered: int, *, read_at: float) -> None:
-        with self._lock:
-            if read_at < self._read_at:
-                return  # a read that started later is already kept: its bound is the stricter
-            self._read_at = read_at
-            self._pair = (head, covered)
-            heads = self._heads
-            if heads and heads[-1][1] == head:
-                heads.pop()  # the head was still this at the later time: keep the later one
-            heads.append((read_at, head))
-            while heads[0][0] < read_at - self.keep_s:
-                heads.popleft()
-
-    def head_since(self, since: float) -> int | None:
-        """The head read by the oldest read that started at or after ``since``, if any."""
-        with self._lock:
-            for read_at, head in self._heads:
-                if read_at >= since:
-                    return head
-        return None
-
-
-def _required(
-    freshness: Freshness,
-    config: CheckerConfig,
-    head: int,
-    *,
-    since: float,
-    min_position: int | None,
-) -> int | None:
-    """The position a check must find covered; None until a head read started since ``since``."""
-    floor = freshness.head_since(since) if math.isfinite(since) else 0
-    if floor is None:
-        return None
-    return max(min_position or 0, head - config.max_lag, floor)
-
-
-def covered_if_fresh(
-    freshness: Freshness,
-    config: CheckerConfig,
-    pair: tuple[int, int],
-    *,
-    min_position: int | None,
-) -> int | None:
-    """What the projection covers, if ``pair`` (head, covered), read since the check began or
-    shared by checks within `Freshness.ttl_s`, shows it fresh enough for the check.
-
-    None when it does not: `Checker.wait_until_covered` then reads again, and waits if it must.
-    """
-    started = time.monotonic()
-    head, covered = pair
-    required = _required(
-        freshness,
-        config,
-        head,
-        since=started - config.max_staleness_s,
-        min_position=min_position,
-    )
-    return covered if required is not None and covered >= required else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,7 +183,7 @@ class Checker(ABC):
         since = started - self.config.max_staleness_s
         head, covered = self._freshness.read(self._read_freshness)
         while True:
-            required = _required(
+            required = required_position(
                 self._freshness, self.config, head, since=since, min_position=min_position
             )
             if required is not None:
@@ -316,13 +211,11 @@ class Checker(ABC):
         channel: str = "email",
         *,
         min_position: int | None = None,
-        chunk: int = BULK_CHUNK,
     ) -> Iterator[tuple[str, Decision]]:
         """Stream (subject, decision) for each subject, in order, in bounded memory.
 
         Freshness is checked once, before the first answer.
         """
-        del chunk  # one subject at a time here; stores with set queries batch instead
         self.wait_until_covered(min_position=min_position)
         at = self._clock()
         for subject in subjects:
@@ -379,7 +272,6 @@ class SendChecker(Checker):
         channel: str = "email",
         *,
         min_position: int | None = None,
-        chunk: int = BULK_CHUNK,
     ) -> Iterator[tuple[str, Decision]]:
         """Stream (subject, decision) for each subject, in order, in bounded memory.
 
@@ -387,7 +279,6 @@ class SendChecker(Checker):
         temporary table and decided by one query, whose answers stream back as they are read:
         the first answer comes once the whole list is in.
         """
-        del chunk  # the copy streams the list; psycopg sizes its own writes
         self.wait_until_covered(min_position=min_position)
         at = self._clock()
         catalog = self._reader.catalog(purpose)
@@ -438,130 +329,3 @@ class SendChecker(Checker):
                 answers.set_types(["text", "text"])
                 for subject, reason in answers.rows():
                     yield subject, _DECISIONS[reason]
-
-
-LOOP_POLL_S = 0.0005
-
-
-class LoopSendChecks:
-    """Single checks answered on the event loop, against the PostgreSQL projection.
-
-    Once the projection is known fresh, a check is one query; on a worker thread, handing the
-    check to the thread and the answer back costs as much as the query. Checks here share the
-    `SendChecker` s' freshness read: when it is older than `Freshness.ttl_s`, one check reads
-    the head and the covered position again while the others of that moment wait for it. When
-    the projection is not fresh enough for a check (it must wait), when every connection of
-    this object is busy, or when a read fails, `check` returns None and the caller checks on a
-    `SendChecker`, which reads again, waits if it must, and reports errors.
-    """
-
-    def __init__(
-        self,
-        dsn: str,
-        *,
-        head: Callable[[], int],
-        config: CheckerConfig,
-        freshness: Freshness,
-        size: int,
-        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
-    ) -> None:
-        self._dsn = dsn
-        self._head = head
-        self.config = config
-        self._freshness = freshness
-        self._size = size
-        self._clock = clock
-        self._facts_query = facts_query(config.schema).as_bytes(None)
-        self._covered_query = covered_query(config.schema).as_bytes(None)
-        self._idle: list[psycopg.AsyncConnection[Any]] = []
-        self._made = 0
-        self._reading: asyncio.Future[tuple[int, int] | None] | None = None
-
-    async def check(
-        self, subject: str, purpose: str, channel: str = "email", *, min_position: int | None = None
-    ) -> CheckResult | None:
-        """The answer, or None: then check on a `SendChecker`."""
-        started = time.monotonic()
-        pair = self._freshness.cached() or await self._read_freshness()
-        if pair is None:
-            return None
-        covered = covered_if_fresh(self._freshness, self.config, pair, min_position=min_position)
-        if covered is None:
-            return None
-        params = {"subject": subject, "purpose": purpose, "channel": channel}
-        row = await self._fetch(self._facts_query, params)
-        if row is None:
-            return None
-        decision = decide(facts_from_row(row), purpose=purpose, channel=channel, at=self._clock())
-        single_check_answered(started, decision)
-        return CheckResult(decision=decision, covered=covered)
-
-    async def _read_freshness(self) -> tuple[int, int] | None:
-        """Read the head, then the covered position, once for all who ask meanwhile.
-
-        The pair serves every check that waited for it, even once older than `Freshness.ttl_s`
-        by the time they resume: it is no older than the read, and the time bound of a check is
-        judged from when its read started (`Freshness.head_since`). None after ``wait_s``.
-        """
-        if self._reading is None:
-            self._reading = asyncio.ensure_future(self._read_both())
-            self._reading.add_done_callback(self._read_done)
-        try:
-            return await asyncio.wait_for(asyncio.shield(self._reading), self.config.wait_s)
-        except TimeoutError:
-            return None
-
-    def _read_done(self, _: "asyncio.Future[tuple[int, int] | None]") -> None:
-        self._reading = None
-
-    async def _read_both(self) -> tuple[int, int] | None:
-        started = time.monotonic()
-        try:
-            head = await asyncio.to_thread(self._head)
-        except Exception:  # noqa: BLE001 - the worker-thread check reads again and reports it
-            return None
-        row = await self._fetch(self._covered_query, (self.config.group, self.config.topic))
-        if row is None:
-            return None
-        self._freshness.store(head, int(row[0]), read_at=started)
-        return head, int(row[0])
-
-    async def _fetch(self, query: bytes, params: Any) -> tuple[Any, ...] | None:
-        """The first row of ``query`` on an idle connection; None if none or it broke."""
-        conn = await self._take()
-        if conn is None:
-            return None
-        try:
-            cursor = await conn.execute(query, params)
-            row = await cursor.fetchone()
-        except BaseException as error:
-            # Broken, or left mid-query (a cancelled request): not reused.
-            self._made -= 1
-            conn.pgconn.finish()
-            if isinstance(error, psycopg.OperationalError | psycopg.InterfaceError):
-                return None
-            raise
-        self._idle.append(conn)
-        return row
-
-    async def _take(self) -> psycopg.AsyncConnection[Any] | None:
-        """An idle connection, a new one while fewer than ``size`` exist, else one freed within
-        ``wait_s`` (a thread would wait for the same database)."""
-        deadline = time.monotonic() + self.config.wait_s
-        while not self._idle and self._made >= self._size:
-            if time.monotonic() >= deadline:
-                return None
-            await asyncio.sleep(LOOP_POLL_S)
-        if self._idle:
-            return self._idle.pop()
-        self._made += 1
-        try:
-            return await psycopg.AsyncConnection.connect(self._dsn, autocommit=True)
-        except psycopg.OperationalError:
-            self._made -= 1
-            return None
-
-    def close(self) -> None:
-        """Close the idle connections (those lent finish with their checks)."""
-        while self._idle:
-            self._idle.pop().pgconn.finish()

@@ -22,7 +22,8 @@ from typing import Any, Protocol
 import psycopg
 from psycopg import sql
 
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.base import Tracking
+from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import EventBase, parse_event
 
 logger = logging.getLogger(__name__)
@@ -101,11 +102,11 @@ def apply_batches(
     progress: Progress | None = None,
 ) -> int:
     """Apply each batch in its own transaction; returns how many events."""
-    writer = ProjectionWriter(schema=schema)
+    store = PostgresProjectionStore(conn, schema=schema)
     applied = 0
     for batch in batches:
-        with conn.transaction():
-            apply(conn, writer, batch)
+        with store.transaction():
+            store.apply(batch)
         applied += len(batch)
         if progress is not None:
             progress(len(batch))
@@ -144,21 +145,22 @@ def relayed_offsets(conn: psycopg.Connection[Any], schema: str, *, up_to: int) -
     return {int(partition): int(offset) for partition, offset in rows}
 
 
-def write_offsets(
-    conn: psycopg.Connection[Any], schema: str, target: RebuildTarget, offsets: Mapping[int, int]
-) -> None:
-    with conn.transaction():
-        table = sql.Identifier(schema, "consumer_offsets")
-        # Whatever group filled the staging tables, only the live group's offsets go live.
-        conn.execute(sql.SQL("delete from {} where topic = %s").format(table), (target.topic,))
-        for partition, offset in sorted(offsets.items()):
-            conn.execute(
-                sql.SQL(
-                    "insert into {} (consumer_group, topic, partition, next_offset) "
-                    "values (%s, %s, %s, %s)"
-                ).format(table),
-                (target.group, target.topic, partition, offset),
-            )
+def rebuild_into_staging(
+    conn: psycopg.Connection[Any],
+    target: RebuildTarget,
+    fill: Callable[[], tuple[int, Mapping[int, int]]],
+) -> RebuildResult:
+    """Fresh staging tables, filled by ``fill``, ending with the live group's offsets.
+
+    ``fill`` returns how many events it applied and, per partition, where the live consumers
+    must continue. Whatever group filled the staging tables, only the live group's offsets
+    go live.
+    """
+    prepare_staging(conn, target)
+    events, offsets = fill()
+    staging = PostgresProjectionStore(conn, schema=target.staging)
+    staging.replace_offsets(Tracking(target.group, target.topic), offsets)
+    return RebuildResult(events, projection_tables(conn, target.staging), offsets)
 
 
 def rebuild_from_store(
@@ -170,13 +172,13 @@ def rebuild_from_store(
     progress: Progress | None = None,
 ) -> RebuildResult:
     """Fill the staging tables from the event store, up to position ``up_to``."""
-    prepare_staging(conn, target)
-    events = apply_batches(
-        conn, target.staging, store_batches(store, up_to=up_to), progress=progress
-    )
-    offsets = relayed_offsets(conn, target.schema, up_to=up_to)
-    write_offsets(conn, target.staging, target, offsets)
-    return RebuildResult(events, projection_tables(conn, target.staging), offsets)
+
+    def fill() -> tuple[int, Mapping[int, int]]:
+        batches = store_batches(store, up_to=up_to)
+        events = apply_batches(conn, target.staging, batches, progress=progress)
+        return events, relayed_offsets(conn, target.schema, up_to=up_to)
+
+    return rebuild_into_staging(conn, target, fill)
 
 
 def swap(conn: psycopg.Connection[Any], target: RebuildTarget) -> tuple[str, ...]:

@@ -4,6 +4,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import psycopg
 from psycopg import sql
@@ -14,7 +15,7 @@ from ledger.privacy.keystore import SQLiteDataKeyStore
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
 from ledger.write.service import Ledger
 from projections.rebuild import projection_tables
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.postgres import PostgresProjectionStore, migrate
 from relay.positions import SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
 from schemas import parse_event
@@ -123,6 +124,21 @@ def replayed_rows(dsn: str, schema: str, store: LedgerStore) -> dict[str, list[t
         conn.execute(sql.SQL("create schema {}").format(sql.Identifier(reference)))
         with conn.transaction():
             migrate(conn, schema=reference)
-            apply(conn, ProjectionWriter(schema=reference), events)
+            PostgresProjectionStore(conn, schema=reference).apply(events)
         tables = projection_tables(conn, reference)
     return projection_rows(dsn, reference, tables)
+
+
+def envelope(event_type: str, subject: str, at: datetime, **fields: Any) -> dict[str, Any]:
+    """A stored event's JSON as the projection reads it, occurring and recorded at ``at``."""
+    return {
+        "event_id": str(uuid4()),
+        "event_type": event_type,
+        "subject": subject,
+        "occurred_at": at.isoformat(),
+        "recorded_at": at.isoformat(),
+        "command_id": str(uuid4()),
+        "source": "api",
+        "actor": "test",
+        **fields,
+    }

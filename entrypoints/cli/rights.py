@@ -1,14 +1,12 @@
 """Data-subject rights on the command line: export, decision at a time, retention, requests."""
 
 import json
-import sqlite3
 from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 from uuid import UUID
 
-import psycopg
 import typer
 
 from entrypoints.bootstrap import build_audit, build_store
@@ -21,7 +19,8 @@ from ledger.rights.receipts import Proofs, export_document, person_log
 from ledger.rights.retention import run_retention
 from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
-from projections.rights import open_requests_postgres, open_requests_sqlite, summarise
+from projections.rights import summarise
+from projections.store.postgres import PostgresProjectionStore
 from schemas import Channel, Right, RightsOutcome, Source
 
 rights_cli = typer.Typer(no_args_is_help=True)
@@ -236,14 +235,14 @@ def rights_list(
         try:
             while projection.feed_once(store):
                 pass
+            requests = projection.store.open_requests()
         finally:
             projection.close()
             store.close()
-        with closing(sqlite3.connect(settings.sqlite_path)) as conn:
-            requests = open_requests_sqlite(conn)
     else:
-        with psycopg.connect(str(settings.pg_dsn)) as pg:
-            requests = open_requests_postgres(pg, schema=settings.pg_schema)
+        dsn, schema = str(settings.pg_dsn), settings.pg_schema
+        with closing(PostgresProjectionStore.connect(dsn, schema=schema)) as pg:
+            requests = pg.open_requests()
     for request in requests:
         if request.overdue(now) or not overdue:
             typer.echo(json.dumps(request.to_json(now)))

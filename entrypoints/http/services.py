@@ -2,8 +2,7 @@
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -12,7 +11,9 @@ import anyio
 from access.apikeys import ApiKeyStore
 from ledger.domain.identity import SubjectHasher
 from ledger.write.service import Ledger
-from projections.checker import Checker, LoopSendChecks
+from projections.checker import Checker
+from projections.loop_checker import LoopSendChecks
+from projections.store.base import ProjectionStore
 
 MAX_BODY_BYTES = 64 * 1024
 """A command or a page form is far smaller; anything bigger is refused with 413."""
@@ -123,14 +124,6 @@ class CheckerPool:
         if self.on_loop is not None:
             self.on_loop.close()
 
-    @contextmanager
-    def checker(self) -> Iterator[Checker]:
-        checker = self.acquire()
-        try:
-            yield checker
-        finally:
-            self.release(checker)
-
 
 @dataclass(frozen=True, slots=True)
 class ApiServices:
@@ -142,6 +135,8 @@ class ApiServices:
     checkers: CheckerPool
     audit: Any
     """An `entrypoints.bootstrap.Audit` (store, tree, signer, sealer)."""
+    projection: Callable[[], ProjectionStore]
+    """Opens the projection next to the ledger's store, on a connection of its own."""
     tokens: Any = None
     """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)

@@ -6,10 +6,8 @@ projection (embedded SQLite or PostgreSQL tables), the point-in-time replay and 
 
 import hashlib
 import json
-import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
-from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -53,14 +51,8 @@ from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreCon
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Ledger, LedgerConfig
 from projections.embedded import EmbeddedProjection
-from projections.facts import ProjectionReader
-from projections.rights import (
-    OpenRequest,
-    open_requests_postgres,
-    open_requests_sqlite,
-    summarise,
-)
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.rights import OpenRequest, summarise
+from projections.store.postgres import PostgresProjectionStore
 from schemas import (
     ConsentWithdrawn,
     Evidence,
@@ -542,8 +534,7 @@ class _SQLiteWorld(World):
 
     def open_requests(self) -> list[OpenRequest]:
         self._feed()
-        with closing(sqlite3.connect(self.path)) as conn:
-            return open_requests_sqlite(conn)
+        return self.projection.store.open_requests()
 
     def close(self) -> None:
         self.projection.close()
@@ -575,30 +566,25 @@ class _PostgresWorld(World):
         )
         self.projection_schema = f"{schema}_p"
         self.conn: psycopg.Connection[Any] = psycopg.connect(dsn)
+        self.projection = PostgresProjectionStore(self.conn, schema=self.projection_schema)
         with self.conn.transaction():
-            migrate(self.conn, schema=self.projection_schema)
+            self.projection.migrate()
         self.fed = 0
 
     def _feed(self) -> None:
         rows = self.ledger.store.notifications(after=self.fed, limit=100_000)
         if rows:
             with self.conn.transaction():
-                apply(
-                    self.conn,
-                    ProjectionWriter(schema=self.projection_schema),
-                    [(parse_event(row.state), row.id) for row in rows],
-                )
+                self.projection.apply([(parse_event(row.state), row.id) for row in rows])
             self.fed = rows[-1].id
 
     def facts(self, subject: str, purpose: str, channel: str) -> Facts:
         self._feed()
-        return ProjectionReader(self.conn, schema=self.projection_schema).facts(
-            subject, purpose, channel
-        )
+        return self.projection.facts(subject, purpose, channel)
 
     def open_requests(self) -> list[OpenRequest]:
         self._feed()
-        return open_requests_postgres(self.conn, schema=self.projection_schema)
+        return self.projection.open_requests()
 
     def close(self) -> None:
         self.conn.close()

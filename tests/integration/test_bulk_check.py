@@ -14,7 +14,7 @@ from psycopg.pq import TransactionStatus
 from ledger.domain.rules import CatalogFacts, Decision, PolicyFacts, Reason
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from projections.facts import ProjectionReader
-from projections.writer import migrate
+from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration

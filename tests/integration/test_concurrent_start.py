@@ -9,7 +9,7 @@ import pytest
 from access.apikeys import PostgresApiKeyStore
 from ledger.audit.store import PostgresTreeStore
 from ledger.store.events import LedgerStore, PostgresStoreConfig
-from projections.writer import migrate
+from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration

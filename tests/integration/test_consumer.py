@@ -35,7 +35,7 @@ from ledger.domain.rules import Decision, Reason, decide
 from ledger.write.service import Ledger
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from projections.facts import ProjectionReader
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.postgres import PostgresProjectionStore, migrate
 from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event
 from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
@@ -250,10 +250,9 @@ def test_applying_twice_or_interleaved_gives_the_same_tables(
         for n in ledger.store.notifications(after=0, limit=1000)
         if not n.topic.startswith(("PurposeRegistered", "PolicyVersionPublished"))
     ]
-    writer = ProjectionWriter(schema=schema)
     with psycopg.connect(pg_dsn) as conn, conn.transaction():
         migrate(conn, schema=schema)
-        apply(conn, writer, events)
+        PostgresProjectionStore(conn, schema=schema).apply(events)
     once = _tables(pg_dsn, schema)
 
     by_subject: dict[str, list[Any]] = {}
@@ -273,8 +272,9 @@ def test_applying_twice_or_interleaved_gives_the_same_tables(
                     sql.SQL(", ").join(sql.Identifier(schema, t) for t in TABLES)
                 )
             )
-            apply(conn, writer, interleaved)
-            apply(conn, writer, interleaved)
+            store = PostgresProjectionStore(conn, schema=schema)
+            store.apply(interleaved)
+            store.apply(interleaved)
         assert _tables(pg_dsn, schema) == once
 
 
@@ -282,12 +282,12 @@ def _project(ledger: Ledger, pg_dsn: str, schema: str, *, twice: bool = False) -
     events = [
         (parse_event(n.state), n.id) for n in ledger.store.notifications(after=0, limit=10_000)
     ]
-    writer = ProjectionWriter(schema=schema)
     with psycopg.connect(pg_dsn) as conn, conn.transaction():
         migrate(conn, schema=schema)
-        apply(conn, writer, events)
+        store = PostgresProjectionStore(conn, schema=schema)
+        store.apply(events)
         if twice:
-            apply(conn, writer, events)
+            store.apply(events)
 
 
 def test_decisions_read_from_the_projection(ledger: Ledger, pg_dsn: str, schema: str) -> None:
@@ -336,7 +336,7 @@ def test_decisions_read_from_the_projection(ledger: Ledger, pg_dsn: str, schema:
         )
         for purpose in ("newsletter", "offers", "partners"):
             subjects = ["eve", "dan", "cat", "bob", "ann", "ann"]
-            bulk = list(checker.bulk_check(subjects, purpose, chunk=4))
+            bulk = list(checker.bulk_check(subjects, purpose))
             assert [s for s, _ in bulk] == subjects
             assert [d for _, d in bulk] == [checker.check(s, purpose).decision for s in subjects]
 
@@ -353,7 +353,7 @@ def test_a_lifted_restriction_stays_lifted_when_an_old_record_comes_again(
         if n.topic.startswith("ProcessingRestricted")
     ]
     with psycopg.connect(pg_dsn) as conn, conn.transaction():
-        apply(conn, ProjectionWriter(schema=schema), restrict)
+        PostgresProjectionStore(conn, schema=schema).apply(restrict)
     with psycopg.connect(pg_dsn) as conn:
         facts = ProjectionReader(conn, schema=schema).facts("fay", "newsletter", "email")
     assert facts.restrictions == frozenset()

@@ -18,7 +18,7 @@ from psycopg import sql
 
 from ledger.domain.commands import Command, GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
 from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
 
@@ -137,7 +137,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
         ]
         with psycopg.connect(pg_dsn) as conn, conn.transaction():
             migrate(conn, schema=reference)
-            apply(conn, ProjectionWriter(schema=reference), log)
+            PostgresProjectionStore(conn, schema=reference).apply(log)
         assert _tables(pg_dsn, schema) == _tables(pg_dsn, reference)
     finally:
         _drop(pg_dsn, schema)

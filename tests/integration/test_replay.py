@@ -15,7 +15,7 @@ from consumers.topic_rebuild import rebuild_from_kafka
 from ledger.domain.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
 from ledger.write.service import Ledger
 from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_store, swap
-from projections.writer import migrate
+from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 from tests.helpers import (
     projection_rows,

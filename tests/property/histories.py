@@ -29,7 +29,7 @@ from ledger.domain.commands import (
 from ledger.domain.errors import LedgerError
 from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
 from tests.helpers import empty_sqlite_ledger
 
@@ -113,7 +113,7 @@ def open_world(
 
 def _project(ledger: Ledger, conn: psycopg.Connection[Any], schema: str, *, after: int) -> None:
     rows = ledger.store.notifications(after=after, limit=10_000)
-    apply(conn, ProjectionWriter(schema=schema), [(parse_event(r.state), r.id) for r in rows])
+    PostgresProjectionStore(conn, schema=schema).apply([(parse_event(r.state), r.id) for r in rows])
 
 
 def steps(*, people: int, mailing_lists: bool) -> st.SearchStrategy[tuple[Any, ...]]:

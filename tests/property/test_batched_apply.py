@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from psycopg import sql
 
-from projections.writer import ProjectionWriter, apply, migrate
+from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import CATALOG_SUBJECT, EventBase, parse_event
+from tests.helpers import envelope
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
@@ -35,18 +36,7 @@ days = st.integers(0, 30)
 
 
 def _envelope(event_type: str, subject: str, day: int, **fields: Any) -> dict[str, Any]:
-    at = (T0 + timedelta(days=day)).isoformat()
-    return {
-        "event_id": str(uuid4()),
-        "event_type": event_type,
-        "subject": subject,
-        "occurred_at": at,
-        "recorded_at": at,
-        "command_id": str(uuid4()),
-        "source": "api",
-        "actor": "test",
-        **fields,
-    }
+    return envelope(event_type, subject, T0 + timedelta(days=day), **fields)
 
 
 # Every kind of event the projection writes, on few people, purposes and requests, so that
@@ -213,14 +203,6 @@ def schemas(pg_dsn: str) -> Iterator[tuple[psycopg.Connection[Any], str, str]]:
     conn.close()
 
 
-def _one_by_one(
-    conn: psycopg.Connection[Any], writer: ProjectionWriter, log: list[tuple[EventBase, int]]
-) -> None:
-    for event, position in log:
-        for statement, params in writer.statements(event, position):
-            conn.execute(statement, params)
-
-
 def _tables(conn: psycopg.Connection[Any], schema: str) -> dict[str, list[tuple[Any, ...]]]:
     return {
         table: conn.execute(
@@ -245,7 +227,9 @@ def test_a_batch_applied_set_based_equals_its_writes_one_by_one(
     max_rounds: int,
 ) -> None:
     conn, batched, one_by_one = schemas
-    reference = ProjectionWriter(schema=one_by_one)
+    # No round at all: every write runs alone on its bound row, in list order.
+    reference = PostgresProjectionStore(conn, schema=one_by_one, max_rounds=0)
+    store = PostgresProjectionStore(conn, schema=batched, max_rounds=max_rounds)
     with conn.transaction():
         for schema in (batched, one_by_one):
             conn.execute(
@@ -254,12 +238,12 @@ def test_a_batch_applied_set_based_equals_its_writes_one_by_one(
                 )
             )
         # The same tables to start from, then the batch: set-based on one side.
-        _one_by_one(conn, ProjectionWriter(schema=batched), before)
-        _one_by_one(conn, reference, before)
-        apply(conn, ProjectionWriter(schema=batched, max_rounds=max_rounds), batch)
-        _one_by_one(conn, reference, batch)
+        PostgresProjectionStore(conn, schema=batched, max_rounds=0).apply(before)
+        reference.apply(before)
+        store.apply(batch)
+        reference.apply(batch)
         assert _tables(conn, batched) == _tables(conn, one_by_one)
         # Twice in one transaction, as a rebuild may: the staging tables start empty again.
-        apply(conn, ProjectionWriter(schema=batched, max_rounds=max_rounds), batch)
-        _one_by_one(conn, reference, batch)
+        store.apply(batch)
+        reference.apply(batch)
         assert _tables(conn, batched) == _tables(conn, one_by_one)

@@ -15,9 +15,11 @@ from prometheus_client import REGISTRY
 from psycopg import sql
 
 from ledger.domain.rules import decide
-from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
+from projections.checker import CheckerConfig, SendChecker
 from projections.facts import ProjectionReader
-from projections.writer import migrate
+from projections.freshness import Freshness
+from projections.loop_checker import LoopSendChecks
+from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 
 pytestmark = pytest.mark.integration

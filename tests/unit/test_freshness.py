@@ -5,7 +5,8 @@ import time
 import pytest
 
 from ledger.domain.rules import Facts
-from projections.checker import Checker, CheckerConfig, Freshness, StaleProjectionError
+from projections.checker import Checker, CheckerConfig, StaleProjectionError
+from projections.freshness import Freshness
 
 
 class CountingChecker(Checker):

@@ -1,0 +1,399 @@
+"""What applying an event writes, and in which rounds a batch of writes can run set-based.
+
+Shared by the projection store adapters (`projections.store.postgres`, `projections.store.sqlite`):
+each kind of write is one SQL statement over ``{rows}``, a relation ``s`` of the kind's columns
+that the adapter supplies (one bound row, or every staged row of one round), so one event and a
+whole batch go through the same statement and keep the same ``last_position`` guard.
+"""
+
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from ledger.domain.rules import ERASED_SCOPE, EVERY_PURPOSE
+from schemas import (
+    ConsentConfirmed,
+    ConsentGranted,
+    ConsentWithdrawn,
+    DoubleOptIn,
+    EventBase,
+    InteractionRecorded,
+    ObjectionRecorded,
+    PolicyVersionAccepted,
+    PolicyVersionPublished,
+    ProcessingRestricted,
+    PurposeRegistered,
+    RestrictionLifted,
+    RightsRequestClosed,
+    RightsRequestExtended,
+    RightsRequestOpened,
+    SubjectErased,
+    UnsubscribeClicked,
+)
+
+MAX_ROUNDS = 8
+"""Rounds of set-based statements per batch; writes past them go one by one (pipelined)."""
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Write:
+    """One kind of write to one table, as one statement.
+
+    ``statement`` names the target table ``{t}``, the rows to write ``{rows}`` (a relation
+    aliased ``s`` with ``columns``, in order) and, for inserts, the column list ``{cols}``.
+    ``types`` are the PostgreSQL types of the columns.
+    """
+
+    name: str
+    table: str
+    columns: tuple[str, ...]
+    types: tuple[str, ...]
+    statement: str
+
+
+_INSERT = "insert into {t} ({cols}) select {cols} from {rows} where true on conflict "
+"""An insert of ``{rows}``; ``where true`` lets SQLite tell ``on conflict`` from a join."""
+_GUARD = " where {t}.last_position < excluded.last_position"
+
+
+def _insert(conflict: str) -> str:
+    return "".join((_INSERT, conflict))
+
+
+CONSENT = Write(
+    "consent_upsert",
+    "consent_state",
+    (
+        "subject",
+        "purpose",
+        "channel",
+        "status",
+        "reason",
+        "policy_version",
+        "since",
+        "last_position",
+    ),
+    ("text", "text", "text", "text", "text", "text", "timestamptz", "int8"),
+    _insert(
+        "(subject, purpose, channel) do update set status = excluded.status, reason = "
+        "excluded.reason, policy_version = coalesce(excluded.policy_version, "
+        "{t}.policy_version), since = excluded.since, last_position = excluded.last_position"
+        + _GUARD
+    ),
+)
+WITHDRAW_EMAIL = Write(
+    "consent_withdraw_email",
+    "consent_state",
+    ("subject", "purpose", "since", "last_position"),
+    ("text", "text", "timestamptz", "int8"),
+    "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = s.since, "
+    "last_position = s.last_position from {rows} where {t}.subject = s.subject and "
+    "{t}.channel = 'email' and ({t}.purpose = s.purpose or s.purpose is null)"
+    " and {t}.last_position < s.last_position",
+)
+SUPPRESS = Write(
+    "suppression_upsert",
+    "suppression",
+    ("subject", "scope", "reason", "since", "last_position"),
+    ("text", "text", "text", "timestamptz", "int8"),
+    _insert(
+        "(subject, scope) do update set reason = excluded.reason, since = excluded.since, "
+        "last_position = excluded.last_position, active = true" + _GUARD
+    ),
+)
+LIFT_SUPPRESSION = Write(
+    "suppression_lift",
+    "suppression",
+    ("subject", "scope", "last_position"),
+    ("text", "text", "int8"),
+    "update {t} set active = false, last_position = s.last_position from {rows} where "
+    "{t}.subject = s.subject and {t}.scope = s.scope and {t}.reason = 'unsubscribed'"
+    " and {t}.last_position < s.last_position",
+)
+ACCEPT = Write(
+    "policy_acceptance_insert",
+    "policy_acceptance",
+    ("subject", "version", "text_sha256", "accepted_at", "last_position"),
+    ("text", "text", "text", "timestamptz", "int8"),
+    _insert("(subject, version) do nothing"),
+)
+OPEN = Write(
+    "rights_open",
+    "rights_requests",
+    ("request_id", "subject", "right_name", "received_at", "due_at", "last_position"),
+    ("uuid", "text", "text", "timestamptz", "timestamptz", "int8"),
+    _insert("(request_id) do nothing"),
+)
+EXTEND = Write(
+    "rights_extend",
+    "rights_requests",
+    ("request_id", "due_at", "last_position"),
+    ("uuid", "timestamptz", "int8"),
+    "update {t} set due_at = s.due_at, extended = true, last_position = s.last_position "
+    "from {rows} where {t}.request_id = s.request_id"
+    " and {t}.last_position < s.last_position",
+)
+CLOSE = Write(
+    "rights_close",
+    "rights_requests",
+    ("request_id", "outcome", "last_position"),
+    ("uuid", "text", "int8"),
+    "update {t} set outcome = s.outcome, last_position = s.last_position from {rows} "
+    "where {t}.request_id = s.request_id"
+    " and {t}.last_position < s.last_position",
+)
+PURPOSE = Write(
+    "purposes_insert",
+    "purposes",
+    ("purpose", "legal_basis", "max_age_days", "direct_marketing", "last_position"),
+    ("text", "text", "int4", "bool", "int8"),
+    _insert("(purpose) do nothing"),
+)
+POLICY = Write(
+    "policy_versions_insert",
+    "policy_versions",
+    ("version", "text_sha256", "effective_at", "purposes", "requires_reconsent", "last_position"),
+    ("text", "text", "timestamptz", "text[]", "bool", "int8"),
+    _insert("(version) do nothing"),
+)
+RESTRICT = Write(
+    "restriction_upsert",
+    "restriction",
+    ("subject", "scope", "since", "last_position"),
+    ("text", "text", "timestamptz", "int8"),
+    _insert(
+        "(subject, scope) do update set since = excluded.since, last_position = "
+        "excluded.last_position, active = true" + _GUARD
+    ),
+)
+LIFT_RESTRICTION = Write(
+    "restriction_lift",
+    "restriction",
+    ("subject", "scope", "last_position"),
+    ("text", "text", "int8"),
+    "update {t} set active = false, last_position = s.last_position from {rows} where "
+    "{t}.subject = s.subject and ({t}.scope = s.scope or s.scope is null)"
+    " and {t}.last_position < s.last_position",
+)
+INTERACTION = Write(
+    "interaction_upsert",
+    "interaction",
+    ("subject", "last_at", "last_position"),
+    ("text", "timestamptz", "int8"),
+    _insert(
+        "(subject) do update set last_at = excluded.last_at, last_position = "
+        "excluded.last_position" + _GUARD
+    ),
+)
+WRITES = (
+    CONSENT,
+    WITHDRAW_EMAIL,
+    SUPPRESS,
+    LIFT_SUPPRESSION,
+    ACCEPT,
+    OPEN,
+    EXTEND,
+    CLOSE,
+    PURPOSE,
+    POLICY,
+    RESTRICT,
+    LIFT_RESTRICTION,
+    INTERACTION,
+)
+
+_WHOLE = None
+"""The key of a write that touches every row of its group (every email consent, say)."""
+
+_GROUPED_TABLES = frozenset({WITHDRAW_EMAIL.table, LIFT_RESTRICTION.table})
+"""The tables that take writes to a whole group."""
+
+Op = tuple[Write, tuple[Any, ...], Hashable, Hashable]
+"""One write of one event: its kind, its values (in the kind's column order), and the rows it
+touches: the row ``key`` of a group (a person, a request, a catalog entry), or, with key
+`_WHOLE`, every row of the group in the kind's table. A plain tuple: there are a few per event.
+"""
+
+
+def writes_of(event: EventBase, position: int) -> list[Op]:  # noqa: PLR0911
+    """What applying ``event``, stored at ``position``, writes."""
+    subject, at = event.subject, event.occurred_at
+    match event:
+        case ConsentGranted():
+            status = "pending" if event.double_opt_in is DoubleOptIn.PENDING else "granted"
+            return [
+                _consent(event, position, status, None, event.policy_version),
+                # A newer explicit consent for a purpose ends an unsubscribe from that purpose.
+                (
+                    LIFT_SUPPRESSION,
+                    (subject, event.purpose, position),
+                    subject,
+                    event.purpose,
+                ),
+            ]
+        case ConsentConfirmed():
+            return [_consent(event, position, "granted", None, None)]
+        case ConsentWithdrawn():
+            return [_consent(event, position, "withdrawn", event.reason.value, None)]
+        case UnsubscribeClicked():
+            if event.list_id is not None and event.purpose is None:
+                return [_suppress(event, position, f"list:{event.list_id}", "unsubscribed")]
+            return [
+                _suppress(event, position, event.purpose or EVERY_PURPOSE, "unsubscribed"),
+                (
+                    WITHDRAW_EMAIL,
+                    (subject, event.purpose, at, position),
+                    subject,
+                    _WHOLE if event.purpose is None else (event.purpose, "email"),
+                ),
+            ]
+        case ObjectionRecorded():
+            return [_suppress(event, position, event.purpose or EVERY_PURPOSE, "objection")]
+        case SubjectErased():
+            return [_suppress(event, position, ERASED_SCOPE, "erased")]
+        case PolicyVersionAccepted():
+            row: tuple[Any, ...] = (subject, event.version, event.text_sha256, at, position)
+            return [(ACCEPT, row, subject, event.version)]
+        case RightsRequestOpened():
+            row = (
+                event.request_id,
+                subject,
+                event.right.value,
+                event.received_at,
+                event.due_at,
+                position,
+            )
+            return [(OPEN, row, event.request_id, ())]
+        case RightsRequestExtended():
+            return [(EXTEND, (event.request_id, event.due_at, position), event.request_id, ())]
+        case RightsRequestClosed():
+            row = (event.request_id, event.outcome.value, position)
+            return [(CLOSE, row, event.request_id, ())]
+        case _:
+            return _catalog_and_limits(event, position)
+
+
+def _catalog_and_limits(event: EventBase, position: int) -> list[Op]:  # noqa: PLR0911
+    subject, at = event.subject, event.occurred_at
+    match event:
+        case PurposeRegistered():
+            row: tuple[Any, ...] = (
+                event.purpose,
+                event.legal_basis.value,
+                event.max_age_days,
+                event.direct_marketing,
+                position,
+            )
+            return [(PURPOSE, row, event.purpose, ())]
+        case PolicyVersionPublished():
+            row = (
+                event.version,
+                event.text_sha256,
+                event.effective_at,
+                list(event.purposes),
+                event.requires_reconsent,
+                position,
+            )
+            return [(POLICY, row, event.version, ())]
+        case ProcessingRestricted():
+            return [
+                (RESTRICT, (subject, scope, at, position), subject, scope)
+                for scope in (event.purposes or (EVERY_PURPOSE,))
+            ]
+        case RestrictionLifted():
+            if not event.purposes:
+                return [(LIFT_RESTRICTION, (subject, None, position), subject, _WHOLE)]
+            return [
+                (LIFT_RESTRICTION, (subject, scope, position), subject, scope)
+                for scope in event.purposes
+            ]
+        case InteractionRecorded():
+            return [(INTERACTION, (subject, at, position), subject, ())]
+        case _:
+            return []
+
+
+def _consent(
+    event: ConsentGranted | ConsentConfirmed | ConsentWithdrawn,
+    position: int,
+    status: str,
+    reason: str | None,
+    policy_version: str | None,
+) -> Op:
+    row = (
+        event.subject,
+        event.purpose,
+        event.channel,
+        status,
+        reason,
+        policy_version,
+        event.occurred_at,
+        position,
+    )
+    return (CONSENT, row, event.subject, (event.purpose, event.channel))
+
+
+def _suppress(event: EventBase, position: int, scope: str, reason: str) -> Op:
+    row = (event.subject, scope, reason, event.occurred_at, position)
+    return (SUPPRESS, row, event.subject, scope)
+
+
+@dataclass(slots=True)
+class Schedule:
+    """A batch's writes by round: the rows staged per kind (round first), the last round of
+    each kind, and the writes past the last round, in list order."""
+
+    staged: dict[Write, list[tuple[Any, ...]]]
+    rounds: dict[Write, int]
+    rest: list[Op]
+
+
+def schedule_batch(events: Sequence[tuple[EventBase, int]], max_rounds: int) -> Schedule:
+    """The writes of ``events`` (each with its position), in rounds (see `schedule`)."""
+    return schedule(
+        (op for event, position in events for op in writes_of(event, position)), max_rounds
+    )
+
+
+def schedule(ops: Iterable[Op], max_rounds: int) -> Schedule:
+    """Number each write one more than the latest earlier write touching a row it touches.
+
+    Writes of one round touch distinct rows, so they commute and one statement may apply them
+    all; running the rounds in order keeps the order of every two writes that share a row,
+    which is all the order that matters: the tables end up as if each write ran alone, in list
+    order. Writes past ``max_rounds`` come after every round, still in list order.
+    """
+    ops = list(ops)
+    # Writes to a whole group are rare; without them, only writes to the same row are ordered.
+    any_whole = any(key is _WHOLE for _, _, _, key in ops)
+    by_row: dict[tuple[str, Hashable, Hashable], int] = {}
+    by_group: dict[tuple[str, Hashable], int] = {}
+    whole: dict[tuple[str, Hashable], int] = {}
+    staged: dict[Write, list[tuple[Any, ...]]] = {write: [] for write in WRITES}
+    last: dict[Write, int] = {}
+    rest = []
+    for op in ops:
+        write, row, group, key = op
+        at = (write.table, group, key)
+        if any_whole and write.table in _GROUPED_TABLES:
+            in_group = (write.table, group)
+            if key is _WHOLE:
+                number = by_group.get(in_group, 0) + 1
+                whole[in_group] = number
+            else:
+                number = max(by_row.get(at, 0), whole.get(in_group, 0)) + 1
+                by_row[at] = number
+            by_group[in_group] = max(by_group.get(in_group, 0), number)
+        else:
+            number = by_row.get(at, 0) + 1
+            by_row[at] = number
+        if number > max_rounds:
+            rest.append(op)
+            continue
+        staged[write].append((number, *row))
+        if number > last.get(write, 1):
+            last[write] = number
+    return Schedule(
+        {write: rows for write, rows in staged.items() if rows},
+        {write: last.get(write, 1) for write, rows in staged.items() if rows},
+        rest,
+    )
