@@ -8,7 +8,7 @@ create table if not exists consent_state (
 create table if not exists suppression (
     subject text not null, scope text not null, reason text not null, since text not null,
     last_position integer not null, active boolean not null default true,
-    primary key (subject, scope)
+    primary key (subject, scope, reason)
 );
 create table if not exists policy_acceptance (
     subject text not null, version text not null, text_sha256 text not null,

@@ -76,6 +76,10 @@ def _value(value: Any) -> Any:
     return value
 
 
+_SUPPRESSION_KEY_COLUMNS = "select count(*) from pragma_table_info('suppression') where pk > 0"
+"""2 in a file made before suppressions were keyed by (subject, scope, reason)."""
+
+
 class SQLiteProjectionStore(ProjectionStore):
     """The projection tables in the SQLite file at ``path``."""
 
@@ -83,7 +87,9 @@ class SQLiteProjectionStore(ProjectionStore):
         self._path = path
         self._timeout_s = timeout_s
         self._local = threading.local()
-        self._ddl = (files("projections") / "sqlite" / "schema.sql").read_text(encoding="utf-8")
+        folder = files("projections") / "sqlite"
+        self._ddl = (folder / "schema.sql").read_text(encoding="utf-8")
+        self._rekey = (folder / "suppression_by_reason.sql").read_text(encoding="utf-8")
         self._tables = tuple(re.findall(r"create table if not exists (\w+)", self._ddl))
         self._statements: dict[Write, str] = {}
 
@@ -95,8 +101,20 @@ class SQLiteProjectionStore(ProjectionStore):
         return conn
 
     def migrate(self) -> None:
+        conn = self._connection()
         with _translated():
-            self._connection().executescript(self._ddl)
+            conn.executescript(self._ddl)
+            # One transaction that holds the write lock: a second process finds it done.
+            conn.execute("begin immediate")
+            try:
+                if conn.execute(_SUPPRESSION_KEY_COLUMNS).fetchone()[0] == 2:
+                    for statement in self._rekey.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                conn.execute("commit")
+            except BaseException:
+                conn.execute("rollback")
+                raise
 
     @contextmanager
     def transaction(self) -> Iterator[None]:

@@ -97,7 +97,7 @@ SUPPRESS = Write(
     ("subject", "scope", "reason", "since", "last_position"),
     ("text", "text", "text", "timestamptz", "int8"),
     _insert(
-        "(subject, scope) do update set reason = excluded.reason, since = excluded.since, "
+        "(subject, scope, reason) do update set since = excluded.since, "
         "last_position = excluded.last_position, active = true" + _GUARD
     ),
 )

@@ -1,6 +1,8 @@
 """The projection store contract, written once, run against the PostgreSQL and SQLite adapters."""
 
+import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -8,8 +10,17 @@ from uuid import UUID
 
 import psycopg
 import pytest
+from psycopg import sql
 
-from ledger.domain.rules import ConsentFacts, ConsentStatus, SuppressionFacts, SuppressionReason
+from ledger.domain.rules import (
+    ConsentFacts,
+    ConsentStatus,
+    Decision,
+    Reason,
+    SuppressionFacts,
+    SuppressionReason,
+    decide,
+)
 from projections.store.base import ProjectionStore, Tracking
 from projections.store.postgres import PostgresProjectionStore
 from projections.store.sqlite import SQLiteProjectionStore
@@ -169,6 +180,25 @@ class ProjectionContract:
         self._apply(store, [(_event("RestrictionLifted", "dan", 5, purposes=[]), 7)])
         assert store.facts("dan", "newsletter", "email").restrictions == frozenset()
 
+    def test_an_unsubscribe_keeps_an_objection_with_the_same_scope(
+        self, store: ProjectionStore
+    ) -> None:
+        # Keyed by scope alone, the unsubscribe replaced the objection, and the grant after it
+        # lifted what was left: an art. 21 objection silently gone.
+        objection = _event("ObjectionRecorded", "fay", 1, all_direct_marketing=True)
+        unsubscribe = _event("UnsubscribeClicked", "fay", 2, method="one_click_post")
+        self._apply(store, [*_catalog(), (objection, 3), (unsubscribe, 4), (_grant("fay", 3), 5)])
+        assert sorted(
+            store.facts("fay", "newsletter", "email").suppressions, key=lambda s: s.reason
+        ) == [
+            SuppressionFacts("*", SuppressionReason.OBJECTION, 3),
+            SuppressionFacts("*", SuppressionReason.UNSUBSCRIBED, 4),
+        ]
+        facts = store.facts("fay", "newsletter", "email")
+        assert decide(facts, purpose="newsletter", channel="email", at=T0) == Decision(
+            allowed=False, reason=Reason.OBJECTED
+        )
+
     def test_an_unknown_purpose_has_no_facts(self, store: ProjectionStore) -> None:
         self._apply(store, [(_grant("eve"), 3)])
         assert store.facts("eve", "newsletter", "email").purpose is None
@@ -274,6 +304,28 @@ class TestSQLiteProjection(ProjectionContract):
         yield store
         store.close()
 
+    def test_a_file_keyed_by_scope_is_keyed_by_reason_too_with_its_rows(
+        self, tmp_path: Path
+    ) -> None:
+        path = tmp_path / "old.sqlite3"
+        with closing(sqlite3.connect(path)) as conn, conn:
+            conn.execute(
+                "create table suppression (subject text not null, scope text not null, "
+                "reason text not null, since text not null, last_position integer not null, "
+                "active boolean not null default true, primary key (subject, scope))"
+            )
+            conn.execute(
+                "insert into suppression values ('gus', '*', 'objection', ?, 3, 1)",
+                (T0.isoformat(),),
+            )
+        store = SQLiteProjectionStore(path)
+        try:
+            store.migrate()
+            store.migrate()
+            _assert_rekeyed(self, store, "gus")
+        finally:
+            store.close()
+
 
 @pytest.mark.integration
 class TestPostgresProjection(ProjectionContract):
@@ -287,6 +339,31 @@ class TestPostgresProjection(ProjectionContract):
 
     def tracking(self) -> Tracking:
         return Tracking("consent-ledger-projections", "consent.events.v1")
+
+    def test_a_table_keyed_by_scope_is_keyed_by_reason_too_with_its_rows(
+        self, pg_dsn: str, schema: str
+    ) -> None:
+        table = sql.Identifier(schema, "suppression")
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(
+                sql.SQL(
+                    "create table {} (subject text not null, scope text not null, reason text "
+                    "not null, since timestamptz not null, last_position bigint not null, "
+                    "primary key (subject, scope))"
+                ).format(table)
+            )
+            conn.execute(
+                sql.SQL("insert into {} values ('gus', '*', 'objection', %s, 3)").format(table),
+                (T0,),
+            )
+        store = PostgresProjectionStore(psycopg.connect(pg_dsn), schema=schema)
+        try:
+            for _ in range(2):
+                with store.transaction():
+                    store.migrate()
+            _assert_rekeyed(self, store, "gus")
+        finally:
+            store.close()
 
     def test_batches_past_the_last_round_give_the_same_rows(
         self, pg_dsn: str, schema: str, store: ProjectionStore
@@ -310,3 +387,15 @@ class TestPostgresProjection(ProjectionContract):
             one_round.close()
         consent = store.facts("jon", "newsletter", "email").consent
         assert consent == ConsentFacts(ConsentStatus.GRANTED, "v1", T0 + timedelta(days=5), 5)
+
+
+def _assert_rekeyed(contract: ProjectionContract, store: ProjectionStore, subject: str) -> None:
+    """The row made under the old key is kept, and an unsubscribe now stands beside it."""
+    unsubscribe = _event("UnsubscribeClicked", subject, 2, method="one_click_post")
+    contract._apply(store, [*_catalog(), (unsubscribe, 4)])
+    assert sorted(
+        store.facts(subject, "newsletter", "email").suppressions, key=lambda s: s.reason
+    ) == [
+        SuppressionFacts("*", SuppressionReason.OBJECTION, 3),
+        SuppressionFacts("*", SuppressionReason.UNSUBSCRIBED, 4),
+    ]
