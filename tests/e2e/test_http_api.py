@@ -18,9 +18,9 @@ from access.apikeys import Scope
 from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
-from entrypoints.http.checks import SingleCheckFastPath
 from entrypoints.http.commands import ROUTES
 from entrypoints.http.services import ApiServices
+from entrypoints.http.single_check import SingleCheckFastPath
 from entrypoints.settings import Mode, Settings
 from ledger.audit.tlog.bundle import verify_bundle
 from ledger.audit.tlog.note import open_note, parse_checkpoint

@@ -46,7 +46,7 @@ from kafka.partitioner.default import murmur2
 
 from access.apikeys import Scope
 from consumers.runner import MAX_ERROR_HEADER, UndecodableRecordError, decode
-from entrypoints.http.checks import MAX_LINE_BYTES
+from entrypoints.http.bulk_answers import MAX_LINE_BYTES
 from entrypoints.http.problems import PROBLEM_JSON
 from entrypoints.http.services import MAX_BODY_BYTES, MAX_BULK_BODY_BYTES
 from entrypoints.http.unsubscribe import MAX_BODY_BYTES as MAX_FORM_BYTES
