@@ -6,8 +6,10 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
+from consumers.runner import ConsumerConfig
 from ledger.domain.commands import PublishPolicyVersion, RegisterPurpose
 from ledger.domain.identity import SubjectHasher
 from ledger.privacy.keystore import SQLiteDataKeyStore
@@ -96,6 +98,33 @@ def sqlite_relay(
 def publish_all(relay: Relay) -> None:
     while relay.publish_once():
         pass
+
+
+def consumer_config(
+    bootstrap: str, dsn: str, schema: str, topic: str, *, max_records: int = 2_000
+) -> ConsumerConfig:
+    """A consumer of ``topic`` (as `sqlite_relay` fills it) into ``schema``, its own group."""
+    # The relay helper creates "<topic>.dlq"; the consumer sends its dead letters there.
+    return ConsumerConfig(
+        bootstrap=bootstrap,
+        dsn=dsn,
+        schema=schema,
+        group=f"g-{topic}",
+        topic=topic,
+        dead_letter_topic=f"{topic}.dlq",
+        max_records=max_records,
+    )
+
+
+def topic_positions(bootstrap: str, topic: str) -> list[int]:
+    """The ledger position in the headers of every record on ``topic``, partition by partition."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5_000)
+    partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+    reader.assign(partitions)
+    reader.seek_to_beginning(*partitions)
+    positions = [int(dict(record.headers)["position"]) for record in reader]
+    reader.close()
+    return positions
 
 
 def projection_rows(

@@ -51,6 +51,7 @@ from tests.helpers import (
     replayed_rows,
     sqlite_ledger,
     sqlite_relay,
+    topic_positions,
 )
 from tests.postgres import PrivatePostgres
 
@@ -132,16 +133,6 @@ def _execute_until_stored(ledger: Ledger, command: Command) -> None:
 def _commands(n: int) -> list[Command]:
     grant = GrantConsent(subject=f"p{n}", purpose="newsletter", policy_version="v1", occurred_at=T0)
     return [grant, Unsubscribe(subject=f"p{n}", occurred_at=T0)] if n % 4 == 0 else [grant]
-
-
-def _positions_on(bootstrap: str, topic: str) -> list[int]:
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5_000)
-    partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-    reader.assign(partitions)
-    reader.seek_to_beginning(*partitions)
-    positions = [int(dict(record.headers)["position"]) for record in reader]
-    reader.close()
-    return positions
 
 
 def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -277,7 +268,7 @@ def test_relay_consumer_and_sealer_outlive_a_restart_and_an_outage(
             assert not _our_tracebacks(text), (name, text)
         assert caught_up
         assert positions.load("kafka") == head
-        assert set(_positions_on(kafka_bootstrap, topic)) == set(stored)
+        assert set(topic_positions(kafka_bootstrap, topic)) == set(stored)
         assert projection_rows(postgres.dsn, "public", tuple(expected)) == expected
         assert _stored_offsets(postgres.dsn, "public", group) == _end_offsets(
             kafka_bootstrap, topic

@@ -10,7 +10,7 @@ import pytest
 from kafka import KafkaProducer
 from psycopg import sql
 
-from consumers.runner import ConsumerConfig, ConsumerRunner
+from consumers.runner import ConsumerRunner
 from consumers.topic_rebuild import rebuild_from_kafka
 from ledger.domain.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
 from ledger.write.service import Ledger
@@ -18,6 +18,7 @@ from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_s
 from projections.writer import migrate
 from relay.positions import PostgresPositions
 from tests.helpers import (
+    consumer_config,
     projection_rows,
     publish_all,
     replayed_rows,
@@ -57,17 +58,7 @@ def _some_history(ledger: Ledger, first: int, last: int) -> None:
 
 
 def _consumer(bootstrap: str, dsn: str, schema: str, topic: str) -> ConsumerRunner:
-    return ConsumerRunner(
-        ConsumerConfig(
-            bootstrap=bootstrap,
-            dsn=dsn,
-            schema=schema,
-            group=f"g-{topic}",
-            topic=topic,
-            dead_letter_topic=f"{topic}.dlq",
-            max_records=25,
-        )
-    )
+    return ConsumerRunner(consumer_config(bootstrap, dsn, schema, topic, max_records=25))
 
 
 def _drain(runner: ConsumerRunner) -> None:
