@@ -28,3 +28,10 @@ def run_cli(data_dir: Path, *args: str, **settings: str) -> subprocess.Completed
         timeout=60,
         check=False,
     )
+
+
+def cli_output(data_dir: Path, *args: str) -> str:
+    """What `consent-ledger ARGS` prints; it must succeed (a failure shows its stderr)."""
+    result = run_cli(data_dir, *args)
+    assert result.returncode == 0, result.stderr
+    return result.stdout

@@ -5,13 +5,11 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
-from tests.cli import run_cli
+from tests.cli import cli_output, run_cli
 
 
 def _ok(data_dir: Path, *args: str) -> dict[str, Any]:
-    result = run_cli(data_dir, *args)
-    assert result.returncode == 0, result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    answer: dict[str, Any] = json.loads(cli_output(data_dir, *args).strip().splitlines()[-1])
     return answer
 
 

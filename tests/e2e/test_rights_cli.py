@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from ledger.audit.tlog.bundle import verify_bundle
-from tests.cli import run_cli
+from tests.cli import cli_output, run_cli
 
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 ANN = "ann@example.org"
@@ -17,9 +17,7 @@ def _at(days: float) -> str:
 
 
 def _lines(data_dir: Path, *args: str) -> list[dict[str, Any]]:
-    result = run_cli(data_dir, *args)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in cli_output(data_dir, *args).splitlines() if line.strip()]
 
 
 def _setup(tmp_path: Path) -> Path:

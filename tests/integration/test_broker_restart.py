@@ -11,14 +11,8 @@ import pytest
 from consumers.runner import ConsumerRunner
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from tests.broker import PrivateBroker
-from tests.helpers import (
-    consumer_config,
-    projection_rows,
-    replayed_rows,
-    sqlite_ledger,
-    sqlite_relay,
-    topic_positions,
-)
+from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
+from tests.topics import consumer_config, sqlite_relay, topic_positions
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 6, 1, tzinfo=UTC)

@@ -37,13 +37,8 @@ from projections.decision import Decision, ProjectionReader, Reason, decide
 from projections.writer import ProjectionWriter, apply, migrate
 from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event
-from tests.helpers import (
-    consumer_config,
-    projection_rows,
-    publish_all,
-    sqlite_ledger,
-    sqlite_relay,
-)
+from tests.helpers import projection_rows, sqlite_ledger
+from tests.topics import consumer_config, publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)

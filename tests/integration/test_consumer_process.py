@@ -20,7 +20,8 @@ from ledger.domain.commands import Command, GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
 from projections.writer import ProjectionWriter, apply, migrate
 from schemas import parse_event
-from tests.helpers import projection_rows, publish_all, sqlite_ledger, sqlite_relay
+from tests.helpers import projection_rows, sqlite_ledger
+from tests.topics import publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)

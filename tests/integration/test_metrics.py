@@ -24,8 +24,9 @@ from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
 from tests.cli import CLI, clean_env
 from tests.conftest import free_port
-from tests.helpers import sqlite_ledger, sqlite_relay
+from tests.helpers import sqlite_ledger
 from tests.monitoring import promtool_check_metrics, scrape, total, value
+from tests.topics import sqlite_relay
 
 pytestmark = pytest.mark.integration
 WAIT_S = 60.0

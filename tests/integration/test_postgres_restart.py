@@ -43,17 +43,9 @@ from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.service import Ledger, LedgerConfig
 from relay.positions import PostgresPositions
 from tests.conftest import free_port
-from tests.helpers import (
-    CATALOG_TIME,
-    POLICY_SHA,
-    projection_rows,
-    publish_all,
-    replayed_rows,
-    sqlite_ledger,
-    sqlite_relay,
-    topic_positions,
-)
+from tests.helpers import CATALOG_TIME, POLICY_SHA, projection_rows, replayed_rows, sqlite_ledger
 from tests.postgres import PrivatePostgres
+from tests.topics import publish_all, sqlite_relay, topic_positions
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
