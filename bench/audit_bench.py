@@ -10,16 +10,14 @@ baselines, reading the event rows alone (the same stream verify reads) and SHA-2
 is timed as the p99 of 2,000 inclusion proofs at random leaves of the whole tree.
 """
 
-import argparse
 import hashlib
 import json
-import os
 import random
 import time
 from datetime import UTC, datetime
 from uuid import uuid4
 
-from common import fill_events, fresh_schema, median_of_runs
+from common import bench_parser, fill_events, fresh_schema, from_env, median_of_runs
 
 from ledger.audit.check import verify_ledger
 from ledger.audit.sealer import Sealer, SealerConfig
@@ -121,17 +119,11 @@ def run(dsn: str, events: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--events", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    if not dsn:
-        parser.error(
-            "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
-        )
+    (dsn,) = from_env(parser, "CONSENT_PG_DSN")
     summary = median_of_runs(args.runs, lambda: run(dsn, args.events))
     summary["verify_over_sha256_only"] = (
         summary["verify_events_per_s"] / summary["sha256_only_per_s"]

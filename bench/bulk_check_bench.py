@@ -24,7 +24,6 @@ local): on a shared machine the CPU figures move less. Progress goes to stderr; 
 ``bench/results/bulk_check.json``.
 """
 
-import argparse
 import json
 import os
 import statistics
@@ -38,6 +37,7 @@ from typing import Any
 from uuid import uuid4
 
 import psycopg
+from common import bench_parser, from_env
 from psycopg import sql
 
 from ledger.domain.identity import SubjectHasher
@@ -274,16 +274,12 @@ def run_once(
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--persons", type=int, default=2_000_000, help="persons projected")
     parser.add_argument("--addresses", type=int, default=1_000_000, help="addresses checked")
     parser.add_argument("--runs", type=int, default=3, help="timed runs (median reported)")
     args = parser.parse_args()
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    if not dsn:
-        parser.error("CONSENT_PG_DSN must be set (source var/services/env)")
+    (dsn,) = from_env(parser, "CONSENT_PG_DSN")
     hasher = SubjectHasher(secret=b"bench-subject-secret-32-bytes-ok")
     schema = f"bench_bulk_{uuid4().hex[:10]}"
     log(f"hashing {args.persons:,} persons' addresses")

@@ -1,6 +1,8 @@
-"""What the benchmarks on PostgreSQL share: a schema per run, a ledger or events in it, medians."""
+"""What the benchmarks share: their command line, a schema per run, a ledger or events, medians."""
 
+import argparse
 import json
+import os
 import statistics
 import sys
 from collections.abc import Callable, Iterable, Iterator
@@ -11,6 +13,7 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
+from consumers.runner import ConsumerConfig
 from ledger.domain.commands import PublishPolicyVersion, RegisterPurpose
 from ledger.domain.identity import SubjectHasher
 from ledger.privacy.keystore import PostgresDataKeyStore
@@ -19,6 +22,38 @@ from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Ledger, LedgerConfig
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+SERVICES_HINT = "scripts/services.sh up && source var/services/env"
+
+
+def bench_parser(description: str | None) -> argparse.ArgumentParser:
+    """A bench script's command line, its help the script's docstring with examples as written."""
+    return argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+
+
+def from_env(parser: argparse.ArgumentParser, *names: str) -> list[str]:
+    """The value of each named variable; a usage error naming those not set."""
+    values = [os.environ.get(name, "") for name in names]
+    missing = [name for name, value in zip(names, values, strict=True) if not value]
+    if missing:
+        parser.error(f"{' and '.join(missing)} must be set ({SERVICES_HINT})")
+    return values
+
+
+def consumer_config(
+    bootstrap: str, dsn: str, schema: str, topic: str, *, max_records: int
+) -> ConsumerConfig:
+    """A consumer of a run's own ``topic`` into ``schema``: its own group and dead letters."""
+    return ConsumerConfig(
+        bootstrap=bootstrap,
+        dsn=dsn,
+        schema=schema,
+        group=f"g-{topic}",
+        topic=topic,
+        dead_letter_topic=f"{topic}.d",
+        max_records=max_records,
+    )
 
 
 @contextmanager

@@ -10,19 +10,27 @@ from the unsubscribe command's return (its acknowledgement) to that answer. The 
 same run, is the same check on a person already projected: the floor any latency sits on.
 """
 
-import argparse
 import json
 import math
-import os
 import statistics
 import threading
 import time
+from dataclasses import replace
 from uuid import uuid4
 
 import psycopg
-from common import T0, fresh_schema, median_of_runs, postgres_ledger, publish_newsletter
+from common import (
+    T0,
+    bench_parser,
+    consumer_config,
+    fresh_schema,
+    from_env,
+    median_of_runs,
+    postgres_ledger,
+    publish_newsletter,
+)
 
-from consumers.runner import ConsumerConfig, ConsumerRunner
+from consumers.runner import ConsumerRunner
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.store.events import LedgerStore, PostgresStoreConfig
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
@@ -65,14 +73,8 @@ def _measure(  # noqa: PLR0915
             for n in range(PEOPLE)
         )
         runner = ConsumerRunner(
-            ConsumerConfig(
-                bootstrap=bootstrap,
-                dsn=dsn,
-                schema=schema,
-                group=f"g-{topic}",
-                topic=topic,
-                dead_letter_topic=f"{topic}.d",
-                max_records=2_000,
+            replace(
+                consumer_config(bootstrap, dsn, schema, topic, max_records=2_000),
                 poll_timeout_ms=20,
             )
         )
@@ -177,17 +179,12 @@ def _measure(  # noqa: PLR0915
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--rate", type=float, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    bootstrap = os.environ.get("CONSENT_KAFKA_BOOTSTRAP")
-    if not (dsn and bootstrap):
-        parser.error("CONSENT_PG_DSN and CONSENT_KAFKA_BOOTSTRAP must be set")
+    dsn, bootstrap = from_env(parser, "CONSENT_PG_DSN", "CONSENT_KAFKA_BOOTSTRAP")
     median = median_of_runs(
         args.runs, lambda: run(dsn, bootstrap, seconds=args.seconds, rate=args.rate)
     )

@@ -42,6 +42,7 @@ from uuid import uuid4
 
 import psycopg
 from bulk_check_bench import PURPOSE, address, fill, log
+from common import bench_parser, from_env
 from httpload import free_port, open_loop
 from psycopg import sql
 
@@ -258,9 +259,7 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     sub = parser.add_subparsers(dest="command")
     load = sub.add_parser("load", help="(internal) the load generator process")
     load.add_argument("--port", type=int, required=True)
@@ -281,11 +280,7 @@ def main() -> None:
     if args.command == "load":
         load_main(args)
         return
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    if not dsn:
-        raise SystemExit(
-            "CONSENT_PG_DSN is not set: scripts/services.sh up && source var/services/env"
-        )
+    (dsn,) = from_env(parser, "CONSENT_PG_DSN")
     runs = [one_run(args, dsn, run) for run in range(1, args.runs + 1)]
     summary = {
         "persons": args.persons,

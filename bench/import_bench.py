@@ -10,7 +10,6 @@ timed on the same file in the same run, is reading the CSV and building every li
 without the ledger: what the import costs beyond parsing.
 """
 
-import argparse
 import base64
 import csv
 import io
@@ -21,10 +20,8 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from uuid import uuid4
 
-import psycopg
-from psycopg import sql
+from common import bench_parser, fresh_schema, from_env
 
 from ledger.write.importer import FileFormat, ImportOptions, command_for, read_rows
 
@@ -64,21 +61,18 @@ def baseline(path: Path) -> float:
 
 def run_import(path: Path, dsn: str) -> tuple[float, int, float, dict[str, object]]:
     """Seconds, peak RSS in KiB and CPU seconds of the importing process, its JSON summary."""
-    schema = f"bench_{uuid4().hex[:10]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    secret = base64.b64encode(os.urandom(32)).decode()
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")},
-        "CONSENT_MODE": "production",
-        "CONSENT_PG_DSN": dsn,
-        "CONSENT_PG_SCHEMA": schema,
-        "CONSENT_SUBJECT_SECRET": secret,
-        "CONSENT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
-    }
-    policy = path.with_suffix(".policy.txt")
-    policy.write_text("policy v1\n", encoding="utf-8")
-    try:
+    with fresh_schema(dsn) as schema:
+        secret = base64.b64encode(os.urandom(32)).decode()
+        env = {
+            **{k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")},
+            "CONSENT_MODE": "production",
+            "CONSENT_PG_DSN": dsn,
+            "CONSENT_PG_SCHEMA": schema,
+            "CONSENT_SUBJECT_SECRET": secret,
+            "CONSENT_MASTER_KEY": base64.b64encode(os.urandom(32)).decode(),
+        }
+        policy = path.with_suffix(".policy.txt")
+        policy.write_text("policy v1\n", encoding="utf-8")
         for args in (
             ["purpose", "register", "newsletter", "--legal-basis", "consent", "--description", "n"],
             ["policy", "publish", "v1", str(policy), "--purpose", "newsletter"],
@@ -102,25 +96,16 @@ def run_import(path: Path, dsn: str) -> tuple[float, int, float, dict[str, objec
             raise RuntimeError(msg)
         peak = usage.ru_maxrss
         cpu = usage.ru_utime + usage.ru_stime
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     summary = json.loads(stdout.strip().splitlines()[-1])
     return elapsed, peak, cpu, summary
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--lines", type=int, nargs="+", default=[100_000])
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    if not dsn:
-        parser.error(
-            "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
-        )
+    (dsn,) = from_env(parser, "CONSENT_PG_DSN")
     RESULTS.mkdir(exist_ok=True)
     report: dict[str, object] = {}
     for lines in sorted(args.lines):

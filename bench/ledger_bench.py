@@ -8,9 +8,7 @@ a fresh PostgreSQL schema. The baseline is the same ledger with group commit off
 one: one ``save()`` per command), measured in the same process right before.
 """
 
-import argparse
 import json
-import os
 import statistics
 import sys
 import threading
@@ -22,7 +20,7 @@ from dataclasses import dataclass
 from itertools import count
 from uuid import uuid4
 
-from common import T0, fresh_schema, postgres_ledger, publish_newsletter
+from common import T0, bench_parser, fresh_schema, from_env, postgres_ledger, publish_newsletter
 
 from ledger.domain.commands import Command, GrantConsent, Unsubscribe
 from ledger.write.service import CommandResult, Ledger
@@ -184,9 +182,7 @@ def latency(dsn: str, *, runs: int, seconds: float, rate: float) -> dict[str, ob
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     sub = parser.add_subparsers(dest="what", required=True)
     tp = sub.add_parser("throughput", help="commands/s at 1, 16 and 64 callers vs. batch of 1")
     tp.add_argument("--runs", type=int, default=3)
@@ -197,11 +193,7 @@ def main() -> None:
     lt.add_argument("--seconds", type=float, default=10)
     lt.add_argument("--rate", type=float, default=2000)
     args = parser.parse_args()
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    if not dsn:
-        parser.error(
-            "CONSENT_PG_DSN is not set (scripts/services.sh up && source var/services/env)"
-        )
+    (dsn,) = from_env(parser, "CONSENT_PG_DSN")
     summary: Mapping[str, object]
     if args.what == "throughput":
         summary = throughput(dsn, runs=args.runs, seconds=args.seconds, callers=args.callers)

@@ -10,16 +10,22 @@ a table of the same shape, and a bare kafka-python consumer fetching and going t
 same records (the most any consumer built on that client can reach).
 """
 
-import argparse
 import json
-import os
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 from uuid import uuid4
 
 import psycopg
-from common import fill_events, fresh_schema, median_of_runs
+from common import (
+    bench_parser,
+    consumer_config,
+    fill_events,
+    fresh_schema,
+    from_env,
+    median_of_runs,
+)
 from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
@@ -59,6 +65,23 @@ def _records(polled: dict[Any, list[Any]]) -> int:
     return sum(1 for records in polled.values() for record in records if record.value)
 
 
+def _until_idle(poll: Callable[[], int]) -> tuple[int, float]:
+    """What ``poll`` takes until IDLE_POLLS polls in a row take nothing, and the seconds from
+    now to the last poll that took something (the empty polls that tell the end don't count)."""
+    started = finished = time.perf_counter()
+    taken = 0
+    idle = 0
+    while idle < IDLE_POLLS:
+        polled = poll()
+        taken += polled
+        if polled:
+            idle = 0
+            finished = time.perf_counter()
+        else:
+            idle += 1
+    return taken, finished - started
+
+
 def _bare_consume(bootstrap: str, topic: str, events: int) -> float:
     """Records per second of a bare kafka-python consumer going through the topic, timed as the
     runner is below: from the end of the first poll (joining) to the last record."""
@@ -69,23 +92,17 @@ def _bare_consume(bootstrap: str, topic: str, events: int) -> float:
         auto_offset_reset="earliest",
     )
     consumer.subscribe([topic])
-    first = _records(consumer.poll(timeout_ms=POLL_MS, max_records=MAX_RECORDS))
-    started = finished = time.perf_counter()
-    taken = 0
-    idle = 0
-    while idle < IDLE_POLLS:
-        polled = _records(consumer.poll(timeout_ms=POLL_MS, max_records=MAX_RECORDS))
-        taken += polled
-        if polled:
-            idle = 0
-            finished = time.perf_counter()
-        else:
-            idle += 1
+
+    def poll() -> int:
+        return _records(consumer.poll(timeout_ms=POLL_MS, max_records=MAX_RECORDS))
+
+    first = poll()
+    taken, seconds = _until_idle(poll)
     consumer.close()
     if first + taken != events:
         msg = f"the bare consumer read {first + taken} records, not {events}"
         raise RuntimeError(msg)
-    return taken / (finished - started)
+    return taken / seconds
 
 
 def _apply_all(config: ConsumerConfig) -> tuple[int, int, float]:
@@ -97,19 +114,9 @@ def _apply_all(config: ConsumerConfig) -> tuple[int, int, float]:
     """
     runner = ConsumerRunner(config)
     first = runner.run_once()
-    started = finished = time.perf_counter()
-    applied = 0
-    idle = 0
-    while idle < IDLE_POLLS:
-        taken = runner.run_once()
-        applied += taken
-        if taken:
-            idle = 0
-            finished = time.perf_counter()
-        else:
-            idle += 1
+    applied, seconds = _until_idle(runner.run_once)
     runner.close()
-    return first, applied, finished - started
+    return first, applied, seconds
 
 
 def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
@@ -150,15 +157,7 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
 
         bare_consumer_per_s = _bare_consume(bootstrap, topic, events)
         first, applied, consume_s = _apply_all(
-            ConsumerConfig(
-                bootstrap=bootstrap,
-                dsn=dsn,
-                schema=schema,
-                group=f"g-{topic}",
-                topic=topic,
-                dead_letter_topic=f"{topic}.d",
-                max_records=MAX_RECORDS,
-            )
+            consumer_config(bootstrap, dsn, schema, topic, max_records=MAX_RECORDS)
         )
         with psycopg.connect(dsn) as conn:
             count = conn.execute(
@@ -201,21 +200,14 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     parser.add_argument("--events", type=int, default=200_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
     if args.events <= 2 * MAX_RECORDS:
         # The consumers are timed from their first poll on: a run must outlast it.
         parser.error(f"--events must be more than {2 * MAX_RECORDS} (two polls)")
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    bootstrap = os.environ.get("CONSENT_KAFKA_BOOTSTRAP")
-    if not (dsn and bootstrap):
-        parser.error(
-            "CONSENT_PG_DSN and CONSENT_KAFKA_BOOTSTRAP must be set (scripts/services.sh up)"
-        )
+    dsn, bootstrap = from_env(parser, "CONSENT_PG_DSN", "CONSENT_KAFKA_BOOTSTRAP")
     median = median_of_runs(args.runs, lambda: run(dsn, bootstrap, args.events))
     median["relay_over_bare_producer"] = (
         median["relay_events_per_s"] / median["bare_producer_events_per_s"]

@@ -39,9 +39,8 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-import psycopg
+from common import bench_parser, fresh_schema, from_env
 from httpload import free_port, open_loop
-from psycopg import sql
 
 from entrypoints.bootstrap import build_store
 from entrypoints.settings import Settings
@@ -191,48 +190,37 @@ def _clicks_stored(env: dict[str, str]) -> int:
 
 
 def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
-    schema = f"bench_unsub_{uuid4().hex[:8]}"
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    try:
-        with tempfile.TemporaryDirectory() as data_dir:
-            env = _env(args.mode, dsn, schema, data_dir)
-            port = free_port()
-            result: dict[str, Any] = {}
-            with _server(env, port) as process:
-                # /healthz last: in production it opens a connection to PostgreSQL per call.
-                for target in ("page", "click", "healthz"):
-                    figures = _generate(
-                        port, target, rate=args.rate, seconds=args.seconds, seed=run
-                    )
-                    # The machine is shared: how busy it was says how far to trust the run.
-                    figures["load_average_1min_after"] = os.getloadavg()[0]
-                    result[target] = figures
-                    print(f"run {run + 1} {target:8}: {json.dumps(figures)}", file=sys.stderr)
-                process.send_signal(signal.SIGKILL)
-                process.wait(timeout=30)
-            stored = _clicks_stored(env)
-            clicks = result["click"]
-            result["verified"] = {
-                "distinct_links_clicked": clicks["distinct_links"],
-                "distinct_links_answered_200": clicks["distinct_links_acknowledged"],
-                "unsubscribe_clicked_events_stored": stored,
-                "all_200": all(set(r["statuses"]) == {"200"} for r in result.values()),
-            }
-            print(f"run {run + 1} verified: {result['verified']}", file=sys.stderr)
-            if stored != clicks["distinct_links"] or not result["verified"]["all_200"]:
-                msg = f"run {run + 1}: verification failed: {result['verified']}"
-                raise SystemExit(msg)
-            return result
-    finally:
-        with psycopg.connect(dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+    with fresh_schema(dsn) as schema, tempfile.TemporaryDirectory() as data_dir:
+        env = _env(args.mode, dsn, schema, data_dir)
+        port = free_port()
+        result: dict[str, Any] = {}
+        with _server(env, port) as process:
+            # /healthz last: in production it opens a connection to PostgreSQL per call.
+            for target in ("page", "click", "healthz"):
+                figures = _generate(port, target, rate=args.rate, seconds=args.seconds, seed=run)
+                # The machine is shared: how busy it was says how far to trust the run.
+                figures["load_average_1min_after"] = os.getloadavg()[0]
+                result[target] = figures
+                print(f"run {run + 1} {target:8}: {json.dumps(figures)}", file=sys.stderr)
+            process.send_signal(signal.SIGKILL)
+            process.wait(timeout=30)
+        stored = _clicks_stored(env)
+        clicks = result["click"]
+        result["verified"] = {
+            "distinct_links_clicked": clicks["distinct_links"],
+            "distinct_links_answered_200": clicks["distinct_links_acknowledged"],
+            "unsubscribe_clicked_events_stored": stored,
+            "all_200": all(set(r["statuses"]) == {"200"} for r in result.values()),
+        }
+        print(f"run {run + 1} verified: {result['verified']}", file=sys.stderr)
+        if stored != clicks["distinct_links"] or not result["verified"]["all_200"]:
+            msg = f"run {run + 1}: verification failed: {result['verified']}"
+            raise SystemExit(msg)
+        return result
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = bench_parser(__doc__)
     sub = parser.add_subparsers(dest="what")
     load = sub.add_parser("_load", help=argparse.SUPPRESS)
     load.add_argument("--port", type=int, required=True)
@@ -248,9 +236,7 @@ def main() -> None:
     if args.what == "_load":
         load_main(args)
         return
-    dsn = os.environ.get("CONSENT_PG_DSN")
-    if not dsn:
-        parser.error("CONSENT_PG_DSN is not set (source var/services/env)")
+    (dsn,) = from_env(parser, "CONSENT_PG_DSN")
     runs = [one_run(args, dsn, run) for run in range(args.runs)]
 
     def median(target: str, key: str) -> float:

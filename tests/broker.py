@@ -1,13 +1,13 @@
 """A Kafka broker of one test's own, from the jars scripts/services.sh fetched: tests kill it."""
 
-import os
-import signal
 import subprocess
 import time
 from pathlib import Path
 
 from kafka import KafkaAdminClient
 from kafka.errors import KafkaError
+
+from tests.helpers import kill_session
 
 ROOT = Path(__file__).resolve().parent.parent
 TEMPLATE = ROOT / "scripts" / "kafka" / "server.properties.template"
@@ -89,7 +89,5 @@ class PrivateBroker:
 
     def kill(self) -> None:
         """SIGKILL: no clean shutdown, as a crashed broker."""
-        if self._process is not None and self._process.poll() is None:
-            os.killpg(self._process.pid, signal.SIGKILL)
-            self._process.wait(timeout=30)
+        kill_session(self._process)
         self._process = None

@@ -1,5 +1,8 @@
-"""Building blocks several test modules share: an embedded ledger, a relay, projection rows."""
+"""Building blocks several test modules share: an embedded ledger, projection rows, processes."""
 
+import os
+import signal
+import subprocess
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,8 +19,6 @@ from ledger.store.events import LedgerStore, SQLiteStoreConfig
 from ledger.write.service import Ledger
 from projections.rebuild import projection_tables
 from projections.store.postgres import PostgresProjectionStore, migrate
-from relay.positions import SQLitePositions
-from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
 from schemas import parse_event
 
 CATALOG_TIME = datetime(2024, 1, 1, tzinfo=UTC)
@@ -66,37 +67,12 @@ def sqlite_ledger(
     return ledger
 
 
-def sqlite_relay(
-    path: Path,
-    *,
-    bootstrap: str,
-    topic: str,
-    partitions: int = 3,
-    positions: PositionStore | None = None,
-    flush_timeout_s: float = 30.0,
-    create_topics: bool = True,
-) -> Relay:
-    """A relay of the embedded ledger at ``path`` to a topic of the test's own."""
-    config = RelayConfig(
-        bootstrap=bootstrap,
-        partitions=partitions,
-        events_topic=topic,
-        dead_letter_topic=f"{topic}.dlq",
-        flush_timeout_s=flush_timeout_s,
-    )
-    relay = Relay(
-        store=LedgerStore(SQLiteStoreConfig(path=path)),
-        positions=positions or SQLitePositions(path=path),
-        config=config,
-    )
-    if create_topics:
-        ensure_topics(config)
-    return relay
-
-
-def publish_all(relay: Relay) -> None:
-    while relay.publish_once():
-        pass
+def kill_session(process: subprocess.Popen[bytes] | None) -> None:
+    """SIGKILL the session ``process`` leads (started with ``start_new_session``), as a crash
+    would, and reap it; nothing if it is not running."""
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=30)
 
 
 def projection_rows(

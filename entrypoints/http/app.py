@@ -10,12 +10,13 @@ from entrypoints.health import HealthCheck
 from entrypoints.http import problems
 from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
-from entrypoints.http.checks import SingleCheckFastPath, checks_router
+from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
 from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
+from entrypoints.http.single_check import SingleCheckFastPath
 from entrypoints.http.unsubscribe import unsubscribe_router
 
 API_VERSION = "1.0.0"

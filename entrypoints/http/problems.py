@@ -11,7 +11,7 @@ Exceptions become status codes here and nowhere else::
     ApiProblemError                                  its own status (401, 403, 404, 413, ...)
 """
 
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 import psycopg
 from eventsourcing.persistence import InterfaceError as PersistenceInterfaceError
@@ -36,26 +36,23 @@ TYPE_BASE = "https://consent-ledger.invalid/problems/"
 RETRY_AFTER_S = 1
 
 
+class ProblemFields(TypedDict, total=False):
+    """What a problem may say beyond its status, kind and title; absent or None: not said."""
+
+    detail: str | None
+    field: str | None
+    headers: dict[str, str] | None
+
+
 class ApiProblemError(Exception):
     """An error answered as-is: ``status``, a stable ``kind`` and a safe ``detail``."""
 
-    def __init__(
-        self,
-        status: int,
-        kind: str,
-        title: str,
-        *,
-        detail: str | None = None,
-        field: str | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
+    def __init__(self, status: int, kind: str, title: str, **fields: Unpack[ProblemFields]) -> None:
         super().__init__(title)
         self.status = status
         self.kind = kind
         self.title = title
-        self.detail = detail
-        self.field = field
-        self.headers = headers or {}
+        self.fields = fields
 
 
 def problem(
@@ -63,18 +60,18 @@ def problem(
     kind: str,
     title: str,
     *,
-    detail: str | None = None,
-    field: str | None = None,
-    headers: dict[str, str] | None = None,
-    **extra: Any,
+    errors: list[dict[str, str]] | None = None,
+    **fields: Unpack[ProblemFields],
 ) -> JSONResponse:
     body: dict[str, Any] = {"type": TYPE_BASE + kind, "title": title, "status": status}
-    if detail is not None:
-        body["detail"] = detail
-    if field is not None:
-        body["field"] = field
-    body.update(extra)
-    return JSONResponse(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+    for member in ("detail", "field"):
+        if (value := fields.get(member)) is not None:
+            body[member] = value
+    if errors is not None:
+        body["errors"] = errors
+    return JSONResponse(
+        body, status_code=status, media_type=PROBLEM_JSON, headers=fields.get("headers")
+    )
 
 
 def _field_of(loc: tuple[Any, ...]) -> str:
@@ -154,14 +151,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(ApiProblemError)
     async def api_problem(_: Request, error: ApiProblemError) -> JSONResponse:
-        return problem(
-            error.status,
-            error.kind,
-            error.title,
-            detail=error.detail,
-            field=error.field,
-            headers=error.headers,
-        )
+        return problem(error.status, error.kind, error.title, **error.fields)
 
     @app.exception_handler(StarletteHTTPException)
     async def http_error(_: Request, error: StarletteHTTPException) -> JSONResponse:

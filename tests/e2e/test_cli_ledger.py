@@ -1,28 +1,15 @@
 """The operators' CLI on the embedded default, run as a user runs it."""
 
 import json
-import os
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-CLI = str(Path(sys.executable).parent / "consent-ledger")
-
-
-def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
-    env["CONSENT_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
+from tests.cli import cli_output, run_cli
 
 
 def _ok(data_dir: Path, *args: str) -> dict[str, Any]:
-    result = _run(data_dir, *args)
-    assert result.returncode == 0, result.stderr
-    answer: dict[str, Any] = json.loads(result.stdout.strip().splitlines()[-1])
+    answer: dict[str, Any] = json.loads(cli_output(data_dir, *args).strip().splitlines()[-1])
     return answer
 
 
@@ -65,7 +52,9 @@ def test_operator_flow_from_purpose_to_import(tmp_path: Path) -> None:
         "duplicate"
     ]
 
-    refused = _run(data, "grant", "--subject", "p1", "--purpose", "nope", "--policy-version", "v1")
+    refused = run_cli(
+        data, "grant", "--subject", "p1", "--purpose", "nope", "--policy-version", "v1"
+    )
     assert refused.returncode == 1
     assert "purpose" in refused.stderr
 
@@ -84,18 +73,24 @@ def test_operator_flow_from_purpose_to_import(tmp_path: Path) -> None:
 
 
 def test_help_lists_the_operator_commands(tmp_path: Path) -> None:
-    result = _run(tmp_path, "--help")
+    result = run_cli(tmp_path, "--help")
     assert result.returncode == 0
     for command in ("serve", "purpose", "policy", "grant", "withdraw", "unsubscribe", "import"):
         assert command in result.stdout
 
 
-def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
+def _newsletter_ledger(tmp_path: Path) -> Path:
+    """The data directory of a new embedded ledger with the purpose newsletter and policy v1."""
     data = tmp_path / "var"
     policy = tmp_path / "policy.txt"
     policy.write_text("v1\n", encoding="utf-8")
     _ok(data, "purpose", "register", "newsletter", "--legal-basis", "consent", "--description", "n")
     _ok(data, "policy", "publish", "v1", str(policy), "--purpose", "newsletter")
+    return data
+
+
+def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
+    data = _newsletter_ledger(tmp_path)
     _ok(
         data,
         "grant",
@@ -126,11 +121,7 @@ def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
 
 
 def test_replay_rebuilds_a_damaged_embedded_projection(tmp_path: Path) -> None:
-    data = tmp_path / "var"
-    policy = tmp_path / "policy.txt"
-    policy.write_text("v1\n", encoding="utf-8")
-    _ok(data, "purpose", "register", "newsletter", "--legal-basis", "consent", "--description", "n")
-    _ok(data, "policy", "publish", "v1", str(policy), "--purpose", "newsletter")
+    data = _newsletter_ledger(tmp_path)
     address = ("--address", "lea@example.org", "--purpose", "newsletter")
     _ok(data, "grant", *address, "--policy-version", "v1")
     _ok(data, "unsubscribe", "--address", "lea@example.org")
@@ -140,10 +131,10 @@ def test_replay_rebuilds_a_damaged_embedded_projection(tmp_path: Path) -> None:
         conn.execute("update consent_state set status = 'granted', reason = null")
     assert _ok(data, "check", *address)["allowed"], "the damage should be visible before replay"
 
-    result = _run(data, "replay", "--from", "store")
+    result = run_cli(data, "replay", "--from", "store")
 
     assert result.returncode == 0, result.stderr
     assert "swapped in" in result.stderr
     answer = _ok(data, "check", *address)
     assert (answer["allowed"], answer["reason"]) == (False, "unsubscribed")
-    assert _run(data, "replay", "--from", "kafka").returncode == 2
+    assert run_cli(data, "replay", "--from", "kafka").returncode == 2

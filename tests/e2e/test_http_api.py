@@ -18,9 +18,9 @@ from access.apikeys import Scope
 from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
-from entrypoints.http.checks import SingleCheckFastPath
 from entrypoints.http.commands import ROUTES
 from entrypoints.http.services import ApiServices
+from entrypoints.http.single_check import SingleCheckFastPath
 from entrypoints.settings import Mode, Settings
 from ledger.audit.tlog.bundle import verify_bundle
 from ledger.audit.tlog.note import open_note, parse_checkpoint
@@ -57,6 +57,15 @@ class Api:
 
     def get(self, path: str, scope: Scope = Scope.CHECK, **params: Any) -> Any:
         return self.client.get(path, params=params, headers=self.auth(scope))
+
+    def bulk_check(self, content: str | bytes, media: str, **params: Any) -> Any:
+        """``POST /v1/check`` for the newsletter: ``content`` sent as ``media``, a check key."""
+        return self.client.post(
+            "/v1/check",
+            params={"purpose": "newsletter", **params},
+            content=content,
+            headers=self.auth(Scope.CHECK) | {"Content-Type": media},
+        )
 
     def feed(self) -> None:
         while self.projection.feed_once(self.services.ledger.store):
@@ -432,12 +441,7 @@ def test_bulk_check_streams_ndjson_in_order_with_errors_in_place(api: Api) -> No
     api.post("/v1/unsubscribes", {"address": "lea@example.org"})
     api.feed()
     lines = [KIM, "lea@example.org", "not-an-address", json.dumps({"address": "zed@example.org"})]
-    answer = api.client.post(
-        "/v1/check",
-        params={"purpose": "newsletter", "input": "addresses"},
-        content="\n".join(lines) + "\n",
-        headers=api.auth(Scope.CHECK) | {"Content-Type": "application/x-ndjson"},
-    )
+    answer = api.bulk_check("\n".join(lines) + "\n", "application/x-ndjson", input="addresses")
     assert answer.status_code == 200
     rows = [json.loads(line) for line in answer.text.splitlines()]
     assert [(r.get("address"), r.get("allowed"), r.get("reason")) for r in rows] == [
@@ -452,12 +456,7 @@ def test_bulk_check_streams_ndjson_in_order_with_errors_in_place(api: Api) -> No
 def test_bulk_check_speaks_csv(api: Api) -> None:
     subject = _grant(api).json()["subject"]
     api.feed()
-    answer = api.client.post(
-        "/v1/check",
-        params={"purpose": "newsletter"},
-        content=f"subject\n{subject}\nnobody\n",
-        headers=api.auth(Scope.CHECK) | {"Content-Type": "text/csv"},
-    )
+    answer = api.bulk_check(f"subject\n{subject}\nnobody\n", "text/csv")
     assert answer.headers["content-type"].startswith("text/csv")
     assert answer.text.splitlines() == [
         "subject,allowed,reason,error",
@@ -468,29 +467,13 @@ def test_bulk_check_speaks_csv(api: Api) -> None:
 
 def test_bulk_check_refusals(api: Api) -> None:
     click = api.post("/v1/unsubscribes", {"address": KIM}).json()
-    headers = api.auth(Scope.CHECK) | {"Content-Type": "application/x-ndjson"}
-    stale = api.client.post(
-        "/v1/check",
-        params={"purpose": "newsletter", "min_position": click["position"]},
-        content="a\n",
-        headers=headers,
-    )
+    stale = api.bulk_check("a\n", "application/x-ndjson", min_position=click["position"])
     assert stale.status_code == 503
     assert stale.headers["retry-after"] == "1"
-    wrong_type = api.client.post(
-        "/v1/check",
-        params={"purpose": "newsletter"},
-        content="a\n",
-        headers=api.auth(Scope.CHECK) | {"Content-Type": "application/xml"},
-    )
+    wrong_type = api.bulk_check("a\n", "application/xml")
     assert wrong_type.status_code == 415
     api.feed()
-    long_line = api.client.post(
-        "/v1/check",
-        params={"purpose": "newsletter"},
-        content="x" * 5000 + "\nok\n",
-        headers=headers,
-    )
+    long_line = api.bulk_check("x" * 5000 + "\nok\n", "application/x-ndjson")
     rows = [json.loads(line) for line in long_line.text.splitlines()]
     assert rows[0] == {"error": "line longer than 1024 bytes"}
     assert rows[-1]["subject"] == "ok"
@@ -609,12 +592,7 @@ def test_an_oversize_body_is_refused_before_it_is_read(api: Api) -> None:
 
 def test_a_line_no_csv_reader_takes_is_an_error_in_its_place(api: Api) -> None:
     api.feed()
-    answer = api.client.post(
-        "/v1/check",
-        params={"purpose": "newsletter"},
-        content=b'a\rb\n"unclosed\nok\n',
-        headers=api.auth(Scope.CHECK) | {"Content-Type": "text/csv"},
-    )
+    answer = api.bulk_check(b'a\rb\n"unclosed\nok\n', "text/csv")
     assert answer.status_code == 200
     lines = answer.text.splitlines()
     assert lines[0] == "subject,allowed,reason,error"
@@ -631,11 +609,8 @@ def test_a_subject_with_control_characters_is_a_422_naming_it(api: Api) -> None:
 def test_bulk_lines_that_are_not_subjects_are_errors_in_place_the_rest_answered(api: Api) -> None:
     api.feed()
     lines = ["p1", "a\x00b", json.dumps({"subject": "a\ud800b"}), "\x00", "p2"]
-    answer = api.client.post(
-        "/v1/check",
-        params={"purpose": "newsletter"},
-        content="\n".join(lines).encode("utf-8", "surrogatepass") + b"\n",
-        headers=api.auth(Scope.CHECK) | {"Content-Type": "application/x-ndjson"},
+    answer = api.bulk_check(
+        "\n".join(lines).encode("utf-8", "surrogatepass") + b"\n", "application/x-ndjson"
     )
     assert answer.status_code == 200
     rows = [json.loads(line) for line in answer.text.splitlines()]

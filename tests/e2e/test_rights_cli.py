@@ -1,16 +1,13 @@
 """The rights commands (export, decision-at, retention, requests), run as an operator runs them."""
 
 import json
-import os
-import subprocess
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from ledger.audit.tlog.bundle import verify_bundle
+from tests.cli import cli_output, run_cli
 
-CLI = str(Path(sys.executable).parent / "consent-ledger")
 T0 = datetime(2024, 1, 1, tzinfo=UTC)
 ANN = "ann@example.org"
 
@@ -19,18 +16,8 @@ def _at(days: float) -> str:
     return (T0 + timedelta(days=days)).strftime("%Y-%m-%dT%H:%M:%S%z")
 
 
-def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
-    env["CONSENT_DATA_DIR"] = str(data_dir)
-    return subprocess.run(
-        [CLI, *args], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-
-
 def _lines(data_dir: Path, *args: str) -> list[dict[str, Any]]:
-    result = _run(data_dir, *args)
-    assert result.returncode == 0, result.stderr
-    return [json.loads(line) for line in result.stdout.splitlines() if line.strip()]
+    return [json.loads(line) for line in cli_output(data_dir, *args).splitlines() if line.strip()]
 
 
 def _setup(tmp_path: Path) -> Path:
@@ -88,10 +75,10 @@ def test_decision_at_and_retention_explain_why_sending_stopped(tmp_path: Path) -
 
     planned = _lines(data, "retention", "run", "--dry-run")
     assert [(p["purpose"], p["reason"]) for p in planned] == [("offers", "lapsed")]
-    recorded = _run(data, "retention", "run")
+    recorded = run_cli(data, "retention", "run")
     assert recorded.returncode == 0, recorded.stderr
     assert "1 due, 1 recorded" in recorded.stderr
-    again = _run(data, "retention", "run")
+    again = run_cli(data, "retention", "run")
     assert "0 due, 0 recorded" in again.stderr
 
     (now,) = _lines(data, "decision-at", "--address", ANN, "--purpose", "offers")
@@ -100,36 +87,36 @@ def test_decision_at_and_retention_explain_why_sending_stopped(tmp_path: Path) -
     assert now["deciding_event"]["fields"]["reason"] == "lapsed"
     assert now["deciding_event"]["occurred_at"] == (T0 + timedelta(days=366)).isoformat()
 
-    refused = _run(data, "decision-at", "--purpose", "offers")
+    refused = run_cli(data, "decision-at", "--purpose", "offers")
     assert refused.returncode == 2
     future = (datetime.now(UTC) + timedelta(days=2)).strftime("%Y-%m-%dT%H:%M:%S%z")
-    assert _run(data, "retention", "run", "--at", future).returncode == 2
+    assert run_cli(data, "retention", "run", "--at", future).returncode == 2
 
 
 def test_export_writes_events_receipts_and_a_bundle_that_verifies(tmp_path: Path) -> None:
     data = _setup(tmp_path)
     out = tmp_path / "ann.json"
-    result = _run(data, "export", "--address", ANN, "--out", str(out))
+    result = run_cli(data, "export", "--address", ANN, "--out", str(out))
     assert result.returncode == 0, result.stderr
     document = json.loads(out.read_text(encoding="utf-8"))
     assert document["events"][0]["personal"]["address"] == ANN
     assert document["consent_receipts"][0]["retention"]["max_age_days"] == 365
     assert document["proof_bundle"]["status"] == "included"
-    (key,) = [line for line in _run(data, "audit", "key").stdout.splitlines() if line]
+    (key,) = [line for line in run_cli(data, "audit", "key").stdout.splitlines() if line]
     report = verify_bundle(document["proof_bundle"]["bundle"], verifier_key=key)
     assert report.entries == 1
-    assert _run(data, "export", "--subject", "nobody", "--out", str(out)).returncode == 1
+    assert run_cli(data, "export", "--subject", "nobody", "--out", str(out)).returncode == 1
 
 
 def test_rights_requests_are_opened_listed_when_overdue_and_closed(tmp_path: Path) -> None:
     data = _setup(tmp_path)
-    opened = _run(
+    opened = run_cli(
         data, "rights", "open", "--address", ANN, "--right", "access", "--received-at", _at(5)
     )
     assert opened.returncode == 0, opened.stderr
     answer = json.loads(opened.stdout)
     request_id, subject = answer["request_id"], answer["subject"]
-    listed = _run(data, "rights", "list", "--overdue")
+    listed = run_cli(data, "rights", "list", "--overdue")
     (row,) = [json.loads(line) for line in listed.stdout.splitlines()]
     assert (row["request_id"], row["right"], row["overdue"]) == (request_id, "access", True)
     assert row["due_at"] == (T0 + timedelta(days=35)).isoformat()
@@ -146,4 +133,4 @@ def test_rights_requests_are_opened_listed_when_overdue_and_closed(tmp_path: Pat
         "--outcome",
         "fulfilled",
     )
-    assert _run(data, "rights", "list").stdout == ""
+    assert run_cli(data, "rights", "list").stdout == ""

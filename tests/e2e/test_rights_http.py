@@ -82,17 +82,14 @@ def _at(days: float) -> str:
     return (T0 + timedelta(days=days)).isoformat()
 
 
+def _kim_grants(api: Api, **extra: Any) -> Any:
+    """Kim's consent to the newsletter under policy v1 on day 1, with ``extra`` fields."""
+    body = {"address": KIM, "purpose": "newsletter", "policy_version": "v1", "occurred_at": _at(1)}
+    return api.write("/v1/consents/grant", body | extra)
+
+
 def test_the_decision_at_a_past_time_says_why_with_the_policy_and_evidence(api: Api) -> None:
-    granted = api.write(
-        "/v1/consents/grant",
-        {
-            "address": KIM,
-            "purpose": "newsletter",
-            "policy_version": "v1",
-            "occurred_at": _at(1),
-            "evidence": {"consent_text_sha256": SHOWN_SHA, "form_id": "footer"},
-        },
-    )
+    granted = _kim_grants(api, evidence={"consent_text_sha256": SHOWN_SHA, "form_id": "footer"})
     subject = granted["subject"]
     api.write("/v1/unsubscribes", {"subject": subject, "occurred_at": _at(10)})
     path = f"/v1/persons/{subject}/decision"
@@ -137,16 +134,7 @@ def test_the_decision_endpoint_refuses_bad_times_strangers_and_other_scopes(api:
 
 
 def test_the_export_gives_events_receipts_and_the_bundle_once_sealed(api: Api) -> None:
-    subject = api.write(
-        "/v1/consents/grant",
-        {
-            "address": KIM,
-            "purpose": "newsletter",
-            "policy_version": "v1",
-            "occurred_at": _at(1),
-            "personal": {"ip": "203.0.113.9"},
-        },
-    )["subject"]
+    subject = _kim_grants(api, personal={"ip": "203.0.113.9"})["subject"]
     path = f"/v1/persons/{subject}/export"
     assert api.call("GET", path, Scope.CHECK).status_code == 403
     assert api.call("GET", "/v1/persons/nobody/export", Scope.AUDIT).status_code == 404

@@ -1,10 +1,8 @@
 """`consent-ledger serve` as a user starts it: a real process answering over HTTP."""
 
 import json
-import os
 import sqlite3
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,16 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.cli import CLI, clean_env
 from tests.conftest import free_port
 
 STARTUP_TIMEOUT_S = 20.0
-CLI = str(Path(sys.executable).parent / "consent-ledger")
-
-
-def _env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
-    env.update(overrides)
-    return env
 
 
 @pytest.fixture
@@ -29,7 +21,7 @@ def embedded_server(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen[str]
     port = free_port()
     process = subprocess.Popen(
         [CLI, "serve", "--port", str(port)],
-        env=_env(CONSENT_DATA_DIR=str(tmp_path / "data")),
+        env=clean_env(CONSENT_DATA_DIR=str(tmp_path / "data")),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -67,30 +59,26 @@ def test_serve_answers_healthz_on_the_embedded_default(
     assert str((tmp_path / "data").resolve()) in output
 
 
-def test_production_mode_without_a_database_is_a_clear_startup_error() -> None:
+def _refused_start(**settings: str) -> str:
+    """What `serve` says on stderr when it refuses to start with ``settings`` (exit status 2)."""
     result = subprocess.run(
         [CLI, "serve"],
-        env=_env(CONSENT_MODE="production"),
+        env=clean_env(**settings),
         capture_output=True,
         text=True,
         timeout=30,
         check=False,
     )
     assert result.returncode == 2
-    assert "CONSENT_PG_DSN" in result.stderr
+    return result.stderr
+
+
+def test_production_mode_without_a_database_is_a_clear_startup_error() -> None:
+    assert "CONSENT_PG_DSN" in _refused_start(CONSENT_MODE="production")
 
 
 def test_an_invalid_setting_names_the_variable() -> None:
-    result = subprocess.run(
-        [CLI, "serve"],
-        env=_env(CONSENT_HTTP_PORT="not-a-port"),
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
-    assert result.returncode == 2
-    assert "CONSENT_HTTP_PORT" in result.stderr
+    assert "CONSENT_HTTP_PORT" in _refused_start(CONSENT_HTTP_PORT="not-a-port")
 
 
 def test_serve_feeds_the_embedded_projection(
@@ -101,7 +89,7 @@ def test_serve_feeds_the_embedded_projection(
     data = tmp_path / "data"
     written = subprocess.run(
         [CLI, "unsubscribe", "--subject", "fed-1"],
-        env=_env(CONSENT_DATA_DIR=str(data)),
+        env=clean_env(CONSENT_DATA_DIR=str(data)),
         capture_output=True,
         text=True,
         timeout=60,

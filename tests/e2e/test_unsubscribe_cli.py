@@ -1,27 +1,17 @@
 """`consent-ledger unsubscribe-headers` as a sender runs it: headers whose link verifies."""
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from entrypoints.bootstrap import build_hasher, build_token_codec
 from entrypoints.settings import Settings
-
-CLI = str(Path(sys.executable).parent / "consent-ledger")
+from tests.cli import run_cli
 
 
 def _run(data_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
-    env |= {"CONSENT_DATA_DIR": str(data_dir), "CONSENT_PUBLIC_URL": "https://mail.example.org"}
-    return subprocess.run(
-        [CLI, "unsubscribe-headers", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+    return run_cli(
+        data_dir, "unsubscribe-headers", *args, CONSENT_PUBLIC_URL="https://mail.example.org"
     )
 
 

@@ -7,28 +7,18 @@ from pathlib import Path
 from uuid import uuid4
 
 import pytest
-from kafka import KafkaConsumer, TopicPartition
 
-from consumers.runner import ConsumerConfig, ConsumerRunner
+from consumers.runner import ConsumerRunner
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from tests.broker import PrivateBroker
-from tests.helpers import projection_rows, replayed_rows, sqlite_ledger, sqlite_relay
+from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
+from tests.topics import consumer_config, sqlite_relay, topic_positions
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
 COMMANDS = 600
 DOWN_AFTER = 200
 CATCH_UP_S = 120.0
-
-
-def _positions_on(bootstrap: str, topic: str) -> list[int]:
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5_000)
-    partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-    reader.assign(partitions)
-    reader.seek_to_beginning(*partitions)
-    positions = [int(dict(record.headers)["position"]) for record in reader]
-    reader.close()
-    return positions
 
 
 def test_a_broker_killed_during_ingest_and_restarted_loses_nothing(
@@ -39,15 +29,7 @@ def test_a_broker_killed_during_ingest_and_restarted_loses_nothing(
     ledger = sqlite_ledger(path)
     relay = sqlite_relay(path, bootstrap=private_broker.bootstrap, topic=topic, flush_timeout_s=5.0)
     consumer = ConsumerRunner(
-        ConsumerConfig(
-            bootstrap=private_broker.bootstrap,
-            dsn=pg_dsn,
-            schema=schema,
-            group=f"g-{topic}",
-            topic=topic,
-            dead_letter_topic=f"{topic}.dlq",
-            max_records=50,
-        )
+        consumer_config(private_broker.bootstrap, pg_dsn, schema, topic, max_records=50)
     )
     stop = threading.Event()
     workers = [
@@ -90,5 +72,5 @@ def test_a_broker_killed_during_ingest_and_restarted_loses_nothing(
 
     assert not any(worker.is_alive() for worker in workers)
     assert relay.position == head
-    assert set(_positions_on(private_broker.bootstrap, topic)) == set(range(1, head + 1))
+    assert set(topic_positions(private_broker.bootstrap, topic)) == set(range(1, head + 1))
     assert projection_rows(pg_dsn, schema, tuple(expected)) == expected

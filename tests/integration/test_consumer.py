@@ -20,7 +20,7 @@ from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaConnectionError
 from psycopg import sql
 
-from consumers.runner import ConsumerConfig, ConsumerRunner
+from consumers.runner import ConsumerRunner
 from ledger.domain.commands import (
     AcceptPolicy,
     GrantConsent,
@@ -38,7 +38,8 @@ from projections.facts import ProjectionReader
 from projections.store.postgres import PostgresProjectionStore, migrate
 from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event
-from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
+from tests.helpers import projection_rows, sqlite_ledger
+from tests.topics import consumer_config, publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -83,31 +84,6 @@ def _history(ledger: Ledger) -> None:
     )
 
 
-def _tables(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
-    with psycopg.connect(dsn) as conn:
-        return {
-            table: conn.execute(
-                sql.SQL("select * from {} order by 1, 2").format(sql.Identifier(schema, table))
-            ).fetchall()
-            for table in TABLES
-        }
-
-
-def _consumer_config(
-    bootstrap: str, dsn: str, schema: str, topic: str, *, max_records: int = 2_000
-) -> ConsumerConfig:
-    # The relay helper creates "<topic>.dlq"; the consumer sends its dead letters there.
-    return ConsumerConfig(
-        bootstrap=bootstrap,
-        dsn=dsn,
-        schema=schema,
-        group=f"g-{topic}",
-        topic=topic,
-        dead_letter_topic=f"{topic}.dlq",
-        max_records=max_records,
-    )
-
-
 def _drain(runner: ConsumerRunner, expected: int) -> int:
     taken = 0
     for _ in range(60):
@@ -136,13 +112,13 @@ def test_end_to_end_projection_and_a_poison_record(
     relay.close()
     published = ledger.store.head()
 
-    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
+    runner = ConsumerRunner(consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
     try:
         assert _drain(runner, published + 2) == published + 2
     finally:
         runner.close()
 
-    tables = _tables(pg_dsn, schema)
+    tables = projection_rows(pg_dsn, schema, TABLES)
     consents = {(r[0], r[1], r[2]): (r[3], r[4]) for r in tables["consent_state"]}
     assert consents[("ann", "newsletter", "email")] == ("granted", None)
     assert consents[("ann", "offers", "email")] == ("withdrawn", "unsubscribed")
@@ -178,12 +154,12 @@ def test_a_restarted_consumer_resumes_from_the_stored_offsets(
     relay = sqlite_relay(path, bootstrap=kafka_bootstrap, topic=topic, partitions=1)
     _history(ledger)
     publish_all(relay)
-    consumer_config = _consumer_config(kafka_bootstrap, pg_dsn, schema, topic, max_records=5)
-    first = ConsumerRunner(consumer_config)
+    config = consumer_config(kafka_bootstrap, pg_dsn, schema, topic, max_records=5)
+    first = ConsumerRunner(config)
     taken = _drain(first, 5)
     first.close()
     assert taken == 5
-    second = ConsumerRunner(consumer_config)
+    second = ConsumerRunner(config)
     rest = _drain(second, ledger.store.head() - 5)
     assert second.run_once() == 0
     second.close()
@@ -199,7 +175,7 @@ def test_the_broker_failing_under_polls_does_not_end_the_consumer(
     relay = sqlite_relay(tmp_path / "ledger.sqlite3", bootstrap=kafka_bootstrap, topic=topic)
     _history(ledger)
     publish_all(relay)
-    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic, max_records=3))
+    runner = ConsumerRunner(consumer_config(kafka_bootstrap, pg_dsn, schema, topic, max_records=3))
     real_poll = runner.consumer.poll
     polls = 0
 
@@ -226,7 +202,7 @@ def test_the_broker_failing_under_polls_does_not_end_the_consumer(
         worker.join(timeout=30)
         runner.close()
         relay.close()
-    assert len(_tables(pg_dsn, schema)["consent_state"]) == 6
+    assert len(projection_rows(pg_dsn, schema, TABLES)["consent_state"]) == 6
 
 
 def _applied(dsn: str, schema: str, group: str) -> int:
@@ -253,7 +229,7 @@ def test_applying_twice_or_interleaved_gives_the_same_tables(
     with psycopg.connect(pg_dsn) as conn, conn.transaction():
         migrate(conn, schema=schema)
         PostgresProjectionStore(conn, schema=schema).apply(events)
-    once = _tables(pg_dsn, schema)
+    once = projection_rows(pg_dsn, schema, TABLES)
 
     by_subject: dict[str, list[Any]] = {}
     for event, position in events:
@@ -275,7 +251,7 @@ def test_applying_twice_or_interleaved_gives_the_same_tables(
             store = PostgresProjectionStore(conn, schema=schema)
             store.apply(interleaved)
             store.apply(interleaved)
-        assert _tables(pg_dsn, schema) == once
+        assert projection_rows(pg_dsn, schema, TABLES) == once
 
 
 def _project(ledger: Ledger, pg_dsn: str, schema: str, *, twice: bool = False) -> None:
@@ -372,7 +348,7 @@ def test_checks_fail_closed_until_the_projection_covers_the_write(
     )
     _history(ledger)
     publish_all(relay)
-    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
+    runner = ConsumerRunner(consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
     conn = psycopg.connect(pg_dsn, autocommit=True)
     checker = SendChecker(
         conn,
@@ -423,11 +399,11 @@ def test_a_range_published_twice_changes_nothing(
     )
     _history(ledger)
     publish_all(relay)
-    consumer_config = _consumer_config(kafka_bootstrap, pg_dsn, schema, topic)
-    runner = ConsumerRunner(consumer_config)
+    config = consumer_config(kafka_bootstrap, pg_dsn, schema, topic)
+    runner = ConsumerRunner(config)
     published = ledger.store.head()
     assert _drain(runner, published) == published
-    once = _tables(pg_dsn, schema)
+    once = projection_rows(pg_dsn, schema, TABLES)
 
     # As after a relay crash between the broker's ack and storing the position.
     positions.save(relay.config.name, 3)
@@ -436,7 +412,7 @@ def test_a_range_published_twice_changes_nothing(
     assert _drain(runner, published - 3) == published - 3
     runner.close()
     relay.close()
-    assert _tables(pg_dsn, schema) == once
+    assert projection_rows(pg_dsn, schema, TABLES) == once
 
 
 def test_the_check_command_single_and_bulk(
@@ -485,7 +461,7 @@ def test_a_consumer_started_before_the_topic_exists_does_not_create_it(
     kafka_bootstrap: str, pg_dsn: str, schema: str
 ) -> None:
     topic = f"events-{uuid4().hex[:8]}"
-    runner = ConsumerRunner(_consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
+    runner = ConsumerRunner(consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
     try:
         for _ in range(3):
             runner.run_once()

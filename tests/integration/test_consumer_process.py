@@ -20,7 +20,8 @@ from ledger.domain.commands import Command, GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
-from tests.helpers import publish_all, sqlite_ledger, sqlite_relay
+from tests.helpers import projection_rows, sqlite_ledger
+from tests.topics import publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -46,16 +47,6 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     ledger = sqlite_ledger(tmp_path / "ledger.sqlite3")
     yield ledger
     ledger.close()
-
-
-def _tables(dsn: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
-    with psycopg.connect(dsn) as conn:
-        return {
-            t: conn.execute(
-                sql.SQL("select * from {} order by 1, 2, 3").format(sql.Identifier(schema, t))
-            ).fetchall()
-            for t in TABLES
-        }
 
 
 def _stored_offsets(dsn: str, schema: str) -> int:
@@ -138,7 +129,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
         with psycopg.connect(pg_dsn) as conn, conn.transaction():
             migrate(conn, schema=reference)
             PostgresProjectionStore(conn, schema=reference).apply(log)
-        assert _tables(pg_dsn, schema) == _tables(pg_dsn, reference)
+        assert projection_rows(pg_dsn, schema, TABLES) == projection_rows(pg_dsn, reference, TABLES)
     finally:
         _drop(pg_dsn, schema)
         _drop(pg_dsn, reference)

@@ -7,9 +7,7 @@ is not ours to write) and serves this process's registry on a port of its own.
 
 import json
 import math
-import os
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -24,20 +22,15 @@ from prometheus_client import start_http_server
 
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
+from tests.cli import CLI, clean_env
 from tests.conftest import free_port
-from tests.helpers import sqlite_ledger, sqlite_relay
+from tests.helpers import sqlite_ledger
 from tests.monitoring import promtool_check_metrics, scrape, total, value
+from tests.topics import sqlite_relay
 
 pytestmark = pytest.mark.integration
-CLI = str(Path(sys.executable).parent / "consent-ledger")
 WAIT_S = 60.0
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def _env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
-    env.update(overrides)
-    return env
 
 
 def _eventually(url: str, condition: Callable[[Samples], bool], what: str) -> Samples:
@@ -109,7 +102,7 @@ def test_relay_consumer_and_sealer_metrics_follow_the_events(
 
     consumer = _process(
         ["consume", "--group", f"g-{unique_name}", "--topic", unique_name, "--batch", "7"],
-        _env(
+        clean_env(
             CONSENT_PG_DSN=pg_dsn,
             CONSENT_KAFKA_BOOTSTRAP=kafka_bootstrap,
             CONSENT_PG_SCHEMA=schema,
@@ -118,7 +111,7 @@ def test_relay_consumer_and_sealer_metrics_follow_the_events(
     )
     sealer = _process(
         ["audit", "seal", "--follow"],
-        _env(
+        clean_env(
             CONSENT_DATA_DIR=str(data_dir),
             CONSENT_METRICS_PORT=str(sealer_port),
             CONSENT_AUDIT_CHECKPOINT_EVERY_EVENTS="5",
@@ -206,7 +199,7 @@ def _json(response: httpx.Response) -> Any:
 
 def test_the_api_counts_commands_checks_and_business_gauges(tmp_path: Path) -> None:
     data = tmp_path / "data"
-    env = _env(CONSENT_DATA_DIR=str(data), CONSENT_METRICS_CACHE_S="0.5")
+    env = clean_env(CONSENT_DATA_DIR=str(data), CONSENT_METRICS_CACHE_S="0.5")
     created = subprocess.run(
         [CLI, "keys", "create", "--name", "metrics-test"]
         + [arg for scope in ("admin", "write", "check") for arg in ("--scope", scope)],

@@ -43,16 +43,9 @@ from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.service import Ledger, LedgerConfig
 from relay.positions import PostgresPositions
 from tests.conftest import free_port
-from tests.helpers import (
-    CATALOG_TIME,
-    POLICY_SHA,
-    projection_rows,
-    publish_all,
-    replayed_rows,
-    sqlite_ledger,
-    sqlite_relay,
-)
+from tests.helpers import CATALOG_TIME, POLICY_SHA, projection_rows, replayed_rows, sqlite_ledger
 from tests.postgres import PrivatePostgres
+from tests.topics import publish_all, sqlite_relay, topic_positions
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -132,16 +125,6 @@ def _execute_until_stored(ledger: Ledger, command: Command) -> None:
 def _commands(n: int) -> list[Command]:
     grant = GrantConsent(subject=f"p{n}", purpose="newsletter", policy_version="v1", occurred_at=T0)
     return [grant, Unsubscribe(subject=f"p{n}", occurred_at=T0)] if n % 4 == 0 else [grant]
-
-
-def _positions_on(bootstrap: str, topic: str) -> list[int]:
-    reader = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5_000)
-    partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
-    reader.assign(partitions)
-    reader.seek_to_beginning(*partitions)
-    positions = [int(dict(record.headers)["position"]) for record in reader]
-    reader.close()
-    return positions
 
 
 def _end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
@@ -277,7 +260,7 @@ def test_relay_consumer_and_sealer_outlive_a_restart_and_an_outage(
             assert not _our_tracebacks(text), (name, text)
         assert caught_up
         assert positions.load("kafka") == head
-        assert set(_positions_on(kafka_bootstrap, topic)) == set(stored)
+        assert set(topic_positions(kafka_bootstrap, topic)) == set(stored)
         assert projection_rows(postgres.dsn, "public", tuple(expected)) == expected
         assert _stored_offsets(postgres.dsn, "public", group) == _end_offsets(
             kafka_bootstrap, topic

@@ -18,7 +18,8 @@ from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
 from relay.publisher import Relay, ensure_topics
 from schemas import PersonalData
-from tests.helpers import sqlite_ledger, sqlite_relay
+from tests.helpers import sqlite_ledger
+from tests.topics import sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 3, 1, tzinfo=UTC)

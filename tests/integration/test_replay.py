@@ -10,20 +10,15 @@ import pytest
 from kafka import KafkaProducer
 from psycopg import sql
 
-from consumers.runner import ConsumerConfig, ConsumerRunner
+from consumers.runner import ConsumerRunner
 from consumers.topic_rebuild import rebuild_from_kafka
 from ledger.domain.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
 from ledger.write.service import Ledger
 from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_store, swap
 from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
-from tests.helpers import (
-    projection_rows,
-    publish_all,
-    replayed_rows,
-    sqlite_ledger,
-    sqlite_relay,
-)
+from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
+from tests.topics import consumer_config, publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -57,17 +52,7 @@ def _some_history(ledger: Ledger, first: int, last: int) -> None:
 
 
 def _consumer(bootstrap: str, dsn: str, schema: str, topic: str) -> ConsumerRunner:
-    return ConsumerRunner(
-        ConsumerConfig(
-            bootstrap=bootstrap,
-            dsn=dsn,
-            schema=schema,
-            group=f"g-{topic}",
-            topic=topic,
-            dead_letter_topic=f"{topic}.dlq",
-            max_records=25,
-        )
-    )
+    return ConsumerRunner(consumer_config(bootstrap, dsn, schema, topic, max_records=25))
 
 
 def _drain(runner: ConsumerRunner) -> None:
@@ -86,6 +71,13 @@ def _damage(dsn: str, schema: str) -> None:
         )
 
 
+def _applied_then_damaged(live: ConsumerRunner, dsn: str, schema: str, topic: str) -> RebuildTarget:
+    """``live`` applies the whole topic, its projection is then damaged: the rebuild to make."""
+    _drain(live)
+    _damage(dsn, schema)
+    return RebuildTarget(dsn=dsn, schema=schema, group=f"g-{topic}", topic=topic)
+
+
 def test_rebuild_from_the_store_swaps_in_under_a_running_consumer(
     ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
 ) -> None:
@@ -100,9 +92,7 @@ def test_rebuild_from_the_store_swaps_in_under_a_running_consumer(
     publish_all(relay)
     live = _consumer(kafka_bootstrap, pg_dsn, schema, topic)
     try:
-        _drain(live)
-        _damage(pg_dsn, schema)
-        target = RebuildTarget(dsn=pg_dsn, schema=schema, group=f"g-{topic}", topic=topic)
+        target = _applied_then_damaged(live, pg_dsn, schema, topic)
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             result = rebuild_from_store(conn, target, ledger.store, up_to=ledger.store.head())
             assert result.events == ledger.store.head()
@@ -139,9 +129,7 @@ def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
     poison.close()
     live = _consumer(kafka_bootstrap, pg_dsn, schema, topic)
     try:
-        _drain(live)
-        _damage(pg_dsn, schema)
-        target = RebuildTarget(dsn=pg_dsn, schema=schema, group=f"g-{topic}", topic=topic)
+        target = _applied_then_damaged(live, pg_dsn, schema, topic)
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             result = rebuild_from_kafka(
                 conn, target, bootstrap=kafka_bootstrap, dead_letter_topic=f"{topic}.dlq"

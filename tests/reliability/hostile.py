@@ -46,7 +46,7 @@ from kafka.partitioner.default import murmur2
 
 from access.apikeys import Scope
 from consumers.runner import MAX_ERROR_HEADER, UndecodableRecordError, decode
-from entrypoints.http.checks import MAX_LINE_BYTES
+from entrypoints.http.bulk_answers import MAX_LINE_BYTES
 from entrypoints.http.problems import PROBLEM_JSON
 from entrypoints.http.services import MAX_BODY_BYTES, MAX_BULK_BODY_BYTES
 from entrypoints.http.unsubscribe import MAX_BODY_BYTES as MAX_FORM_BYTES
@@ -75,6 +75,7 @@ WRITE, CHECK, AUDIT, ADMIN = (
 )
 FORM = "application/x-www-form-urlencoded"
 NDJSON = "application/x-ndjson"
+JSON_BODY = {"Content-Type": "application/json"}
 
 HOSTILE_VALUES: tuple[tuple[str, str], ...] = (
     ("SQL statement", "'; drop table ledger_events; --"),
@@ -1185,25 +1186,13 @@ def _malformed_bodies(
         scope = scopes.get(route.path, WRITE)
         for label, content, status in broken:
             tally.sent()
-            answer = api.send(
-                "POST",
-                route.path,
-                scope=scope,
-                headers={"Content-Type": "application/json"},
-                content=content,
-            )
+            answer = api.send("POST", route.path, scope=scope, headers=JSON_BODY, content=content)
             expected = answer.status_code == status if status else answer.is_client_error
             if not expected or _problem(answer) is None:
                 tally.fail(f"POST {route.path} with {label} answered {_answer(answer)}")
         tally.sent()
         chunks = (b"x" * 8192 for _ in range(MAX_BODY_BYTES // 8192 + 2))
-        answer = api.send(
-            "POST",
-            route.path,
-            scope=scope,
-            headers={"Content-Type": "application/json"},
-            content=chunks,
-        )
+        answer = api.send("POST", route.path, scope=scope, headers=JSON_BODY, content=chunks)
         if answer.status_code != 413 or _problem(answer) is None:
             tally.fail(f"POST {route.path} chunked past the limit answered {_answer(answer)}")
     return tally.finding(

@@ -11,7 +11,6 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,18 +21,14 @@ from typing import Any
 import httpx
 
 from tests.broker import PrivateBroker
+from tests.conftest import free_port
+from tests.helpers import kill_session
 from tests.postgres import PrivatePostgres
 
 ROOT = Path(__file__).resolve().parents[2]
 CLI = str(Path(sys.executable).parent / "consent-ledger")
 READY_TIMEOUT_S = 60.0
 TOPIC = "consent.events.v1"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _secret() -> str:
@@ -67,9 +62,7 @@ class Service:
         log.close()
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait(timeout=30)
+        kill_session(self.process)
         self.process = None
 
     def stop(self) -> None:

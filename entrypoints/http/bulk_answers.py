@@ -1,0 +1,174 @@
+"""The streamed bulk check's body: lines read in as they arrive, answers written out in order."""
+
+import csv
+import io
+import json
+import re
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+
+import anyio.from_thread
+
+from entrypoints.http.services import ApiServices
+from ledger.domain.errors import InvalidFieldError
+from ledger.domain.rules import Decision
+from projections.checker import Checker, StaleProjectionError
+from schemas import SUBJECT_PATTERN
+
+_quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
+
+MAX_LINE_BYTES = 1024
+OUT_CHUNK_LINES = 5_000
+_SUBJECT = re.compile(SUBJECT_PATTERN)
+_BAD_SUBJECT = "subject: 1 to 128 of the characters A-Z a-z 0-9 . _ : @ -"
+
+
+class BulkAnswers:
+    """Input lines pulled from the request body, decisions pushed out, in order, in chunks."""
+
+    def __init__(
+        self,
+        services: ApiServices,
+        checker: Checker,
+        body: AsyncIterator[bytes],
+        *,
+        csv_in: bool,
+        addresses: bool,
+    ) -> None:
+        self._services = services
+        self._checker = checker
+        self._body = body
+        self._csv = csv_in
+        self._addresses = addresses
+        # Per input line, in order: the address given (or None), or the error it caused.
+        self._pending: deque[tuple[str | None, str | None]] = deque()
+
+    async def _next_chunk(self) -> bytes:
+        return await anext(self._body)
+
+    def _chunks(self) -> Iterator[bytes]:
+        while True:
+            try:
+                chunk = anyio.from_thread.run(self._next_chunk)
+            except StopAsyncIteration:
+                return
+            if chunk:
+                yield chunk
+
+    def _lines(self) -> Iterator[str]:
+        rest = b""
+        for chunk in self._chunks():
+            rest += chunk
+            *lines, rest = rest.split(b"\n")
+            if len(rest) > MAX_LINE_BYTES:
+                lines.append(rest)
+                rest = b""
+            for line in lines:
+                yield line.decode("utf-8", "replace").strip()
+        if rest.strip():
+            yield rest.decode("utf-8", "replace").strip()
+
+    def _subjects(self) -> Iterator[str]:
+        first = True
+        for line in self._lines():
+            if not line:
+                continue
+            header, first = first, False
+            try:
+                kind, value = self._parse(line, header=header)
+            except ValueError as error:
+                self._pending.append((None, str(error)))
+                yield ""
+                continue
+            if kind == "header":
+                continue
+            if kind == "address":
+                try:
+                    subject = self._services.hasher.subject_for(value)
+                except (InvalidFieldError, UnicodeError):
+                    self._pending.append((None, "address: not a valid email address"))
+                    yield ""
+                    continue
+                self._pending.append((value, None))
+                yield subject
+            elif _SUBJECT.match(value):
+                self._pending.append((None, None))
+                yield value
+            else:
+                self._pending.append((None, _BAD_SUBJECT))
+                yield ""
+
+    def _parse(self, line: str, *, header: bool) -> tuple[str, str]:
+        if len(line.encode()) > MAX_LINE_BYTES:
+            msg = f"line longer than {MAX_LINE_BYTES} bytes"
+            raise ValueError(msg)
+        bare = "address" if self._addresses else "subject"
+        if self._csv:
+            try:
+                value = next(csv.reader([line]), [""])[0].strip()
+            except (csv.Error, IndexError):
+                msg = "not a CSV line"
+                raise ValueError(msg) from None
+            if header and value.lower() in {"subject", "address"}:
+                return "header", value
+            return bare, value
+        if line[0] in '{"':
+            try:
+                parsed = json.loads(line)
+            except json.JSONDecodeError:
+                msg = "not JSON"
+                raise ValueError(msg) from None
+            if isinstance(parsed, str):
+                return bare, parsed
+            if isinstance(parsed, dict) and len(parsed) == 1:
+                ((kind, value),) = parsed.items()
+                if kind in {"subject", "address"} and isinstance(value, str):
+                    return kind, value
+            msg = 'expected a string, {"subject": ...} or {"address": ...}'
+            raise ValueError(msg)
+        return bare, line
+
+    def render(self, purpose: str, channel: str, *, csv_out: bool) -> Iterator[bytes]:
+        """The answers as NDJSON or CSV lines, a chunk at a time (iterated in a worker thread)."""
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        if csv_out:
+            writer.writerow(["subject", "allowed", "reason", "error"])
+        lines = 0
+        tails: dict[Decision, str] = {}
+        try:
+            for subject, decision in self._checker.bulk_check(self._subjects(), purpose, channel):
+                address, error = self._pending.popleft()
+                reason = None if decision.reason is None else decision.reason.value
+                if csv_out:
+                    if error is None:
+                        writer.writerow([subject, str(decision.allowed).lower(), reason or "", ""])
+                    else:
+                        writer.writerow(["", "", "", error])
+                elif error is not None:
+                    out.write(json.dumps({"error": error}) + "\n")
+                else:
+                    # The same text json.dumps gives the dict, without building the dict.
+                    tail = tails.get(decision)
+                    if tail is None:
+                        tail = tails[decision] = (
+                            f', "allowed": {json.dumps(decision.allowed)}, '
+                            f'"reason": {json.dumps(reason)}'
+                        )
+                    out.write(
+                        '{"subject": '
+                        + _quote(subject)
+                        + tail
+                        + ("}\n" if address is None else ', "address": ' + _quote(address) + "}\n")
+                    )
+                lines += 1
+                if lines % OUT_CHUNK_LINES == 0:
+                    yield out.getvalue().encode()
+                    out.seek(0)
+                    out.truncate()
+        except StaleProjectionError as error:
+            # The answer has started: say so in the stream rather than answer stale.
+            out.write(json.dumps({"error": "stale-projection", "detail": str(error)}) + "\n")
+        finally:
+            self._services.checkers.release(self._checker)
+        yield out.getvalue().encode()

@@ -1,0 +1,70 @@
+"""A test's own topic: the embedded ledger's relay to it, a consumer of it, what is on it."""
+
+from pathlib import Path
+
+from kafka import KafkaConsumer, TopicPartition
+
+from consumers.runner import ConsumerConfig
+from ledger.store.events import LedgerStore, SQLiteStoreConfig
+from relay.positions import SQLitePositions
+from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
+
+
+def sqlite_relay(
+    path: Path,
+    *,
+    bootstrap: str,
+    topic: str,
+    partitions: int = 3,
+    positions: PositionStore | None = None,
+    flush_timeout_s: float = 30.0,
+    create_topics: bool = True,
+) -> Relay:
+    """A relay of the embedded ledger at ``path`` to a topic of the test's own."""
+    config = RelayConfig(
+        bootstrap=bootstrap,
+        partitions=partitions,
+        events_topic=topic,
+        dead_letter_topic=f"{topic}.dlq",
+        flush_timeout_s=flush_timeout_s,
+    )
+    relay = Relay(
+        store=LedgerStore(SQLiteStoreConfig(path=path)),
+        positions=positions or SQLitePositions(path=path),
+        config=config,
+    )
+    if create_topics:
+        ensure_topics(config)
+    return relay
+
+
+def publish_all(relay: Relay) -> None:
+    while relay.publish_once():
+        pass
+
+
+def consumer_config(
+    bootstrap: str, dsn: str, schema: str, topic: str, *, max_records: int = 2_000
+) -> ConsumerConfig:
+    """A consumer of ``topic`` (as `sqlite_relay` fills it) into ``schema``, its own group."""
+    # The relay helper creates "<topic>.dlq"; the consumer sends its dead letters there.
+    return ConsumerConfig(
+        bootstrap=bootstrap,
+        dsn=dsn,
+        schema=schema,
+        group=f"g-{topic}",
+        topic=topic,
+        dead_letter_topic=f"{topic}.dlq",
+        max_records=max_records,
+    )
+
+
+def topic_positions(bootstrap: str, topic: str) -> list[int]:
+    """The ledger position in the headers of every record on ``topic``, partition by partition."""
+    reader = KafkaConsumer(bootstrap_servers=bootstrap, consumer_timeout_ms=5_000)
+    partitions = [TopicPartition(topic, p) for p in reader.partitions_for_topic(topic) or ()]
+    reader.assign(partitions)
+    reader.seek_to_beginning(*partitions)
+    positions = [int(dict(record.headers)["position"]) for record in reader]
+    reader.close()
+    return positions
