@@ -3,6 +3,7 @@
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 from typing import Any, TypeVar, cast
 from uuid import uuid4
 
@@ -96,88 +97,62 @@ def handle(command: Command, context: Context) -> list[EventBase]:
     return _HANDLERS[type(command)](command, context)
 
 
+def _record(
+    event_type: type[EventBase], command: Command, ctx: Context, **overrides: Any
+) -> list[EventBase]:
+    """The one event ``command`` records: its envelope, every field the event shares by name
+    with the command, and ``overrides`` (what the ledger fills in itself)."""
+    shared = {name: getattr(command, name) for name in _shared(event_type, type(command))}
+    return [event_type(**ctx.envelope(command), **(shared | overrides))]
+
+
+@cache
+def _shared(event_type: type[EventBase], command_type: type[Command]) -> tuple[str, ...]:
+    envelope = set(EventBase.model_fields)
+    return tuple(
+        name
+        for name in event_type.model_fields
+        if name not in envelope and name in command_type.model_fields
+    )
+
+
 @_handles(RegisterPurpose)
 def _register_purpose(command: RegisterPurpose, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_new_purpose(command.purpose)
-    return [
-        PurposeRegistered(
-            **ctx.envelope(command),
-            purpose=command.purpose,
-            legal_basis=command.legal_basis,
-            description=command.description,
-            max_age_days=command.max_age_days,
-            direct_marketing=command.direct_marketing,
-        )
-    ]
+    return _record(PurposeRegistered, command, ctx)
 
 
 @_handles(PublishPolicyVersion)
 def _publish_policy(command: PublishPolicyVersion, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_new_policy(command.version)
     ctx.catalog.check_policy_purposes(command.purposes)
-    return [
-        PolicyVersionPublished(
-            **ctx.envelope(command),
-            version=command.version,
-            text_sha256=command.text_sha256,
-            url=command.url,
-            effective_at=command.effective_at,
-            purposes=command.purposes,
-            requires_reconsent=command.requires_reconsent,
-        )
-    ]
+    return _record(PolicyVersionPublished, command, ctx)
 
 
 @_handles(GrantConsent)
 def _grant(command: GrantConsent, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_purpose(command.purpose)
     ctx.catalog.check_policy(command.policy_version)
-    return [
-        ConsentGranted(
-            **ctx.envelope(command),
-            purpose=command.purpose,
-            channel=command.channel,
-            policy_version=command.policy_version,
-            double_opt_in=command.double_opt_in,
-        )
-    ]
+    return _record(ConsentGranted, command, ctx)
 
 
 @_handles(ConfirmConsent)
 def _confirm(command: ConfirmConsent, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_can_confirm(command.purpose, command.channel)
-    return [
-        ConsentConfirmed(**ctx.envelope(command), purpose=command.purpose, channel=command.channel)
-    ]
+    return _record(ConsentConfirmed, command, ctx)
 
 
 @_handles(WithdrawConsent)
 def _withdraw(command: WithdrawConsent, ctx: Context) -> list[EventBase]:
     # Always accepted: a withdrawal must be recorded even with no grant on file, or for a
     # purpose the catalog does not know; refusing it would lose an opt-out.
-    return [
-        ConsentWithdrawn(
-            **ctx.envelope(command),
-            purpose=command.purpose,
-            channel=command.channel,
-            reason=command.reason,
-        )
-    ]
+    return _record(ConsentWithdrawn, command, ctx)
 
 
 @_handles(Unsubscribe)
 def _unsubscribe(command: Unsubscribe, ctx: Context) -> list[EventBase]:
     # Always accepted, like a withdrawal.
-    return [
-        UnsubscribeClicked(
-            **ctx.envelope(command),
-            purpose=command.purpose,
-            list_id=command.list_id,
-            campaign_id=command.campaign_id,
-            message_id=command.message_id,
-            method=command.method,
-        )
-    ]
+    return _record(UnsubscribeClicked, command, ctx)
 
 
 @_handles(AcceptPolicy)
@@ -185,46 +160,34 @@ def _accept_policy(command: AcceptPolicy, ctx: Context) -> list[EventBase]:
     published = ctx.catalog.check_policy(command.version, field="version")
     if command.text_sha256 is not None:
         ctx.catalog.check_policy_text(command.version, command.text_sha256)
-    return [
-        PolicyVersionAccepted(
-            **ctx.envelope(command), version=command.version, text_sha256=published.text_sha256
-        )
-    ]
+    return _record(PolicyVersionAccepted, command, ctx, text_sha256=published.text_sha256)
 
 
 @_handles(RecordObjection)
 def _object(command: RecordObjection, ctx: Context) -> list[EventBase]:
-    return [
-        ObjectionRecorded(
-            **ctx.envelope(command),
-            purpose=command.purpose,
-            all_direct_marketing=command.all_direct_marketing,
-        )
-    ]
+    return _record(ObjectionRecorded, command, ctx)
 
 
 @_handles(RestrictProcessing)
 def _restrict(command: RestrictProcessing, ctx: Context) -> list[EventBase]:
-    return [ProcessingRestricted(**ctx.envelope(command), purposes=command.purposes)]
+    return _record(ProcessingRestricted, command, ctx)
 
 
 @_handles(LiftRestriction)
 def _lift(command: LiftRestriction, ctx: Context) -> list[EventBase]:
-    return [RestrictionLifted(**ctx.envelope(command), purposes=command.purposes)]
+    return _record(RestrictionLifted, command, ctx)
 
 
 @_handles(OpenRightsRequest)
 def _open_request(command: OpenRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_new_request(command.request_id)
-    return [
-        RightsRequestOpened(
-            **ctx.envelope(command),
-            request_id=command.request_id,
-            right=command.right,
-            received_at=command.effective_received_at,
-            due_at=command.effective_due_at,
-        )
-    ]
+    return _record(
+        RightsRequestOpened,
+        command,
+        ctx,
+        received_at=command.effective_received_at,
+        due_at=command.effective_due_at,
+    )
 
 
 @_handles(ExtendRightsRequest)
@@ -235,35 +198,22 @@ def _extend_request(command: ExtendRightsRequest, ctx: Context) -> list[EventBas
         raise RightsRequestExtensionError(
             command.request_id, f"the new due date must be after {due_at.isoformat()}"
         )
-    return [
-        RightsRequestExtended(
-            **ctx.envelope(command),
-            request_id=command.request_id,
-            due_at=command.due_at,
-            reason=command.reason,
-        )
-    ]
+    return _record(RightsRequestExtended, command, ctx)
 
 
 @_handles(CloseRightsRequest)
 def _close_request(command: CloseRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_open_request(command.request_id)
-    return [
-        RightsRequestClosed(
-            **ctx.envelope(command), request_id=command.request_id, outcome=command.outcome
-        )
-    ]
+    return _record(RightsRequestClosed, command, ctx)
 
 
 @_handles(EraseSubject)
 def _erase(command: EraseSubject, ctx: Context) -> list[EventBase]:
-    return [SubjectErased(**ctx.envelope(command), request_id=command.request_id)]
+    return _record(SubjectErased, command, ctx)
 
 
 @_handles(RecordInteraction)
 def _interaction(command: RecordInteraction, ctx: Context) -> list[EventBase]:
     if command.purpose is not None:
         ctx.catalog.check_purpose(command.purpose)
-    return [
-        InteractionRecorded(**ctx.envelope(command), kind=command.kind, purpose=command.purpose)
-    ]
+    return _record(InteractionRecorded, command, ctx)
