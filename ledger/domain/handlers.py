@@ -94,7 +94,24 @@ def _handles(command_type: type[C]) -> Callable[[Callable[[C, Context], list[Eve
 
 def handle(command: Command, context: Context) -> list[EventBase]:
     """The events ``command`` records, or a `LedgerError` if a rule refuses it."""
-    return _HANDLERS[type(command)](command, context)
+    handler = _HANDLERS.get(type(command))
+    if handler is None:
+        return _record(_ALWAYS_RECORDED[type(command)], command, context)
+    return handler(command, context)
+
+
+_ALWAYS_RECORDED: dict[type[Command], type[EventBase]] = {
+    # A withdrawal or an unsubscribe must be recorded even with no grant on file, or for a
+    # purpose the catalog does not know: refusing it would lose an opt-out. The same holds for
+    # the rights a person exercises (objection, restriction, erasure).
+    WithdrawConsent: ConsentWithdrawn,
+    Unsubscribe: UnsubscribeClicked,
+    RecordObjection: ObjectionRecorded,
+    RestrictProcessing: ProcessingRestricted,
+    LiftRestriction: RestrictionLifted,
+    EraseSubject: SubjectErased,
+}
+"""Commands no rule refuses: each records its one event as it stands."""
 
 
 def _record(
@@ -142,40 +159,12 @@ def _confirm(command: ConfirmConsent, ctx: Context) -> list[EventBase]:
     return _record(ConsentConfirmed, command, ctx)
 
 
-@_handles(WithdrawConsent)
-def _withdraw(command: WithdrawConsent, ctx: Context) -> list[EventBase]:
-    # Always accepted: a withdrawal must be recorded even with no grant on file, or for a
-    # purpose the catalog does not know; refusing it would lose an opt-out.
-    return _record(ConsentWithdrawn, command, ctx)
-
-
-@_handles(Unsubscribe)
-def _unsubscribe(command: Unsubscribe, ctx: Context) -> list[EventBase]:
-    # Always accepted, like a withdrawal.
-    return _record(UnsubscribeClicked, command, ctx)
-
-
 @_handles(AcceptPolicy)
 def _accept_policy(command: AcceptPolicy, ctx: Context) -> list[EventBase]:
     published = ctx.catalog.check_policy(command.version, field="version")
     if command.text_sha256 is not None:
         ctx.catalog.check_policy_text(command.version, command.text_sha256)
     return _record(PolicyVersionAccepted, command, ctx, text_sha256=published.text_sha256)
-
-
-@_handles(RecordObjection)
-def _object(command: RecordObjection, ctx: Context) -> list[EventBase]:
-    return _record(ObjectionRecorded, command, ctx)
-
-
-@_handles(RestrictProcessing)
-def _restrict(command: RestrictProcessing, ctx: Context) -> list[EventBase]:
-    return _record(ProcessingRestricted, command, ctx)
-
-
-@_handles(LiftRestriction)
-def _lift(command: LiftRestriction, ctx: Context) -> list[EventBase]:
-    return _record(RestrictionLifted, command, ctx)
 
 
 @_handles(OpenRightsRequest)
@@ -205,11 +194,6 @@ def _extend_request(command: ExtendRightsRequest, ctx: Context) -> list[EventBas
 def _close_request(command: CloseRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_open_request(command.request_id)
     return _record(RightsRequestClosed, command, ctx)
-
-
-@_handles(EraseSubject)
-def _erase(command: EraseSubject, ctx: Context) -> list[EventBase]:
-    return _record(SubjectErased, command, ctx)
 
 
 @_handles(RecordInteraction)
