@@ -11,47 +11,49 @@ from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import ApiServices
-from ledger.domain.commands import (
-    AcceptPolicy,
-    CloseRightsRequest,
-    Command,
-    ConfirmConsent,
-    EraseSubject,
-    ExtendRightsRequest,
-    GrantConsent,
-    LiftRestriction,
-    OpenRightsRequest,
-    PublishPolicyVersion,
-    RecordInteraction,
-    RecordObjection,
-    RegisterPurpose,
-    RestrictProcessing,
-    Unsubscribe,
-    WithdrawConsent,
-    build,
-    new_command_id,
-)
+from ledger.domain import commands
+from ledger.domain.commands import Command, build, new_command_id
 from ledger.domain.errors import InvalidFieldError
 from ledger.write.service import CommandResult
 
 IDEMPOTENCY_KEY_MAX = 128
 
 ROUTES: tuple[tuple[str, type[Command], Scope, str], ...] = (
-    ("/v1/purposes", RegisterPurpose, Scope.ADMIN, "Register a processing purpose"),
-    ("/v1/policy-versions", PublishPolicyVersion, Scope.ADMIN, "Publish a privacy-policy version"),
-    ("/v1/consents/grant", GrantConsent, Scope.WRITE, "Record a consent"),
-    ("/v1/consents/confirm", ConfirmConsent, Scope.WRITE, "Confirm a double opt-in"),
-    ("/v1/consents/withdraw", WithdrawConsent, Scope.WRITE, "Record a withdrawal"),
-    ("/v1/unsubscribes", Unsubscribe, Scope.WRITE, "Record an unsubscribe"),
-    ("/v1/policy-acceptances", AcceptPolicy, Scope.WRITE, "Record a policy acceptance"),
-    ("/v1/objections", RecordObjection, Scope.WRITE, "Record an objection (GDPR art. 21)"),
-    ("/v1/restrictions", RestrictProcessing, Scope.WRITE, "Restrict processing (art. 18)"),
-    ("/v1/restrictions/lift", LiftRestriction, Scope.WRITE, "Lift a restriction"),
-    ("/v1/rights-requests", OpenRightsRequest, Scope.WRITE, "Open a rights request"),
-    ("/v1/rights-requests/extend", ExtendRightsRequest, Scope.WRITE, "Extend a rights request"),
-    ("/v1/rights-requests/close", CloseRightsRequest, Scope.WRITE, "Close a rights request"),
-    ("/v1/erasures", EraseSubject, Scope.WRITE, "Erase a person (crypto-shredding)"),
-    ("/v1/interactions", RecordInteraction, Scope.WRITE, "Record an interaction (a click)"),
+    ("/v1/purposes", commands.RegisterPurpose, Scope.ADMIN, "Register a processing purpose"),
+    (
+        "/v1/policy-versions",
+        commands.PublishPolicyVersion,
+        Scope.ADMIN,
+        "Publish a privacy-policy version",
+    ),
+    ("/v1/consents/grant", commands.GrantConsent, Scope.WRITE, "Record a consent"),
+    ("/v1/consents/confirm", commands.ConfirmConsent, Scope.WRITE, "Confirm a double opt-in"),
+    ("/v1/consents/withdraw", commands.WithdrawConsent, Scope.WRITE, "Record a withdrawal"),
+    ("/v1/unsubscribes", commands.Unsubscribe, Scope.WRITE, "Record an unsubscribe"),
+    ("/v1/policy-acceptances", commands.AcceptPolicy, Scope.WRITE, "Record a policy acceptance"),
+    ("/v1/objections", commands.RecordObjection, Scope.WRITE, "Record an objection (GDPR art. 21)"),
+    ("/v1/restrictions", commands.RestrictProcessing, Scope.WRITE, "Restrict processing (art. 18)"),
+    ("/v1/restrictions/lift", commands.LiftRestriction, Scope.WRITE, "Lift a restriction"),
+    ("/v1/rights-requests", commands.OpenRightsRequest, Scope.WRITE, "Open a rights request"),
+    (
+        "/v1/rights-requests/extend",
+        commands.ExtendRightsRequest,
+        Scope.WRITE,
+        "Extend a rights request",
+    ),
+    (
+        "/v1/rights-requests/close",
+        commands.CloseRightsRequest,
+        Scope.WRITE,
+        "Close a rights request",
+    ),
+    ("/v1/erasures", commands.EraseSubject, Scope.WRITE, "Erase a person (crypto-shredding)"),
+    (
+        "/v1/interactions",
+        commands.RecordInteraction,
+        Scope.WRITE,
+        "Record an interaction (a click)",
+    ),
 )
 """Path, command, the scope a key needs, and the summary in the OpenAPI document."""
 

@@ -7,45 +7,11 @@ from functools import cache
 from typing import Any, TypeVar, cast
 from uuid import uuid4
 
+from ledger.domain import commands
 from ledger.domain.aggregates import Catalog, Person
-from ledger.domain.commands import (
-    AcceptPolicy,
-    CloseRightsRequest,
-    Command,
-    ConfirmConsent,
-    EraseSubject,
-    ExtendRightsRequest,
-    GrantConsent,
-    LiftRestriction,
-    OpenRightsRequest,
-    PublishPolicyVersion,
-    RecordInteraction,
-    RecordObjection,
-    RegisterPurpose,
-    RestrictProcessing,
-    Unsubscribe,
-    WithdrawConsent,
-)
+from ledger.domain.commands import Command
 from ledger.domain.errors import RightsRequestExtensionError
-from schemas import (
-    ConsentConfirmed,
-    ConsentGranted,
-    ConsentWithdrawn,
-    EventBase,
-    InteractionRecorded,
-    ObjectionRecorded,
-    PolicyVersionAccepted,
-    PolicyVersionPublished,
-    ProcessingRestricted,
-    PurposeRegistered,
-    RestrictionLifted,
-    RightsRequestClosed,
-    RightsRequestExtended,
-    RightsRequestOpened,
-    SealedPersonalData,
-    SubjectErased,
-    UnsubscribeClicked,
-)
+from schemas import EventBase, SealedPersonalData, events
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,12 +70,12 @@ _ALWAYS_RECORDED: dict[type[Command], type[EventBase]] = {
     # A withdrawal or an unsubscribe must be recorded even with no grant on file, or for a
     # purpose the catalog does not know: refusing it would lose an opt-out. The same holds for
     # the rights a person exercises (objection, restriction, erasure).
-    WithdrawConsent: ConsentWithdrawn,
-    Unsubscribe: UnsubscribeClicked,
-    RecordObjection: ObjectionRecorded,
-    RestrictProcessing: ProcessingRestricted,
-    LiftRestriction: RestrictionLifted,
-    EraseSubject: SubjectErased,
+    commands.WithdrawConsent: events.ConsentWithdrawn,
+    commands.Unsubscribe: events.UnsubscribeClicked,
+    commands.RecordObjection: events.ObjectionRecorded,
+    commands.RestrictProcessing: events.ProcessingRestricted,
+    commands.LiftRestriction: events.RestrictionLifted,
+    commands.EraseSubject: events.SubjectErased,
 }
 """Commands no rule refuses: each records its one event as it stands."""
 
@@ -133,45 +99,45 @@ def _shared(event_type: type[EventBase], command_type: type[Command]) -> tuple[s
     )
 
 
-@_handles(RegisterPurpose)
-def _register_purpose(command: RegisterPurpose, ctx: Context) -> list[EventBase]:
+@_handles(commands.RegisterPurpose)
+def _register_purpose(command: commands.RegisterPurpose, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_new_purpose(command.purpose)
-    return _record(PurposeRegistered, command, ctx)
+    return _record(events.PurposeRegistered, command, ctx)
 
 
-@_handles(PublishPolicyVersion)
-def _publish_policy(command: PublishPolicyVersion, ctx: Context) -> list[EventBase]:
+@_handles(commands.PublishPolicyVersion)
+def _publish_policy(command: commands.PublishPolicyVersion, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_new_policy(command.version)
     ctx.catalog.check_policy_purposes(command.purposes)
-    return _record(PolicyVersionPublished, command, ctx)
+    return _record(events.PolicyVersionPublished, command, ctx)
 
 
-@_handles(GrantConsent)
-def _grant(command: GrantConsent, ctx: Context) -> list[EventBase]:
+@_handles(commands.GrantConsent)
+def _grant(command: commands.GrantConsent, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_purpose(command.purpose)
     ctx.catalog.check_policy(command.policy_version)
-    return _record(ConsentGranted, command, ctx)
+    return _record(events.ConsentGranted, command, ctx)
 
 
-@_handles(ConfirmConsent)
-def _confirm(command: ConfirmConsent, ctx: Context) -> list[EventBase]:
+@_handles(commands.ConfirmConsent)
+def _confirm(command: commands.ConfirmConsent, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_can_confirm(command.purpose, command.channel)
-    return _record(ConsentConfirmed, command, ctx)
+    return _record(events.ConsentConfirmed, command, ctx)
 
 
-@_handles(AcceptPolicy)
-def _accept_policy(command: AcceptPolicy, ctx: Context) -> list[EventBase]:
+@_handles(commands.AcceptPolicy)
+def _accept_policy(command: commands.AcceptPolicy, ctx: Context) -> list[EventBase]:
     published = ctx.catalog.check_policy(command.version, field="version")
     if command.text_sha256 is not None:
         ctx.catalog.check_policy_text(command.version, command.text_sha256)
-    return _record(PolicyVersionAccepted, command, ctx, text_sha256=published.text_sha256)
+    return _record(events.PolicyVersionAccepted, command, ctx, text_sha256=published.text_sha256)
 
 
-@_handles(OpenRightsRequest)
-def _open_request(command: OpenRightsRequest, ctx: Context) -> list[EventBase]:
+@_handles(commands.OpenRightsRequest)
+def _open_request(command: commands.OpenRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_new_request(command.request_id)
     return _record(
-        RightsRequestOpened,
+        events.RightsRequestOpened,
         command,
         ctx,
         received_at=command.effective_received_at,
@@ -179,25 +145,25 @@ def _open_request(command: OpenRightsRequest, ctx: Context) -> list[EventBase]:
     )
 
 
-@_handles(ExtendRightsRequest)
-def _extend_request(command: ExtendRightsRequest, ctx: Context) -> list[EventBase]:
+@_handles(commands.ExtendRightsRequest)
+def _extend_request(command: commands.ExtendRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_can_extend(command.request_id)
     due_at = ctx.person_state.rights_requests[command.request_id].due_at
     if command.due_at <= due_at:
         raise RightsRequestExtensionError(
             command.request_id, f"the new due date must be after {due_at.isoformat()}"
         )
-    return _record(RightsRequestExtended, command, ctx)
+    return _record(events.RightsRequestExtended, command, ctx)
 
 
-@_handles(CloseRightsRequest)
-def _close_request(command: CloseRightsRequest, ctx: Context) -> list[EventBase]:
+@_handles(commands.CloseRightsRequest)
+def _close_request(command: commands.CloseRightsRequest, ctx: Context) -> list[EventBase]:
     ctx.person_state.check_open_request(command.request_id)
-    return _record(RightsRequestClosed, command, ctx)
+    return _record(events.RightsRequestClosed, command, ctx)
 
 
-@_handles(RecordInteraction)
-def _interaction(command: RecordInteraction, ctx: Context) -> list[EventBase]:
+@_handles(commands.RecordInteraction)
+def _interaction(command: commands.RecordInteraction, ctx: Context) -> list[EventBase]:
     if command.purpose is not None:
         ctx.catalog.check_purpose(command.purpose)
-    return _record(InteractionRecorded, command, ctx)
+    return _record(events.InteractionRecorded, command, ctx)

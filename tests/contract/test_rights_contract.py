@@ -23,23 +23,8 @@ from ledger.audit.sealer import Sealer, SealerConfig
 from ledger.audit.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 from ledger.audit.tlog.bundle import verify_bundle
 from ledger.audit.tlog.note import signer_from_seed
-from ledger.domain.commands import (
-    CloseRightsRequest,
-    Command,
-    ConfirmConsent,
-    EraseSubject,
-    ExtendRightsRequest,
-    GrantConsent,
-    LiftRestriction,
-    OpenRightsRequest,
-    PublishPolicyVersion,
-    RecordInteraction,
-    RecordObjection,
-    RegisterPurpose,
-    RestrictProcessing,
-    Unsubscribe,
-    WithdrawConsent,
-)
+from ledger.domain import commands
+from ledger.domain.commands import Command
 from ledger.domain.errors import RightsRequestAlreadyExtendedError, RightsRequestExtensionError
 from ledger.domain.identity import SubjectHasher
 from ledger.domain.rules import Decision, Facts, Reason, decide
@@ -68,14 +53,14 @@ V2_SHA = hashlib.sha256(b"Politique de confidentialite v2").hexdigest()
 SHOWN_SHA = hashlib.sha256(b"Oui, je veux recevoir la newsletter").hexdigest()
 ANN = "ann@example.org"
 CATALOG: tuple[Command, ...] = (
-    RegisterPurpose(
+    commands.RegisterPurpose(
         purpose="newsletter",
         legal_basis="consent",
         description="The monthly newsletter",
         direct_marketing=True,
         occurred_at=T0,
     ),
-    RegisterPurpose(
+    commands.RegisterPurpose(
         purpose="offers",
         legal_basis="consent",
         description="Partner offers",
@@ -83,17 +68,17 @@ CATALOG: tuple[Command, ...] = (
         max_age_days=365,
         occurred_at=T0,
     ),
-    RegisterPurpose(
+    commands.RegisterPurpose(
         purpose="prospecting",
         legal_basis="legitimate_interest",
         description="Offers to customers",
         direct_marketing=True,
         occurred_at=T0,
     ),
-    RegisterPurpose(
+    commands.RegisterPurpose(
         purpose="service", legal_basis="contract", description="Service mail", occurred_at=T0
     ),
-    PublishPolicyVersion(
+    commands.PublishPolicyVersion(
         version="v1",
         text_sha256=V1_SHA,
         url="https://example.org/privacy/v1",
@@ -168,7 +153,7 @@ class RightsContract:
         ledger = world.ledger
         personal = PersonalData(ip="192.0.2.7")
         subject = ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 address=ANN,
                 purpose="newsletter",
                 policy_version="v1",
@@ -177,10 +162,12 @@ class RightsContract:
             )
         ).subject
         ledger.execute(
-            GrantConsent(address=ANN, purpose="offers", policy_version="v1", occurred_at=day(1))
+            commands.GrantConsent(
+                address=ANN, purpose="offers", policy_version="v1", occurred_at=day(1)
+            )
         )
-        ledger.execute(Unsubscribe(address=ANN, occurred_at=day(2)))
-        ledger.execute(EraseSubject(subject=subject, occurred_at=day(3)))
+        ledger.execute(commands.Unsubscribe(address=ANN, occurred_at=day(2)))
+        ledger.execute(commands.EraseSubject(subject=subject, occurred_at=day(3)))
 
         assert subject == SubjectHasher(secret=b"h" * 32).subject_for(ANN)
         for purpose in ("newsletter", "offers", "prospecting"):
@@ -191,7 +178,9 @@ class RightsContract:
         assert {e.personal.kind for e in history if e.personal is not None} == {"erased"}
 
         ledger.execute(
-            GrantConsent(address=ANN, purpose="newsletter", policy_version="v1", occurred_at=day(4))
+            commands.GrantConsent(
+                address=ANN, purpose="newsletter", policy_version="v1", occurred_at=day(4)
+            )
         )
         reopened = ledger.history(subject, decrypt=True)[-1].personal
         assert isinstance(reopened, PersonalData)
@@ -207,7 +196,7 @@ class RightsContract:
     ) -> None:
         ledger = world.ledger
         subject = ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 address=ANN,
                 purpose="newsletter",
                 policy_version="v1",
@@ -217,9 +206,11 @@ class RightsContract:
         ).subject
         world.sealer.seal_all()
         before = world.sealer.checkpoint()
-        ledger.execute(EraseSubject(subject=subject, occurred_at=day(2)))
+        ledger.execute(commands.EraseSubject(subject=subject, occurred_at=day(2)))
         ledger.execute(
-            GrantConsent(address=ANN, purpose="newsletter", policy_version="v1", occurred_at=day(3))
+            commands.GrantConsent(
+                address=ANN, purpose="newsletter", policy_version="v1", occurred_at=day(3)
+            )
         )
         proofs = Proofs(tree=world.tree, verifier=SIGNER.verifier())
         pending = export_document(ledger, subject, proofs=proofs, now=day(4))
@@ -256,7 +247,7 @@ class RightsContract:
         ledger = world.ledger
         evidence = Evidence(consent_text_sha256=SHOWN_SHA, form_id="signup", form_version="3")
         granted = ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 subject="p-export",
                 purpose="offers",
                 policy_version="v1",
@@ -266,9 +257,15 @@ class RightsContract:
                 personal=PersonalData(address=ANN, ip="198.51.100.4"),
             )
         )
-        ledger.execute(ConfirmConsent(subject="p-export", purpose="offers", occurred_at=day(2)))
-        ledger.execute(RecordInteraction(subject="p-export", kind="click", occurred_at=day(3)))
-        ledger.execute(WithdrawConsent(subject="p-export", purpose="offers", occurred_at=day(9)))
+        ledger.execute(
+            commands.ConfirmConsent(subject="p-export", purpose="offers", occurred_at=day(2))
+        )
+        ledger.execute(
+            commands.RecordInteraction(subject="p-export", kind="click", occurred_at=day(3))
+        )
+        ledger.execute(
+            commands.WithdrawConsent(subject="p-export", purpose="offers", occurred_at=day(9))
+        )
 
         document = export_document(ledger, "p-export", proofs=None, now=day(10))
 
@@ -321,23 +318,25 @@ class RightsContract:
         ledger = world.ledger
         # offers lapse 365 days after the consent or the last click, whichever is later.
         ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 subject="clicks", purpose="offers", policy_version="v1", occurred_at=day(1)
             )
         )
-        ledger.execute(RecordInteraction(subject="clicks", kind="click", occurred_at=day(200)))
         ledger.execute(
-            GrantConsent(
+            commands.RecordInteraction(subject="clicks", kind="click", occurred_at=day(200))
+        )
+        ledger.execute(
+            commands.GrantConsent(
                 subject="silent", purpose="offers", policy_version="v1", occurred_at=day(1)
             )
         )
         ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 subject="old", purpose="newsletter", policy_version="v1", occurred_at=day(1)
             )
         )
         ledger.execute(
-            PublishPolicyVersion(
+            commands.PublishPolicyVersion(
                 version="v2",
                 text_sha256=V2_SHA,
                 effective_at=day(300),
@@ -347,7 +346,7 @@ class RightsContract:
             )
         )
         ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 subject="new", purpose="newsletter", policy_version="v2", occurred_at=day(301)
             )
         )
@@ -393,24 +392,30 @@ class RightsContract:
         self, world: World
     ) -> None:
         ledger = world.ledger
-        late = OpenRightsRequest(subject="asker", right="access", occurred_at=day(1))
-        fresh = OpenRightsRequest(
+        late = commands.OpenRightsRequest(subject="asker", right="access", occurred_at=day(1))
+        fresh = commands.OpenRightsRequest(
             subject="asker", right="erasure", occurred_at=datetime.now(UTC) - timedelta(days=1)
         )
-        done = OpenRightsRequest(subject="other", right="portability", occurred_at=day(1))
+        done = commands.OpenRightsRequest(subject="other", right="portability", occurred_at=day(1))
         for command in (late, fresh, done):
             ledger.execute(command)
         ledger.execute(
-            CloseRightsRequest(
+            commands.CloseRightsRequest(
                 subject="other", request_id=done.request_id, outcome="fulfilled", occurred_at=day(2)
             )
         )
         extended = {"subject": "asker", "request_id": late.request_id, "reason": "many files"}
         with pytest.raises(RightsRequestExtensionError):
-            ledger.execute(ExtendRightsRequest(**extended, due_at=day(20), occurred_at=day(20)))
-        ledger.execute(ExtendRightsRequest(**extended, due_at=day(90), occurred_at=day(20)))
+            ledger.execute(
+                commands.ExtendRightsRequest(**extended, due_at=day(20), occurred_at=day(20))
+            )
+        ledger.execute(
+            commands.ExtendRightsRequest(**extended, due_at=day(90), occurred_at=day(20))
+        )
         with pytest.raises(RightsRequestAlreadyExtendedError):
-            ledger.execute(ExtendRightsRequest(**extended, due_at=day(120), occurred_at=day(21)))
+            ledger.execute(
+                commands.ExtendRightsRequest(**extended, due_at=day(120), occurred_at=day(21))
+            )
 
         requests = {r.request_id: r for r in world.open_requests()}
         assert set(requests) == {str(late.request_id), str(fresh.request_id)}
@@ -427,7 +432,7 @@ class RightsContract:
         for purpose in ("newsletter", "offers"):
             for channel in ("email", "sms"):
                 ledger.execute(
-                    GrantConsent(
+                    commands.GrantConsent(
                         subject="objector",
                         purpose=purpose,
                         channel=channel,
@@ -436,11 +441,13 @@ class RightsContract:
                     )
                 )
         ledger.execute(
-            RecordObjection(subject="objector", all_direct_marketing=True, occurred_at=day(401))
+            commands.RecordObjection(
+                subject="objector", all_direct_marketing=True, occurred_at=day(401)
+            )
         )
         # A consent given after the objection does not lift it (GDPR art. 21(3)).
         ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 subject="objector", purpose="newsletter", policy_version="v1", occurred_at=day(402)
             )
         )
@@ -455,11 +462,13 @@ class RightsContract:
     def test_an_erasure_does_not_undo_an_objection(self, world: World) -> None:
         ledger = world.ledger
         ledger.execute(
-            RecordObjection(subject="objector2", all_direct_marketing=True, occurred_at=day(410))
+            commands.RecordObjection(
+                subject="objector2", all_direct_marketing=True, occurred_at=day(410)
+            )
         )
-        ledger.execute(EraseSubject(subject="objector2", occurred_at=day(411)))
+        ledger.execute(commands.EraseSubject(subject="objector2", occurred_at=day(411)))
         ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 subject="objector2", purpose="newsletter", policy_version="v1", occurred_at=day(412)
             )
         )
@@ -470,14 +479,14 @@ class RightsContract:
     def test_a_restriction_blocks_processing_until_lifted(self, world: World) -> None:
         ledger = world.ledger
         ledger.execute(
-            GrantConsent(
+            commands.GrantConsent(
                 subject="limited", purpose="newsletter", policy_version="v1", occurred_at=day(500)
             )
         )
-        ledger.execute(RestrictProcessing(subject="limited", occurred_at=day(501)))
+        ledger.execute(commands.RestrictProcessing(subject="limited", occurred_at=day(501)))
         for purpose in ("newsletter", "service", "prospecting"):
             assert world.projected("limited", purpose) == Decision(False, Reason.RESTRICTED)
-        ledger.execute(LiftRestriction(subject="limited", occurred_at=day(502)))
+        ledger.execute(commands.LiftRestriction(subject="limited", occurred_at=day(502)))
         for purpose in ("newsletter", "service", "prospecting"):
             assert world.projected("limited", purpose) == Decision(True)
         assert world.replayed("limited", "service", at=day(501.5)) == Decision(
@@ -495,7 +504,7 @@ class RightsContract:
 
     def test_rights_metrics_count_open_and_overdue_requests_by_right(self, world: World) -> None:
         world.ledger.execute(
-            OpenRightsRequest(subject="m", right="rectification", occurred_at=day(1))
+            commands.OpenRightsRequest(subject="m", right="rectification", occurred_at=day(1))
         )
         summary = summarise(world.open_requests(), now=datetime.now(UTC))
         assert summary["rectification"] == {"open": 1, "overdue": 1}

@@ -12,20 +12,8 @@ import pytest
 from hypothesis import strategies as st
 from psycopg import sql
 
-from ledger.domain.commands import (
-    Command,
-    ConfirmConsent,
-    EraseSubject,
-    GrantConsent,
-    LiftRestriction,
-    PublishPolicyVersion,
-    RecordInteraction,
-    RecordObjection,
-    RegisterPurpose,
-    RestrictProcessing,
-    Unsubscribe,
-    WithdrawConsent,
-)
+from ledger.domain import commands
+from ledger.domain.commands import Command
 from ledger.domain.errors import LedgerError
 from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
@@ -46,14 +34,14 @@ def _catalog(*, reconsent_from: datetime) -> list[Command]:
     """Two consent purposes (one expiring after a year), one legitimate interest; from
     ``reconsent_from`` on, the newsletter requires consent to policy v2."""
     return [
-        RegisterPurpose(
+        commands.RegisterPurpose(
             purpose="newsletter",
             legal_basis="consent",
             description="n",
             direct_marketing=True,
             occurred_at=T0,
         ),
-        RegisterPurpose(
+        commands.RegisterPurpose(
             purpose="offers",
             legal_basis="consent",
             description="o",
@@ -61,17 +49,17 @@ def _catalog(*, reconsent_from: datetime) -> list[Command]:
             max_age_days=365,
             occurred_at=T0,
         ),
-        RegisterPurpose(
+        commands.RegisterPurpose(
             purpose="service", legal_basis="legitimate_interest", description="s", occurred_at=T0
         ),
-        PublishPolicyVersion(
+        commands.PublishPolicyVersion(
             version="v1",
             text_sha256=POLICY_SHA["v1"],
             effective_at=T0,
             purposes=PURPOSES,
             occurred_at=T0,
         ),
-        PublishPolicyVersion(
+        commands.PublishPolicyVersion(
             version="v2",
             text_sha256=POLICY_SHA["v2"],
             effective_at=reconsent_from,
@@ -143,7 +131,7 @@ def command(subjects: Sequence[str], item: tuple[Any, ...], when: datetime) -> C
     kind, person = item[0], subjects[item[1]]
     base: dict[str, Any] = {"subject": person, "occurred_at": when}
     if kind == "grant":
-        return GrantConsent(
+        return commands.GrantConsent(
             **base,
             purpose=item[2],
             channel=item[3],
@@ -151,24 +139,24 @@ def command(subjects: Sequence[str], item: tuple[Any, ...], when: datetime) -> C
             double_opt_in="pending" if item[4] else "not_applicable",
         )
     if kind == "confirm":
-        return ConfirmConsent(**base, purpose=item[2], channel=item[3])
+        return commands.ConfirmConsent(**base, purpose=item[2], channel=item[3])
     if kind == "withdraw":
-        return WithdrawConsent(**base, purpose=item[2], channel=item[3])
+        return commands.WithdrawConsent(**base, purpose=item[2], channel=item[3])
     if kind == "unsubscribe":
         if item[3] and item[2] is None:
-            return Unsubscribe(**base, list_id="weekly")
-        return Unsubscribe(**base, purpose=item[2])
+            return commands.Unsubscribe(**base, list_id="weekly")
+        return commands.Unsubscribe(**base, purpose=item[2])
     if kind == "object":
         if item[2] is None:
-            return RecordObjection(**base, all_direct_marketing=True)
-        return RecordObjection(**base, purpose=item[2])
+            return commands.RecordObjection(**base, all_direct_marketing=True)
+        return commands.RecordObjection(**base, purpose=item[2])
     if kind == "restrict":
-        return RestrictProcessing(**base, purposes=tuple(item[2]))
+        return commands.RestrictProcessing(**base, purposes=tuple(item[2]))
     if kind == "lift":
-        return LiftRestriction(**base, purposes=tuple(item[2]))
+        return commands.LiftRestriction(**base, purposes=tuple(item[2]))
     if kind == "interaction":
-        return RecordInteraction(**base, kind="click")
-    return EraseSubject(**base)
+        return commands.RecordInteraction(**base, kind="click")
+    return commands.EraseSubject(**base)
 
 
 def record(
