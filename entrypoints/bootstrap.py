@@ -1,5 +1,8 @@
 """The one place where settings become wired components: store, data keys, hasher, ledger."""
 
+import sqlite3
+from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -8,6 +11,7 @@ from prometheus_client import start_http_server
 from pydantic import SecretStr
 
 from access.apikeys import ApiKeyStore, PostgresApiKeyStore, SQLiteApiKeyStore
+from entrypoints.health import HealthCheck
 from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
@@ -20,18 +24,22 @@ from entrypoints.settings import (
 from ledger.audit.sealer import Sealer, SealerConfig
 from ledger.audit.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 from ledger.audit.tlog.note import NoteSigner, signer_from_seed
-from ledger.domain.errors import ConfigurationError
+from ledger.domain.errors import ConfigurationError, StoreUnavailableError
 from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import UnsubscribeTokenCodec, parse_keys
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.privacy.secrets import decode_secret, load_or_create_secret
-from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig
+from ledger.store.base import StoreConfig
+from ledger.store.events import LedgerStore
+from ledger.store.postgres import PostgresStoreConfig, postgres_probe
+from ledger.store.sqlite import SQLiteStoreConfig, sqlite_probe
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Clock, Ledger, LedgerConfig, utc_now
 from projections.checker import CheckerConfig, Freshness, LoopSendChecks, SendChecker
 from projections.counts import postgres_counts, sqlite_counts
 from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from projections.metrics import BusinessMetrics
+from projections.rights import OpenRequest, open_requests_postgres, open_requests_sqlite
 from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig
 from schemas import dead_letter_topic_for
@@ -96,19 +104,32 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     )
 
 
-def build_store(settings: Settings) -> LedgerStore:
-    """The event store alone, for readers (audit, replay) that append nothing."""
+def store_config(settings: Settings) -> StoreConfig:
+    """The event store adapter of this mode: the one choice every other component follows."""
     if settings.mode is Mode.EMBEDDED:
         prepare_data_dir(settings.data_dir)
-        return LedgerStore(SQLiteStoreConfig(path=settings.sqlite_path))
+        return SQLiteStoreConfig(path=settings.sqlite_path)
     if not settings.pg_dsn:
         msg = "production mode needs CONSENT_PG_DSN"
         raise ConfigurationError(msg)
-    return LedgerStore(
-        PostgresStoreConfig(
-            dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
-        )
+    return PostgresStoreConfig(
+        dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
     )
+
+
+def build_store(settings: Settings) -> LedgerStore:
+    """The event store alone, for readers (audit, replay) that append nothing."""
+    return LedgerStore(store_config(settings))
+
+
+def build_health(settings: Settings) -> HealthCheck:
+    """The probe of this mode's database behind ``GET /healthz``."""
+    if settings.mode is Mode.PRODUCTION:
+        if not settings.pg_dsn:
+            msg = "production mode needs CONSENT_PG_DSN"
+            raise ValueError(msg)
+        return HealthCheck(mode=settings.mode, probe=postgres_probe(settings.pg_dsn))
+    return HealthCheck(mode=settings.mode, probe=sqlite_probe(settings.sqlite_path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,11 +158,11 @@ def build_audit(settings: Settings) -> Audit:
         ),
     )
     store = build_store(settings)
-    tree: TreeStore
-    if settings.mode is Mode.EMBEDDED:
-        tree = SQLiteTreeStore(path=settings.sqlite_path)
-    else:
-        tree = PostgresTreeStore(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
+    tree: TreeStore = (
+        SQLiteTreeStore(path=settings.sqlite_path)
+        if settings.mode is Mode.EMBEDDED
+        else PostgresTreeStore(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
+    )
     tree.migrate()
     sealer = Sealer(
         store=store,
@@ -158,15 +179,12 @@ def build_audit(settings: Settings) -> Audit:
 
 def build_api_keys(settings: Settings) -> ApiKeyStore:
     """The API keys of this deployment, next to its events."""
-    keys: ApiKeyStore
-    if settings.mode is Mode.EMBEDDED:
-        prepare_data_dir(settings.data_dir)
-        keys = SQLiteApiKeyStore(path=settings.sqlite_path)
-    else:
-        if not settings.pg_dsn:
-            msg = "production mode needs CONSENT_PG_DSN"
-            raise ConfigurationError(msg)
-        keys = PostgresApiKeyStore(dsn=settings.pg_dsn, schema=settings.pg_schema)
+    config = store_config(settings)
+    keys: ApiKeyStore = (
+        PostgresApiKeyStore(dsn=config.dsn, schema=config.schema)
+        if isinstance(config, PostgresStoreConfig)
+        else SQLiteApiKeyStore(path=settings.sqlite_path)
+    )
     keys.migrate()
     return keys
 
@@ -231,6 +249,7 @@ def build_api(settings: Settings) -> ApiServices:
         checkers=checkers,
         audit=audit,
         tokens=build_token_codec(settings),
+        open_requests=build_open_requests(settings),
         closers=(checkers.close, keys.close, audit.close, ledger.close),
     )
 
@@ -241,11 +260,11 @@ def build_relay(settings: Settings) -> Relay:
         msg = "the relay needs CONSENT_KAFKA_BOOTSTRAP"
         raise ConfigurationError(msg)
     store = build_store(settings)
-    positions: PositionStore
-    if settings.mode is Mode.EMBEDDED:
-        positions = SQLitePositions(path=settings.sqlite_path)
-    else:
-        positions = PostgresPositions(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
+    positions: PositionStore = (
+        SQLitePositions(path=settings.sqlite_path)
+        if settings.mode is Mode.EMBEDDED
+        else PostgresPositions(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
+    )
     return Relay(
         store=store,
         positions=positions,
@@ -300,3 +319,29 @@ def serve_metrics(settings: Settings) -> None:
     """Serve this process's metrics on CONSENT_METRICS_PORT (in a thread), unless it is 0."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
+
+
+def build_embedded_projection(settings: Settings) -> EmbeddedProjection | None:
+    """The projection fed from the store (embedded); None in production (Kafka feeds it)."""
+    if settings.mode is Mode.EMBEDDED:
+        return EmbeddedProjection(path=settings.sqlite_path)
+    return None
+
+
+def build_open_requests(settings: Settings) -> Callable[[], list[OpenRequest]]:
+    """The open rights requests of the projection next to the store (same file or schema);
+    a database that does not answer raises `StoreUnavailableError`."""
+    config = store_config(settings)
+
+    def read() -> list[OpenRequest]:
+        try:
+            if isinstance(config, SQLiteStoreConfig):
+                with closing(sqlite3.connect(config.path)) as conn:
+                    return open_requests_sqlite(conn)
+            with psycopg.connect(str(settings.pg_dsn)) as pg:
+                return open_requests_postgres(pg, schema=settings.pg_schema)
+        except (sqlite3.Error, psycopg.Error) as error:
+            msg = "the projection of rights requests cannot be read"
+            raise StoreUnavailableError(msg) from error
+
+    return read

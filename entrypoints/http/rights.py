@@ -1,11 +1,8 @@
 """Data-subject rights over HTTP: a person's export, the decision at a past time, open requests."""
 
-import sqlite3
-from contextlib import closing
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import psycopg
 from fastapi import APIRouter, Depends, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -15,15 +12,10 @@ from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import ApiServices
+from ledger.domain.errors import StoreUnavailableError
 from ledger.rights.receipts import Proofs, export_document, person_log
-from ledger.store.events import SQLiteStoreConfig, StoreConfig
 from projections.point_in_time import decision_at
-from projections.rights import (
-    OpenRequest,
-    open_requests_postgres,
-    open_requests_sqlite,
-    summarise,
-)
+from projections.rights import OpenRequest, summarise
 from schemas import Channel
 
 
@@ -31,20 +23,16 @@ def _unknown() -> ApiProblemError:
     return ApiProblemError(404, "unknown-subject", "No event was ever recorded for this person")
 
 
-def _open_requests(config: StoreConfig) -> list[OpenRequest]:
+def _open_requests(services: ApiServices) -> list[OpenRequest]:
     """The open requests of the projection next to the store (same SQLite file or schema)."""
     try:
-        if isinstance(config, SQLiteStoreConfig):
-            with closing(sqlite3.connect(config.path)) as conn:
-                return open_requests_sqlite(conn)
-        with psycopg.connect(config.dsn) as conn:
-            return open_requests_postgres(conn, schema=config.schema)
-    except (sqlite3.Error, psycopg.Error) as error:
+        return services.open_requests()
+    except StoreUnavailableError as error:
         raise ApiProblemError(
             503,
             "projection-unavailable",
             "The projection of rights requests cannot be read",
-            detail=type(error).__name__,
+            detail=type(error.__cause__ or error).__name__,
             headers={"Retry-After": "5"},
         ) from None
 
@@ -65,7 +53,7 @@ def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         overdue: Annotated[bool, Query(description="Only the overdue ones.")] = False,
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
-        requests = _open_requests(services.ledger.store.config)
+        requests = _open_requests(services)
         return {
             "as_of": now.isoformat(),
             "requests": [r.to_json(now) for r in requests if r.overdue(now) or not overdue],

@@ -144,6 +144,8 @@ class ApiServices:
     """An `entrypoints.bootstrap.Audit` (store, tree, signer, sealer)."""
     tokens: Any = None
     """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
+    open_requests: Callable[[], list[Any]] = list
+    """The open rights requests (`projections.rights.OpenRequest`) of the projection."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)
     max_body_bytes: int = MAX_BODY_BYTES
     max_bulk_body_bytes: int = MAX_BULK_BODY_BYTES

@@ -1,21 +1,34 @@
 """The event store on PostgreSQL: the library's recorder with a faster insert, and our queries."""
 
-from collections.abc import Iterator, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+import psycopg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.rows import tuple_row
 
+from ledger.domain.errors import StoreUnavailableError
 from ledger.store.base import STREAM_BATCH, EventQueries, EventRow, StoreConfig, StoredRow
 from ledger.store.pgddl import ddl_lock
 
-__all__ = ["LedgerPostgresRecorder", "PostgresEventQueries", "PostgresStoreConfig"]
+__all__ = [
+    "HEALTH_APPLICATION_NAME",
+    "LedgerPostgresRecorder",
+    "PostgresEventQueries",
+    "PostgresStoreConfig",
+    "postgres_probe",
+]
+
+PROBE_CONNECT_TIMEOUT_S = 2
+HEALTH_APPLICATION_NAME = "consent-ledger-health"
+"""How the health probe's connection shows in pg_stat_activity."""
 
 
 class LedgerPostgresRecorder(PostgresApplicationRecorder):
@@ -152,3 +165,44 @@ class PostgresEventQueries(EventQueries):
         # A server restart ended the pool's connections: drop them all at once and have new
         # ones made, so the next call does not meet them one by one.
         self._recorder.datastore.pool.check()
+
+
+def postgres_probe(
+    dsn: str, *, application_name: str = HEALTH_APPLICATION_NAME
+) -> Callable[[], None]:
+    """A health probe asking the server through one kept connection, opened again when it broke;
+    `StoreUnavailableError` (from psycopg's) when it fails.
+
+    A connection per probe made ``/healthz`` cost a PostgreSQL backend start, which a
+    monitoring system polling often, or a load balancer, turns into real load.
+    """
+    held: list[psycopg.Connection[Any]] = []
+    lock = threading.Lock()
+
+    def ask() -> None:
+        with lock:
+            if held and not held[0].closed:
+                try:
+                    held[0].execute("select 1").fetchone()
+                    return
+                except psycopg.Error:
+                    held[0].close()
+            held.clear()
+            held.append(
+                psycopg.connect(
+                    dsn,
+                    connect_timeout=PROBE_CONNECT_TIMEOUT_S,
+                    autocommit=True,
+                    application_name=application_name,
+                )
+            )
+            held[0].execute("select 1").fetchone()
+
+    def probe() -> None:
+        try:
+            ask()
+        except psycopg.Error as error:
+            msg = "PostgreSQL does not answer"
+            raise StoreUnavailableError(msg) from error
+
+    return probe

@@ -1,7 +1,8 @@
 """The event store in one SQLite file (embedded mode): the library's recorder and our queries."""
 
-from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, nullcontext
+import sqlite3
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager, closing, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -9,11 +10,13 @@ from uuid import UUID
 
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 
+from ledger.domain.errors import StoreUnavailableError
 from ledger.store.base import STREAM_BATCH, EventQueries, EventRow, StoreConfig, StoredRow
 
-__all__ = ["SQLITE_LOCK_TIMEOUT_S", "SQLiteEventQueries", "SQLiteStoreConfig"]
+__all__ = ["SQLITE_LOCK_TIMEOUT_S", "SQLiteEventQueries", "SQLiteStoreConfig", "sqlite_probe"]
 
 SQLITE_LOCK_TIMEOUT_S = 10
+PROBE_TIMEOUT_S = 2
 
 # SQL text below is formatted only with the library's table name and "?" placeholders; every
 # value is bound as a parameter. The position of a row is its rowid, the aggregate id hex text.
@@ -92,3 +95,17 @@ class SQLiteEventQueries(EventQueries):
 
     def heal(self) -> None:
         """Nothing to drop: the library's SQLite connections do not outlive a failure."""
+
+
+def sqlite_probe(path: Path) -> Callable[[], None]:
+    """A health probe of the file: `StoreUnavailableError` (from sqlite3's) when it fails."""
+
+    def probe() -> None:
+        try:
+            with closing(sqlite3.connect(path, timeout=PROBE_TIMEOUT_S)) as connection:
+                connection.execute("select 1").fetchone()
+        except sqlite3.Error as error:
+            msg = "the SQLite file does not answer"
+            raise StoreUnavailableError(msg) from error
+
+    return probe
