@@ -158,11 +158,11 @@ def build_audit(settings: Settings) -> Audit:
         ),
     )
     store = build_store(settings)
-    tree: TreeStore = (
-        SQLiteTreeStore(path=settings.sqlite_path)
-        if settings.mode is Mode.EMBEDDED
-        else PostgresTreeStore(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
-    )
+    tree: TreeStore
+    if settings.mode is Mode.EMBEDDED:
+        tree = SQLiteTreeStore(path=settings.sqlite_path)
+    else:
+        tree = PostgresTreeStore(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
     tree.migrate()
     sealer = Sealer(
         store=store,
@@ -260,11 +260,11 @@ def build_relay(settings: Settings) -> Relay:
         msg = "the relay needs CONSENT_KAFKA_BOOTSTRAP"
         raise ConfigurationError(msg)
     store = build_store(settings)
-    positions: PositionStore = (
-        SQLitePositions(path=settings.sqlite_path)
-        if settings.mode is Mode.EMBEDDED
-        else PostgresPositions(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
-    )
+    positions: PositionStore
+    if settings.mode is Mode.EMBEDDED:
+        positions = SQLitePositions(path=settings.sqlite_path)
+    else:
+        positions = PostgresPositions(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
     return Relay(
         store=store,
         positions=positions,

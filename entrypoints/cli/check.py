@@ -11,6 +11,7 @@ import typer
 from entrypoints.bootstrap import build_hasher, build_store
 from entrypoints.bootstrap_cli import build_cli_checker
 from entrypoints.cli.console import err, load_settings
+from entrypoints.cli.opening import starting
 from entrypoints.cli.options import AddressOption, SubjectOption
 from ledger.domain.errors import LedgerError
 from projections.checker import StaleProjectionError
@@ -36,11 +37,8 @@ def check(
 ) -> None:
     """May we send? From the projection (production mode), refusing when it is stale (exit 3)."""
     settings = load_settings()
-    try:
+    with starting():
         store = build_store(settings)
-    except LedgerError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(code=2) from None
     hasher = build_hasher(settings) if (address or addresses) else None
     try:
         with ExitStack() as resources:

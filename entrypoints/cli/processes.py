@@ -4,6 +4,7 @@ import gc
 import json
 import signal
 import threading
+from collections.abc import Callable
 from typing import Annotated
 
 import psycopg
@@ -22,6 +23,7 @@ from entrypoints.bootstrap import (
 from entrypoints.bootstrap_cli import build_consumer, start_embedded_followers
 from entrypoints.cli.console import err, load_settings
 from entrypoints.http import create_app
+from entrypoints.settings import Settings
 from ledger.domain.errors import ConfigurationError, LedgerError
 from relay.publisher import ensure_topics
 
@@ -82,14 +84,11 @@ def relay(
                 published += batch
             typer.echo(json.dumps({"published": published, "position": relay_.position}))
             return
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        serve_metrics(settings)
-        err.print(f"relaying to {settings.kafka_bootstrap}; {relay_.backlog()} events waiting")
-        try:
-            relay_.run(stop)
-        except KeyboardInterrupt:
-            stop.set()
+        _follow(
+            settings,
+            relay_.run,
+            lambda: f"relaying to {settings.kafka_bootstrap}; {relay_.backlog()} events waiting",
+        )
     finally:
         relay_.close()
 
@@ -119,13 +118,25 @@ def consume(
     except (KafkaError, psycopg.Error) as error:
         err.print(f"[red]cannot start:[/red] {type(error).__name__}")
         raise typer.Exit(code=2) from None
+    try:
+        _follow(
+            settings,
+            runner.run,
+            lambda: f"consuming into schema {settings.pg_schema} as group {group}",
+        )
+    finally:
+        runner.close()
+
+
+def _follow(
+    settings: Settings, run: Callable[[threading.Event], None], banner: Callable[[], str]
+) -> None:
+    """Run a follower with this process's metrics served, until SIGTERM or Ctrl-C."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     serve_metrics(settings)
-    err.print(f"consuming into schema {settings.pg_schema} as group {group}")
+    err.print(banner())
     try:
-        runner.run(stop)
+        run(stop)
     except KeyboardInterrupt:
         stop.set()
-    finally:
-        runner.close()

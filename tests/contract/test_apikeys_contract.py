@@ -1,19 +1,17 @@
 """The API key store contract, written once and run against SQLite and PostgreSQL."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from access.apikeys import ApiKeyStore, PostgresApiKeyStore, Scope, SQLiteApiKeyStore
+from tests.contract.opened import ClosesWhatItOpens
 
 
-class ApiKeyStoreContract(ABC):
+class ApiKeyStoreContract(ClosesWhatItOpens, ABC):
     """What every `ApiKeyStore` adapter must do; subclasses say how to open one."""
-
-    opened: list[ApiKeyStore]
 
     @abstractmethod
     def new_store(self) -> ApiKeyStore:
@@ -24,13 +22,6 @@ class ApiKeyStoreContract(ABC):
         store.migrate()
         self.opened.append(store)
         return store
-
-    @pytest.fixture(autouse=True)
-    def _closed_after(self) -> Iterator[None]:
-        self.opened = []
-        yield
-        for store in self.opened:
-            store.close()
 
     @pytest.fixture
     def store(self) -> ApiKeyStore:

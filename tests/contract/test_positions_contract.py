@@ -2,7 +2,6 @@
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
 from contextlib import closing
 from pathlib import Path
 from typing import Any
@@ -13,12 +12,11 @@ from psycopg import sql
 
 from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore
+from tests.contract.opened import ClosesWhatItOpens
 
 
-class PositionStoreContract(ABC):
+class PositionStoreContract(ClosesWhatItOpens, ABC):
     """What every `PositionStore` adapter must do; subclasses say how to open one."""
-
-    opened: list[PositionStore]
 
     @abstractmethod
     def new_store(self) -> PositionStore:
@@ -32,13 +30,6 @@ class PositionStoreContract(ABC):
         store = self.new_store()
         self.opened.append(store)
         return store
-
-    @pytest.fixture(autouse=True)
-    def _closed_after(self) -> Iterator[None]:
-        self.opened = []
-        yield
-        for store in self.opened:
-            store.close()
 
     @pytest.fixture
     def positions(self) -> PositionStore:
