@@ -68,9 +68,13 @@ def _measure(  # noqa: PLR0915
     try:
         ensure_topics(relay.config)
         publish_newsletter(ledger)
-        ledger.execute_many(
-            GrantConsent(subject=f"p{n}", purpose="newsletter", policy_version="v1", occurred_at=T0)
-            for n in range(PEOPLE)
+        ledger.record_many(
+            [
+                GrantConsent(
+                    subject=f"p{n}", purpose="newsletter", policy_version="v1", occurred_at=T0
+                )
+                for n in range(PEOPLE)
+            ]
         )
         runner = ConsumerRunner(
             replace(

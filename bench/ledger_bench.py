@@ -34,7 +34,7 @@ def fresh_ledger(dsn: str, *, max_batch: int) -> Iterator[Ledger]:
         ledger = postgres_ledger(dsn, schema, max_batch=max_batch)
         try:
             publish_newsletter(ledger)
-            seeded = ledger.execute_many(_grant(f"old-{n}") for n in range(EXISTING))
+            seeded = ledger.record_many([_grant(f"old-{n}") for n in range(EXISTING)])
             if not all(isinstance(r, CommandResult) for r in seeded):
                 msg = "seeding the existing persons failed"
                 raise RuntimeError(msg)

@@ -24,6 +24,7 @@ from kafka.errors import KafkaError
 from pydantic import TypeAdapter, ValidationError
 
 from consumers.metrics import CONSUMED_RECORDS, CONSUMER_LAG, DEAD_LETTERS, PROJECTION_POSITION
+from ledger.domain.backoff import follow
 from projections.metrics import observe_unsubscribes
 from projections.store.base import Tracking
 from projections.store.postgres import PostgresProjectionStore
@@ -39,8 +40,6 @@ logger = logging.getLogger(__name__)
 
 MAX_ERROR_HEADER = 500
 METADATA_MAX_AGE_MS = 5_000
-BACKOFF_START_S = 0.5
-"""The first pause after PostgreSQL failed; it doubles on each failure in a row."""
 
 _CURRENT_EVENTS: TypeAdapter[EventBase] = TypeAdapter(Event)
 
@@ -285,24 +284,24 @@ class ConsumerRunner:
         While PostgreSQL or the broker does not answer, wait with a growing pause and try
         again, from the offsets stored with the tables.
         """
-        backoff = BACKOFF_START_S
-        while not stop.is_set():
-            try:
-                self.run_once()
-            except (*DATABASE_UNAVAILABLE, KafkaError, OSError) as error:
-                # A poll or a dead-letter send the broker's absence broke applied nothing of
-                # its batch, but Kafka's positions may be past it: go on from the stored ones.
-                self.seek_pending = True
-                logger.warning(
-                    "consumer: %s unavailable (%s); retrying in %.1f s",
-                    "database" if isinstance(error, DATABASE_UNAVAILABLE) else "broker",
-                    type(error).__name__,
-                    backoff,
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self.config.backoff_max_s)
-                continue
-            backoff = BACKOFF_START_S
+        follow(
+            self.run_once,
+            stop,
+            transient=(*DATABASE_UNAVAILABLE, KafkaError, OSError),
+            on_failure=self._failed,
+            backoff_max_s=self.config.backoff_max_s,
+        )
+
+    def _failed(self, error: Exception, pause: float) -> None:
+        # A poll or a dead-letter send the broker's absence broke applied nothing of its
+        # batch, but Kafka's positions may be past it: go on from the stored ones.
+        self.seek_pending = True
+        logger.warning(
+            "consumer: %s unavailable (%s); retrying in %.1f s",
+            "database" if isinstance(error, DATABASE_UNAVAILABLE) else "broker",
+            type(error).__name__,
+            pause,
+        )
 
     def close(self) -> None:
         self.consumer.close()

@@ -9,6 +9,7 @@ from prometheus_client import start_http_server
 from pydantic import SecretStr
 
 from access.apikeys import ApiKeyStore, PostgresApiKeyStore, SQLiteApiKeyStore
+from entrypoints.health import HealthCheck
 from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
@@ -26,7 +27,10 @@ from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import UnsubscribeTokenCodec, parse_keys
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.privacy.secrets import decode_secret, load_or_create_secret
-from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.store.base import StoreConfig
+from ledger.store.events import LedgerStore
+from ledger.store.postgres import PostgresStoreConfig, postgres_probe
+from ledger.store.sqlite import SQLiteStoreConfig, sqlite_probe
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Clock, Ledger, LedgerConfig, utc_now
 from projections.checker import CheckerConfig, SendChecker
@@ -35,6 +39,7 @@ from projections.embedded import EmbeddedChecker, EmbeddedProjection
 from projections.freshness import Freshness
 from projections.loop_checker import LoopSendChecks
 from projections.metrics import BusinessMetrics
+from projections.rights import OpenRequest
 from projections.store.base import ProjectionStore
 from projections.store.postgres import PostgresProjectionStore
 from projections.store.sqlite import SQLiteProjectionStore
@@ -102,19 +107,32 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     )
 
 
-def build_store(settings: Settings) -> LedgerStore:
-    """The event store alone, for readers (audit, replay) that append nothing."""
+def store_config(settings: Settings) -> StoreConfig:
+    """The event store adapter of this mode: the one choice every other component follows."""
     if settings.mode is Mode.EMBEDDED:
         prepare_data_dir(settings.data_dir)
-        return LedgerStore(SQLiteStoreConfig(path=settings.sqlite_path))
+        return SQLiteStoreConfig(path=settings.sqlite_path)
     if not settings.pg_dsn:
         msg = "production mode needs CONSENT_PG_DSN"
         raise ConfigurationError(msg)
-    return LedgerStore(
-        PostgresStoreConfig(
-            dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
-        )
+    return PostgresStoreConfig(
+        dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
     )
+
+
+def build_store(settings: Settings) -> LedgerStore:
+    """The event store alone, for readers (audit, replay) that append nothing."""
+    return LedgerStore(store_config(settings))
+
+
+def build_health(settings: Settings) -> HealthCheck:
+    """The probe of this mode's database behind ``GET /healthz``."""
+    if settings.mode is Mode.PRODUCTION:
+        if not settings.pg_dsn:
+            msg = "production mode needs CONSENT_PG_DSN"
+            raise ValueError(msg)
+        return HealthCheck(mode=settings.mode, probe=postgres_probe(settings.pg_dsn))
+    return HealthCheck(mode=settings.mode, probe=sqlite_probe(settings.sqlite_path))
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,15 +182,12 @@ def build_audit(settings: Settings) -> Audit:
 
 def build_api_keys(settings: Settings) -> ApiKeyStore:
     """The API keys of this deployment, next to its events."""
-    keys: ApiKeyStore
-    if settings.mode is Mode.EMBEDDED:
-        prepare_data_dir(settings.data_dir)
-        keys = SQLiteApiKeyStore(path=settings.sqlite_path)
-    else:
-        if not settings.pg_dsn:
-            msg = "production mode needs CONSENT_PG_DSN"
-            raise ConfigurationError(msg)
-        keys = PostgresApiKeyStore(dsn=settings.pg_dsn, schema=settings.pg_schema)
+    config = store_config(settings)
+    keys: ApiKeyStore = (
+        PostgresApiKeyStore(dsn=config.dsn, schema=config.schema)
+        if isinstance(config, PostgresStoreConfig)
+        else SQLiteApiKeyStore(path=settings.sqlite_path)
+    )
     keys.migrate()
     return keys
 
@@ -236,8 +251,8 @@ def build_api(settings: Settings) -> ApiServices:
         keys=keys,
         checkers=checkers,
         audit=audit,
-        projection=lambda: open_projection(ledger.store.config),
         tokens=build_token_codec(settings),
+        open_requests=build_open_requests(ledger.store.config),
         closers=(checkers.close, keys.close, audit.close, ledger.close),
     )
 
@@ -313,10 +328,34 @@ def open_projection(config: StoreConfig) -> ProjectionStore:
     on a connection of its own: close it."""
     if isinstance(config, SQLiteStoreConfig):
         return SQLiteProjectionStore(config.path)
-    return PostgresProjectionStore.connect(config.dsn, schema=config.schema)
+    if isinstance(config, PostgresStoreConfig):
+        return PostgresProjectionStore.connect(config.dsn, schema=config.schema)
+    msg = f"no projection store for {type(config).__name__}"
+    raise TypeError(msg)
 
 
 def serve_metrics(settings: Settings) -> None:
     """Serve this process's metrics on CONSENT_METRICS_PORT (in a thread), unless it is 0."""
     if settings.metrics_port:
         start_http_server(settings.metrics_port, addr=settings.metrics_host)
+
+
+def build_embedded_projection(settings: Settings) -> EmbeddedProjection | None:
+    """The projection fed from the store (embedded); None in production (Kafka feeds it)."""
+    if settings.mode is Mode.EMBEDDED:
+        return EmbeddedProjection(path=settings.sqlite_path)
+    return None
+
+
+def build_open_requests(config: StoreConfig) -> Callable[[], list[OpenRequest]]:
+    """The open rights requests of the projection next to the store (same file or schema);
+    a database that does not answer raises `ProjectionUnavailableError`."""
+
+    def read() -> list[OpenRequest]:
+        projection = open_projection(config)
+        try:
+            return projection.open_requests()
+        finally:
+            projection.close()
+
+    return read

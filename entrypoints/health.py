@@ -1,19 +1,14 @@
-"""Health of the storage a process depends on, as reported by ``GET /healthz``."""
+"""Health of the storage a process depends on, as reported by ``GET /healthz``.
 
-import sqlite3
-import threading
+The probes are the store adapters' (``ledger.store.sqlite``, ``ledger.store.postgres``), chosen
+by the bootstrap; they raise `StoreUnavailableError` from the driver's error.
+"""
+
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
-import psycopg
-
-from entrypoints.settings import Mode, Settings
-
-PG_CONNECT_TIMEOUT_S = 2
-HEALTH_APPLICATION_NAME = "consent-ledger-health"
-"""How the probe's connection shows in pg_stat_activity."""
+from entrypoints.settings import Mode
+from ledger.domain.errors import StoreUnavailableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,58 +29,11 @@ class HealthCheck:
     def report(self) -> HealthReport:
         try:
             self.probe()
-        except (OSError, sqlite3.Error, psycopg.Error) as error:
+        except (OSError, StoreUnavailableError) as error:
+            # The driver's error class says what failed (a refused connection, a locked file)
+            # without a word of the data.
+            failed = error.__cause__ if error.__cause__ is not None else error
             return HealthReport(
-                ok=False, details={"mode": self.mode.value, "store": type(error).__name__}
+                ok=False, details={"mode": self.mode.value, "store": type(failed).__name__}
             )
         return HealthReport(ok=True, details={"mode": self.mode.value, "store": "ok"})
-
-
-def sqlite_probe(path: Path) -> Callable[[], None]:
-    def probe() -> None:
-        with sqlite3.connect(path, timeout=PG_CONNECT_TIMEOUT_S) as connection:
-            connection.execute("select 1").fetchone()
-
-    return probe
-
-
-def postgres_probe(
-    dsn: str, *, application_name: str = HEALTH_APPLICATION_NAME
-) -> Callable[[], None]:
-    """Asks the server through one kept connection, opened again when it broke.
-
-    A connection per probe made ``/healthz`` cost a PostgreSQL backend start, which a
-    monitoring system polling often, or a load balancer, turns into real load.
-    """
-    held: list[psycopg.Connection[Any]] = []
-    lock = threading.Lock()
-
-    def probe() -> None:
-        with lock:
-            if held and not held[0].closed:
-                try:
-                    held[0].execute("select 1").fetchone()
-                    return
-                except psycopg.Error:
-                    held[0].close()
-            held.clear()
-            held.append(
-                psycopg.connect(
-                    dsn,
-                    connect_timeout=PG_CONNECT_TIMEOUT_S,
-                    autocommit=True,
-                    application_name=application_name,
-                )
-            )
-            held[0].execute("select 1").fetchone()
-
-    return probe
-
-
-def health_check(settings: Settings) -> HealthCheck:
-    if settings.mode is Mode.PRODUCTION:
-        if not settings.pg_dsn:
-            msg = "production mode needs CONSENT_PG_DSN"
-            raise ValueError(msg)
-        return HealthCheck(mode=settings.mode, probe=postgres_probe(settings.pg_dsn))
-    return HealthCheck(mode=settings.mode, probe=sqlite_probe(settings.sqlite_path))

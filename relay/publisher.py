@@ -21,14 +21,12 @@ from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from ledger.audit.tlog.entry import Entry
 from ledger.audit.tlog.verify import leaf_hash
+from ledger.domain.backoff import follow
 from ledger.store.events import STORE_UNAVAILABLE, LedgerStore
 from relay.metrics import RELAY_BACKLOG, RELAY_ERRORS, RELAY_POSITION, RELAY_PUBLISHED
 from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC
 
 logger = logging.getLogger(__name__)
-
-BACKOFF_START_S = 0.5
-"""The first pause after a failed batch; it doubles on each failure in a row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -183,37 +181,32 @@ class Relay:
     def run(self, stop: threading.Event, *, poll_s: float = 0.1) -> None:
         """Follow the ledger until ``stop``; back off (and never skip) while the broker or the
         database is down."""
-        backoff = BACKOFF_START_S
-        while not stop.is_set():
-            try:
-                published = self.publish_once()
-            except (KafkaError, OSError) as error:
-                RELAY_ERRORS.inc()
-                logger.warning(
-                    "relay: broker unavailable (%s); %s events waiting; retrying in %.1f s",
-                    type(error).__name__,
-                    self._waiting(),
-                    backoff,
-                )
-                self._close_producer()
-            except STORE_UNAVAILABLE as error:
-                # Every batch starts from the stored position: a batch whose position was not
-                # saved is published again (consumers drop what they already hold), never
-                # skipped.
-                self.store.heal()
-                logger.warning(
-                    "relay: database unavailable (%s); retrying in %.1f s",
-                    type(error).__name__,
-                    backoff,
-                )
-            else:
-                backoff = BACKOFF_START_S
-                if not published:
-                    stop.wait(poll_s)
-                continue
-            # Either failed: pause, twice as long as last time while failures follow each other.
-            stop.wait(backoff)
-            backoff = min(backoff * 2, self.config.backoff_max_s)
+        follow(
+            self.publish_once,
+            stop,
+            transient=(KafkaError, OSError, *STORE_UNAVAILABLE),
+            on_failure=self._failed,
+            backoff_max_s=self.config.backoff_max_s,
+            poll_s=poll_s,
+        )
+
+    def _failed(self, error: Exception, pause: float) -> None:
+        if isinstance(error, (KafkaError, OSError)):
+            RELAY_ERRORS.inc()
+            logger.warning(
+                "relay: broker unavailable (%s); %s events waiting; retrying in %.1f s",
+                type(error).__name__,
+                self._waiting(),
+                pause,
+            )
+            self._close_producer()
+            return
+        # Every batch starts from the stored position: a batch whose position was not saved
+        # is published again (consumers drop what they already hold), never skipped.
+        self.store.heal()
+        logger.warning(
+            "relay: database unavailable (%s); retrying in %.1f s", type(error).__name__, pause
+        )
 
     def _waiting(self) -> str:
         """The backlog for a log line, unless the database is down too."""

@@ -13,6 +13,7 @@ import typer
 
 from entrypoints.bootstrap import Audit, build_audit, serve_metrics
 from entrypoints.cli.console import err, load_settings, progress_bar
+from entrypoints.cli.opening import starting
 from ledger.audit.check import verify_ledger
 from ledger.audit.export import export_bundle
 from ledger.audit.tlog.bundle import load_bundle, verify_bundle
@@ -33,11 +34,8 @@ def _b64(data: bytes) -> str:
 @contextmanager
 def _audit() -> Iterator[Audit]:
     settings = load_settings()
-    try:
+    with starting():
         audit = build_audit(settings)
-    except LedgerError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(code=2) from None
     try:
         yield audit
     except (LedgerError, AuditError) as error:

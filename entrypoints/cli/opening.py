@@ -1,4 +1,4 @@
-"""The ledger one CLI command works on: its errors become a message and an exit code."""
+"""The ledger a CLI command works on; errors in wiring a command become exit code 2."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -12,14 +12,21 @@ from ledger.write.service import Ledger
 
 
 @contextmanager
-def open_ledger() -> Iterator[Ledger]:
-    """The ledger for one CLI command; its errors become a message and exit code 1."""
-    settings = load_settings()
+def starting() -> Iterator[None]:
+    """Around the wiring of a command: its errors become "cannot start" and exit code 2."""
     try:
-        ledger = build_ledger(settings)
+        yield
     except LedgerError as error:
         err.print(f"[red]cannot start:[/red] {error}")
         raise typer.Exit(code=2) from None
+
+
+@contextmanager
+def open_ledger() -> Iterator[Ledger]:
+    """The ledger for one CLI command; its errors become a message and exit code 1."""
+    settings = load_settings()
+    with starting():
+        ledger = build_ledger(settings)
     try:
         yield ledger
     except LedgerError as error:

@@ -8,10 +8,8 @@ import typer
 from kafka.errors import KafkaError
 
 from consumers.topic_rebuild import rebuild_from_kafka
-from entrypoints.bootstrap import build_store
+from entrypoints.bootstrap import build_embedded_projection, build_store
 from entrypoints.cli.console import err, load_settings, progress_bar
-from entrypoints.settings import Mode
-from projections.embedded import EmbeddedProjection
 from projections.rebuild import (
     ProjectionName,
     RebuildResult,
@@ -54,11 +52,12 @@ def replay(
     store = build_store(settings)
     try:
         head = store.head()
-        if settings.mode is Mode.EMBEDDED:
+        embedded = build_embedded_projection(settings)
+        if embedded is not None:
             if source is not Source.STORE:
+                embedded.close()
                 err.print("[red]embedded mode has no Kafka:[/red] use --from store")
                 raise typer.Exit(code=2)
-            embedded = EmbeddedProjection(path=settings.sqlite_path)
             try:
                 with progress_bar(f"rebuilding {projection}") as progress:
                     task = progress.add_task("rebuild", total=head)

@@ -1,7 +1,6 @@
 """Data-subject rights on the command line: export, decision at a time, retention, requests."""
 
 import json
-from contextlib import closing
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
@@ -9,18 +8,17 @@ from uuid import UUID
 
 import typer
 
-from entrypoints.bootstrap import build_audit, build_store
+from entrypoints.bootstrap import build_audit, build_open_requests, store_config
+from entrypoints.bootstrap_cli import catch_up
 from entrypoints.cli.console import err, load_settings
 from entrypoints.cli.opening import open_ledger
-from entrypoints.settings import Mode
+from entrypoints.cli.options import AddressOption, SubjectOption
 from ledger.domain.commands import CloseRightsRequest, ExtendRightsRequest, OpenRightsRequest, build
 from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from ledger.rights.retention import run_retention
 from ledger.write.service import Ledger
-from projections.embedded import EmbeddedProjection
 from projections.rights import summarise
-from projections.store.postgres import PostgresProjectionStore
 from schemas import Channel, Right, RightsOutcome, Source
 
 rights_cli = typer.Typer(no_args_is_help=True)
@@ -30,12 +28,6 @@ requests_app = typer.Typer(help="Data-subject rights requests (GDPR art. 12 to 2
 rights_cli.add_typer(retention_app, name="retention")
 rights_cli.add_typer(requests_app, name="rights")
 
-SubjectOption = Annotated[
-    str | None, typer.Option(help="The person's own id (give this or --address).")
-]
-AddressOption = Annotated[
-    str | None, typer.Option(help="The person's email address (keyed-hashed into the subject).")
-]
 TIME_FORMATS = ["%Y-%m-%dT%H:%M:%S%z"]
 WhenOption = Annotated[
     datetime | None,
@@ -228,21 +220,9 @@ def rights_list(
     """Open requests from the projection (soonest due first), then a summary by right."""
     settings = load_settings()
     now = _now()
-    if settings.mode is Mode.EMBEDDED:
-        # As `check` does: the command line feeds the embedded projection itself first.
-        store = build_store(settings)
-        projection = EmbeddedProjection(path=settings.sqlite_path)
-        try:
-            while projection.feed_once(store):
-                pass
-            requests = projection.store.open_requests()
-        finally:
-            projection.close()
-            store.close()
-    else:
-        dsn, schema = str(settings.pg_dsn), settings.pg_schema
-        with closing(PostgresProjectionStore.connect(dsn, schema=schema)) as pg:
-            requests = pg.open_requests()
+    # As `check` does: the command line feeds the embedded projection itself first.
+    catch_up(settings)
+    requests = build_open_requests(store_config(settings))()
     for request in requests:
         if request.overdue(now) or not overdue:
             typer.echo(json.dumps(request.to_json(now)))

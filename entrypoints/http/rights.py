@@ -1,7 +1,5 @@
 """Data-subject rights over HTTP: a person's export, the decision at a past time, open requests."""
 
-from collections.abc import Callable
-from contextlib import closing
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -18,7 +16,6 @@ from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from projections.errors import ProjectionUnavailableError
 from projections.rights import OpenRequest, summarise
-from projections.store.base import ProjectionStore
 from schemas import Channel
 
 
@@ -26,11 +23,10 @@ def _unknown() -> ApiProblemError:
     return ApiProblemError(404, "unknown-subject", "No event was ever recorded for this person")
 
 
-def _open_requests(open_projection: Callable[[], ProjectionStore]) -> list[OpenRequest]:
+def _open_requests(services: ApiServices) -> list[OpenRequest]:
     """The open requests of the projection next to the store (same SQLite file or schema)."""
     try:
-        with closing(open_projection()) as projection:
-            return projection.open_requests()
+        return services.open_requests()
     except ProjectionUnavailableError as error:
         raise ApiProblemError(
             503,
@@ -57,7 +53,7 @@ def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         overdue: Annotated[bool, Query(description="Only the overdue ones.")] = False,
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
-        requests = _open_requests(services.projection)
+        requests = _open_requests(services)
         return {
             "as_of": now.isoformat(),
             "requests": [r.to_json(now) for r in requests if r.overdue(now) or not overdue],

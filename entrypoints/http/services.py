@@ -13,7 +13,7 @@ from ledger.domain.identity import SubjectHasher
 from ledger.write.service import Ledger
 from projections.checker import Checker
 from projections.loop_checker import LoopSendChecks
-from projections.store.base import ProjectionStore
+from projections.rights import OpenRequest
 
 MAX_BODY_BYTES = 64 * 1024
 """A command or a page form is far smaller; anything bigger is refused with 413."""
@@ -135,10 +135,10 @@ class ApiServices:
     checkers: CheckerPool
     audit: Any
     """An `entrypoints.bootstrap.Audit` (store, tree, signer, sealer)."""
-    projection: Callable[[], ProjectionStore]
-    """Opens the projection next to the ledger's store, on a connection of its own."""
     tokens: Any = None
     """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
+    open_requests: Callable[[], list[OpenRequest]] = list
+    """The open rights requests of the projection next to the ledger's store."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)
     max_body_bytes: int = MAX_BODY_BYTES
     max_bulk_body_bytes: int = MAX_BULK_BODY_BYTES

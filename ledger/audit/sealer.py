@@ -17,14 +17,13 @@ from ledger.audit.tlog.entry import encode_entry
 from ledger.audit.tlog.merkle import new_nodes, root
 from ledger.audit.tlog.note import Checkpoint, NoteSigner
 from ledger.audit.tlog.verify import leaf_hash
+from ledger.domain.backoff import follow
 from ledger.metrics import AUDIT_TREE_SIZE, checkpoint_seen
 from ledger.store.events import STORE_UNAVAILABLE, LedgerStore
 
 logger = logging.getLogger(__name__)
 
 SEAL_BATCH = 5_000
-BACKOFF_START_S = 0.5
-"""The first pause after the database failed; it doubles on each failure in a row."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,21 +130,24 @@ class Sealer:
         transaction failed (or whose commit went unanswered) is sealed again from what was
         really committed.
         """
-        backoff = BACKOFF_START_S
-        while not stop.is_set():
-            try:
-                sealed = self.seal()
-                self.checkpoint_if_due()
-            except STORE_UNAVAILABLE as error:
-                self.store.heal()
-                logger.warning(
-                    "audit sealer: database unavailable (%s); retrying in %.1f s",
-                    type(error).__name__,
-                    backoff,
-                )
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self.config.backoff_max_s)
-                continue
-            backoff = BACKOFF_START_S
-            if not sealed:
-                stop.wait(poll_s)
+        follow(
+            self._round,
+            stop,
+            transient=STORE_UNAVAILABLE,
+            on_failure=self._failed,
+            backoff_max_s=self.config.backoff_max_s,
+            poll_s=poll_s,
+        )
+
+    def _round(self) -> int:
+        sealed = self.seal()
+        self.checkpoint_if_due()
+        return sealed
+
+    def _failed(self, error: Exception, pause: float) -> None:
+        self.store.heal()
+        logger.warning(
+            "audit sealer: database unavailable (%s); retrying in %.1f s",
+            type(error).__name__,
+            pause,
+        )

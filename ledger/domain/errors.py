@@ -9,6 +9,7 @@ Every error the ledger raises on purpose is a ``LedgerError``::
     |   +-- NaiveDatetimeError
     |   +-- FutureOccurrenceError
     |   +-- OversizeEvidenceError
+    |   +-- LineError                  a line of an import file (ledger.write.importer)
     +-- RuleViolationError             a well-formed command the current state refuses
     |   +-- UnknownPurposeError        (field "purpose")
     |   +-- UnknownPolicyVersionError  (field "policy_version" or "version")
@@ -21,8 +22,12 @@ Every error the ledger raises on purpose is a ``LedgerError``::
     |   +-- RightsRequestExtensionError    (field "due_at": not later than the deadline)
     |   +-- DuplicateRightsRequestError
     +-- ConcurrencyConflictError       retries on a version conflict ran out (retryable)
-    +-- StoreUnavailableError          the database failed the batch (retryable)
+    +-- StoreUnavailableError          the database did not answer; nothing written (retryable)
     +-- ConfigurationError             missing or unusable secrets and settings at start-up
+    +-- PersonalDataTamperedError      sealed personal data fails authentication
+    |                                  (ledger.privacy.personal)
+    +-- NotSealedError                 a person's events are not all checkpointed yet
+    |                                  (ledger.audit.export)
     +-- UnsubscribeTokenError          an unsubscribe link that cannot be honoured as given
         +-- MalformedTokenError        not a token of ours at all
         +-- UnknownTokenKeyError       signed with a key this deployment does not hold

@@ -48,8 +48,11 @@ from ledger.domain.rules import ConsentStatus
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
 from ledger.write.group_commit import GroupCommitConfig
-from ledger.write.service import Ledger, LedgerConfig
+from ledger.write.service import CommandResult, Ledger, LedgerConfig
 from schemas import ErasedPersonalData, PersonalData, parse_event
+
+TIMEOUT_S = 30.0
+"""How long a test waits for one submitted command."""
 
 SECRET = b"s" * 32
 MASTER = b"m" * 32
@@ -205,9 +208,15 @@ class LedgerContract:
     def test_one_invalid_command_never_fails_its_neighbours(self, ledger: Ledger) -> None:
         commands = [_grant(f"n-{n}") for n in range(30)]
         commands.insert(15, _grant("bad", purpose="never_registered"))
-        results = ledger.execute_many(commands)
-        assert isinstance(results[15], UnknownPurposeError)
-        assert all(not isinstance(r, Exception) for i, r in enumerate(results) if i != 15)
+        # Submitted together, they share group-commit batches with the invalid one.
+        futures = [ledger.submit(command) for command in commands]
+        with pytest.raises(UnknownPurposeError):
+            futures[15].result(timeout=TIMEOUT_S)
+        assert all(
+            isinstance(future.result(timeout=TIMEOUT_S), CommandResult)
+            for i, future in enumerate(futures)
+            if i != 15
+        )
         assert ledger.person("bad") is None
 
     def test_callers_on_an_event_loop_and_one_that_stops_waiting(self, ledger: Ledger) -> None:

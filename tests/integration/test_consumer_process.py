@@ -93,7 +93,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
         )
         if n % 3 == 0:
             commands.append(Unsubscribe(subject=f"p{n}", occurred_at=T0))
-    ledger.execute_many(commands)
+    ledger.record_many(commands)
     publish_all(relay)
     relay.close()
     probe = KafkaConsumer(bootstrap_servers=kafka_bootstrap)

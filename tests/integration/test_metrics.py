@@ -65,14 +65,16 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
 
 
 def _grants(ledger: Ledger, prefix: str, count: int) -> None:
-    ledger.execute_many(
-        GrantConsent(
-            address=f"{prefix}{n}@example.org",
-            purpose="newsletter",
-            policy_version="v1",
-            occurred_at=datetime.now(UTC),
-        )
-        for n in range(count)
+    ledger.record_many(
+        [
+            GrantConsent(
+                address=f"{prefix}{n}@example.org",
+                purpose="newsletter",
+                policy_version="v1",
+                occurred_at=datetime.now(UTC),
+            )
+            for n in range(count)
+        ]
     )
 
 
@@ -86,8 +88,8 @@ def test_relay_consumer_and_sealer_metrics_follow_the_events(
         data_dir / "consent-ledger.sqlite3", bootstrap=kafka_bootstrap, topic=unique_name
     )
     _grants(ledger, "a", 20)
-    ledger.execute_many(
-        Unsubscribe(address=f"a{n}@example.org", occurred_at=datetime.now(UTC)) for n in range(5)
+    ledger.record_many(
+        [Unsubscribe(address=f"a{n}@example.org", occurred_at=datetime.now(UTC)) for n in range(5)]
     )
     head = ledger.store.head()
 

@@ -304,7 +304,7 @@ def test_a_rebalance_while_postgres_is_down_seeks_once_it_answers(
     )
     try:
         for n in range(PEOPLE):
-            ledger.execute_many(_commands(n))
+            ledger.record_many(_commands(n))
         publish_all(relay)
         worker.start()
         assert _wait(
@@ -325,7 +325,7 @@ def test_a_rebalance_while_postgres_is_down_seeks_once_it_answers(
         assert other.assignment()
         other.close()
         for n in range(PEOPLE, 2 * PEOPLE):
-            ledger.execute_many(_commands(n))
+            ledger.record_many(_commands(n))
         publish_all(relay)
         postgres.start()
 

@@ -9,8 +9,9 @@ from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 from psycopg import sql
 
-from entrypoints.health import HealthCheck, postgres_probe
+from entrypoints.health import HealthCheck
 from entrypoints.settings import Mode
+from ledger.store.postgres import postgres_probe
 from tests.conftest import free_port
 
 pytestmark = pytest.mark.integration

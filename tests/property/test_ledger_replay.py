@@ -32,6 +32,7 @@ CHANNELS = ("email", "sms")
 LISTS = ("weekly", "daily")
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 SHA = "c" * 64
+TIMEOUT_S = 30.0
 
 
 @dataclass
@@ -171,7 +172,14 @@ def test_replayed_person_matches_the_reference_model(
         commands.append(_command(subject, step, when))
         expected_ok.append(model.apply(step, when))
 
-    results = ledger.execute_many(commands)
+    # Submitted together, as concurrent callers would: they share group-commit batches.
+    futures = [ledger.submit(command) for command in commands]
+    results: list[CommandResult | LedgerError] = []
+    for future in futures:
+        try:
+            results.append(future.result(timeout=TIMEOUT_S))
+        except LedgerError as error:
+            results.append(error)
 
     for result, ok in zip(results, expected_ok, strict=True):
         if ok:

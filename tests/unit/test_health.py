@@ -4,9 +4,10 @@ from pathlib import Path
 
 from fastapi.testclient import TestClient
 
-from entrypoints.health import HealthCheck, sqlite_probe
+from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
 from entrypoints.settings import Mode
+from ledger.store.sqlite import sqlite_probe
 
 
 def test_healthy_sqlite_store_answers_200(tmp_path: Path) -> None:

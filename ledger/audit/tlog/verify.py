@@ -8,8 +8,11 @@ Every error the audit raises on purpose is an ``AuditError``::
     AuditError
     +-- InclusionProofError       an inclusion proof does not lead to the root (verify.py)
     +-- ConsistencyProofError     a consistency proof does not link the two roots (verify.py)
-    +-- TreeRangeError            a proof asked of the prover for impossible sizes (merkle.py)
+    +-- LeafIndexError            a proof asked for a leaf not in the tree (merkle.py)
+    +-- TreeSizeError             a tree size no request can name (merkle.py)
+    +-- MalformedHashError        a leaf hash to append is not a SHA-256 digest (merkle.py)
     +-- MissingNodeError          the node store lacks a node the tree needs (merkle.py)
+    +-- BundleError               a proof bundle does not prove what it claims (bundle.py)
     +-- CheckpointFormatError     a checkpoint body is not a C2SP tlog-checkpoint (note.py)
     +-- KeyFormatError            a key name, verifier key or seed is malformed (note.py)
     +-- SignatureError            no valid signature by the trusted key (note.py)

@@ -1,4 +1,4 @@
-"""API keys of the HTTP API: scoped, stored hashed, revocable; SQLite or PostgreSQL.
+"""API keys of the HTTP API: scoped, stored hashed, revocable; the database-free part.
 
 A key reads ``clk_<key id>_<secret>``. Only SHA-256 of the 256-bit random secret is stored: a
 slow password hash buys nothing for a secret nobody chose, and checking stays cheap at
@@ -9,7 +9,6 @@ import base64
 import hashlib
 import hmac
 import secrets
-import sqlite3
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -17,22 +16,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
-from pathlib import Path
 from typing import Any
 
-import psycopg
-from psycopg import sql
-
-from ledger.store.pgddl import ddl_transaction
-
-__all__ = ["ApiKey", "ApiKeyStore", "PostgresApiKeyStore", "SQLiteApiKeyStore", "Scope"]
+__all__ = ["DDL", "ApiKey", "ApiKeyStore", "Scope"]
 
 PREFIX = "clk"
 CACHE_TTL_S = 5.0
 CACHE_MAX = 10_000
 """How long an answer about a key is reused: a revocation takes effect within this time."""
 
-_DDL = """
+DDL = """
 create table if not exists {table} (
     key_id text primary key,
     name text not null,
@@ -42,6 +35,7 @@ create table if not exists {table} (
     revoked_at text
 )
 """
+"""The key table, the same on both databases (times as ISO 8601 text)."""
 
 
 class Scope(StrEnum):
@@ -174,74 +168,3 @@ def _key(key_id: Any, name: Any, scopes: Any, created_at: Any, revoked_at: Any) 
         created_at=_time(created_at),
         revoked_at=None if revoked_at is None else _time(revoked_at),
     )
-
-
-class SQLiteApiKeyStore(ApiKeyStore):
-    """Keys in the embedded SQLite file."""
-
-    def __init__(self, *, path: Path, table: str = "api_keys") -> None:
-        super().__init__()
-        self._path = path
-        self._table = table
-        self._local = threading.local()
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, timeout=10.0)
-            self._local.conn = conn
-        return conn
-
-    def _run(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        conn = self._connection()
-        # The table name is ours; every value stays a bound parameter.
-        statement = query.replace("{table}", self._table).replace("%s", "?")
-        with conn:
-            return list(conn.execute(statement, params).fetchall())
-
-    def migrate(self) -> None:
-        self._run(_DDL, ())
-
-    def close(self) -> None:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is not None:
-            conn.close()
-            self._local.conn = None
-
-
-class PostgresApiKeyStore(ApiKeyStore):
-    """Keys in ``schema.api_keys`` in PostgreSQL."""
-
-    def __init__(self, *, dsn: str, schema: str = "public", table: str = "api_keys") -> None:
-        super().__init__()
-        self._dsn = dsn
-        self._table = sql.Identifier(schema, table)
-        self._conn: psycopg.Connection[Any] | None = None
-        self._conn_lock = threading.Lock()
-
-    def _run(self, query: str, params: tuple[Any, ...]) -> list[tuple[Any, ...]]:
-        statement = sql.SQL(query).format(table=self._table)
-        with self._conn_lock:
-            for attempt in (1, 2):
-                if self._conn is None or self._conn.closed:
-                    self._conn = psycopg.connect(self._dsn, autocommit=True)
-                try:
-                    cursor = self._conn.execute(statement, params)
-                    return list(cursor.fetchall()) if cursor.description else []
-                except psycopg.OperationalError:
-                    # The kept connection died with the server (a restart): once more on a
-                    # new one. Statements here are reads or keyed writes, safe to repeat.
-                    if not self._conn.closed or attempt == 2:
-                        raise
-            raise AssertionError  # the loop returns or raises
-
-    def migrate(self) -> None:
-        with self._conn_lock:
-            if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(self._dsn, autocommit=True)
-            with ddl_transaction(self._conn) as conn:
-                conn.execute(sql.SQL(_DDL).format(table=self._table))
-
-    def close(self) -> None:
-        if self._conn is not None:
-            self._conn.close()

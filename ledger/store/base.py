@@ -1,0 +1,64 @@
+"""What an event store adapter provides: the library's settings and the queries it lacks.
+
+The eventsourcing library hides each database behind its recorder; the few queries the ledger
+runs besides the library's (rebuilding many people at once, streaming the log, positions of
+versions) are written once per database, in the adapter modules beside this one.
+"""
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+from uuid import UUID
+
+__all__ = ["STREAM_BATCH", "EventQueries", "EventRow", "StoreConfig", "StoredRow"]
+
+STREAM_BATCH = 20_000
+"""Rows read from the server per round trip while streaming the log."""
+
+StoredRow = tuple[Any, int, str, bytes]
+"""(originator id as the database returns it, version, topic, state)."""
+EventRow = tuple[int, UUID, int, str, bytes]
+"""(position, originator id, version, topic, state)."""
+
+
+class EventQueries(ABC):
+    """The ledger's own queries on one recorder's tables."""
+
+    @abstractmethod
+    def rows_of(self, subject_ids: Sequence[UUID]) -> list[StoredRow]:
+        """Every stored event of these aggregates, by aggregate then version."""
+
+    @abstractmethod
+    def stream_rows(self, *, after: int) -> Iterator[EventRow]:
+        """Every stored event after position ``after``, in ledger order."""
+
+    @abstractmethod
+    def positions_of(self, subject_id: UUID) -> dict[int, int]:
+        """The ledger position of each version of one aggregate."""
+
+    @abstractmethod
+    def positions_of_many(self, subject_ids: Sequence[UUID]) -> dict[tuple[UUID, int], int]:
+        """The ledger position of each (aggregate id, version) of these aggregates."""
+
+    @abstractmethod
+    def heal(self) -> None:
+        """After a database error: let the next call find working connections."""
+
+
+class StoreConfig(ABC):
+    """Where the events live; the adapter of that database, chosen by the bootstrap."""
+
+    __slots__ = ()
+
+    @abstractmethod
+    def environment(self) -> dict[str, str]:
+        """The eventsourcing library's settings for this database."""
+
+    @abstractmethod
+    def creating(self) -> AbstractContextManager[None]:
+        """Held while the library creates its tables (processes starting together take turns)."""
+
+    @abstractmethod
+    def queries(self, recorder: Any) -> EventQueries:
+        """The ledger's own queries on the tables of ``recorder``, the library's recorder."""
