@@ -25,6 +25,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from consumers.metrics import CONSUMED_RECORDS, CONSUMER_LAG, DEAD_LETTERS, PROJECTION_POSITION
 from ledger.domain.backoff import follow
+from projections.errors import ProjectionUnavailableError
 from projections.metrics import observe_unsubscribes
 from projections.store.base import Tracking
 from projections.store.postgres import PostgresProjectionStore
@@ -33,8 +34,10 @@ from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC, Event, EventBase, SchemaErr
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
     psycopg.InterfaceError,
+    ProjectionUnavailableError,
 )
-"""What PostgreSQL not answering raises on our connections (a restart, a lost connection)."""
+"""What PostgreSQL not answering raises (a restart, a lost connection): on our connections,
+and from the projection store's readers, which name it `ProjectionUnavailableError`."""
 
 logger = logging.getLogger(__name__)
 

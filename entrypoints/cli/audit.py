@@ -13,7 +13,7 @@ import typer
 
 from entrypoints.bootstrap import Audit, build_audit, serve_metrics
 from entrypoints.cli.console import err, load_settings, progress_bar
-from entrypoints.cli.opening import starting
+from entrypoints.cli.opening import once_the_database_answers, starting
 from ledger.audit.check import verify_ledger
 from ledger.audit.export import export_bundle
 from ledger.audit.tlog.bundle import load_bundle, verify_bundle
@@ -32,10 +32,14 @@ def _b64(data: bytes) -> str:
 
 
 @contextmanager
-def _audit() -> Iterator[Audit]:
+def _audit(*, following: bool = False) -> Iterator[Audit]:
     settings = load_settings()
     with starting():
-        audit = build_audit(settings)
+        audit = (
+            once_the_database_answers(lambda: build_audit(settings), what="audit seal")
+            if following
+            else build_audit(settings)
+        )
     try:
         yield audit
     except (LedgerError, AuditError) as error:
@@ -52,7 +56,7 @@ def seal(
     ] = False,
 ) -> None:
     """Seal every stored event not yet in the tree, then cut a checkpoint if one is due."""
-    with _audit() as audit:
+    with _audit(following=follow) as audit:
         if follow:
             stop = threading.Event()
             # Ctrl-C or SIGTERM ends the round in hand, then the loop: never mid-transaction.

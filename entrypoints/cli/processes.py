@@ -22,6 +22,7 @@ from entrypoints.bootstrap import (
 )
 from entrypoints.bootstrap_cli import build_consumer, start_embedded_followers
 from entrypoints.cli.console import err, load_settings
+from entrypoints.cli.opening import once_the_database_answers
 from entrypoints.http import create_app
 from entrypoints.settings import Settings
 from ledger.domain.errors import ConfigurationError, LedgerError
@@ -72,7 +73,7 @@ def relay(
     """
     settings = load_settings()
     try:
-        relay_ = build_relay(settings)
+        relay_ = once_the_database_answers(lambda: build_relay(settings), what="relay")
         ensure_topics(relay_.config)
     except (LedgerError, KafkaError) as error:
         err.print(f"[red]cannot start:[/red] {error}")
@@ -109,8 +110,11 @@ def consume(
     """
     settings = load_settings()
     try:
-        runner = build_consumer(
-            settings, group=group, topic=topic or settings.kafka_topic, batch=batch
+        runner = once_the_database_answers(
+            lambda: build_consumer(
+                settings, group=group, topic=topic or settings.kafka_topic, batch=batch
+            ),
+            what="consume",
         )
     except ConfigurationError as error:
         err.print(f"[red]cannot start:[/red] {error}")

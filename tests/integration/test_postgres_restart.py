@@ -201,11 +201,11 @@ def _write_through_a_restart_and_an_outage(ledger: Ledger, postgres: PrivatePost
             back.join()
 
 
-def test_relay_consumer_and_sealer_outlive_a_restart_and_an_outage(
-    postgres: PrivatePostgres, kafka_bootstrap: str, tmp_path: Path
-) -> None:
-    topic = f"events-{uuid4().hex[:8]}.v1"
-    group = f"g-{topic}"
+def _followers(
+    postgres: PrivatePostgres, kafka_bootstrap: str, topic: str
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """The environment and commands of the relay, a consumer (group ``g-<topic>``) and the
+    sealer, as an operator runs them."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
     env |= {
         "CONSENT_MODE": "production",
@@ -221,9 +221,58 @@ def test_relay_consumer_and_sealer_outlive_a_restart_and_an_outage(
     }
     commands = {
         "relay": ["relay"],
-        "consume": ["consume", "--group", group, "--topic", topic, "--batch", "50"],
+        "consume": ["consume", "--group", f"g-{topic}", "--topic", topic, "--batch", "50"],
         "seal": ["audit", "seal", "--follow"],
     }
+    return env, commands
+
+
+def test_followers_started_while_postgres_is_down_wait_for_it(
+    postgres: PrivatePostgres, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    env, commands = _followers(postgres, kafka_bootstrap, topic)
+    ledger = _postgres_ledger(postgres.dsn)
+    for n in range(PEOPLE):
+        ledger.record_many(_commands(n))
+    head = ledger.store.head()
+    ledger.close()
+    postgres.stop()
+    paths = {name: tmp_path / f"{name}.log" for name in commands}
+    with ExitStack() as files:
+        logs = {name: files.enter_context(path.open("wb")) for name, path in paths.items()}
+        workers = {name: _worker(args, env, logs[name]) for name, args in commands.items()}
+        try:
+            time.sleep(DOWN_S)
+            waiting = {name: worker.poll() is None for name, worker in workers.items()}
+            postgres.start()
+            tree = PostgresTreeStore(dsn=postgres.dsn)
+            positions = PostgresPositions(dsn=postgres.dsn)
+            try:
+                caught_up = _wait(
+                    lambda: positions.load("kafka") == head and tree.last_position() == head,
+                    CATCH_UP_S,
+                )
+            finally:
+                positions.close()
+                tree.close()
+        finally:
+            codes = {name: _stop(name, worker) for name, worker in workers.items()}
+    output = {name: path.read_text() for name, path in paths.items()}
+    assert waiting == dict.fromkeys(commands, True), output
+    assert caught_up, output
+    assert codes == dict.fromkeys(commands, 0), output
+    for name, text in output.items():
+        assert "database unavailable at start" in text, (name, text)
+        assert not _our_tracebacks(text), (name, text)
+
+
+def test_relay_consumer_and_sealer_outlive_a_restart_and_an_outage(
+    postgres: PrivatePostgres, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    env, commands = _followers(postgres, kafka_bootstrap, topic)
+    group = f"g-{topic}"
     ledger = _postgres_ledger(postgres.dsn)
     tree = PostgresTreeStore(dsn=postgres.dsn)
     tree.migrate()
