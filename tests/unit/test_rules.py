@@ -16,55 +16,42 @@ from ledger.domain.rules import (
     decide,
     facts_from_log,
 )
-from schemas import (
-    CATALOG_SUBJECT,
-    ConsentGranted,
-    EventBase,
-    ObjectionRecorded,
-    PolicyVersionPublished,
-    PurposeRegistered,
-    SubjectErased,
-    UnsubscribeClicked,
-)
+from schemas import CATALOG_SUBJECT, EventBase, parse_event
+from tests.helpers import envelope
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 AT = T0 + timedelta(days=30)
 
 
-def _envelope(subject: str = "p") -> dict[str, Any]:
-    return {
-        "event_id": uuid4(),
-        "subject": subject,
-        "occurred_at": T0,
-        "recorded_at": T0,
-        "command_id": str(uuid4()),
-        "source": "api",
-        "actor": "test",
-    }
+def _event(event_type: str, subject: str = "p", **fields: Any) -> EventBase:
+    return parse_event(envelope(event_type, subject, T0, **fields))
 
 
-CATALOG: list[EventBase] = [
-    PurposeRegistered(
-        **_envelope(CATALOG_SUBJECT),
+CATALOG = [
+    _event(
+        "PurposeRegistered",
+        CATALOG_SUBJECT,
         purpose="newsletter",
         legal_basis="consent",
         description="n",
         direct_marketing=True,
     ),
-    PolicyVersionPublished(
-        **_envelope(CATALOG_SUBJECT),
+    _event(
+        "PolicyVersionPublished",
+        CATALOG_SUBJECT,
         version="v1",
         text_sha256="a" * 64,
-        effective_at=T0,
-        purposes=("newsletter",),
+        effective_at=T0.isoformat(),
+        purposes=["newsletter"],
         requires_reconsent=False,
     ),
 ]
 
 
-def _grant(channel: str = "email") -> ConsentGranted:
-    return ConsentGranted(
-        **_envelope(),
+def _grant(channel: str = "email") -> EventBase:
+    return _event(
+        "ConsentGranted",
+        schema_version=2,
         purpose="newsletter",
         channel=channel,
         policy_version="v1",
@@ -72,14 +59,12 @@ def _grant(channel: str = "email") -> ConsentGranted:
     )
 
 
-def _unsubscribe(purpose: str | None = None, list_id: str | None = None) -> UnsubscribeClicked:
-    return UnsubscribeClicked(
-        **_envelope(), purpose=purpose, list_id=list_id, method="one_click_post"
-    )
+def _unsubscribe(purpose: str | None = None, list_id: str | None = None) -> EventBase:
+    return _event("UnsubscribeClicked", purpose=purpose, list_id=list_id, method="one_click_post")
 
 
-def _object(purpose: str | None = None) -> ObjectionRecorded:
-    return ObjectionRecorded(**_envelope(), purpose=purpose, all_direct_marketing=purpose is None)
+def _object(purpose: str | None = None) -> EventBase:
+    return _event("ObjectionRecorded", purpose=purpose, all_direct_marketing=purpose is None)
 
 
 def _decide(events: list[EventBase], channel: str) -> Decision:
@@ -128,7 +113,7 @@ def test_a_list_unsubscribe_touches_no_consent() -> None:
 
 
 def test_only_a_consent_newer_than_the_erasure_counts() -> None:
-    erased = SubjectErased(**_envelope(), request_id=uuid4())
+    erased = _event("SubjectErased", request_id=str(uuid4()))
     assert _decide([_grant("sms"), erased], "sms") == Decision(False, Reason.ERASED)
     assert _decide([_grant("sms"), erased, _grant("sms")], "sms") == Decision(allowed=True)
 
