@@ -289,26 +289,27 @@ def _suppressed(
 ) -> Reason | None:
     """Erasure, objection, restriction or unsubscribe: what denies whatever the consent."""
     consent = facts.consent
-    by_reason: dict[SuppressionReason, list[SuppressionFacts]] = {}
-    for suppression in facts.suppressions:
-        by_reason.setdefault(suppression.reason, []).append(suppression)
+    suppressions = facts.suppressions
     # After an erasure only a newer explicit consent counts (a new key, a new start).
     if any(
-        consent is None or consent.last_position < s.last_position
-        for s in by_reason.get(SuppressionReason.ERASED, ())
+        s.reason == SuppressionReason.ERASED
+        and (consent is None or consent.last_position < s.last_position)
+        for s in suppressions
     ):
         return Reason.ERASED
     marketing = registered.direct_marketing
     if any(
-        s.scope == purpose or (s.scope == EVERY_PURPOSE and marketing)
-        for s in by_reason.get(SuppressionReason.OBJECTION, ())
+        s.reason == SuppressionReason.OBJECTION
+        and (s.scope == purpose or (s.scope == EVERY_PURPOSE and marketing))
+        for s in suppressions
     ):
         return Reason.OBJECTED
     if EVERY_PURPOSE in facts.restrictions or purpose in facts.restrictions:
         return Reason.RESTRICTED
     if channel == EMAIL and any(
-        s.scope == purpose or (s.scope == EVERY_PURPOSE and _outweighs(s, consent))
-        for s in by_reason.get(SuppressionReason.UNSUBSCRIBED, ())
+        s.reason == SuppressionReason.UNSUBSCRIBED
+        and (s.scope == purpose or (s.scope == EVERY_PURPOSE and _outweighs(s, consent)))
+        for s in suppressions
     ):
         return Reason.UNSUBSCRIBED
     return None
