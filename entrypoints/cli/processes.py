@@ -85,10 +85,12 @@ def relay(
                 published += batch
             typer.echo(json.dumps({"published": published, "position": relay_.position}))
             return
+        # The backlog is read from the database, which may be restarting just now too.
+        waiting = once_the_database_answers(relay_.backlog, what="relay")
         _follow(
             settings,
             relay_.run,
-            lambda: f"relaying to {settings.kafka_bootstrap}; {relay_.backlog()} events waiting",
+            lambda: f"relaying to {settings.kafka_bootstrap}; {waiting} events waiting",
         )
     finally:
         relay_.close()
