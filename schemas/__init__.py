@@ -1,28 +1,8 @@
 """The event contract of the consent ledger: pydantic models, registry and JSON Schemas."""
 
-from schemas.base import (
-    SUBJECT_PATTERN,
-    CommandId,
-    Model,
-    PrintableText,
-    Sha256Hex,
-    ShortText,
-    Slug,
-    SubjectId,
-    UtcDatetime,
-    VersionLabel,
-)
-from schemas.enums import (
-    Channel,
-    DoubleOptIn,
-    InteractionKind,
-    LegalBasis,
-    Right,
-    RightsOutcome,
-    Source,
-    UnsubscribeMethod,
-    WithdrawalReason,
-)
+from schemas import base, enums, events
+from schemas.base import *  # noqa: F403
+from schemas.enums import *  # noqa: F403
 from schemas.errors import (
     InvalidEventError,
     MalformedEventError,
@@ -30,29 +10,7 @@ from schemas.errors import (
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
 )
-from schemas.events import (
-    CATALOG_SUBJECT,
-    EVENT_CLASSES,
-    ConsentConfirmed,
-    ConsentGranted,
-    ConsentGrantedV1,
-    ConsentWithdrawn,
-    Event,
-    EventBase,
-    InteractionRecorded,
-    ObjectionRecorded,
-    PolicyVersionAccepted,
-    PolicyVersionPublished,
-    ProcessingRestricted,
-    PurposeRegistered,
-    RestrictionLifted,
-    RightsRequestClosed,
-    RightsRequestExtended,
-    RightsRequestOpened,
-    SubjectErased,
-    UnsubscribeClicked,
-    upcast_consent_granted_v1_v2,
-)
+from schemas.events import *  # noqa: F403
 from schemas.personal import (
     EVIDENCE_MAX_JSON_BYTES,
     ErasedPersonalData,
@@ -65,61 +23,24 @@ from schemas.registry import dump_event, event_to_json, parse_event
 from schemas.topics import DEAD_LETTER_TOPIC, EVENTS_TOPIC, dead_letter_topic_for
 
 __all__ = [
-    "CATALOG_SUBJECT",
     "DEAD_LETTER_TOPIC",
     "EVENTS_TOPIC",
-    "EVENT_CLASSES",
     "EVIDENCE_MAX_JSON_BYTES",
-    "SUBJECT_PATTERN",
-    "Channel",
-    "CommandId",
-    "ConsentConfirmed",
-    "ConsentGranted",
-    "ConsentGrantedV1",
-    "ConsentWithdrawn",
-    "DoubleOptIn",
     "ErasedPersonalData",
-    "Event",
-    "EventBase",
     "Evidence",
-    "InteractionKind",
-    "InteractionRecorded",
     "InvalidEventError",
-    "LegalBasis",
     "MalformedEventError",
-    "Model",
-    "ObjectionRecorded",
     "Personal",
     "PersonalData",
-    "PolicyVersionAccepted",
-    "PolicyVersionPublished",
-    "PrintableText",
-    "ProcessingRestricted",
-    "PurposeRegistered",
-    "RestrictionLifted",
-    "Right",
-    "RightsOutcome",
-    "RightsRequestClosed",
-    "RightsRequestExtended",
-    "RightsRequestOpened",
     "SchemaError",
     "SealedPersonalData",
-    "Sha256Hex",
-    "ShortText",
-    "Slug",
-    "Source",
-    "SubjectErased",
-    "SubjectId",
     "UnknownEventTypeError",
-    "UnsubscribeClicked",
-    "UnsubscribeMethod",
     "UnsupportedSchemaVersionError",
-    "UtcDatetime",
-    "VersionLabel",
-    "WithdrawalReason",
     "dead_letter_topic_for",
     "dump_event",
     "event_to_json",
     "parse_event",
-    "upcast_consent_granted_v1_v2",
 ]
+__all__ += base.__all__
+__all__ += enums.__all__
+__all__ += events.__all__

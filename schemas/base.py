@@ -6,6 +6,19 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
 
+__all__ = [
+    "SUBJECT_PATTERN",
+    "CommandId",
+    "Model",
+    "PrintableText",
+    "Sha256Hex",
+    "ShortText",
+    "Slug",
+    "SubjectId",
+    "UtcDatetime",
+    "VersionLabel",
+]
+
 
 class Model(BaseModel):
     """A frozen model that rejects unknown fields."""

@@ -2,6 +2,18 @@
 
 from enum import StrEnum
 
+__all__ = [
+    "Channel",
+    "DoubleOptIn",
+    "InteractionKind",
+    "LegalBasis",
+    "Right",
+    "RightsOutcome",
+    "Source",
+    "UnsubscribeMethod",
+    "WithdrawalReason",
+]
+
 
 class Source(StrEnum):
     """Where the command that produced an event came from."""

@@ -30,6 +30,30 @@ from schemas.enums import (
 )
 from schemas.personal import Evidence, Personal
 
+__all__ = [
+    "CATALOG_SUBJECT",
+    "EVENT_CLASSES",
+    "ConsentConfirmed",
+    "ConsentGranted",
+    "ConsentGrantedV1",
+    "ConsentWithdrawn",
+    "Event",
+    "EventBase",
+    "InteractionRecorded",
+    "ObjectionRecorded",
+    "PolicyVersionAccepted",
+    "PolicyVersionPublished",
+    "ProcessingRestricted",
+    "PurposeRegistered",
+    "RestrictionLifted",
+    "RightsRequestClosed",
+    "RightsRequestExtended",
+    "RightsRequestOpened",
+    "SubjectErased",
+    "UnsubscribeClicked",
+    "upcast_consent_granted_v1_v2",
+]
+
 CATALOG_SUBJECT = "@catalog"
 """The subject of catalog events (purposes, policy versions); no person may use it."""
 

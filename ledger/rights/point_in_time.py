@@ -94,20 +94,28 @@ class PointInTimeAnswer:
         }
 
 
-def _event_json(logged: tuple[EventBase, int] | None) -> dict[str, Any] | None:
-    if logged is None:
-        return None
-    event, position = logged
+def logged_event_json(event: EventBase, position: int) -> dict[str, Any]:
+    """Where an event stands in the log, when and how it was recorded, and its evidence: what
+    answers and receipts show of a deciding event (never its personal data)."""
     return {
         "event_id": str(event.event_id),
         "event_type": event.event_type,
         "position": position,
         "occurred_at": event.occurred_at.isoformat(),
         "recorded_at": event.recorded_at.isoformat(),
-        "command_id": event.command_id,
         "source": event.source.value,
-        "actor": event.actor,
         "evidence": None if event.evidence is None else event.evidence.model_dump(mode="json"),
+    }
+
+
+def _event_json(logged: tuple[EventBase, int] | None) -> dict[str, Any] | None:
+    if logged is None:
+        return None
+    event, position = logged
+    return {
+        **logged_event_json(event, position),
+        "command_id": event.command_id,
+        "actor": event.actor,
         # What the event says besides its envelope (a withdrawal's reason, a grant's policy
         # version...); never its personal data.
         "fields": event.model_dump(mode="json", exclude=_ENVELOPE_FIELDS),

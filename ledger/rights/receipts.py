@@ -15,6 +15,7 @@ from ledger.audit.export import NotSealedError, export_bundle
 from ledger.audit.store import TreeStore
 from ledger.audit.tlog.note import NoteVerifier
 from ledger.domain.aggregates import aggregate_id
+from ledger.rights.point_in_time import logged_event_json
 from ledger.write.service import Ledger
 from schemas import (
     CATALOG_SUBJECT,
@@ -233,12 +234,6 @@ def _state(grant: ConsentGranted, later: list[Logged]) -> str:
 
 def _receipt_event(event: EventBase, position: int) -> dict[str, Any]:
     return {
-        "event_id": str(event.event_id),
-        "event_type": event.event_type,
-        "position": position,
-        "occurred_at": event.occurred_at.isoformat(),
-        "recorded_at": event.recorded_at.isoformat(),
-        "source": event.source.value,
+        **logged_event_json(event, position),
         "reason": event.reason.value if isinstance(event, ConsentWithdrawn) else None,
-        "evidence": None if event.evidence is None else event.evidence.model_dump(mode="json"),
     }

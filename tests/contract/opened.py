@@ -1,6 +1,8 @@
-"""What the contract suites share: every store a test opens is closed after it."""
+"""What the contract suites share: every store a test opens is closed after it, and where the
+adapters under test keep their data."""
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Protocol
 
 import pytest
@@ -21,3 +23,25 @@ class ClosesWhatItOpens:
         yield
         for store in self.opened:
             store.close()
+
+
+class OnSQLiteFile:
+    """Mixin: ``self.path`` is a SQLite file of the test's own."""
+
+    path: Path
+
+    @pytest.fixture(autouse=True)
+    def _sqlite_file(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "ledger.sqlite3"
+
+
+class OnPostgresSchema:
+    """Mixin: ``self.dsn`` and ``self.schema``, a PostgreSQL schema of the test's own."""
+
+    dsn: str
+    schema: str
+
+    @pytest.fixture(autouse=True)
+    def _postgres_schema(self, pg_dsn: str, schema: str) -> None:
+        self.dsn = pg_dsn
+        self.schema = schema

@@ -2,12 +2,11 @@
 
 from abc import ABC, abstractmethod
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
 from access.apikeys import ApiKeyStore, PostgresApiKeyStore, Scope, SQLiteApiKeyStore
-from tests.contract.opened import ClosesWhatItOpens
+from tests.contract.opened import ClosesWhatItOpens, OnPostgresSchema, OnSQLiteFile
 
 
 class ApiKeyStoreContract(ClosesWhatItOpens, ABC):
@@ -94,21 +93,12 @@ class ApiKeyStoreContract(ClosesWhatItOpens, ABC):
         assert store.authenticate(token) == key
 
 
-class TestSQLiteApiKeyStore(ApiKeyStoreContract):
-    @pytest.fixture(autouse=True)
-    def _storage(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "ledger.sqlite3"
-
+class TestSQLiteApiKeyStore(OnSQLiteFile, ApiKeyStoreContract):
     def new_store(self) -> ApiKeyStore:
         return SQLiteApiKeyStore(path=self.path)
 
 
 @pytest.mark.integration
-class TestPostgresApiKeyStore(ApiKeyStoreContract):
-    @pytest.fixture(autouse=True)
-    def _storage(self, pg_dsn: str, schema: str) -> None:
-        self.dsn = pg_dsn
-        self.schema = schema
-
+class TestPostgresApiKeyStore(OnPostgresSchema, ApiKeyStoreContract):
     def new_store(self) -> ApiKeyStore:
         return PostgresApiKeyStore(dsn=self.dsn, schema=self.schema)

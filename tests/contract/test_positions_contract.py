@@ -3,7 +3,6 @@
 import sqlite3
 from abc import ABC, abstractmethod
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -12,7 +11,7 @@ from psycopg import sql
 
 from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore
-from tests.contract.opened import ClosesWhatItOpens
+from tests.contract.opened import ClosesWhatItOpens, OnPostgresSchema, OnSQLiteFile
 
 
 class PositionStoreContract(ClosesWhatItOpens, ABC):
@@ -76,11 +75,7 @@ class PositionStoreContract(ClosesWhatItOpens, ABC):
         assert self.watermarks() == {(7, 1, 3)}
 
 
-class TestSQLitePositions(PositionStoreContract):
-    @pytest.fixture(autouse=True)
-    def _storage(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "ledger.sqlite3"
-
+class TestSQLitePositions(OnSQLiteFile, PositionStoreContract):
     def new_store(self) -> PositionStore:
         return SQLitePositions(path=self.path)
 
@@ -93,12 +88,7 @@ class TestSQLitePositions(PositionStoreContract):
 
 
 @pytest.mark.integration
-class TestPostgresPositions(PositionStoreContract):
-    @pytest.fixture(autouse=True)
-    def _storage(self, pg_dsn: str, schema: str) -> None:
-        self.dsn = pg_dsn
-        self.schema = schema
-
+class TestPostgresPositions(OnPostgresSchema, PositionStoreContract):
     def new_store(self) -> PositionStore:
         return PostgresPositions(dsn=self.dsn, schema=self.schema)
 

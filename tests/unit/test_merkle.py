@@ -276,6 +276,12 @@ def test_tampered_inclusion_proofs_are_rejected(store: MemoryNodeStore) -> None:
                 )
 
 
+def _refused(a: int, b: int, root_a: bytes, root_b: bytes, proof: Sequence[bytes]) -> None:
+    """The verifier refuses this consistency claim."""
+    with pytest.raises(ConsistencyProofError):
+        verify_consistency(first=a, second=b, first_root=root_a, second_root=root_b, proof=proof)
+
+
 def test_tampered_consistency_proofs_are_rejected(store: MemoryNodeStore) -> None:
     roots = [root(size=size, store=store) for size in range(MAX_SIZE + 1)]
     for second in range(2, MAX_SIZE + 1):
@@ -287,27 +293,13 @@ def test_tampered_consistency_proofs_are_rejected(store: MemoryNodeStore) -> Non
                 [*proof, roots[first]],
             ]
             for forged in forgeries:
-                with pytest.raises(ConsistencyProofError):
-                    verify_consistency(
-                        first=first,
-                        second=second,
-                        first_root=roots[first],
-                        second_root=roots[second],
-                        proof=forged,
-                    )
+                _refused(first, second, roots[first], roots[second], forged)
             for first_root, second_root in [
                 (_flip(roots[first], 0), roots[second]),
                 (roots[first], _flip(roots[second], 31)),
                 (roots[first - 1], roots[second]),
             ]:
-                with pytest.raises(ConsistencyProofError):
-                    verify_consistency(
-                        first=first,
-                        second=second,
-                        first_root=first_root,
-                        second_root=second_root,
-                        proof=proof,
-                    )
+                _refused(first, second, first_root, second_root, proof)
             # Claimed for other sizes (with their true roots), only the honest proof would pass.
             for other_first, other_second in [(first + 1, second), (first, second + 1)]:
                 if other_first > other_second or other_second > MAX_SIZE:
@@ -315,14 +307,7 @@ def test_tampered_consistency_proofs_are_rejected(store: MemoryNodeStore) -> Non
                 honest = consistency_proof(first=other_first, second=other_second, store=store)
                 if honest == proof:
                     continue
-                with pytest.raises(ConsistencyProofError):
-                    verify_consistency(
-                        first=other_first,
-                        second=other_second,
-                        first_root=roots[other_first],
-                        second_root=roots[other_second],
-                        proof=proof,
-                    )
+                _refused(other_first, other_second, roots[other_first], roots[other_second], proof)
 
 
 def test_verifier_refuses_impossible_inclusion_claims() -> None:

@@ -44,9 +44,15 @@ class TreeStore(ABC):
     def last_position(self) -> int:
         """The ledger position of the newest leaf (0 when none)."""
 
-    @abstractmethod
     def get_nodes(self, keys: Sequence[NodeKey], /) -> dict[NodeKey, bytes]:
         """Stored hashes of these nodes (level 0: the leaves); missing ones are left out."""
+        leaves = [idx for level, idx in keys if level == 0]
+        upper = [(level, idx) for level, idx in keys if level > 0]
+        return self._read_nodes(leaves, upper)
+
+    @abstractmethod
+    def _read_nodes(self, leaves: Sequence[int], upper: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
+        """The stored hashes of these leaves and of these nodes above them, in one read."""
 
     @abstractmethod
     def append(self, leaves: Sequence[Leaf], nodes: Mapping[NodeKey, bytes]) -> None:

@@ -79,10 +79,8 @@ class PostgresTreeStore(TreeStore):
             ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def get_nodes(self, keys: Sequence[NodeKey], /) -> dict[NodeKey, bytes]:
+    def _read_nodes(self, leaves: Sequence[int], upper: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
         found: dict[NodeKey, bytes] = {}
-        leaves = [idx for level, idx in keys if level == 0]
-        upper = [(level, idx) for level, idx in keys if level > 0]
         with self._connection() as conn:
             if leaves:
                 rows = conn.execute(

@@ -4,78 +4,12 @@
 whole package imports only the standard library and `cryptography`.
 """
 
-from ledger.audit.tlog.merkle import (
-    LeafIndexError,
-    MalformedHashError,
-    MemoryNodeStore,
-    MissingNodeError,
-    NodeKey,
-    NodeStore,
-    TreeSizeError,
-    consistency_proof,
-    inclusion_proof,
-    new_nodes,
-    root,
-)
-from ledger.audit.tlog.note import (
-    ED25519_SEED_SIZE,
-    Checkpoint,
-    CheckpointFormatError,
-    KeyFormatError,
-    MalformedNoteError,
-    NoteSigner,
-    NoteVerifier,
-    SignatureError,
-    generate_signer,
-    open_note,
-    parse_checkpoint,
-    private_key_bytes,
-    signer_from_seed,
-)
-from ledger.audit.tlog.verify import (
-    HASH_SIZE,
-    AuditError,
-    ConsistencyProofError,
-    InclusionProofError,
-    leaf_hash,
-    node_hash,
-    root_from_inclusion_proof,
-    verify_consistency,
-    verify_inclusion,
-)
+from ledger.audit.tlog import merkle, note, verify
+from ledger.audit.tlog.merkle import *  # noqa: F403
+from ledger.audit.tlog.note import *  # noqa: F403
+from ledger.audit.tlog.verify import *  # noqa: F403
 
-__all__ = [
-    "ED25519_SEED_SIZE",
-    "HASH_SIZE",
-    "AuditError",
-    "Checkpoint",
-    "CheckpointFormatError",
-    "ConsistencyProofError",
-    "InclusionProofError",
-    "KeyFormatError",
-    "LeafIndexError",
-    "MalformedHashError",
-    "MalformedNoteError",
-    "MemoryNodeStore",
-    "MissingNodeError",
-    "NodeKey",
-    "NodeStore",
-    "NoteSigner",
-    "NoteVerifier",
-    "SignatureError",
-    "TreeSizeError",
-    "consistency_proof",
-    "generate_signer",
-    "inclusion_proof",
-    "leaf_hash",
-    "new_nodes",
-    "node_hash",
-    "open_note",
-    "parse_checkpoint",
-    "private_key_bytes",
-    "root",
-    "root_from_inclusion_proof",
-    "signer_from_seed",
-    "verify_consistency",
-    "verify_inclusion",
-]
+__all__: list[str] = []
+__all__ += merkle.__all__
+__all__ += note.__all__
+__all__ += verify.__all__

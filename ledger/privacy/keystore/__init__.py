@@ -1,23 +1,9 @@
 """Per-person data keys: created on first use, wrapped under a master key, destroyed to erase."""
 
-from ledger.privacy.keystore.base import (
-    DATA_KEY_BYTES,
-    MASTER_KEY_BYTES,
-    DataKey,
-    DataKeyStore,
-    KeyRow,
-    WrappedKeyStore,
-)
+from ledger.privacy.keystore import base
+from ledger.privacy.keystore.base import *  # noqa: F403
 from ledger.privacy.keystore.postgres import PostgresDataKeyStore
 from ledger.privacy.keystore.sqlite import SQLiteDataKeyStore
 
-__all__ = [
-    "DATA_KEY_BYTES",
-    "MASTER_KEY_BYTES",
-    "DataKey",
-    "DataKeyStore",
-    "KeyRow",
-    "PostgresDataKeyStore",
-    "SQLiteDataKeyStore",
-    "WrappedKeyStore",
-]
+__all__ = ["PostgresDataKeyStore", "SQLiteDataKeyStore"]
+__all__ += base.__all__
