@@ -122,6 +122,16 @@ def _fail_the_next_append(ledger: Ledger) -> None:
     ledger.store.append = failing_once  # type: ignore[method-assign]
 
 
+def _regranted_under_a_new_key(ledger: Ledger, subject: str) -> str | None:
+    """The grant before the erasure reads as erased, the one after it as personal data: its
+    address is returned."""
+    history = ledger.history(subject, decrypt=True)
+    assert [e.event_type for e in history] == ["ConsentGranted", "SubjectErased", "ConsentGranted"]
+    assert isinstance(history[0].personal, ErasedPersonalData)
+    assert isinstance(history[2].personal, PersonalData)
+    return history[2].personal.address
+
+
 class LedgerContract:
     """Behaviour both persistence modes must show; subclasses give the store and key store."""
 
@@ -277,15 +287,7 @@ class LedgerContract:
         subject = ledger.execute(_grant(None, address="bob@example.org")).subject
         ledger.execute(EraseSubject(subject=subject, occurred_at=T0 + timedelta(days=1)))
         ledger.execute(_grant(None, address="bob@example.org", occurred_at=T0 + timedelta(days=2)))
-        history = ledger.history(subject, decrypt=True)
-        assert [e.event_type for e in history] == [
-            "ConsentGranted",
-            "SubjectErased",
-            "ConsentGranted",
-        ]
-        assert isinstance(history[0].personal, ErasedPersonalData)
-        assert isinstance(history[2].personal, PersonalData)
-        assert history[2].personal.address == "bob@example.org"
+        assert _regranted_under_a_new_key(ledger, subject) == "bob@example.org"
 
     def test_bad_input_raises_typed_errors_naming_the_field(self, ledger: Ledger) -> None:
         head = ledger.store.head()
@@ -450,14 +452,7 @@ class LedgerContract:
             ]
         )
         assert not any(isinstance(r, Exception) for r in results)
-        history = ledger.history(subject, decrypt=True)
-        assert [e.event_type for e in history] == [
-            "ConsentGranted",
-            "SubjectErased",
-            "ConsentGranted",
-        ]
-        assert isinstance(history[0].personal, ErasedPersonalData)
-        assert isinstance(history[2].personal, PersonalData)
+        assert _regranted_under_a_new_key(ledger, subject) == "erin@example.org"
 
     def test_a_bulk_writer_with_a_stale_copy_loses_nothing(
         self, ledger: Ledger, make_ledger: LedgerFactory

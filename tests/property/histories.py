@@ -15,8 +15,10 @@ from psycopg import sql
 from ledger.domain import commands
 from ledger.domain.commands import Command
 from ledger.domain.errors import LedgerError
+from ledger.domain.rules import Decision, decide
 from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
+from projections.facts import ProjectionReader
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
 from tests.helpers import empty_sqlite_ledger
@@ -173,3 +175,16 @@ def record(
         _project(ledger, conn, schema, after=start)
     while embedded.feed_once(ledger.store):
         pass
+
+
+def projected(
+    world: World, subject: str, purpose: str, channel: str, at: datetime
+) -> tuple[Decision, Decision]:
+    """What the PostgreSQL projection and the SQLite one decide for this check at ``at``."""
+    _, conn, schema, embedded = world
+    in_postgres = ProjectionReader(conn, schema=schema).facts(subject, purpose, channel)
+    in_sqlite = embedded.facts(subject, purpose, channel)
+    return (
+        decide(in_postgres, purpose=purpose, channel=channel, at=at),
+        decide(in_sqlite, purpose=purpose, channel=channel, at=at),
+    )

@@ -9,10 +9,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ledger.domain.rules import Reason, decide
+from ledger.domain.rules import Reason
 from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import person_log
-from projections.facts import ProjectionReader
 from tests.property.histories import (
     CHANNELS,
     POLICY_SHA,
@@ -20,6 +19,7 @@ from tests.property.histories import (
     T0,
     World,
     open_world,
+    projected,
     record,
     steps,
 )
@@ -55,27 +55,15 @@ def world(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterator[Wor
 def test_the_answer_at_now_is_the_projections_answer(
     world: World, history: list[tuple[Any, ...]], spacing: int
 ) -> None:
-    ledger, conn, schema, embedded = world
+    ledger = world[0]
     subject = f"s-{uuid4().hex[:12]}"
     record(world, [subject], history, every=timedelta(days=spacing))
-    reader = ProjectionReader(conn, schema=schema)
     now = datetime.now(UTC)
     log = person_log(ledger, subject)
     for purpose_ in (*PURPOSES, "unknown"):
         for channel_ in CHANNELS:
             answer = decision_at(log, subject=subject, purpose=purpose_, channel=channel_, at=now)
-            in_postgres = decide(
-                reader.facts(subject, purpose_, channel_),
-                purpose=purpose_,
-                channel=channel_,
-                at=now,
-            )
-            in_sqlite = decide(
-                embedded.facts(subject, purpose_, channel_),
-                purpose=purpose_,
-                channel=channel_,
-                at=now,
-            )
+            in_postgres, in_sqlite = projected(world, subject, purpose_, channel_, now)
             assert answer.decision == in_postgres == in_sqlite, (purpose_, channel_)
             reason = answer.decision.reason
             if reason in (Reason.UNKNOWN_PURPOSE, Reason.NEVER_GRANTED):
