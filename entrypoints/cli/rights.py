@@ -3,7 +3,7 @@
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 from uuid import UUID
 
 import typer
@@ -141,7 +141,13 @@ def retention_run(
         raise typer.Exit(code=1)
 
 
-def _record(command: OpenRightsRequest | ExtendRightsRequest | CloseRightsRequest) -> None:
+def _record(
+    kind: type[OpenRightsRequest | ExtendRightsRequest | CloseRightsRequest],
+    given: dict[str, Any],
+    **fields: Any,
+) -> None:
+    """Record an operator's command on a rights request and print its request id and position."""
+    command = build(kind, given, source=Source.ADMIN, actor="cli", **fields)
     with open_ledger() as ledger:
         result = ledger.execute(command)
     answer = {"request_id": str(command.request_id), "subject": result.subject}
@@ -157,16 +163,13 @@ def rights_open(
 ) -> None:
     """Open a request; it is due one month after it was received."""
     received = _aware(received_at)
-    command = build(
+    _record(
         OpenRightsRequest,
         {k: v for k, v in {"subject": subject, "address": address}.items() if v is not None},
         right=right,
         received_at=received,
         occurred_at=received,
-        source=Source.ADMIN,
-        actor="cli",
     )
-    _record(command)
 
 
 @requests_app.command("extend")
@@ -180,16 +183,11 @@ def rights_extend(
 ) -> None:
     """Extend a request's deadline, once, with a reason (GDPR art. 12(3))."""
     _record(
-        build(
-            ExtendRightsRequest,
-            subject=subject,
-            request_id=request_id,
-            due_at=_aware(due_at),
-            reason=reason,
-            occurred_at=_now(),
-            source=Source.ADMIN,
-            actor="cli",
-        )
+        ExtendRightsRequest,
+        {"subject": subject, "request_id": request_id},
+        due_at=_aware(due_at),
+        reason=reason,
+        occurred_at=_now(),
     )
 
 
@@ -201,15 +199,10 @@ def rights_close(
 ) -> None:
     """Close a request with its outcome."""
     _record(
-        build(
-            CloseRightsRequest,
-            subject=subject,
-            request_id=request_id,
-            outcome=outcome,
-            occurred_at=_now(),
-            source=Source.ADMIN,
-            actor="cli",
-        )
+        CloseRightsRequest,
+        {"subject": subject, "request_id": request_id},
+        outcome=outcome,
+        occurred_at=_now(),
     )
 
 
