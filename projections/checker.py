@@ -217,7 +217,12 @@ class Checker(ABC):
         Freshness is checked once, before the first answer.
         """
         self.wait_until_covered(min_position=min_position)
-        at = self._clock()
+        yield from self._decide_each(subjects, purpose, channel, self._clock())
+
+    def _decide_each(
+        self, subjects: Iterable[str], purpose: str, channel: str, at: datetime
+    ) -> Iterator[tuple[str, Decision]]:
+        """A decision per subject, in order, once freshness is known."""
         for subject in subjects:
             facts = self.facts(subject, purpose, channel)
             yield subject, decide(facts, purpose=purpose, channel=channel, at=at)
@@ -264,23 +269,11 @@ class SendChecker(Checker):
         ).fetchone()
         return int(row[0]) if row else 0
 
-    @metered_bulk
-    def bulk_check(
-        self,
-        subjects: Iterable[str],
-        purpose: str,
-        channel: str = "email",
-        *,
-        min_position: int | None = None,
+    def _decide_each(
+        self, subjects: Iterable[str], purpose: str, channel: str, at: datetime
     ) -> Iterator[tuple[str, Decision]]:
-        """Stream (subject, decision) for each subject, in order, in bounded memory.
-
-        Freshness is checked once, before the first answer. The subjects are copied into a
-        temporary table and decided by one query, whose answers stream back as they are read:
-        the first answer comes once the whole list is in.
-        """
-        self.wait_until_covered(min_position=min_position)
-        at = self._clock()
+        """The subjects are copied into a temporary table and decided by one query, whose answers
+        stream back as they are read: the first answer comes once the whole list is in."""
         catalog = self._reader.catalog(purpose)
         if catalog.purpose is None:
             unknown = _DECISIONS[Reason.UNKNOWN_PURPOSE.value]
