@@ -12,16 +12,8 @@ from hypothesis import strategies as st
 from ledger.domain.rules import decide, facts_from_log
 from ledger.write.service import Ledger
 from schemas import EventBase, parse_event
-from tests.property.histories import (
-    CHANNELS,
-    PURPOSES,
-    T0,
-    World,
-    open_world,
-    projected,
-    record,
-    steps,
-)
+from tests.property import histories
+from tests.property.histories import CHANNELS, PURPOSES, T0, World, open_world, record, steps
 
 pytestmark = pytest.mark.integration
 
@@ -57,7 +49,7 @@ def test_projection_and_replay_give_the_same_answer(
     for subject in subjects:
         for purpose_ in (*PURPOSES, "unknown"):
             for channel_ in CHANNELS:
-                in_postgres, in_sqlite = projected(world, subject, purpose_, channel_, at)
+                in_postgres, in_sqlite = histories.projected(world, subject, purpose_, channel_, at)
                 replayed = decide(
                     facts_from_log(log, subject=subject, purpose=purpose_, channel=channel_),
                     purpose=purpose_,

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from ledger.domain.rules import Reason
 from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import person_log
+from tests.property import histories
 from tests.property.histories import (
     CHANNELS,
     POLICY_SHA,
@@ -19,7 +20,6 @@ from tests.property.histories import (
     T0,
     World,
     open_world,
-    projected,
     record,
     steps,
 )
@@ -63,7 +63,7 @@ def test_the_answer_at_now_is_the_projections_answer(
     for purpose_ in (*PURPOSES, "unknown"):
         for channel_ in CHANNELS:
             answer = decision_at(log, subject=subject, purpose=purpose_, channel=channel_, at=now)
-            in_postgres, in_sqlite = projected(world, subject, purpose_, channel_, now)
+            in_postgres, in_sqlite = histories.projected(world, subject, purpose_, channel_, now)
             assert answer.decision == in_postgres == in_sqlite, (purpose_, channel_)
             reason = answer.decision.reason
             if reason in (Reason.UNKNOWN_PURPOSE, Reason.NEVER_GRANTED):

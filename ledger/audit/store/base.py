@@ -7,7 +7,7 @@ leaves); ``audit_checkpoints (size, root, note, created_at)`` keeps every signed
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -48,11 +48,16 @@ class TreeStore(ABC):
         """Stored hashes of these nodes (level 0: the leaves); missing ones are left out."""
         leaves = [idx for level, idx in keys if level == 0]
         upper = [(level, idx) for level, idx in keys if level > 0]
-        return self._read_nodes(leaves, upper)
+        return {
+            (int(level), int(idx)): bytes(digest)
+            for level, idx, digest in self._read_nodes(leaves, upper)
+        }
 
     @abstractmethod
-    def _read_nodes(self, leaves: Sequence[int], upper: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        """The stored hashes of these leaves and of these nodes above them, in one read."""
+    def _read_nodes(
+        self, leaves: Sequence[int], upper: Sequence[NodeKey]
+    ) -> Iterable[tuple[int, int, bytes]]:
+        """(level, index, hash) of those of these leaves (level 0) and upper nodes stored."""
 
     @abstractmethod
     def append(self, leaves: Sequence[Leaf], nodes: Mapping[NodeKey, bytes]) -> None:

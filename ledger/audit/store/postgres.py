@@ -1,7 +1,7 @@
 """The audit tree in PostgreSQL, in the ledger's schema next to the event table."""
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -79,28 +79,19 @@ class PostgresTreeStore(TreeStore):
             ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def _read_nodes(self, leaves: Sequence[int], upper: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        found: dict[NodeKey, bytes] = {}
+    def _read_nodes(
+        self, leaves: Sequence[int], upper: Sequence[NodeKey]
+    ) -> Iterable[tuple[int, int, bytes]]:
+        query = sql.SQL(
+            "select 0, idx, hash from {leaves} where idx = any(%b) union all "
+            "select n.level, n.idx, n.hash from {nodes} n "
+            "join unnest(%b::integer[], %b::bigint[]) as k(level, idx) "
+            "on n.level = k.level and n.idx = k.idx"
+        ).format(leaves=self._t("audit_leaves"), nodes=self._t("audit_nodes"))
         with self._connection() as conn:
-            if leaves:
-                rows = conn.execute(
-                    sql.SQL("select idx, hash from {} where idx = any(%b)").format(
-                        self._t("audit_leaves")
-                    ),
-                    [leaves],
-                ).fetchall()
-                found.update({(0, int(i)): bytes(h) for i, h in rows})
-            if upper:
-                rows = conn.execute(
-                    sql.SQL(
-                        "select n.level, n.idx, n.hash from {} n "
-                        "join unnest(%b::integer[], %b::bigint[]) as k(level, idx) "
-                        "on n.level = k.level and n.idx = k.idx"
-                    ).format(self._t("audit_nodes")),
-                    [[k[0] for k in upper], [k[1] for k in upper]],
-                ).fetchall()
-                found.update({(int(lv), int(i)): bytes(h) for lv, i, h in rows})
-        return found
+            return conn.execute(
+                query, [list(leaves), [k[0] for k in upper], [k[1] for k in upper]]
+            ).fetchall()
 
     def append(self, leaves: Sequence[Leaf], nodes: Mapping[NodeKey, bytes]) -> None:
         upper = [(level, idx, digest) for (level, idx), digest in nodes.items() if level > 0]

@@ -2,7 +2,7 @@
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
@@ -70,24 +70,23 @@ class SQLiteTreeStore(TreeStore):
             ).fetchone()
         return 0 if row is None else int(row[0])
 
-    def _read_nodes(self, leaves: Sequence[int], upper: Sequence[NodeKey]) -> dict[NodeKey, bytes]:
-        found: dict[NodeKey, bytes] = {}
+    def _read_nodes(
+        self, leaves: Sequence[int], upper: Sequence[NodeKey]
+    ) -> Iterable[tuple[int, int, bytes]]:
+        rows: list[tuple[int, int, bytes]] = []
         with self._cursor() as cursor:
             if leaves:
                 marks = ",".join("?" * len(leaves))
-                query = f"select idx, hash from audit_leaves where idx in ({marks})"  # noqa: S608
-                for idx, digest in cursor.execute(query, leaves):
-                    found[(0, idx)] = bytes(digest)
+                query = f"select 0, idx, hash from audit_leaves where idx in ({marks})"  # noqa: S608
+                rows.extend(cursor.execute(query, leaves))
             if upper:
                 marks = ",".join("(?,?)" for _ in upper)
                 query = (
                     "select level, idx, hash from audit_nodes "  # noqa: S608 - placeholders only
                     f"where (level, idx) in (values {marks})"
                 )
-                flat = [value for key in upper for value in key]
-                for level, idx, digest in cursor.execute(query, flat):
-                    found[(level, idx)] = bytes(digest)
-        return found
+                rows.extend(cursor.execute(query, [value for key in upper for value in key]))
+        return rows
 
     def append(self, leaves: Sequence[Leaf], nodes: Mapping[NodeKey, bytes]) -> None:
         with self._cursor(write=True) as cursor:
