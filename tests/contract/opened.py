@@ -3,13 +3,16 @@ adapters under test keep their data."""
 
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 import pytest
 
 
 class Closable(Protocol):
     def close(self) -> None: ...
+
+
+S = TypeVar("S", bound="Closable")
 
 
 class ClosesWhatItOpens:
@@ -23,6 +26,11 @@ class ClosesWhatItOpens:
         yield
         for store in self.opened:
             store.close()
+
+    def kept(self, store: S) -> S:
+        """``store``, to be closed after the test."""
+        self.opened.append(store)
+        return store
 
 
 class OnSQLiteFile:

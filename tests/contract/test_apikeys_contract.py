@@ -17,9 +17,8 @@ class ApiKeyStoreContract(ClosesWhatItOpens, ABC):
         """A new store over this test's storage (shared by every instance)."""
 
     def open_store(self) -> ApiKeyStore:
-        store = self.new_store()
+        store = self.kept(self.new_store())
         store.migrate()
-        self.opened.append(store)
         return store
 
     @pytest.fixture

@@ -26,9 +26,7 @@ class PositionStoreContract(ClosesWhatItOpens, ABC):
         """Every stored (position, partition, next offset), read from the tables."""
 
     def open_store(self) -> PositionStore:
-        store = self.new_store()
-        self.opened.append(store)
-        return store
+        return self.kept(self.new_store())
 
     @pytest.fixture
     def positions(self) -> PositionStore:
