@@ -7,6 +7,15 @@ from typing import Protocol, TypeVar
 
 import pytest
 
+from ledger.audit.sealer import Sealer, SealerConfig
+from ledger.audit.store import TreeStore
+from ledger.audit.tlog.note import NoteSigner
+from ledger.domain.identity import SubjectHasher
+from ledger.privacy.keystore import DataKeyStore
+from ledger.store.events import LedgerStore, StoreConfig
+from ledger.write.group_commit import GroupCommitConfig
+from ledger.write.service import Ledger, LedgerConfig
+
 
 class Closable(Protocol):
     def close(self) -> None: ...
@@ -53,3 +62,25 @@ class OnPostgresSchema:
     def _postgres_schema(self, pg_dsn: str, schema: str) -> None:
         self.dsn = pg_dsn
         self.schema = schema
+
+
+def audited_ledger(
+    store: StoreConfig,
+    keys: DataKeyStore,
+    tree: TreeStore,
+    *,
+    signer: NoteSigner,
+    sealing: SealerConfig,
+    max_batch: int,
+) -> tuple[Ledger, Sealer]:
+    """A ledger on ``store`` (fixed test secret, group commit that does not wait for company)
+    and the sealer of its audit ``tree``, both migrated."""
+    keys.migrate()
+    ledger = Ledger(
+        store=LedgerStore(store),
+        keys=keys,
+        hasher=SubjectHasher(secret=b"h" * 32),
+        config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=max_batch, max_wait_s=0)),
+    )
+    tree.migrate()
+    return ledger, Sealer(store=ledger.store, tree=tree, signer=signer, config=sealing)

@@ -34,12 +34,11 @@ from ledger.domain.commands import (
     RegisterPurpose,
     Unsubscribe,
 )
-from ledger.domain.identity import SubjectHasher
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
-from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
-from ledger.write.group_commit import GroupCommitConfig
-from ledger.write.service import Ledger, LedgerConfig
+from ledger.store.events import PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.write.service import Ledger
 from schemas import PersonalData
+from tests.contract.opened import audited_ledger
 
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 SIGNER = signer_from_seed("ledger.test/audit", b"\x07" * 32)
@@ -134,21 +133,15 @@ class AuditContract:
         return verify_ledger(store=self.ledger.store, tree=self.tree, verifier=SIGNER.verifier())
 
     def setup_ledger(self, store: StoreConfig, keys: DataKeyStore, tree: TreeStore) -> None:
-        keys.migrate()
-        self.ledger = Ledger(
-            store=LedgerStore(store),
-            keys=keys,
-            hasher=SubjectHasher(secret=b"h" * 32),
-            config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=8, max_wait_s=0)),
-        )
-        tree.migrate()
-        self.tree = tree
-        self.sealer = Sealer(
-            store=self.ledger.store,
-            tree=tree,
+        self.ledger, self.sealer = audited_ledger(
+            store,
+            keys,
+            tree,
             signer=SIGNER,
-            config=SealerConfig(origin=SIGNER.name, checkpoint_every_events=4),
+            sealing=SealerConfig(origin=SIGNER.name, checkpoint_every_events=4),
+            max_batch=8,
         )
+        self.tree = tree
         self.ledger.execute(
             RegisterPurpose(
                 purpose="newsletter", legal_basis="consent", description="n", occurred_at=T0

@@ -32,9 +32,8 @@ from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDa
 from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from ledger.rights.retention import run_retention
-from ledger.store.events import LedgerStore, PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
-from ledger.write.group_commit import GroupCommitConfig
-from ledger.write.service import Ledger, LedgerConfig
+from ledger.store.events import PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
+from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
 from projections.rights import OpenRequest, summarise
 from projections.store.postgres import PostgresProjectionStore
@@ -44,6 +43,7 @@ from schemas import (
     PersonalData,
     parse_event,
 )
+from tests.contract.opened import audited_ledger
 
 # Relative to today, so that "now" stays inside the three years a prospect's consent lasts.
 T0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=700)
@@ -100,18 +100,10 @@ class World(ABC):
     sealer: Sealer
 
     def setup(self, store: StoreConfig, keys: DataKeyStore, tree: TreeStore) -> None:
-        keys.migrate()
-        self.ledger = Ledger(
-            store=LedgerStore(store),
-            keys=keys,
-            hasher=SubjectHasher(secret=b"h" * 32),
-            config=LedgerConfig(group_commit=GroupCommitConfig(max_batch=16, max_wait_s=0)),
+        self.ledger, self.sealer = audited_ledger(
+            store, keys, tree, signer=SIGNER, sealing=SealerConfig(SIGNER.name), max_batch=16
         )
-        tree.migrate()
         self.tree = tree
-        self.sealer = Sealer(
-            store=self.ledger.store, tree=tree, signer=SIGNER, config=SealerConfig(SIGNER.name)
-        )
         for command in CATALOG:
             self.ledger.execute(command)
 
