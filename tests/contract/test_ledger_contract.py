@@ -7,12 +7,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
-import psycopg
 import pytest
 from eventsourcing.persistence import OperationalError
-from psycopg import sql
 
 from ledger.domain.aggregates import Person
 from ledger.domain.commands import (
@@ -528,10 +525,7 @@ class TestSQLiteLedger(LedgerContract):
 @pytest.mark.integration
 class TestPostgresLedger(LedgerContract):
     @pytest.fixture
-    def make_ledger(self, pg_dsn: str) -> Iterator[LedgerFactory]:
-        schema = f"ledger_{uuid4().hex[:10]}"
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+    def make_ledger(self, pg_dsn: str, schema: str) -> Iterator[LedgerFactory]:
         made: list[Ledger] = []
 
         def make() -> Ledger:
@@ -545,5 +539,3 @@ class TestPostgresLedger(LedgerContract):
         yield make
         for ledger in made:
             ledger.close()
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))

@@ -11,7 +11,6 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from uuid import uuid4
 
 import psycopg
 import pytest
@@ -545,17 +544,13 @@ class _SQLiteWorld(World):
 @pytest.mark.integration
 class TestPostgresRights(RightsContract):
     @pytest.fixture
-    def world(self, pg_dsn: str) -> Iterator[World]:
-        schema = f"rights_{uuid4().hex[:10]}"
+    def world(self, pg_dsn: str, schema: str) -> Iterator[World]:
+        # The projection's schema: named after the test's own, so dropped with it.
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            for name in (schema, f"{schema}_p"):
-                conn.execute(sql.SQL("create schema {}").format(sql.Identifier(name)))
+            conn.execute(sql.SQL("create schema {}").format(sql.Identifier(f"{schema}_p")))
         world = _PostgresWorld(pg_dsn, schema)
         yield world
         world.close()
-        with psycopg.connect(pg_dsn, autocommit=True) as conn:
-            for name in (schema, f"{schema}_p"):
-                conn.execute(sql.SQL("drop schema {} cascade").format(sql.Identifier(name)))
 
 
 class _PostgresWorld(World):
