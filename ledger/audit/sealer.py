@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from ledger.audit.store import Leaf, StoredCheckpoint, TreeStore, now_utc
@@ -36,24 +36,16 @@ class SealerConfig:
     """The longest pause between attempts while the database is down."""
 
 
+@dataclass(kw_only=True, eq=False)
 class Sealer:
     """Turns stored events into leaves and checkpoints; one sealer per ledger at a time."""
 
-    def __init__(
-        self,
-        *,
-        store: LedgerStore,
-        tree: TreeStore,
-        signer: NoteSigner,
-        config: SealerConfig,
-        clock: Callable[[], datetime] = now_utc,
-    ) -> None:
-        self.store = store
-        self.tree = tree
-        self.signer = signer
-        self.config = config
-        self.clock = clock
-        self._last_checkpoint_at = time.monotonic()
+    store: LedgerStore
+    tree: TreeStore
+    signer: NoteSigner
+    config: SealerConfig
+    clock: Callable[[], datetime] = now_utc
+    _last_checkpoint_at: float = field(default_factory=time.monotonic, init=False)
 
     def seal(self, *, limit: int = SEAL_BATCH) -> int:
         """Seal up to ``limit`` new events; returns how many."""

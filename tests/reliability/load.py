@@ -95,34 +95,26 @@ class Seen:
     checks_answered: int = 0
 
 
+@dataclass(kw_only=True, eq=False)
 class MixedLoad:
-    def __init__(
-        self,
-        *,
-        api: str,
-        keys: dict[str, str],
-        dsn: str,
-        schema: str,
-        tokens: UnsubscribeTokenCodec,
-        hasher: SubjectHasher,
-        rates: Rates,
-        seed: int = 1,
-    ) -> None:
-        self.api = api
-        self.keys = keys
-        self.dsn = dsn
-        self.schema = schema
-        self.tokens = tokens
-        self.hasher = hasher
-        self.rates = rates
-        self.seen = Seen()
-        self._random = random.Random(seed)
+    api: str
+    keys: dict[str, str]
+    dsn: str
+    schema: str
+    tokens: UnsubscribeTokenCodec
+    hasher: SubjectHasher
+    rates: Rates
+    seed: int = 1
+    seen: Seen = field(default_factory=Seen, init=False)
+    _granted: list[str] = field(default_factory=list, init=False)
+    """Subjects with an acknowledged consent, not withdrawn, never clicked."""
+    _withdrawn: list[str] = field(default_factory=list, init=False)
+    _busy: set[str] = field(default_factory=set, init=False)
+    _clients: dict[str, httpx.AsyncClient] = field(default_factory=dict, init=False)
+
+    def __post_init__(self) -> None:
+        self._random = random.Random(self.seed)
         self._names = itertools.count()
-        self._granted: list[str] = []
-        """Subjects with an acknowledged consent, not withdrawn, never clicked."""
-        self._withdrawn: list[str] = []
-        self._busy: set[str] = set()
-        self._clients: dict[str, httpx.AsyncClient] = {}
 
     # --- HTTP -------------------------------------------------------------------------------
 
