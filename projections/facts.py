@@ -22,7 +22,7 @@ from ledger.domain.rules import (
     SuppressionReason,
 )
 
-_FACTS_TABLES = (
+FACTS_TABLES = (
     "purposes",
     "policy_versions",
     "consent_state",
@@ -30,6 +30,7 @@ _FACTS_TABLES = (
     "restriction",
     "interaction",
 )
+"""The projection tables a check reads its facts from."""
 _FACTS_QUERY = """
 select p.legal_basis, p.max_age_days, p.direct_marketing,
     (select coalesce(json_agg(json_build_array(
@@ -54,7 +55,7 @@ def facts_query(schema: str) -> sql.Composed:
     reading they do.
     """
     return sql.SQL(_FACTS_QUERY).format(
-        **{name: sql.Identifier(schema, name) for name in _FACTS_TABLES}
+        **{name: sql.Identifier(schema, name) for name in FACTS_TABLES}
     )
 
 

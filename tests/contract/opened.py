@@ -42,28 +42,6 @@ class ClosesWhatItOpens:
         return store
 
 
-class OnSQLiteFile:
-    """Mixin: ``self.path`` is a SQLite file of the test's own."""
-
-    path: Path
-
-    @pytest.fixture(autouse=True)
-    def _sqlite_file(self, tmp_path: Path) -> None:
-        self.path = tmp_path / "ledger.sqlite3"
-
-
-class OnPostgresSchema:
-    """Mixin: ``self.dsn`` and ``self.schema``, a PostgreSQL schema of the test's own."""
-
-    dsn: str
-    schema: str
-
-    @pytest.fixture(autouse=True)
-    def _postgres_schema(self, pg_dsn: str, schema: str) -> None:
-        self.dsn = pg_dsn
-        self.schema = schema
-
-
 def audited_ledger(
     store: StoreConfig,
     keys: DataKeyStore,
@@ -84,3 +62,25 @@ def audited_ledger(
     )
     tree.migrate()
     return ledger, Sealer(store=ledger.store, tree=tree, signer=signer, config=sealing)
+
+
+class OnSQLiteFile:
+    """Mixin: ``self.path`` is a SQLite file of the test's own."""
+
+    path: Path
+
+    @pytest.fixture(autouse=True)
+    def _sqlite_file(self, tmp_path: Path) -> None:
+        self.path = tmp_path / "ledger.sqlite3"
+
+
+class OnPostgresSchema:
+    """Mixin: ``self.dsn`` and ``self.schema``, a PostgreSQL schema of the test's own."""
+
+    dsn: str
+    schema: str
+
+    @pytest.fixture(autouse=True)
+    def _postgres_schema(self, pg_dsn: str, schema: str) -> None:
+        self.dsn = pg_dsn
+        self.schema = schema

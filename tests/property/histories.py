@@ -188,3 +188,16 @@ def projected(
         decide(in_postgres, purpose=purpose, channel=channel, at=at),
         decide(in_sqlite, purpose=purpose, channel=channel, at=at),
     )
+
+
+def world_fixture(name: str, *, reconsent_from: datetime) -> Any:
+    """A module's ``world`` fixture: one world for all of the module's examples."""
+
+    @pytest.fixture(scope="module")
+    def world(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterator[World]:
+        with open_world(
+            tmp_path_factory, pg_dsn, name=name, reconsent_from=reconsent_from
+        ) as opened:
+            yield opened
+
+    return world

@@ -16,7 +16,7 @@ from psycopg import sql
 
 from ledger.domain.rules import decide
 from projections.checker import CheckerConfig, SendChecker
-from projections.facts import ProjectionReader
+from projections.facts import FACTS_TABLES, ProjectionReader
 from projections.freshness import Freshness
 from projections.loop_checker import LoopSendChecks
 from projections.store.postgres import migrate
@@ -28,14 +28,6 @@ SUBJECTS = ("ann", "bob", "cat", "dan", "eve")
 PURPOSES = ("newsletter", "offers", "service")
 CHANNELS = ("email", "sms")
 VERSIONS = ("v1", "v2", "v3")
-TABLES = (
-    "purposes",
-    "policy_versions",
-    "consent_state",
-    "suppression",
-    "restriction",
-    "interaction",
-)
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +99,7 @@ def _load(conn: psycopg.Connection[Any], schema: str, projection: dict[str, Any]
         return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
 
     with conn.transaction():
-        conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(map(t, TABLES))))
+        conn.execute(sql.SQL("truncate {}").format(sql.SQL(", ").join(map(t, FACTS_TABLES))))
         conn.cursor().executemany(
             sql.SQL("insert into {} values (%s, %s, %s, %s, 1)").format(t("purposes")),
             [(purpose, *row) for purpose, row in projection["purposes"].items()],

@@ -1,6 +1,5 @@
 """For random histories, both projections (PostgreSQL and embedded SQLite) answer as a replay."""
 
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from uuid import uuid4
@@ -13,17 +12,12 @@ from ledger.domain.rules import decide, facts_from_log
 from ledger.write.service import Ledger
 from schemas import EventBase, parse_event
 from tests.property import histories
-from tests.property.histories import CHANNELS, PURPOSES, T0, World, open_world, record, steps
+from tests.property.histories import CHANNELS, PURPOSES, T0, World, record, steps
 
 pytestmark = pytest.mark.integration
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterator[World]:
-    with open_world(
-        tmp_path_factory, pg_dsn, name="decide", reconsent_from=T0 + timedelta(days=400)
-    ) as world:
-        yield world
+world = histories.world_fixture("decide", reconsent_from=T0 + timedelta(days=400))
 
 
 def _log(ledger: Ledger) -> list[tuple[EventBase, int]]:

@@ -1,6 +1,5 @@
 """For random histories, the answer at now is the projections' answer, with its evidence."""
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import uuid4
@@ -19,7 +18,6 @@ from tests.property.histories import (
     PURPOSES,
     T0,
     World,
-    open_world,
     record,
     steps,
 )
@@ -40,12 +38,7 @@ DECIDED_BY: dict[Reason | None, set[str]] = {
 }
 
 
-@pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, pg_dsn: str) -> Iterator[World]:
-    with open_world(
-        tmp_path_factory, pg_dsn, name="pit", reconsent_from=T0 + timedelta(days=200)
-    ) as world:
-        yield world
+world = histories.world_fixture("pit", reconsent_from=T0 + timedelta(days=200))
 
 
 @settings(
