@@ -21,3 +21,6 @@ OccurredOption = Annotated[
         help="When it happened, with a time zone (default: now).", formats=["%Y-%m-%dT%H:%M:%S%z"]
     ),
 ]
+TopicOption = Annotated[
+    str | None, typer.Option(help="The event topic (default: CONSENT_KAFKA_TOPIC).")
+]

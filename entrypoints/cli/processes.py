@@ -23,6 +23,7 @@ from entrypoints.bootstrap import (
 from entrypoints.bootstrap_cli import build_consumer, start_embedded_followers
 from entrypoints.cli.console import err, load_settings
 from entrypoints.cli.opening import once_the_database_answers
+from entrypoints.cli.options import TopicOption
 from entrypoints.http import create_app
 from entrypoints.settings import Settings
 from ledger.domain.errors import ConfigurationError, LedgerError
@@ -100,9 +101,7 @@ def consume(
     group: Annotated[
         str, typer.Option(help="Consumer group: one per set of projection tables.")
     ] = "consent-ledger-projections",
-    topic: Annotated[
-        str | None, typer.Option(help="The event topic (default: CONSENT_KAFKA_TOPIC).")
-    ] = None,
+    topic: TopicOption = None,
     batch: Annotated[int, typer.Option(min=1, help="Records per transaction at most.")] = 2_000,
 ) -> None:
     """Apply the event topic to the projection tables in PostgreSQL (production mode).

@@ -10,6 +10,7 @@ from kafka.errors import KafkaError
 from consumers.topic_rebuild import rebuild_from_kafka
 from entrypoints.bootstrap import build_embedded_projection, build_store
 from entrypoints.cli.console import err, load_settings, progress_bar
+from entrypoints.cli.options import TopicOption
 from projections.rebuild import (
     ProjectionName,
     RebuildResult,
@@ -38,9 +39,7 @@ def replay(
     group: Annotated[
         str, typer.Option(help="The consumer group that keeps the projection current.")
     ] = "consent-ledger-projections",
-    topic: Annotated[
-        str | None, typer.Option(help="The event topic (default: CONSENT_KAFKA_TOPIC).")
-    ] = None,
+    topic: TopicOption = None,
 ) -> None:
     """Rebuild a projection from scratch into fresh tables, then swap them in atomically.
 
