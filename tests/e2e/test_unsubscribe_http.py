@@ -85,6 +85,14 @@ def one_click(url: str, token: str) -> httpx.Response:
     return httpx.post(f"{url}/u/{token}", content=ONE_CLICK_BODY, headers=FORM)
 
 
+@contextmanager
+def _records_nothing(ledger: Ledger) -> Iterator[None]:
+    """What runs inside stores no event."""
+    head = ledger.store.head()
+    yield
+    assert ledger.store.head() == head
+
+
 def test_get_shows_an_accessible_page_and_changes_nothing(
     url: str, ledger: Ledger, codec: UnsubscribeTokenCodec
 ) -> None:
@@ -147,15 +155,14 @@ def test_repeated_clicks_append_nothing(
 ) -> None:
     token = codec.issue(subject="p-3", purpose="newsletter")
     assert one_click(url, token).status_code == 200
-    head = ledger.store.head()
-    for _ in range(3):
-        assert one_click(url, token).status_code == 200
-    page = httpx.post(f"{url}/u/{token}", data={"confirm": "unsubscribe"})
-    assert page.status_code == 200
-    with ThreadPoolExecutor(max_workers=16) as pool:
-        statuses = list(pool.map(lambda _: one_click(url, token).status_code, range(32)))
-    assert statuses == [200] * 32
-    assert ledger.store.head() == head
+    with _records_nothing(ledger):
+        for _ in range(3):
+            assert one_click(url, token).status_code == 200
+        page = httpx.post(f"{url}/u/{token}", data={"confirm": "unsubscribe"})
+        assert page.status_code == 200
+        with ThreadPoolExecutor(max_workers=16) as pool:
+            statuses = list(pool.map(lambda _: one_click(url, token).status_code, range(32)))
+        assert statuses == [200] * 32
     assert len(clicks(ledger, "p-3")) == 1
 
 
@@ -201,9 +208,8 @@ def test_a_new_subscription_lets_an_old_link_unsubscribe_again(
     assert one_click(url, token).status_code == 200
     assert len(clicks(ledger, "p-6")) == 2
     assert ledger.person("p-6").unsubscribed == {"newsletter"}  # type: ignore[union-attr]
-    head = ledger.store.head()
-    assert one_click(url, token).status_code == 200
-    assert ledger.store.head() == head
+    with _records_nothing(ledger):
+        assert one_click(url, token).status_code == 200
 
 
 def _forgeries(codec: UnsubscribeTokenCodec) -> dict[str, tuple[str, int]]:
@@ -226,51 +232,48 @@ def _forgeries(codec: UnsubscribeTokenCodec) -> dict[str, tuple[str, int]]:
 def test_a_bad_token_is_refused_and_records_nothing(
     url: str, ledger: Ledger, codec: UnsubscribeTokenCodec
 ) -> None:
-    head = ledger.store.head()
-    for name, (token, status) in _forgeries(codec).items():
-        response = one_click(url, token)
-        assert response.status_code == status, name
-        assert response.headers["content-type"] == "application/problem+json", name
-        assert token not in response.text, name
-        page = httpx.get(f"{url}/u/{token}")
-        assert page.status_code == status, name
-        assert page.headers["content-type"].startswith("text/html"), name
-        button = httpx.post(f"{url}/u/{token}", data={"confirm": "unsubscribe"})
-        assert button.status_code == status, name
-        assert "Nothing was changed" in button.text, name
-    assert ledger.store.head() == head
+    with _records_nothing(ledger):
+        for name, (token, status) in _forgeries(codec).items():
+            response = one_click(url, token)
+            assert response.status_code == status, name
+            assert response.headers["content-type"] == "application/problem+json", name
+            assert token not in response.text, name
+            page = httpx.get(f"{url}/u/{token}")
+            assert page.status_code == status, name
+            assert page.headers["content-type"].startswith("text/html"), name
+            button = httpx.post(f"{url}/u/{token}", data={"confirm": "unsubscribe"})
+            assert button.status_code == status, name
+            assert "Nothing was changed" in button.text, name
 
 
 def test_a_post_without_the_one_click_body_records_nothing(
     url: str, ledger: Ledger, codec: UnsubscribeTokenCodec
 ) -> None:
     token = codec.issue(subject="p-8")
-    head = ledger.store.head()
-    for body in ("", "List-Unsubscribe=Yes", "confirm=no"):
-        response = httpx.post(f"{url}/u/{token}", content=body, headers=FORM)
-        assert response.status_code == 400, body
-        assert response.json()["type"].endswith("one-click-body-required")
-    assert ledger.store.head() == head
+    with _records_nothing(ledger):
+        for body in ("", "List-Unsubscribe=Yes", "confirm=no"):
+            response = httpx.post(f"{url}/u/{token}", content=body, headers=FORM)
+            assert response.status_code == 400, body
+            assert response.json()["type"].endswith("one-click-body-required")
 
 
 def test_an_oversize_body_is_413_and_records_nothing(
     url: str, ledger: Ledger, codec: UnsubscribeTokenCodec
 ) -> None:
     token = codec.issue(subject="p-9")
-    head = ledger.store.head()
-    big = ONE_CLICK_BODY + "&pad=" + "x" * MAX_BODY_BYTES
-    declared = httpx.post(f"{url}/u/{token}", content=big, headers=FORM)
-    assert declared.status_code == 413
+    with _records_nothing(ledger):
+        big = ONE_CLICK_BODY + "&pad=" + "x" * MAX_BODY_BYTES
+        declared = httpx.post(f"{url}/u/{token}", content=big, headers=FORM)
+        assert declared.status_code == 413
 
-    def chunks() -> Iterator[bytes]:
-        yield ONE_CLICK_BODY.encode()
-        for _ in range(8):
-            yield b"&pad=" + b"x" * 1024
+        def chunks() -> Iterator[bytes]:
+            yield ONE_CLICK_BODY.encode()
+            for _ in range(8):
+                yield b"&pad=" + b"x" * 1024
 
-    # No Content-Length: the limit must hold on the bytes actually sent.
-    chunked = httpx.post(f"{url}/u/{token}", content=chunks(), headers=FORM)
-    assert chunked.status_code == 413
-    assert ledger.store.head() == head
+        # No Content-Length: the limit must hold on the bytes actually sent.
+        chunked = httpx.post(f"{url}/u/{token}", content=chunks(), headers=FORM)
+        assert chunked.status_code == 413
     assert one_click(url, token).status_code == 200
 
 
