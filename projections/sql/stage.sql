@@ -23,6 +23,13 @@ create temp table if not exists projection_stage_consent_withdraw_email (
     last_position bigint
 );
 
+create temp table if not exists projection_stage_consent_erase (
+    round integer not null,
+    subject text,
+    since timestamptz,
+    last_position bigint
+);
+
 create temp table if not exists projection_stage_suppression_upsert (
     round integer not null,
     subject text,
