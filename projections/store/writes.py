@@ -10,7 +10,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.domain.rules import ERASED_SCOPE, EVERY_PURPOSE
+from ledger.domain.rules import EMAIL, ERASED_SCOPE, EVERY_PURPOSE
 from schemas import (
     ConsentConfirmed,
     ConsentGranted,
@@ -78,25 +78,18 @@ CONSENT = Write(
         + _GUARD
     ),
 )
-WITHDRAW_EMAIL = Write(
-    "consent_withdraw_email",
+WITHDRAW_CONSENTS = Write(
+    "consent_withdraw",
     "consent_state",
-    ("subject", "purpose", "since", "last_position"),
-    ("text", "text", "timestamptz", "int8"),
-    "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = s.since, "
+    ("subject", "purpose", "channel", "reason", "since", "last_position"),
+    ("text", "text", "text", "text", "timestamptz", "int8"),
+    "update {t} set status = 'withdrawn', reason = s.reason, since = s.since, "
     "last_position = s.last_position from {rows} where {t}.subject = s.subject and "
-    "{t}.channel = 'email' and ({t}.purpose = s.purpose or s.purpose is null)"
-    " and {t}.last_position < s.last_position",
+    "({t}.channel = s.channel or s.channel is null) and "
+    "({t}.purpose = s.purpose or s.purpose is null) and {t}.last_position < s.last_position",
 )
-ERASE_CONSENTS = Write(
-    "consent_erase",
-    "consent_state",
-    ("subject", "since", "last_position"),
-    ("text", "timestamptz", "int8"),
-    "update {t} set status = 'withdrawn', reason = 'erased', since = s.since, "
-    "last_position = s.last_position from {rows} where {t}.subject = s.subject"
-    " and {t}.last_position < s.last_position",
-)
+"""Every consent on file of a person that an unsubscribe (email, one purpose or all) or an
+erasure (every channel and purpose) ends; a null purpose or channel means every one."""
 SUPPRESS = Write(
     "suppression_upsert",
     "suppression",
@@ -193,8 +186,7 @@ INTERACTION = Write(
 )
 WRITES = (
     CONSENT,
-    WITHDRAW_EMAIL,
-    ERASE_CONSENTS,
+    WITHDRAW_CONSENTS,
     SUPPRESS,
     LIFT_SUPPRESSION,
     ACCEPT,
@@ -211,7 +203,7 @@ WRITES = (
 WHOLE = None
 """The key of a write that touches every row of its group (every email consent, say)."""
 
-GROUPED_TABLES = frozenset({WITHDRAW_EMAIL.table, ERASE_CONSENTS.table, LIFT_RESTRICTION.table})
+GROUPED_TABLES = frozenset({WITHDRAW_CONSENTS.table, LIFT_RESTRICTION.table})
 """The tables that take writes to a whole group."""
 
 Op = tuple[Write, tuple[Any, ...], Hashable, Hashable]
@@ -247,8 +239,8 @@ def writes_of(event: EventBase, position: int) -> list[Op]:  # noqa: PLR0911
             return [
                 _suppress(event, position, event.purpose or EVERY_PURPOSE, "unsubscribed"),
                 (
-                    WITHDRAW_EMAIL,
-                    (subject, event.purpose, at, position),
+                    WITHDRAW_CONSENTS,
+                    (subject, event.purpose, EMAIL, "unsubscribed", at, position),
                     subject,
                     WHOLE if event.purpose is None else (event.purpose, "email"),
                 ),
@@ -258,7 +250,7 @@ def writes_of(event: EventBase, position: int) -> list[Op]:  # noqa: PLR0911
         case SubjectErased():
             # The person's consents end with their data: none counts as given any more.
             return [
-                (ERASE_CONSENTS, (subject, at, position), subject, WHOLE),
+                (WITHDRAW_CONSENTS, (subject, None, None, "erased", at, position), subject, WHOLE),
                 _suppress(event, position, ERASED_SCOPE, "erased"),
             ]
         case PolicyVersionAccepted():

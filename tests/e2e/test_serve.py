@@ -83,12 +83,17 @@ def test_an_invalid_setting_names_the_variable() -> None:
     assert "CONSENT_HTTP_PORT" in _refused_start(CONSENT_HTTP_PORT="not-a-port")
 
 
+def _serving(embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path) -> Path:
+    """The data directory of the embedded server, once it answers."""
+    url, process = embedded_server
+    assert _wait_healthy(url, process).status_code == 200
+    return tmp_path / "data"
+
+
 def test_serve_feeds_the_embedded_projection(
     embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
-    url, process = embedded_server
-    assert _wait_healthy(url, process).status_code == 200
-    data = tmp_path / "data"
+    data = _serving(embedded_server, tmp_path)
     written = subprocess.run(
         [CLI, "unsubscribe", "--subject", "fed-1"],
         env=clean_env(CONSENT_DATA_DIR=str(data)),
@@ -113,9 +118,7 @@ def test_serve_feeds_the_embedded_projection(
 def test_the_auditors_page_is_never_cached_and_runs_only_its_own_style(
     embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
-    url, process = embedded_server
-    assert _wait_healthy(url, process).status_code == 200
-    data = tmp_path / "data"
+    url, data = embedded_server[0], _serving(embedded_server, tmp_path)
     key = json.loads(cli_output(data, "keys", "create", "--name", "dpo", "--scope", "audit"))
     subject = json.loads(cli_output(data, "unsubscribe", "--subject", "audited-1"))["subject"]
 

@@ -35,6 +35,7 @@ from entrypoints.settings import Mode, Settings
 from ledger.write.importer import COLUMNS
 from schemas import dead_letter_topic_for
 from tests.cli import CLI, clean_env
+from tests.helpers import stored_offsets
 
 pytestmark = pytest.mark.integration
 
@@ -300,19 +301,6 @@ def _topic_records(bootstrap: str, topic: str) -> Iterable[bytes]:
         consumer.close()
 
 
-def _applied(dsn: str, schema: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        try:
-            row = conn.execute(
-                sql.SQL("select coalesce(sum(next_offset), 0) from {}").format(
-                    sql.Identifier(schema, "consumer_offsets")
-                )
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
-    return int(row[0]) if row else 0
-
-
 def _follow(
     env: dict[str, str], topic: str, records: int, dsn: str, schema: str, *, logs: Path
 ) -> str:
@@ -328,9 +316,9 @@ def _follow(
         )
         try:
             deadline = time.monotonic() + 60
-            while _applied(dsn, schema) < records and time.monotonic() < deadline:
+            while stored_offsets(dsn, schema) < records and time.monotonic() < deadline:
                 time.sleep(0.1)
-            assert _applied(dsn, schema) == records
+            assert stored_offsets(dsn, schema) == records
         finally:
             consume.send_signal(signal.SIGTERM)
             consume.wait(timeout=30)
