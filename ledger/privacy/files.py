@@ -50,21 +50,21 @@ def private_directory(path: Path) -> Path:
 
 
 def private_file(path: Path) -> Path:
-    """Create ``path`` empty (mode 0600) if missing, else make it and its SQLite files 0600."""
+    """Create ``path`` empty (mode 0600) if missing, else make it and its SQLite files 0600.
+
+    An existing file is changed by name, never opened: closing any descriptor of a SQLite file
+    drops every POSIX lock the process holds on it, those of its open connections included.
+    """
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, OWNER_ONLY_FILE)
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, OWNER_ONLY_FILE))
+    except FileExistsError:
+        pass
     except OSError as error:
-        raise ConfigurationError(f"cannot open {path}: {error.strerror}") from None
-    try:
-        os.fchmod(fd, OWNER_ONLY_FILE)
-    except OSError as error:
-        raise ConfigurationError(f"cannot make {path} private: {error.strerror}") from None
-    finally:
-        os.close(fd)
-    for suffix in _SQLITE_SIDE_FILES:
-        side = path.with_name(path.name + suffix)
-        if side.exists():
-            _chmod(side, OWNER_ONLY_FILE)
+        raise ConfigurationError(f"cannot create {path}: {error.strerror}") from None
+    for name in (path.name, *(path.name + suffix for suffix in _SQLITE_SIDE_FILES)):
+        file = path.with_name(name)
+        if file.exists() and stat.S_IMODE(file.stat().st_mode) != OWNER_ONLY_FILE:
+            _chmod(file, OWNER_ONLY_FILE)
     return path
 
 
