@@ -25,6 +25,7 @@ from ledger.audit.tlog.note import NoteSigner, signer_from_seed
 from ledger.domain.errors import ConfigurationError
 from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import UnsubscribeTokenCodec, parse_keys
+from ledger.privacy.files import private_directory, private_file
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
 from ledger.privacy.secrets import decode_secret, load_or_create_secret
 from ledger.store.base import StoreConfig
@@ -50,8 +51,13 @@ from schemas import dead_letter_topic_for
 
 def prepare_data_dir(path: Path) -> Path:
     """The embedded data directory, private to the user running the ledger."""
-    path.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return path
+    return private_directory(path)
+
+
+def sqlite_file(settings: Settings) -> Path:
+    """The embedded SQLite file, in its private directory, readable by its owner only."""
+    prepare_data_dir(settings.data_dir)
+    return private_file(settings.sqlite_path)
 
 
 def _secret(settings: Settings, *, file_name: str, value: SecretStr | None, setting: str) -> bytes:
@@ -85,7 +91,7 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     store = build_store(settings)
     keys: DataKeyStore
     if settings.mode is Mode.EMBEDDED:
-        keys = SQLiteDataKeyStore(path=settings.sqlite_path, master_key=master_key)
+        keys = SQLiteDataKeyStore(path=sqlite_file(settings), master_key=master_key)
     else:
         keys = PostgresDataKeyStore(
             dsn=str(settings.pg_dsn), master_key=master_key, schema=settings.pg_schema
@@ -110,8 +116,7 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
 def store_config(settings: Settings) -> StoreConfig:
     """The event store adapter of this mode: the one choice every other component follows."""
     if settings.mode is Mode.EMBEDDED:
-        prepare_data_dir(settings.data_dir)
-        return SQLiteStoreConfig(path=settings.sqlite_path)
+        return SQLiteStoreConfig(path=sqlite_file(settings))
     if not settings.pg_dsn:
         msg = "production mode needs CONSENT_PG_DSN"
         raise ConfigurationError(msg)
@@ -132,7 +137,7 @@ def build_health(settings: Settings) -> HealthCheck:
             msg = "production mode needs CONSENT_PG_DSN"
             raise ValueError(msg)
         return HealthCheck(mode=settings.mode, probe=postgres_probe(settings.pg_dsn))
-    return HealthCheck(mode=settings.mode, probe=sqlite_probe(settings.sqlite_path))
+    return HealthCheck(mode=settings.mode, probe=sqlite_probe(sqlite_file(settings)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +168,7 @@ def build_audit(settings: Settings) -> Audit:
     store = build_store(settings)
     tree: TreeStore
     if settings.mode is Mode.EMBEDDED:
-        tree = SQLiteTreeStore(path=settings.sqlite_path)
+        tree = SQLiteTreeStore(path=sqlite_file(settings))
     else:
         tree = PostgresTreeStore(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
     tree.migrate()
@@ -186,7 +191,7 @@ def build_api_keys(settings: Settings) -> ApiKeyStore:
     keys: ApiKeyStore = (
         PostgresApiKeyStore(dsn=config.dsn, schema=config.schema)
         if isinstance(config, PostgresStoreConfig)
-        else SQLiteApiKeyStore(path=settings.sqlite_path)
+        else SQLiteApiKeyStore(path=sqlite_file(settings))
     )
     keys.migrate()
     return keys
@@ -211,7 +216,7 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
         ttl_s=settings.check_freshness_ms / 1000, keep_s=settings.check_max_staleness_s
     )
     if settings.mode is Mode.EMBEDDED:
-        projection = EmbeddedProjection(path=settings.sqlite_path)
+        projection = EmbeddedProjection(path=sqlite_file(settings))
         return CheckerPool(
             lambda: EmbeddedChecker(
                 projection, store=ledger.store, config=config, freshness=freshness
@@ -265,7 +270,7 @@ def build_relay(settings: Settings) -> Relay:
     store = build_store(settings)
     positions: PositionStore
     if settings.mode is Mode.EMBEDDED:
-        positions = SQLitePositions(path=settings.sqlite_path)
+        positions = SQLitePositions(path=sqlite_file(settings))
     else:
         positions = PostgresPositions(dsn=str(settings.pg_dsn), schema=settings.pg_schema)
     return Relay(
@@ -314,9 +319,10 @@ def build_business_metrics(settings: Settings) -> BusinessMetrics:
 
     Registered by `serve` only: one process of a deployment is enough to count them.
     """
-    path, dsn, schema = settings.sqlite_path, str(settings.pg_dsn), settings.pg_schema
+    dsn, schema = str(settings.pg_dsn), settings.pg_schema
     open_store: Callable[[], ProjectionStore]
     if settings.mode is Mode.EMBEDDED:
+        path = sqlite_file(settings)
         open_store = lambda: SQLiteProjectionStore(path, timeout_s=COUNTS_SQLITE_TIMEOUT_S)  # noqa: E731
     else:
         open_store = lambda: PostgresProjectionStore.connect(dsn, schema=schema, autocommit=True)  # noqa: E731
@@ -343,7 +349,7 @@ def serve_metrics(settings: Settings) -> None:
 def build_embedded_projection(settings: Settings) -> EmbeddedProjection | None:
     """The projection fed from the store (embedded); None in production (Kafka feeds it)."""
     if settings.mode is Mode.EMBEDDED:
-        return EmbeddedProjection(path=settings.sqlite_path)
+        return EmbeddedProjection(path=sqlite_file(settings))
     return None
 
 

@@ -53,7 +53,7 @@ def covered_query(schema: str) -> sql.Composed:
 BULK_QUERY = """
 select t.subject,
     case
-        when x.erased is not null and (c.last_position is null or c.last_position < x.erased)
+        when x.erased is not null and (c.last_position is null or c.last_position <= x.erased)
             then 'erased'
         when x.objected then 'objected'
         when r.subject is not null then 'restricted'

@@ -118,3 +118,17 @@ def envelope(event_type: str, subject: str, at: datetime, **fields: Any) -> dict
         "actor": "test",
         **fields,
     }
+
+
+def stored_offsets(dsn: str, schema: str) -> int:
+    """The records the consumers applied to ``schema``: their stored offsets, summed."""
+    with psycopg.connect(dsn) as conn:
+        try:
+            row = conn.execute(
+                sql.SQL("select coalesce(sum(next_offset), 0) from {}").format(
+                    sql.Identifier(schema, "consumer_offsets")
+                )
+            ).fetchone()
+        except psycopg.errors.UndefinedTable:
+            return 0
+    return int(row[0]) if row else 0

@@ -20,6 +20,7 @@ from ledger.audit.tlog.bundle import load_bundle, verify_bundle
 from ledger.audit.tlog.merkle import consistency_proof, inclusion_proof
 from ledger.audit.tlog.verify import AuditError
 from ledger.domain.errors import LedgerError
+from ledger.privacy.files import write_private_text
 
 audit_app = typer.Typer(
     help="Prove history: seal events into a Merkle tree, sign checkpoints, prove, verify.",
@@ -181,7 +182,7 @@ def export(
             checkpoint=checkpoint_,
             verifier=audit.signer.verifier(),
         )
-        out.write_text(json.dumps(bundle, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        write_private_text(out, json.dumps(bundle, indent=2, sort_keys=True) + "\n")
         err.print(f"{len(bundle['entries'])} events proven in tree size {checkpoint_.size}: {out}")
 
 

@@ -29,9 +29,17 @@ def load_settings() -> Settings:
 LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
+QUIET_THIRD_PARTY = ("kafka",)
+"""Loggers held at INFO or above whatever the level: kafka-python's debug lines print whole
+requests and responses, records included (subjects, command ids, sealed personal data)."""
+
+
 def configure_logging(level: str) -> None:
     """Log lines on stderr with their time and level, at ``level`` and above (once)."""
     logging.basicConfig(level=level.upper(), format=LOG_FORMAT, stream=sys.stderr)
+    floor = max(logging.INFO, logging.getLevelNamesMapping()[level.upper()])
+    for name in QUIET_THIRD_PARTY:
+        logging.getLogger(name).setLevel(floor)
 
 
 def progress_bar(label: str) -> Progress:

@@ -14,6 +14,7 @@ from entrypoints.cli.console import err, load_settings
 from entrypoints.cli.opening import open_ledger
 from entrypoints.cli.options import AddressOption, SubjectOption
 from ledger.domain.commands import CloseRightsRequest, ExtendRightsRequest, OpenRightsRequest, build
+from ledger.privacy.files import write_private_text
 from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from ledger.rights.retention import run_retention
@@ -82,7 +83,7 @@ def export(
             )
         finally:
             audit.close()
-    out.write_text(json.dumps(document, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    write_private_text(out, json.dumps(document, indent=2, sort_keys=True) + "\n")
     err.print(
         f"{len(document['events'])} events, {len(document['consent_receipts'])} receipts, "
         f"proof bundle {document['proof_bundle']['status']}: {out}"

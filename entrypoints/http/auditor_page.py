@@ -1,5 +1,7 @@
 """The auditors' page: one person's timeline with each event's proof status, no JavaScript."""
 
+import base64
+import hashlib
 import html
 from datetime import datetime
 from typing import Annotated, Any
@@ -24,6 +26,19 @@ table{border-collapse:collapse;width:100%}th,td{border:1px solid #999;padding:.3
 text-align:left;vertical-align:top}th{background:#eee}code{font-size:.85em;word-break:break-all}
 .ok{color:#064}.bad{color:#a00;font-weight:bold}.wait{color:#555}
 """
+
+_STYLE_HASH = base64.b64encode(hashlib.sha256(STYLE.encode()).digest()).decode()
+PAGE_HEADERS = {
+    # A person's history, shown to an auditor: no cache keeps it, no other origin frames it,
+    # and the page runs nothing but its own stylesheet (allowed by its hash).
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": (
+        f"default-src 'none'; style-src 'sha256-{_STYLE_HASH}'; form-action 'none'; "
+        "frame-ancestors 'none'; base-uri 'none'"
+    ),
+    "Referrer-Policy": "no-referrer",
+    "X-Content-Type-Options": "nosniff",
+}
 
 
 def _e(value: object) -> str:
@@ -172,6 +187,6 @@ def auditor_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 origin=services.audit.signer.name,
             )
 
-        return HTMLResponse(await run_in_threadpool(build))
+        return HTMLResponse(await run_in_threadpool(build), headers=PAGE_HEADERS)
 
     return router

@@ -23,6 +23,8 @@ class Context:
     person: Person | None
     recorded_at: datetime
     personal: SealedPersonalData | None
+    command_id: str
+    """What the events store as their command id (a keyed hash of the caller's)."""
 
     def envelope(self, command: Command) -> dict[str, Any]:
         return {
@@ -30,7 +32,7 @@ class Context:
             "subject": self.subject,
             "occurred_at": command.occurred_at,
             "recorded_at": self.recorded_at,
-            "command_id": command.command_id,
+            "command_id": self.command_id,
             "source": command.source,
             "actor": command.actor,
             "evidence": command.evidence,

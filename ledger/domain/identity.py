@@ -1,4 +1,8 @@
-"""Who a person is to the ledger: a normalised email address and its keyed hash, the subject."""
+"""Who a person is to the ledger: a normalised email address and its keyed hash, the subject.
+
+The same key derives the ids that commands are stored under, so that no stored id can be traced
+back to the caller's text (which may hold an address) without it.
+"""
 
 import hashlib
 import unicodedata
@@ -9,7 +13,7 @@ import idna
 
 from ledger.domain.errors import ConfigurationError, InvalidAddressError
 
-__all__ = ["MIN_SUBJECT_SECRET_BYTES", "SubjectHasher", "normalise_address"]
+__all__ = ["COMMAND_ID_PREFIX", "MIN_SUBJECT_SECRET_BYTES", "SubjectHasher", "normalise_address"]
 
 MIN_SUBJECT_SECRET_BYTES = 32
 """The shortest secret `SubjectHasher` accepts: as long as the HMAC-SHA256 output."""
@@ -18,6 +22,13 @@ _MAX_LOCAL_OCTETS = 64  # RFC 5321 4.5.3.1.1
 _MAX_ADDRESS_OCTETS = 254  # RFC 5321 path limit of 256, less the angle brackets
 _FIELD = "address"
 _SHA256_BLOCK = 64
+
+COMMAND_ID_PREFIX = "kc1:"
+"""What every stored command id starts with: a keyed hash of the caller's id, version 1."""
+# Hashed before the caller's id: no normalised address holds a NUL, so a command id's hash
+# never equals the subject of an address, even when the caller's id is that address.
+_COMMAND_ID_DOMAIN = b"consent-ledger/command-id\0"
+_COMMAND_ID_HEX = 32  # 128 bits: ids only need to differ within one person's commands
 
 
 def normalise_address(address: str) -> str:
@@ -72,6 +83,8 @@ def _ascii_domain(domain: str) -> str:
 class SubjectHasher:
     """Turns an email address into its subject: a keyed hash that cannot be reversed by guessing.
 
+    It also turns a caller's command id into the id stored (`command_id_for`).
+
     A plain hash of an address can be found by hashing candidate addresses; the server secret
     prevents that, and lets every service that holds it derive the same subject.
     """
@@ -97,8 +110,21 @@ class SubjectHasher:
 
     def subject_for(self, address: str) -> str:
         """The subject of ``address``: lowercase hex HMAC-SHA256 of its normalised spelling."""
+        return self._hmac(normalise_address(address).encode())
+
+    def command_id_for(self, caller_id: str) -> str:
+        """The id a command given ``caller_id`` (an Idempotency-Key, a derived id) is stored under.
+
+        Callers put addresses in their ids, and an import derives its ids from whole lines: a
+        plain hash of either is found again by hashing guesses, long after the person was erased.
+        The same caller id always gives the same stored id, so idempotency holds.
+        """
+        digest = self._hmac(_COMMAND_ID_DOMAIN + caller_id.encode())
+        return COMMAND_ID_PREFIX + digest[:_COMMAND_ID_HEX]
+
+    def _hmac(self, message: bytes) -> str:
         inner = self._inner.copy()
-        inner.update(normalise_address(address).encode())
+        inner.update(message)
         outer = self._outer.copy()
         outer.update(inner.digest())
         return outer.hexdigest()

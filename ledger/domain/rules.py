@@ -202,6 +202,9 @@ class PersonState:
             case SubjectErased():
                 self.erasures += 1
                 self._suppress(ERASED_SCOPE, SuppressionReason.ERASED, position)
+                # The consents end with the person's data: none on file counts as given any more.
+                for key in list(self.consents):
+                    self._set_status(key, ConsentStatus.WITHDRAWN, event.occurred_at, position)
             case ProcessingRestricted():
                 self.restrictions.update(event.purposes or (EVERY_PURPOSE,))
             case RestrictionLifted():
@@ -290,10 +293,11 @@ def _suppressed(
     """Erasure, objection, restriction or unsubscribe: what denies whatever the consent."""
     consent = facts.consent
     suppressions = facts.suppressions
-    # After an erasure only a newer explicit consent counts (a new key, a new start).
+    # After an erasure only a newer explicit consent counts (a new key, a new start); the
+    # erasure's own withdrawal of a consent shares its position.
     if any(
         s.reason == SuppressionReason.ERASED
-        and (consent is None or consent.last_position < s.last_position)
+        and (consent is None or consent.last_position <= s.last_position)
         for s in suppressions
     ):
         return Reason.ERASED

@@ -56,6 +56,8 @@ class Prepared:
     command: Command
     subject: str
     personal: PersonalData | None
+    command_id: str
+    """The id stored: the keyed hash of the caller's (`SubjectHasher.command_id_for`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +203,10 @@ class BatchWriter:
     ) -> Outcome:
         target = state.aggregates[prepared.subject]
         catalog = state.aggregates[CATALOG_SUBJECT]
-        known = target.commands.get(prepared.command.command_id)
+        # Commands stored before ids were keyed are found under the caller's id itself.
+        known = target.commands.get(prepared.command_id) or target.commands.get(
+            prepared.command.command_id
+        )
         if known is not None:
             return Applied(target, known, duplicate=True)
         context = Context(
@@ -210,6 +215,7 @@ class BatchWriter:
             person=target if isinstance(target, Person) else None,
             recorded_at=state.recorded_at,
             personal=sealed,
+            command_id=prepared.command_id,
         )
         try:
             envelopes = handle(prepared.command, context)
@@ -222,7 +228,7 @@ class BatchWriter:
         except ValidationError as error:
             return field_error(error)
         target.trigger(envelopes)
-        return Applied(target, target.commands[prepared.command.command_id], duplicate=False)
+        return Applied(target, target.commands[prepared.command_id], duplicate=False)
 
     def _resolve(
         self,

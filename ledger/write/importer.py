@@ -172,6 +172,18 @@ def _line_digest(row: dict[str, Any], options: ImportOptions) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:48]
 
 
+def _read(row: dict[str, Any] | str, options: ImportOptions) -> tuple[Command | None, str | None]:
+    """The command of a line, or why the line is refused before reaching the ledger."""
+    if isinstance(row, str):
+        return None, f"line: {row}"
+    try:
+        return command_for(row, options), None
+    except LedgerError as error:
+        return None, str(error)
+
+
+_Lines = list[tuple[int, str | None]]
+"""A chunk's lines in input order: each line number, with its reason if refused on reading."""
 RejectWriter = Callable[[int, str], None]
 Progress = Callable[[int], None]
 
@@ -185,9 +197,14 @@ def run_import(
     progress: Progress | None = None,
     chunk_size: int = DEFAULT_CHUNK,
 ) -> ImportSummary:
-    """Feed every row to the ledger in chunks, reading the next while the last is written."""
+    """Feed every row to the ledger in chunks, reading the next while the last is written.
+
+    Rejects are written in input order: a line refused on reading waits, in its chunk, for the
+    ledger's answers to the lines before it. A chunk counts every line, refused or not, so that
+    what waits stays bounded whatever the file.
+    """
     summary = ImportSummary()
-    waiting: deque[tuple[list[int], Future[list[CommandResult | LedgerError]]]] = deque()
+    waiting: deque[tuple[_Lines, Future[list[CommandResult | LedgerError]]]] = deque()
 
     def rejected(number: int, reason: str) -> None:
         summary.rejected += 1
@@ -196,8 +213,13 @@ def run_import(
         reject(number, reason)
 
     def settle() -> None:
-        numbers, future = waiting.popleft()
-        for number, result in zip(numbers, future.result(), strict=True):
+        lines, future = waiting.popleft()
+        results = iter(future.result())
+        for number, refused in lines:
+            if refused is not None:
+                rejected(number, refused)
+                continue
+            result = next(results)
             if isinstance(result, LedgerError):
                 rejected(number, str(result))
                 continue
@@ -207,7 +229,7 @@ def run_import(
                 summary.recorded += 1
             summary.last_position = max(summary.last_position, result.position)
 
-    numbers: list[int] = []
+    lines: _Lines = []
     commands: list[Command] = []
     chunks = 0
     # One writer thread: the database works on one chunk while this thread reads the next.
@@ -219,25 +241,20 @@ def run_import(
             summary.lines += 1
             if progress is not None:
                 progress(1)
-            if isinstance(row, str):
-                rejected(number, f"line: {row}")
-                continue
-            try:
-                commands.append(command_for(row, options))
-            except LedgerError as error:
-                rejected(number, str(error))
-                continue
-            numbers.append(number)
-            if len(commands) >= chunk_size:
-                waiting.append((numbers, writer.submit(ledger.record_many, commands)))
-                numbers, commands = [], []
+            command, refused = _read(row, options)
+            if command is not None:
+                commands.append(command)
+            lines.append((number, refused))
+            if len(lines) >= chunk_size:
+                waiting.append((lines, writer.submit(ledger.record_many, commands)))
+                lines, commands = [], []
                 chunks += 1
                 while len(waiting) >= CHUNKS_IN_FLIGHT:
                     settle()
                 if chunks % COLLECT_EVERY == 0:
                     gc.collect()
-        if commands:
-            waiting.append((numbers, writer.submit(ledger.record_many, commands)))
+        if lines:
+            waiting.append((lines, writer.submit(ledger.record_many, commands)))
         while waiting:
             settle()
     return summary

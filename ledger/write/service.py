@@ -143,8 +143,9 @@ class Ledger:
             raise FutureOccurrenceError(
                 "occurred_at", f"more than {self.config.future_tolerance} ahead of the ledger clock"
             )
+        command_id = self.hasher.command_id_for(command.command_id)
         if isinstance(command, CatalogCommand):
-            return Prepared(command, CATALOG_SUBJECT, None)
+            return Prepared(command, CATALOG_SUBJECT, None, command_id)
         if not isinstance(command, PersonCommand):
             msg = f"not a ledger command: {type(command).__name__}"
             raise TypeError(msg)
@@ -163,7 +164,7 @@ class Ledger:
             )
         else:
             subject = str(command.subject)
-        return Prepared(command, subject, personal)
+        return Prepared(command, subject, personal, command_id)
 
     def close(self) -> None:
         self._committer.close()

@@ -15,10 +15,12 @@ create temp table if not exists projection_stage_consent_upsert (
     last_position bigint
 );
 
-create temp table if not exists projection_stage_consent_withdraw_email (
+create temp table if not exists projection_stage_consent_withdraw (
     round integer not null,
     subject text,
     purpose text,                    -- null: every purpose
+    channel text,                    -- null: every channel
+    reason text,
     since timestamptz,
     last_position bigint
 );

@@ -27,7 +27,8 @@ from projections.store.base import (
     ProjectionStore,
     Tracking,
 )
-from projections.store.writes import MAX_ROUNDS, WRITES, Op, Schedule, Write, schedule_batch
+from projections.store.rounds import MAX_ROUNDS, Schedule, schedule_batch
+from projections.store.writes import WRITES, Op, Write
 from schemas import EventBase
 
 RIGHTS_COUNTS = (

@@ -1,4 +1,4 @@
-"""What applying an event writes, and in which rounds a batch of writes can run set-based.
+"""What applying an event writes: one statement per kind of write, shared by both adapters.
 
 Shared by the projection store adapters (`projections.store.postgres`, `projections.store.sqlite`):
 each kind of write is one SQL statement over ``{rows}``, a relation ``s`` of the kind's columns
@@ -6,11 +6,11 @@ that the adapter supplies (one bound row, or every staged row of one round), so 
 whole batch go through the same statement and keep the same ``last_position`` guard.
 """
 
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
-from ledger.domain.rules import ERASED_SCOPE, EVERY_PURPOSE
+from ledger.domain.rules import EMAIL, ERASED_SCOPE, EVERY_PURPOSE
 from schemas import (
     ConsentConfirmed,
     ConsentGranted,
@@ -30,9 +30,6 @@ from schemas import (
     SubjectErased,
     UnsubscribeClicked,
 )
-
-MAX_ROUNDS = 8
-"""Rounds of set-based statements per batch; writes past them go one by one (pipelined)."""
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -81,16 +78,18 @@ CONSENT = Write(
         + _GUARD
     ),
 )
-WITHDRAW_EMAIL = Write(
-    "consent_withdraw_email",
+WITHDRAW_CONSENTS = Write(
+    "consent_withdraw",
     "consent_state",
-    ("subject", "purpose", "since", "last_position"),
-    ("text", "text", "timestamptz", "int8"),
-    "update {t} set status = 'withdrawn', reason = 'unsubscribed', since = s.since, "
+    ("subject", "purpose", "channel", "reason", "since", "last_position"),
+    ("text", "text", "text", "text", "timestamptz", "int8"),
+    "update {t} set status = 'withdrawn', reason = s.reason, since = s.since, "
     "last_position = s.last_position from {rows} where {t}.subject = s.subject and "
-    "{t}.channel = 'email' and ({t}.purpose = s.purpose or s.purpose is null)"
-    " and {t}.last_position < s.last_position",
+    "({t}.channel = s.channel or s.channel is null) and "
+    "({t}.purpose = s.purpose or s.purpose is null) and {t}.last_position < s.last_position",
 )
+"""Every consent on file of a person that an unsubscribe (email, one purpose or all) or an
+erasure (every channel and purpose) ends; a null purpose or channel means every one."""
 SUPPRESS = Write(
     "suppression_upsert",
     "suppression",
@@ -187,7 +186,7 @@ INTERACTION = Write(
 )
 WRITES = (
     CONSENT,
-    WITHDRAW_EMAIL,
+    WITHDRAW_CONSENTS,
     SUPPRESS,
     LIFT_SUPPRESSION,
     ACCEPT,
@@ -201,16 +200,16 @@ WRITES = (
     INTERACTION,
 )
 
-_WHOLE = None
+WHOLE = None
 """The key of a write that touches every row of its group (every email consent, say)."""
 
-_GROUPED_TABLES = frozenset({WITHDRAW_EMAIL.table, LIFT_RESTRICTION.table})
+GROUPED_TABLES = frozenset({WITHDRAW_CONSENTS.table, LIFT_RESTRICTION.table})
 """The tables that take writes to a whole group."""
 
 Op = tuple[Write, tuple[Any, ...], Hashable, Hashable]
 """One write of one event: its kind, its values (in the kind's column order), and the rows it
 touches: the row ``key`` of a group (a person, a request, a catalog entry), or, with key
-`_WHOLE`, every row of the group in the kind's table. A plain tuple: there are a few per event.
+`WHOLE`, every row of the group in the kind's table. A plain tuple: there are a few per event.
 """
 
 
@@ -240,16 +239,20 @@ def writes_of(event: EventBase, position: int) -> list[Op]:  # noqa: PLR0911
             return [
                 _suppress(event, position, event.purpose or EVERY_PURPOSE, "unsubscribed"),
                 (
-                    WITHDRAW_EMAIL,
-                    (subject, event.purpose, at, position),
+                    WITHDRAW_CONSENTS,
+                    (subject, event.purpose, EMAIL, "unsubscribed", at, position),
                     subject,
-                    _WHOLE if event.purpose is None else (event.purpose, "email"),
+                    WHOLE if event.purpose is None else (event.purpose, "email"),
                 ),
             ]
         case ObjectionRecorded():
             return [_suppress(event, position, event.purpose or EVERY_PURPOSE, "objection")]
         case SubjectErased():
-            return [_suppress(event, position, ERASED_SCOPE, "erased")]
+            # The person's consents end with their data: none counts as given any more.
+            return [
+                (WITHDRAW_CONSENTS, (subject, None, None, "erased", at, position), subject, WHOLE),
+                _suppress(event, position, ERASED_SCOPE, "erased"),
+            ]
         case PolicyVersionAccepted():
             row: tuple[Any, ...] = (subject, event.version, event.text_sha256, at, position)
             return [(ACCEPT, row, subject, event.version)]
@@ -301,7 +304,7 @@ def _catalog_and_limits(event: EventBase, position: int) -> list[Op]:  # noqa: P
             ]
         case RestrictionLifted():
             if not event.purposes:
-                return [(LIFT_RESTRICTION, (subject, None, position), subject, _WHOLE)]
+                return [(LIFT_RESTRICTION, (subject, None, position), subject, WHOLE)]
             return [
                 (LIFT_RESTRICTION, (subject, scope, position), subject, scope)
                 for scope in event.purposes
@@ -335,65 +338,3 @@ def _consent(
 def _suppress(event: EventBase, position: int, scope: str, reason: str) -> Op:
     row = (event.subject, scope, reason, event.occurred_at, position)
     return (SUPPRESS, row, event.subject, scope)
-
-
-@dataclass(slots=True)
-class Schedule:
-    """A batch's writes by round: the rows staged per kind (round first), the last round of
-    each kind, and the writes past the last round, in list order."""
-
-    staged: dict[Write, list[tuple[Any, ...]]]
-    rounds: dict[Write, int]
-    rest: list[Op]
-
-
-def schedule_batch(events: Sequence[tuple[EventBase, int]], max_rounds: int) -> Schedule:
-    """The writes of ``events`` (each with its position), in rounds (see `schedule`)."""
-    return schedule(
-        (op for event, position in events for op in writes_of(event, position)), max_rounds
-    )
-
-
-def schedule(ops: Iterable[Op], max_rounds: int) -> Schedule:
-    """Number each write one more than the latest earlier write touching a row it touches.
-
-    Writes of one round touch distinct rows, so they commute and one statement may apply them
-    all; running the rounds in order keeps the order of every two writes that share a row,
-    which is all the order that matters: the tables end up as if each write ran alone, in list
-    order. Writes past ``max_rounds`` come after every round, still in list order.
-    """
-    ops = list(ops)
-    # Writes to a whole group are rare; without them, only writes to the same row are ordered.
-    any_whole = any(key is _WHOLE for _, _, _, key in ops)
-    by_row: dict[tuple[str, Hashable, Hashable], int] = {}
-    by_group: dict[tuple[str, Hashable], int] = {}
-    whole: dict[tuple[str, Hashable], int] = {}
-    staged: dict[Write, list[tuple[Any, ...]]] = {write: [] for write in WRITES}
-    last: dict[Write, int] = {}
-    rest = []
-    for op in ops:
-        write, row, group, key = op
-        at = (write.table, group, key)
-        if any_whole and write.table in _GROUPED_TABLES:
-            in_group = (write.table, group)
-            if key is _WHOLE:
-                number = by_group.get(in_group, 0) + 1
-                whole[in_group] = number
-            else:
-                number = max(by_row.get(at, 0), whole.get(in_group, 0)) + 1
-                by_row[at] = number
-            by_group[in_group] = max(by_group.get(in_group, 0), number)
-        else:
-            number = by_row.get(at, 0) + 1
-            by_row[at] = number
-        if number > max_rounds:
-            rest.append(op)
-            continue
-        staged[write].append((number, *row))
-        if number > last.get(write, 1):
-            last[write] = number
-    return Schedule(
-        {write: rows for write, rows in staged.items() if rows},
-        {write: last.get(write, 1) for write, rows in staged.items() if rows},
-        rest,
-    )

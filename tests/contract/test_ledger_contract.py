@@ -40,6 +40,7 @@ from ledger.domain.errors import (
     UnknownPolicyVersionError,
     UnknownPurposeError,
 )
+from ledger.domain.handlers import Context, handle
 from ledger.domain.identity import SubjectHasher
 from ledger.domain.rules import ConsentStatus
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
@@ -415,6 +416,54 @@ class LedgerContract:
         assert (opened.address, opened.ip) == ("bulk@example.org", "192.0.2.1")
         sealed = [e.personal for e in stored]
         assert sealed[0].key_id != sealed[1].key_id  # type: ignore[union-attr]
+
+    def test_a_caller_command_id_is_stored_only_as_its_keyed_hash(self, ledger: Ledger) -> None:
+        address = "jeanne@example.fr"
+        caller_id = f"signup-{address}"
+        first = ledger.execute(_grant(None, address=address, command_id=caller_id))
+        again = ledger.execute(_grant(None, address=address, command_id=caller_id))
+        bulk_again = ledger.record_many([_grant(None, address=address, command_id=caller_id)])[0]
+
+        assert first.command_id == caller_id  # the caller gets back what it sent
+        assert (again.duplicate, again.event_ids, again.position) == (
+            True,
+            first.event_ids,
+            first.position,
+        )
+        assert isinstance(bulk_again, CommandResult)
+        assert (bulk_again.duplicate, bulk_again.event_ids) == (True, first.event_ids)
+        assert ledger.store.head() == first.position
+        raw = ledger.store.notifications(after=first.position - 1, limit=1)[0].state
+        assert address.encode() not in raw
+        assert b"jeanne" not in raw
+        stored = parse_event(raw).command_id
+        assert stored == SubjectHasher(secret=SECRET).command_id_for(caller_id)
+        assert stored != SubjectHasher(secret=b"o" * 32).command_id_for(caller_id)
+        assert stored.startswith("kc1:")
+        assert stored != SubjectHasher(secret=SECRET).subject_for(address)
+
+    def test_a_command_stored_before_ids_were_keyed_is_still_a_duplicate(
+        self, ledger: Ledger
+    ) -> None:
+        legacy = _grant("p-legacy", command_id="legacy-1")
+        person = Person.new("p-legacy")
+        context = Context(
+            subject="p-legacy",
+            catalog=ledger.catalog(),
+            person=person,
+            recorded_at=T0 + timedelta(hours=2),
+            personal=None,
+            command_id=legacy.command_id,  # as the ledger stored it then: in clear
+        )
+        person.trigger(handle(legacy, context))
+        ledger.store.append([person])
+        head = ledger.store.head()
+
+        retried = ledger.execute(_grant("p-legacy", command_id="legacy-1"))
+
+        assert retried.duplicate
+        assert retried.position == head
+        assert ledger.store.head() == head
 
     def test_a_bulk_chunk_recorded_again_appends_nothing(self, ledger: Ledger) -> None:
         single = ledger.execute(_grant("b-0", command_id="bulk-0"))

@@ -117,6 +117,10 @@ class World(ABC):
     @abstractmethod
     def open_requests(self) -> list[OpenRequest]: ...
 
+    @abstractmethod
+    def opted_in(self) -> dict[tuple[str, str], int]:
+        """What the opted-in gauge counts, per (purpose, channel), fed up to the head first."""
+
     def projected(self, subject: str, purpose: str, channel: str = "email") -> Decision:
         now = datetime.now(UTC)
         return decide(
@@ -181,6 +185,42 @@ class RightsContract:
         # Only the purpose consented to again: the older consent to offers stays erased.
         assert world.projected(subject, "offers") == Decision(False, Reason.ERASED)
         assert world.replayed(subject, "newsletter", at=day(3.5)) == Decision(False, Reason.ERASED)
+
+    def test_an_erased_person_no_longer_counts_nor_shows_as_granted(self, world: World) -> None:
+        ledger = world.ledger
+        for purpose in ("newsletter", "offers"):
+            ledger.execute(
+                commands.GrantConsent(
+                    address=ANN, purpose=purpose, policy_version="v1", occurred_at=day(1)
+                )
+            )
+            ledger.execute(
+                commands.GrantConsent(
+                    subject="p-stays", purpose=purpose, policy_version="v1", occurred_at=day(1)
+                )
+            )
+        subject = SubjectHasher(secret=b"h" * 32).subject_for(ANN)
+        assert world.opted_in() == {("newsletter", "email"): 2, ("offers", "email"): 2}
+
+        ledger.execute(commands.EraseSubject(subject=subject, occurred_at=day(2)))
+
+        assert world.opted_in() == {("newsletter", "email"): 1, ("offers", "email"): 1}
+        person = ledger.person(subject)
+        assert person is not None
+        assert {key: c.status.value for key, c in person.consents.items()} == {
+            ("newsletter", "email"): "withdrawn",
+            ("offers", "email"): "withdrawn",
+        }
+        for purpose in ("newsletter", "offers"):
+            assert world.projected(subject, purpose) == Decision(False, Reason.ERASED)
+            assert world.replayed(subject, purpose) == Decision(False, Reason.ERASED)
+        # A new consent after the erasure counts again, for its own purpose only.
+        ledger.execute(
+            commands.GrantConsent(
+                address=ANN, purpose="newsletter", policy_version="v1", occurred_at=day(3)
+            )
+        )
+        assert world.opted_in() == {("newsletter", "email"): 2, ("offers", "email"): 1}
 
     def test_a_full_audit_verify_and_the_exported_bundle_pass_after_an_erasure(
         self, world: World
@@ -536,6 +576,10 @@ class _SQLiteWorld(World):
         self._feed()
         return self.projection.store.open_requests()
 
+    def opted_in(self) -> dict[tuple[str, str], int]:
+        self._feed()
+        return {(str(p), str(c)): int(n) for p, c, n in self.projection.store.counts()[0]}
+
     def close(self) -> None:
         self.projection.close()
         super().close()
@@ -581,6 +625,10 @@ class _PostgresWorld(World):
     def open_requests(self) -> list[OpenRequest]:
         self._feed()
         return self.projection.open_requests()
+
+    def opted_in(self) -> dict[tuple[str, str], int]:
+        self._feed()
+        return {(str(p), str(c)): int(n) for p, c, n in self.projection.counts()[0]}
 
     def close(self) -> None:
         self.conn.close()

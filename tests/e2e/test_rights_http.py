@@ -160,6 +160,8 @@ def test_the_export_gives_events_receipts_and_the_bundle_once_sealed(api: Api) -
     assert erased["events"][0]["personal"] == {"kind": "erased"}
     assert KIM not in str(erased)
     assert erased["consent_receipts"][0]["state"] == "erased"
+    state = api.call("GET", f"/v1/persons/{subject}", Scope.WRITE).json()
+    assert [(c["purpose"], c["status"]) for c in state["consents"]] == [("newsletter", "withdrawn")]
 
 
 def test_open_rights_requests_are_listed_with_their_counts_and_gauges(api: Api) -> None:

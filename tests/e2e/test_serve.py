@@ -1,5 +1,7 @@
 """`consent-ledger serve` as a user starts it: a real process answering over HTTP."""
 
+import base64
+import hashlib
 import json
 import sqlite3
 import subprocess
@@ -10,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.cli import CLI, clean_env
+from tests.cli import CLI, clean_env, cli_output
 from tests.conftest import free_port
 
 STARTUP_TIMEOUT_S = 20.0
@@ -81,12 +83,17 @@ def test_an_invalid_setting_names_the_variable() -> None:
     assert "CONSENT_HTTP_PORT" in _refused_start(CONSENT_HTTP_PORT="not-a-port")
 
 
+def _serving(embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path) -> Path:
+    """The data directory of the embedded server, once it answers."""
+    url, process = embedded_server
+    assert _wait_healthy(url, process).status_code == 200
+    return tmp_path / "data"
+
+
 def test_serve_feeds_the_embedded_projection(
     embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path
 ) -> None:
-    url, process = embedded_server
-    assert _wait_healthy(url, process).status_code == 200
-    data = tmp_path / "data"
+    data = _serving(embedded_server, tmp_path)
     written = subprocess.run(
         [CLI, "unsubscribe", "--subject", "fed-1"],
         env=clean_env(CONSENT_DATA_DIR=str(data)),
@@ -106,3 +113,26 @@ def test_serve_feeds_the_embedded_projection(
         fed = row[0] if row else 0
         time.sleep(0.1)
     assert fed >= position
+
+
+def test_the_auditors_page_is_never_cached_and_runs_only_its_own_style(
+    embedded_server: tuple[str, subprocess.Popen[str]], tmp_path: Path
+) -> None:
+    url, data = embedded_server[0], _serving(embedded_server, tmp_path)
+    key = json.loads(cli_output(data, "keys", "create", "--name", "dpo", "--scope", "audit"))
+    subject = json.loads(cli_output(data, "unsubscribe", "--subject", "audited-1"))["subject"]
+
+    page = httpx.get(f"{url}/audit/persons/{subject}", auth=("dpo", key["key"]), timeout=10)
+
+    assert page.status_code == 200
+    assert page.headers["cache-control"] == "no-store"
+    policy = dict(
+        part.strip().split(" ", 1) for part in page.headers["content-security-policy"].split(";")
+    )
+    assert policy["default-src"] == "'none'"
+    assert (policy["frame-ancestors"], policy["base-uri"]) == ("'none'", "'none'")
+    # The one inline style is allowed by its hash; no inline script could run.
+    style = page.text.split("<style>", 1)[1].split("</style>", 1)[0]
+    digest = base64.b64encode(hashlib.sha256(style.encode()).digest()).decode()
+    assert policy["style-src"] == f"'sha256-{digest}'"
+    assert "script-src" not in policy

@@ -20,7 +20,7 @@ from ledger.domain.commands import Command, GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
-from tests.helpers import projection_rows, sqlite_ledger
+from tests.helpers import projection_rows, sqlite_ledger, stored_offsets
 from tests.topics import publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
@@ -47,19 +47,6 @@ def ledger(tmp_path: Path) -> Iterator[Ledger]:
     ledger = sqlite_ledger(tmp_path / "ledger.sqlite3")
     yield ledger
     ledger.close()
-
-
-def _stored_offsets(dsn: str, schema: str) -> int:
-    with psycopg.connect(dsn) as conn:
-        try:
-            row = conn.execute(
-                sql.SQL("select coalesce(sum(next_offset), 0) from {}").format(
-                    sql.Identifier(schema, "consumer_offsets")
-                )
-            ).fetchone()
-        except psycopg.errors.UndefinedTable:
-            return 0
-    return int(row[0]) if row else 0
 
 
 def _consume(env: dict[str, str], topic: str) -> subprocess.Popen[bytes]:
@@ -112,13 +99,13 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
     }
     try:
         first = _consume(env, topic)
-        assert _wait(lambda: _stored_offsets(pg_dsn, schema) > 0, 60)
+        assert _wait(lambda: stored_offsets(pg_dsn, schema) > 0, 60)
         first.send_signal(signal.SIGKILL)
         first.wait(timeout=10)
-        assert _stored_offsets(pg_dsn, schema) < total, "killed too late to prove anything"
+        assert stored_offsets(pg_dsn, schema) < total, "killed too late to prove anything"
 
         second = _consume(env, topic)
-        caught_up = _wait(lambda: _stored_offsets(pg_dsn, schema) == total, 120)
+        caught_up = _wait(lambda: stored_offsets(pg_dsn, schema) == total, 120)
         second.send_signal(signal.SIGTERM)
         assert second.wait(timeout=30) == 0
         assert caught_up

@@ -375,10 +375,16 @@ def _verify(stack: Stack, seen: Seen, report: Report) -> None:
         envelope = json.loads(state)
         by_command.setdefault(envelope["command_id"], []).append(envelope["event_id"])
         stored += 1
+    # The store holds the keyed hash of each caller's id, never the id itself.
+    stored_id = build_hasher(settings).command_id_for
     missing = [
-        a for a in seen.acked if sorted(by_command.get(a.command_id, [])) != sorted(a.event_ids)
+        a
+        for a in seen.acked
+        if sorted(by_command.get(stored_id(a.command_id), [])) != sorted(a.event_ids)
     ]
-    clicks_wrong = [c for c in seen.clicks.values() if len(by_command.get(c.command_id, [])) != 1]
+    clicks_wrong = [
+        c for c in seen.clicks.values() if len(by_command.get(stored_id(c.command_id), [])) != 1
+    ]
     report.verdicts.append(
         Verdict(
             "every acknowledged command in the store exactly once",

@@ -137,3 +137,20 @@ def test_the_garbage_collector_is_as_it_was_after_an_import(ledger: Ledger) -> N
     _import(ledger, CSV)
     assert gc.isenabled()
     assert gc.get_freeze_count() == 0
+
+
+@pytest.mark.parametrize("chunk_size", [1, 2, 3, 1000])
+def test_rejects_come_in_input_order_whether_refused_on_reading_or_by_the_ledger(
+    ledger: Ledger, chunk_size: int
+) -> None:
+    rejects: list[int] = []
+    run_import(
+        ledger,
+        read_rows(io.StringIO(CSV), FileFormat.CSV),
+        options=ImportOptions(purpose="newsletter"),
+        reject=lambda number, _: rejects.append(number),
+        chunk_size=chunk_size,
+    )
+    # 4 and 7 are refused by the ledger (address, policy version), 5, 6 and 8 on reading (status,
+    # time zone, fields): each in its place.
+    assert rejects == [4, 5, 6, 7, 8]
