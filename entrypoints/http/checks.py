@@ -14,7 +14,8 @@ from entrypoints.http.auth import Authenticator
 from entrypoints.http.bulk_answers import BulkAnswers
 from entrypoints.http.problems import ApiProblemError
 from entrypoints.http.services import MAX_POSITION, ApiServices
-from entrypoints.http.single_check import MAX_ADDRESS_CHARS, PURPOSE_PATTERN, single_check
+from entrypoints.http.single_check import PURPOSE_PATTERN, single_check
+from ledger.domain.identity import MAX_ADDRESS_CHARS
 from schemas import SUBJECT_PATTERN, Channel
 
 PURPOSE = Query(pattern=PURPOSE_PATTERN, description="The message's purpose.")

@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import BeforeValidator, Field, StringConstraints, ValidationError, model_validator
 
 from ledger.domain.errors import (
     InvalidAddressError,
@@ -13,6 +13,7 @@ from ledger.domain.errors import (
     OversizeEvidenceError,
     UnknownChannelError,
 )
+from ledger.domain.identity import EmailAddress
 from schemas import (
     Channel,
     CommandId,
@@ -59,12 +60,25 @@ class CatalogCommand(Command):
     """A command about the ledger's catalog of purposes and policy versions."""
 
 
+class PersonalFields(PersonalData):
+    """A command's personal data: its address held to the ledger's address rule."""
+
+    address: EmailAddress | None = None
+
+
+def _as_fields(value: Any) -> Any:
+    # A caller's own PersonalData is checked again, as a command's: its address too.
+    if isinstance(value, PersonalData) and not isinstance(value, PersonalFields):
+        return value.model_dump(exclude_defaults=True)
+    return value
+
+
 class PersonCommand(Command):
     """A command about one person, named by ``subject`` or by email ``address``."""
 
     subject: SubjectId | None = None
-    address: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
-    personal: PersonalData | None = None
+    address: EmailAddress | None = None
+    personal: Annotated[PersonalFields, BeforeValidator(_as_fields)] | None = None
 
     @model_validator(mode="after")
     def check_one_person(self) -> Self:
@@ -239,7 +253,7 @@ def field_error(error: ValidationError) -> InvalidFieldError:
     top = loc[0] if loc else ""
     reason = str(first["msg"])
     if top == "address" or loc[-1:] == ["address"]:
-        return InvalidAddressError(field, "not a valid email address")
+        return InvalidAddressError(field, reason)
     if top == "channel":
         return UnknownChannelError(field, reason)
     if top in _DATETIME_FIELDS and "offset" in reason:

@@ -1,0 +1,56 @@
+"""The HTTP API says what it does: one address rule, wire values in messages, an honest OpenAPI."""
+
+from typing import Any
+
+import pytest
+
+from access.apikeys import Scope
+from tests.e2e.test_http_api import Api, api  # noqa: F401  (the fixture)
+
+ACCENTED = ("Chloé.Bernard@Exemple.FR", "luc@exémple.fr")
+
+
+def _grant(api: Api, **fields: Any) -> Any:  # noqa: F811
+    return api.post(
+        "/v1/consents/grant", {"purpose": "newsletter", "policy_version": "v1"} | fields
+    )
+
+
+@pytest.mark.parametrize("address", ACCENTED)
+def test_an_accented_or_idn_address_is_recorded_under_the_ledgers_subject(
+    api: Api,  # noqa: F811
+    address: str,
+) -> None:
+    answer = _grant(api, address=address, personal={"address": address})
+
+    assert answer.status_code == 201, answer.json()
+    subject = answer.json()["subject"]
+    assert subject == api.services.hasher.subject_for(address)
+    assert api.post("/v1/subjects", {"address": address}, Scope.CHECK).json() == {
+        "subject": subject
+    }
+    # The same person in another case: one address rule, case-insensitive.
+    assert _grant(api, address=address.upper()).json()["subject"] == subject
+
+
+@pytest.mark.parametrize("where", ["address", "personal.address"])
+def test_a_bad_address_is_a_422_with_the_ledgers_reason_never_a_pattern(
+    api: Api,  # noqa: F811
+    where: str,
+) -> None:
+    bad = "jeanne@exa_mple.org"
+    body = (
+        {"address": bad} if where == "address" else {"subject": "p1", "personal": {"address": bad}}
+    )
+
+    answer = _grant(api, **body)
+
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert problem["field"] == where
+    assert (
+        problem["detail"]
+        == f"{where}: not a valid email address: domain is not a valid domain name"
+    )
+    assert "pattern" not in answer.text
+    assert "jeanne" not in answer.text
