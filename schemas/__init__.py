@@ -11,6 +11,7 @@ from schemas.base import (
     SubjectId,
     UtcDatetime,
     VersionLabel,
+    quoted,
 )
 from schemas.enums import (
     Channel,
@@ -29,6 +30,7 @@ from schemas.errors import (
     SchemaError,
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
+    error_reason,
 )
 from schemas.events import (
     CATALOG_SUBJECT,
@@ -119,7 +121,9 @@ __all__ = [
     "WithdrawalReason",
     "dead_letter_topic_for",
     "dump_event",
+    "error_reason",
     "event_to_json",
     "parse_event",
+    "quoted",
     "upcast_consent_granted_v1_v2",
 ]

@@ -1,7 +1,9 @@
 """The frozen base model and the constrained field types shared by every schema."""
 
+import json
 import re
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
@@ -19,6 +21,19 @@ class Model(BaseModel):
         json_schema_serialization_defaults_required=True,
         use_attribute_docstrings=True,
     )
+
+
+def quoted(value: object) -> str:
+    """``value`` as it is on the wire, for a message: JSON (a string in double quotes; an
+    enum's value; a datetime in ISO 8601), never a Python repr such as ``<Channel.EMAIL: ...>``."""
+    if isinstance(value, Enum):
+        value = value.value
+    elif isinstance(value, datetime):
+        value = value.isoformat()
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return json.dumps(str(value), ensure_ascii=False)
 
 
 def _to_utc(value: datetime) -> datetime:

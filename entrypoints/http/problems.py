@@ -30,6 +30,7 @@ from ledger.domain.errors import (
     StoreUnavailableError,
 )
 from projections.checker import StaleProjectionError
+from schemas import error_reason
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://consent-ledger.invalid/problems/"
@@ -88,7 +89,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_of(tuple(item["loc"])), "reason": str(item["msg"])}
+            {"field": _field_of(tuple(item["loc"])), "reason": error_reason(item)}
             for item in error.errors()
         ]
         first = errors[0] if errors else {"field": "body", "reason": "invalid"}

@@ -34,6 +34,7 @@ from schemas import (
     UtcDatetime,
     VersionLabel,
     WithdrawalReason,
+    error_reason,
 )
 
 RIGHTS_REQUEST_DEADLINE = timedelta(days=30)
@@ -251,7 +252,7 @@ def field_error(error: ValidationError) -> InvalidFieldError:
     loc = [str(part) for part in first["loc"]]
     field = ".".join(loc) or "command"
     top = loc[0] if loc else ""
-    reason = str(first["msg"])
+    reason = error_reason(first)
     if top == "address" or loc[-1:] == ["address"]:
         return InvalidAddressError(field, reason)
     if top == "channel":

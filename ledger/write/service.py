@@ -139,7 +139,9 @@ class Ledger:
         now = self.clock()
         if command.occurred_at > now + self.config.future_tolerance:
             raise FutureOccurrenceError(
-                "occurred_at", f"more than {self.config.future_tolerance} ahead of the ledger clock"
+                "occurred_at",
+                f"more than {self.config.future_tolerance.total_seconds():g} s"
+                " ahead of the ledger clock",
             )
         if isinstance(command, CatalogCommand):
             return Prepared(command, CATALOG_SUBJECT, None)

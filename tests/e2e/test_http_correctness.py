@@ -54,3 +54,60 @@ def test_a_bad_address_is_a_422_with_the_ledgers_reason_never_a_pattern(
     )
     assert "pattern" not in answer.text
     assert "jeanne" not in answer.text
+
+
+def test_a_grant_for_a_purpose_the_policy_version_does_not_cover_is_a_409_naming_both(
+    api: Api,  # noqa: F811
+) -> None:
+    registered = api.post(
+        "/v1/purposes",
+        {"purpose": "partners", "legal_basis": "consent", "description": "Partner offers"},
+        Scope.ADMIN,
+    )
+    assert registered.status_code == 201
+    head = api.services.ledger.store.head()
+
+    answer = _grant(api, subject="p1", purpose="partners")
+
+    assert answer.status_code == 409
+    problem = answer.json()
+    assert problem["type"].endswith("/purpose-not-covered")
+    assert problem["field"] == "purpose"
+    assert problem["detail"] == 'purpose: policy version "v1" does not cover purpose "partners"'
+    assert api.services.ledger.store.head() == head
+
+
+def test_a_refusal_shows_wire_values_never_python_reprs(api: Api) -> None:  # noqa: F811
+    answer = api.post(
+        "/v1/consents/confirm", {"subject": "p1", "purpose": "newsletter", "channel": "email"}
+    )
+
+    assert answer.status_code == 409
+    assert answer.json()["detail"] == 'purpose: no pending consent for "newsletter" on "email"'
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "reason"),
+    [
+        ({"subject": "p1", "personal": "ann"}, "personal", "Input should be a JSON object"),
+        ({}, "command", "give exactly one of subject or address"),
+        (
+            {"subject": "p1", "address": "ann@example.org"},
+            "command",
+            "give exactly one of subject or address",
+        ),
+    ],
+)
+def test_an_invalid_field_is_explained_without_python_names(
+    api: Api,  # noqa: F811
+    body: dict[str, Any],
+    field: str,
+    reason: str,
+) -> None:
+    answer = _grant(api, **body)
+
+    assert answer.status_code == 422
+    problem = answer.json()
+    assert (problem["field"], problem["errors"][0]["reason"]) == (field, reason)
+    for python in ("Value error", "PersonalFields", "PersonalData", "<", "instance of"):
+        assert python not in answer.text
