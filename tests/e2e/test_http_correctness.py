@@ -111,3 +111,30 @@ def test_an_invalid_field_is_explained_without_python_names(
     assert (problem["field"], problem["errors"][0]["reason"]) == (field, reason)
     for python in ("Value error", "PersonalFields", "PersonalData", "<", "instance of"):
         assert python not in answer.text
+
+
+def test_head_is_answered_wherever_get_is(api: Api) -> None:  # noqa: F811
+    assert api.services.tokens is not None
+    token = api.services.tokens.issue(subject="p1", purpose="newsletter", campaign_id="c1")
+    paths = api.client.get("/openapi.json").json()["paths"]
+    gets = [path for path, operations in paths.items() if "get" in operations]
+    assert "/u/{token}" in gets
+    headers = api.auth(Scope.AUDIT)
+    for template in [*gets, "/healthz", "/openapi.json"]:
+        path = template.replace("{token}", token).replace("{subject}", "p1")
+        got = api.client.get(path, headers=headers)
+        head = api.client.head(path, headers=headers)
+
+        assert head.status_code == got.status_code, path
+        assert head.content == b"", path
+        assert head.headers.get("content-type") == got.headers.get("content-type"), path
+    assert api.client.head(f"/u/{token}").status_code == 200
+
+
+def test_head_where_there_is_no_get_is_a_405_naming_what_is_allowed(
+    api: Api,  # noqa: F811
+) -> None:
+    answer = api.client.head("/v1/consents/grant", headers=api.auth(Scope.WRITE))
+
+    assert answer.status_code == 405
+    assert answer.headers["allow"] == "POST"
