@@ -11,6 +11,7 @@ from schemas.base import (
     SubjectId,
     UtcDatetime,
     VersionLabel,
+    parse_utc_datetime,
     quoted,
 )
 from schemas.enums import (
@@ -124,6 +125,7 @@ __all__ = [
     "error_reason",
     "event_to_json",
     "parse_event",
+    "parse_utc_datetime",
     "quoted",
     "upcast_consent_granted_v1_v2",
 ]

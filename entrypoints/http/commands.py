@@ -15,6 +15,7 @@ from ledger.domain import commands
 from ledger.domain.commands import Command, build, new_command_id
 from ledger.domain.errors import InvalidFieldError
 from ledger.write.service import CommandResult
+from schemas import UtcDatetime
 
 IDEMPOTENCY_KEY_MAX = 128
 
@@ -77,7 +78,7 @@ def request_model(command: type[Command]) -> type[BaseModel]:
         if name in SERVER_SET:
             continue
         if name == "occurred_at":
-            fields[name] = (datetime | None, None)
+            fields[name] = (UtcDatetime | None, None)
         else:
             fields[name] = (info.annotation, info)
     model: type[BaseModel] = create_model(

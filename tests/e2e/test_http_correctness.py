@@ -138,3 +138,19 @@ def test_head_where_there_is_no_get_is_a_405_naming_what_is_allowed(
 
     assert answer.status_code == 405
     assert answer.headers["allow"] == "POST"
+
+
+def test_a_time_is_an_iso_8601_string_with_its_zone_never_a_number(api: Api) -> None:  # noqa: F811
+    assert _grant(api, subject="p1", occurred_at="2026-01-02T09:00:00.125Z").status_code == 201
+    decision = "/v1/persons/p1/decision"
+    fractional = api.get(decision, purpose="newsletter", at="2026-01-02T09:00:00.250Z")
+    assert fractional.status_code == 200, fractional.json()
+    for at in ("1767344400", "2026-01-02T09:00:00"):
+        refused = api.get(decision, purpose="newsletter", at=at)
+        assert refused.status_code == 422
+        assert refused.json()["field"] == "at"
+
+    numeric = _grant(api, subject="p1", occurred_at=1767344400)
+
+    assert numeric.status_code == 422
+    assert numeric.json()["field"] == "occurred_at"
