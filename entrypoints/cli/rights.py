@@ -11,7 +11,7 @@ import typer
 from entrypoints.bootstrap import build_audit, build_open_requests, store_config
 from entrypoints.bootstrap_cli import catch_up
 from entrypoints.cli.console import err, load_settings
-from entrypoints.cli.opening import open_ledger
+from entrypoints.cli.opening import open_ledger, starting
 from entrypoints.cli.options import (
     TIME_HELP,
     AddressOption,
@@ -220,7 +220,8 @@ def rights_list(
     now = _now()
     # As `check` does: the command line feeds the embedded projection itself first.
     catch_up(settings)
-    requests = build_open_requests(store_config(settings))()
+    with starting():
+        requests = build_open_requests(store_config(settings))()
     for request in requests:
         if request.overdue(now) or not overdue:
             typer.echo(json.dumps(request.to_json(now)))
