@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
-from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import ApiServices
 from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
@@ -38,7 +38,7 @@ def _open_requests(services: ApiServices) -> list[OpenRequest]:
 
 
 def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["data-subject rights"])
+    router = APIRouter(tags=["data-subject rights"], responses=documented(401, 403, 404, 422, 503))
     auditor = Depends(auth.require(Scope.AUDIT))
     checker_or_auditor = Depends(auth.require(Scope.CHECK, Scope.AUDIT))
     admin_or_auditor = Depends(auth.require(Scope.ADMIN, Scope.AUDIT))

@@ -4,7 +4,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import BeforeValidator, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from ledger.domain.errors import (
     InvalidAddressError,
@@ -74,8 +82,14 @@ def _as_fields(value: Any) -> Any:
     return value
 
 
+ONE_PERSON: dict[str, Any] = {"oneOf": [{"required": ["subject"]}, {"required": ["address"]}]}
+"""JSON Schema of `PersonCommand.check_one_person`: exactly one of subject or address."""
+
+
 class PersonCommand(Command):
     """A command about one person, named by ``subject`` or by email ``address``."""
+
+    model_config = ConfigDict(json_schema_extra=ONE_PERSON)
 
     subject: SubjectId | None = None
     address: EmailAddress | None = None
@@ -96,7 +110,7 @@ class RegisterPurpose(CatalogCommand):
     legal_basis: LegalBasis
     description: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     max_age_days: Annotated[int, Field(gt=0)] | None = None
-    direct_marketing: bool = False
+    direct_marketing: StrictBool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -118,7 +132,7 @@ class PublishPolicyVersion(CatalogCommand):
     url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     effective_at: UtcDatetime
     purposes: tuple[Slug, ...] = ()
-    requires_reconsent: bool = False
+    requires_reconsent: StrictBool = False
 
 
 class GrantConsent(PersonCommand):
@@ -158,7 +172,7 @@ class AcceptPolicy(PersonCommand):
 
 class RecordObjection(PersonCommand):
     purpose: Slug | None = None
-    all_direct_marketing: bool = False
+    all_direct_marketing: StrictBool = False
 
     @model_validator(mode="after")
     def check_scope(self) -> Self:

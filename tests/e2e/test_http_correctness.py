@@ -5,6 +5,7 @@ from typing import Any
 import pytest
 
 from access.apikeys import Scope
+from entrypoints.http.commands import ROUTES
 from tests.e2e.test_http_api import Api, api  # noqa: F401  (the fixture)
 
 ACCENTED = ("Chloé.Bernard@Exemple.FR", "luc@exémple.fr")
@@ -154,3 +155,55 @@ def test_a_time_is_an_iso_8601_string_with_its_zone_never_a_number(api: Api) -> 
 
     assert numeric.status_code == 422
     assert numeric.json()["field"] == "occurred_at"
+
+
+def _openapi(api: Api) -> dict[str, Any]:  # noqa: F811
+    document: dict[str, Any] = api.client.get("/openapi.json").json()
+    return document
+
+
+def _request_schema(document: dict[str, Any], path: str) -> dict[str, Any]:
+    body = document["paths"][path]["post"]["requestBody"]["content"]["application/json"]
+    name = body["schema"]["$ref"].rsplit("/", 1)[-1]
+    schema: dict[str, Any] = document["components"]["schemas"][name]
+    return schema
+
+
+def test_the_openapi_document_lists_every_problem_status_a_route_answers(
+    api: Api,  # noqa: F811
+) -> None:
+    paths = _openapi(api)["paths"]
+    for path, *_ in ROUTES:
+        assert {"401", "403", "409", "413", "422", "503"} <= set(paths[path]["post"]["responses"])
+    assert {"400", "401", "403", "413", "415", "422", "503"} <= set(
+        paths["/v1/check"]["post"]["responses"]
+    )
+    for path in ("/v1/persons/{subject}", "/v1/persons/{subject}/decision"):
+        assert {"401", "403", "404", "422", "503"} <= set(paths[path]["get"]["responses"])
+    assert {"404", "410"} <= set(paths["/u/{token}"]["post"]["responses"])
+
+
+def test_the_openapi_schemas_say_what_the_server_enforces(api: Api) -> None:  # noqa: F811
+    document = _openapi(api)
+    grant = _request_schema(document, "/v1/consents/grant")
+    assert grant["oneOf"] == [{"required": ["subject"]}, {"required": ["address"]}]
+    purpose = _request_schema(document, "/v1/purposes")
+    assert purpose["properties"]["direct_marketing"]["type"] == "boolean"
+
+    answer = api.post(
+        "/v1/purposes",
+        {"purpose": "offers", "legal_basis": "consent", "description": "d", "direct_marketing": 0},
+        Scope.ADMIN,
+    )
+
+    assert answer.status_code == 422
+    assert answer.json()["field"] == "direct_marketing"
+
+
+def test_a_bulk_check_without_a_body_is_a_400(api: Api) -> None:  # noqa: F811
+    answer = api.client.post(
+        "/v1/check", params={"purpose": "newsletter"}, headers=api.auth(Scope.CHECK)
+    )
+
+    assert answer.status_code == 400
+    assert answer.json()["field"] == "body"
