@@ -21,17 +21,8 @@ def test_an_idn_address_and_fractional_seconds_are_taken_as_the_api_takes_them(
     policy = tmp_path / "policy.txt"
     policy.write_text("Politique v1\n", encoding="utf-8")
     _ok(data, "purpose", "register", "newsletter", "--legal-basis", "consent", "--description", "n")
-    _ok(
-        data,
-        "policy",
-        "publish",
-        "v1",
-        str(policy),
-        "--purpose",
-        "newsletter",
-        "--effective-at",
-        "2026-01-01T00:00:00.5Z",
-    )
+    effective = ("--effective-at", "2026-01-01T00:00:00.5Z")
+    _ok(data, "policy", "publish", "v1", str(policy), "--purpose", "newsletter", *effective)
     granted = _ok(
         data,
         "grant",
