@@ -9,6 +9,7 @@ from schemas.errors import (
     SchemaError,
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
+    error_reason,
 )
 from schemas.events import *  # noqa: F403
 from schemas.personal import (
@@ -38,6 +39,7 @@ __all__ = [
     "UnsupportedSchemaVersionError",
     "dead_letter_topic_for",
     "dump_event",
+    "error_reason",
     "event_to_json",
     "parse_event",
 ]

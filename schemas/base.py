@@ -1,10 +1,12 @@
 """The frozen base model and the constrained field types shared by every schema."""
 
+import json
 import re
 from datetime import UTC, datetime
+from enum import Enum
 from typing import Annotated
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, StringConstraints
 
 __all__ = [
     "SUBJECT_PATTERN",
@@ -17,6 +19,8 @@ __all__ = [
     "SubjectId",
     "UtcDatetime",
     "VersionLabel",
+    "parse_utc_datetime",
+    "quoted",
 ]
 
 
@@ -32,6 +36,19 @@ class Model(BaseModel):
         json_schema_serialization_defaults_required=True,
         use_attribute_docstrings=True,
     )
+
+
+def quoted(value: object) -> str:
+    """``value`` as it is on the wire, for a message: JSON (a string in double quotes; an
+    enum's value; a datetime in ISO 8601), never a Python repr such as ``<Channel.EMAIL: ...>``."""
+    if isinstance(value, Enum):
+        value = value.value
+    elif isinstance(value, datetime):
+        value = value.isoformat()
+    try:
+        return json.dumps(value, ensure_ascii=False)
+    except (TypeError, ValueError):
+        return json.dumps(str(value), ensure_ascii=False)
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -66,8 +83,32 @@ Slug = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,63}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 """A SHA-256 digest as 64 lowercase hexadecimal digits."""
 
-UtcDatetime = Annotated[datetime, AfterValidator(_to_utc)]
-"""An aware datetime, converted to UTC; naive datetimes are rejected."""
+
+def parse_utc_datetime(text: str) -> datetime:
+    """The one reading of a time given as text, by the API and the CLI alike: ISO 8601 with
+    its zone (``2026-03-01T12:00:00Z``, ``...12:00:00.250+01:00``), fractional seconds allowed,
+    in UTC. A bare number is refused: it would be read as seconds since 1970, silently."""
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        # fromisoformat's own message repeats the text.
+        raise ValueError(
+            "not an ISO 8601 date and time with its zone, e.g. 2026-03-01T12:00:00Z"
+        ) from None
+    return _to_utc(parsed)
+
+
+def _from_text(value: object) -> object:
+    if isinstance(value, str):
+        return parse_utc_datetime(value)
+    if not isinstance(value, datetime):
+        raise ValueError("a date and time is an ISO 8601 string with its zone, not a number")
+    return value
+
+
+UtcDatetime = Annotated[datetime, BeforeValidator(_from_text), AfterValidator(_to_utc)]
+"""An aware datetime, converted to UTC: an ISO 8601 string with its zone (`parse_utc_datetime`)
+or a datetime; naive datetimes and numbers are rejected."""
 
 SUBJECT_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
 SubjectId = Annotated[str, StringConstraints(pattern=SUBJECT_PATTERN)]

@@ -15,6 +15,25 @@ when it is a well-formed UUID.
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from schemas.base import quoted
+
+_OBJECT_TYPES = frozenset({"model_type", "model_attributes_type", "dict_type", "dataclass_type"})
+_VALIDATOR_PREFIXES = ("Value error, ", "Assertion failed, ")
+
+
+def error_reason(detail: Mapping[str, Any]) -> str:
+    """Pydantic's message for one error in wire terms: no Python class or exception names.
+
+    pydantic says "instance of PersonalFields" of an object it wanted and prefixes what a
+    validator raised with "Value error, "; a caller sent JSON and needs neither.
+    """
+    if detail.get("type") in _OBJECT_TYPES:
+        return "Input should be a JSON object"
+    message = str(detail.get("msg", "invalid"))
+    for prefix in _VALIDATOR_PREFIXES:
+        message = message.removeprefix(prefix)
+    return message
+
 
 class SchemaError(ValueError):
     """A payload is not a readable event."""
@@ -32,7 +51,9 @@ class UnknownEventTypeError(SchemaError):
     """The payload's event_type names no known event."""
 
     def __init__(self, event_type: object, *, event_id: str | None = None) -> None:
-        super().__init__(f"unknown event type {event_type!r} (event {event_id})", event_id=event_id)
+        super().__init__(
+            f"unknown event type {quoted(event_type)} (event {event_id})", event_id=event_id
+        )
         self.event_type = event_type
 
 
@@ -71,7 +92,7 @@ class InvalidEventError(SchemaError):
         where = f" at {field}" if field else ""
         more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
         super().__init__(
-            f"invalid {event_type} (event {event_id}){where}: {first['msg']}{more}",
+            f"invalid {event_type} (event {event_id}){where}: {error_reason(first)}{more}",
             event_id=event_id,
         )
         self.event_type = event_type

@@ -10,14 +10,6 @@ from schemas.base import Model, PrintableText, Sha256Hex
 EVIDENCE_MAX_JSON_BYTES = 4096
 """The largest serialised `Evidence` accepted, in bytes of compact UTF-8 JSON."""
 
-# The WHATWG HTML "valid e-mail address" pattern: the one our web forms already enforce, so an
-# address a browser accepted is never refused here.
-_EMAIL_PATTERN = (
-    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+"
-    r"@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
-    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
-)
-
 _BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
 
 
@@ -28,7 +20,10 @@ def _normalise_ip(value: str) -> str:
         raise ValueError("not an IPv4 or IPv6 address") from None
 
 
-EmailAddress = Annotated[str, StringConstraints(max_length=254, pattern=_EMAIL_PATTERN)]
+AddressText = Annotated[str, StringConstraints(max_length=320, pattern=r"^[^\s@]+@[^\s@]+$")]
+"""An email address as the person gave it. The event contract checks only its shape (one ``@``,
+no whitespace), which every address the ledger takes has: the ledger's commands hold it to the
+one address rule, `ledger.domain.identity.normalise_address`."""
 IpAddress = Annotated[str, AfterValidator(_normalise_ip)]
 Base64Text = Annotated[str, StringConstraints(min_length=4, pattern=_BASE64_PATTERN)]
 
@@ -37,7 +32,7 @@ class PersonalData(Model):
     """Personal data in clear, as a command carries it before the ledger encrypts it."""
 
     kind: Literal["clear"] = "clear"
-    address: EmailAddress | None = None
+    address: AddressText | None = None
     ip: IpAddress | None = None
     user_agent: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
     page_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None

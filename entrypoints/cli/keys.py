@@ -9,7 +9,7 @@ from rich.table import Table
 from access.apikeys import ApiKeyStore, Scope
 from entrypoints.bootstrap import build_api_keys
 from entrypoints.cli.console import err, load_settings
-from ledger.domain.errors import LedgerError
+from entrypoints.cli.opening import starting
 
 keys_app = typer.Typer(
     help="API keys: scoped (write, check, audit, admin), stored hashed.", no_args_is_help=True
@@ -17,11 +17,9 @@ keys_app = typer.Typer(
 
 
 def _store() -> ApiKeyStore:
-    try:
-        return build_api_keys(load_settings())
-    except LedgerError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(code=2) from None
+    settings = load_settings()
+    with starting():
+        return build_api_keys(settings)
 
 
 @keys_app.command()

@@ -1,4 +1,10 @@
-"""The ledger a CLI command works on; errors in wiring a command become exit code 2."""
+"""The ledger a CLI command works on; errors in wiring a command become exit code 2.
+
+A process that cannot start prints one line naming the setting to fix, and exits 2: a wrong
+secret, a database that does not answer at ``CONSENT_PG_DSN``, a ``CONSENT_PG_SCHEMA`` that
+does not exist, no Kafka broker at ``CONSENT_KAFKA_BOOTSTRAP``. The followers (relay, consume,
+audit seal --follow) wait for the database at start instead (`once_the_database_answers`).
+"""
 
 import logging
 import time
@@ -6,7 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TypeVar
 
+import psycopg
 import typer
+from eventsourcing.persistence import PersistenceError
+from kafka.errors import KafkaError
 
 from entrypoints.bootstrap import build_ledger
 from entrypoints.cli.console import err, load_settings
@@ -26,13 +35,48 @@ _NOT_ANSWERING: tuple[type[Exception], ...] = (
 )
 
 
+def startup_problem(error: BaseException) -> str | None:
+    """What to fix, naming the setting, when ``error`` stopped a process at start (else None).
+
+    Never the DSN itself: it may hold a password.
+    """
+    if isinstance(error, LedgerError) and not isinstance(error, StoreUnavailableError):
+        return str(error)
+    causes = _chain(error)
+    if any(isinstance(cause, psycopg.errors.InvalidSchemaName) for cause in causes):
+        return "CONSENT_PG_SCHEMA: the schema does not exist in the database (create it first)"
+    if isinstance(error, (*_NOT_ANSWERING, psycopg.Error, PersistenceError)):
+        return f"CONSENT_PG_DSN: the database does not answer ({type(error).__name__})"
+    if isinstance(error, KafkaError):
+        return f"CONSENT_KAFKA_BOOTSTRAP: no Kafka broker answers ({type(error).__name__})"
+    return None
+
+
+def _chain(error: BaseException) -> list[BaseException]:
+    found: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and current not in found:
+        found.append(current)
+        current = current.__cause__ or current.__context__
+    return found
+
+
 @contextmanager
 def starting() -> Iterator[None]:
-    """Around the wiring of a command: its errors become "cannot start" and exit code 2."""
+    """Around the wiring of a command: its errors become one "cannot start" line, exit code 2."""
     try:
         yield
-    except LedgerError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
+    except (
+        LedgerError,
+        psycopg.Error,
+        PersistenceError,
+        ProjectionUnavailableError,
+        KafkaError,
+    ) as error:
+        problem = startup_problem(error)
+        if problem is None:
+            raise
+        err.print(f"[red]cannot start:[/red] {problem}", soft_wrap=True)
         raise typer.Exit(code=2) from None
 
 

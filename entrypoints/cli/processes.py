@@ -7,10 +7,8 @@ import threading
 from collections.abc import Callable
 from typing import Annotated
 
-import psycopg
 import typer
 import uvicorn
-from kafka.errors import KafkaError
 from prometheus_client import REGISTRY
 
 from entrypoints.bootstrap import (
@@ -22,11 +20,10 @@ from entrypoints.bootstrap import (
 )
 from entrypoints.bootstrap_cli import build_consumer, start_embedded_followers
 from entrypoints.cli.console import err, load_settings
-from entrypoints.cli.opening import once_the_database_answers
+from entrypoints.cli.opening import once_the_database_answers, starting
 from entrypoints.cli.options import TopicOption
 from entrypoints.http import create_app
 from entrypoints.settings import Settings
-from ledger.domain.errors import ConfigurationError, LedgerError
 from relay.publisher import ensure_topics
 
 
@@ -39,10 +36,11 @@ def serve(
     listen_host = host or settings.http_host
     listen_port = settings.http_port if port is None else port
     try:
-        check = build_health(settings)
-        services = build_api(settings)
-    except (ValueError, LedgerError) as error:
-        err.print(f"[red]cannot start:[/red] {error}")
+        with starting():
+            check = build_health(settings)
+            services = build_api(settings)
+    except ValueError as error:
+        err.print(f"[red]cannot start:[/red] {error}", soft_wrap=True)
         raise typer.Exit(code=2) from None
     REGISTRY.register(build_business_metrics(settings))
     stop = threading.Event()
@@ -73,12 +71,9 @@ def relay(
     broker last acknowledged. Ctrl-C or SIGTERM stops it cleanly.
     """
     settings = load_settings()
-    try:
+    with starting():
         relay_ = once_the_database_answers(lambda: build_relay(settings), what="relay")
         ensure_topics(relay_.config)
-    except (LedgerError, KafkaError) as error:
-        err.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(code=2) from None
     try:
         if once:
             published = 0
@@ -110,19 +105,13 @@ def consume(
     the topic's dead-letter topic. SIGTERM or Ctrl-C finishes the batch in hand, then exits.
     """
     settings = load_settings()
-    try:
+    with starting():
         runner = once_the_database_answers(
             lambda: build_consumer(
                 settings, group=group, topic=topic or settings.kafka_topic, batch=batch
             ),
             what="consume",
         )
-    except ConfigurationError as error:
-        err.print(f"[red]cannot start:[/red] {error}")
-        raise typer.Exit(code=2) from None
-    except (KafkaError, psycopg.Error) as error:
-        err.print(f"[red]cannot start:[/red] {type(error).__name__}")
-        raise typer.Exit(code=2) from None
     try:
         _follow(
             settings,

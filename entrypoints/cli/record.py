@@ -9,7 +9,14 @@ from typing import Annotated, Any
 import typer
 
 from entrypoints.cli.opening import open_ledger
-from entrypoints.cli.options import AddressOption, CommandIdOption, OccurredOption, SubjectOption
+from entrypoints.cli.options import (
+    TIME_HELP,
+    AddressOption,
+    CommandIdOption,
+    OccurredOption,
+    SubjectOption,
+    parse_time,
+)
 from ledger.domain.commands import (
     Command,
     GrantConsent,
@@ -97,7 +104,12 @@ def policy_publish(
         ),
     ],
     effective_at: Annotated[
-        datetime | None, typer.Option(help="When it takes effect (default: now).")
+        datetime | None,
+        typer.Option(
+            help=f"When it takes effect, {TIME_HELP} (default: now).",
+            parser=parse_time,
+            metavar="TIME",
+        ),
     ] = None,
     url: Annotated[str | None, typer.Option(help="Where people read it.")] = None,
     purpose: Annotated[

@@ -10,6 +10,7 @@ from kafka.errors import KafkaError
 from consumers.topic_rebuild import rebuild_from_kafka
 from entrypoints.bootstrap import build_embedded_projection, build_store
 from entrypoints.cli.console import err, load_settings, progress_bar
+from entrypoints.cli.opening import starting
 from entrypoints.cli.options import TopicOption
 from projections.rebuild import (
     ProjectionName,
@@ -48,9 +49,11 @@ def replay(
     mode the tables in the SQLite file are rebuilt in one transaction, from the store.
     """
     settings = load_settings()
-    store = build_store(settings)
+    with starting():
+        store = build_store(settings)
     try:
-        head = store.head()
+        with starting():
+            head = store.head()
         embedded = build_embedded_projection(settings)
         if embedded is not None:
             if source is not Source.STORE:

@@ -11,8 +11,14 @@ import typer
 from entrypoints.bootstrap import build_audit, build_open_requests, store_config
 from entrypoints.bootstrap_cli import catch_up
 from entrypoints.cli.console import err, load_settings
-from entrypoints.cli.opening import open_ledger
-from entrypoints.cli.options import AddressOption, SubjectOption
+from entrypoints.cli.opening import open_ledger, starting
+from entrypoints.cli.options import (
+    TIME_HELP,
+    AddressOption,
+    SubjectOption,
+    WhenOption,
+    parse_time,
+)
 from ledger.domain.commands import CloseRightsRequest, ExtendRightsRequest, OpenRightsRequest, build
 from ledger.privacy.files import write_private_text
 from ledger.rights.point_in_time import decision_at
@@ -28,15 +34,6 @@ retention_app = typer.Typer(help="Retention: lapsed consents and required re-con
 requests_app = typer.Typer(help="Data-subject rights requests (GDPR art. 12 to 22).")
 rights_cli.add_typer(retention_app, name="retention")
 rights_cli.add_typer(requests_app, name="rights")
-
-TIME_FORMATS = ["%Y-%m-%dT%H:%M:%S%z"]
-WhenOption = Annotated[
-    datetime | None,
-    typer.Option(
-        help="A time with its zone, e.g. 2026-03-01T12:00:00+00:00 (default: now).",
-        formats=TIME_FORMATS,
-    ),
-]
 
 
 def _now() -> datetime:
@@ -178,7 +175,8 @@ def rights_extend(
     subject: Annotated[str, typer.Option(help="The person's subject.")],
     request_id: Annotated[UUID, typer.Option(help="The request.")],
     due_at: Annotated[
-        datetime, typer.Option(help="The new due date, with its time zone.", formats=TIME_FORMATS)
+        datetime,
+        typer.Option(help=f"The new due date, {TIME_HELP}.", parser=parse_time, metavar="TIME"),
     ],
     reason: Annotated[str, typer.Option(help="Why more time is needed (told to the person).")],
 ) -> None:
@@ -216,7 +214,8 @@ def rights_list(
     now = _now()
     # As `check` does: the command line feeds the embedded projection itself first.
     catch_up(settings)
-    requests = build_open_requests(store_config(settings))()
+    with starting():
+        requests = build_open_requests(store_config(settings))()
     for request in requests:
         if request.overdue(now) or not overdue:
             typer.echo(json.dumps(request.to_json(now)))

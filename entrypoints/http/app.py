@@ -12,6 +12,7 @@ from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
+from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
 from entrypoints.http.rights import rights_router
@@ -57,4 +58,5 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
             larger={("POST", "/v1/check"): services.max_bulk_body_bytes},
         )
         app.add_middleware(SingleCheckFastPath, services=services, auth=auth, owner=app)
+    app.add_middleware(HeadAsGet)
     return app

@@ -12,9 +12,10 @@ from starlette.requests import ClientDisconnect
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.bulk_answers import BulkAnswers
-from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import MAX_POSITION, ApiServices
-from entrypoints.http.single_check import MAX_ADDRESS_CHARS, PURPOSE_PATTERN, single_check
+from entrypoints.http.single_check import PURPOSE_PATTERN, single_check
+from ledger.domain.identity import MAX_ADDRESS_CHARS
 from schemas import SUBJECT_PATTERN, Channel
 
 PURPOSE = Query(pattern=PURPOSE_PATTERN, description="The message's purpose.")
@@ -50,7 +51,7 @@ class CheckAnswer(BaseModel):
 
 
 def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["checks"])
+    router = APIRouter(tags=["checks"], responses=documented(401, 403, 413, 422, 503))
     needs_check = Depends(auth.require(Scope.CHECK))
 
     @router.get("/v1/check", response_model=CheckAnswer, summary="May we send to one person?")
@@ -97,6 +98,7 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 "description": "One answer per input line, in input order.",
             },
             503: {"description": "The projection is stale: retry after Retry-After."},
+            **documented(400, 415),
         },
         openapi_extra={
             "requestBody": {
@@ -131,6 +133,10 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 "Send NDJSON, CSV or plain text lines",
                 field="Content-Type",
             )
+        if _bodiless(request):
+            raise ApiProblemError(
+                400, "body-required", "Send one person per line in the body", field="body"
+            )
         checker = await services.checkers.lend()
         try:
             await anyio.to_thread.run_sync(
@@ -153,3 +159,9 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         )
 
     return router
+
+
+def _bodiless(request: Request) -> bool:
+    """No body at all: neither a length above zero nor a chunked one."""
+    headers = request.headers
+    return "transfer-encoding" not in headers and headers.get("content-length", "0") == "0"

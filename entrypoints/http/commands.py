@@ -9,12 +9,13 @@ from pydantic import BaseModel, ConfigDict, create_model
 
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
-from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import ApiServices
 from ledger.domain import commands
-from ledger.domain.commands import Command, build, new_command_id
+from ledger.domain.commands import ONE_PERSON, Command, PersonCommand, build, new_command_id
 from ledger.domain.errors import InvalidFieldError
 from ledger.write.service import CommandResult
+from schemas import UtcDatetime
 
 IDEMPOTENCY_KEY_MAX = 128
 
@@ -77,12 +78,15 @@ def request_model(command: type[Command]) -> type[BaseModel]:
         if name in SERVER_SET:
             continue
         if name == "occurred_at":
-            fields[name] = (datetime | None, None)
+            fields[name] = (UtcDatetime | None, None)
         else:
             fields[name] = (info.annotation, info)
     model: type[BaseModel] = create_model(
         f"{command.__name__}Request",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(
+            extra="forbid",
+            json_schema_extra=ONE_PERSON if issubclass(command, PersonCommand) else None,
+        ),
         __doc__=command.__doc__,
         **fields,
     )
@@ -101,7 +105,7 @@ def accepted(result: CommandResult) -> JSONResponse:
 
 
 def commands_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["commands"])
+    router = APIRouter(tags=["commands"], responses=documented(401, 403, 409, 413, 422, 503))
     for path, command, scope, summary in ROUTES:
         _add(router, services, auth, path=path, command=command, scope=scope, summary=summary)
     return router

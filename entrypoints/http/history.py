@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
-from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import MAX_POSITION, ApiServices
 from ledger.audit.export import NotSealedError, export_bundle
 from ledger.audit.store import StoredCheckpoint
@@ -88,7 +88,9 @@ def latest_checkpoint(services: ApiServices) -> StoredCheckpoint:
 
 
 def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["history and proofs"])
+    router = APIRouter(
+        tags=["history and proofs"], responses=documented(401, 403, 404, 413, 422, 503)
+    )
     reader = Depends(auth.require(Scope.WRITE, Scope.AUDIT))
     auditor = Depends(auth.require(Scope.AUDIT))
     anyone = Depends(auth.require(Scope.WRITE, Scope.CHECK, Scope.AUDIT, Scope.ADMIN))

@@ -30,10 +30,55 @@ from ledger.domain.errors import (
     StoreUnavailableError,
 )
 from projections.checker import StaleProjectionError
+from schemas import error_reason
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://consent-ledger.invalid/problems/"
 RETRY_AFTER_S = 1
+
+
+_PROBLEM_SCHEMA = {
+    "type": "object",
+    "required": ["type", "title", "status"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
+            },
+        },
+    },
+}
+_MEANINGS = {
+    400: "The request has no body, or one that cannot be read",
+    401: "No API key, or an unknown or revoked one",
+    403: "The key lacks the scope of this endpoint",
+    404: "Nothing is known under this name",
+    405: "The method is not allowed on this path",
+    409: "The ledger refuses this command in its current state",
+    410: "The link expired",
+    413: "The body is over this endpoint's limit",
+    415: "The body's media type is not one this endpoint reads",
+    422: "A field of the request is invalid (problem details name it)",
+    503: "Temporarily unavailable (stale projection, database down): retry after Retry-After",
+}
+
+
+def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """The OpenAPI ``responses`` of the problem statuses a route answers."""
+    return {
+        status: {
+            "description": _MEANINGS[status],
+            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+        }
+        for status in statuses
+    }
 
 
 class ProblemFields(TypedDict, total=False):
@@ -88,7 +133,7 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def invalid_request(_: Request, error: RequestValidationError) -> JSONResponse:
         errors = [
-            {"field": _field_of(tuple(item["loc"])), "reason": str(item["msg"])}
+            {"field": _field_of(tuple(item["loc"])), "reason": error_reason(item)}
             for item in error.errors()
         ]
         first = errors[0] if errors else {"field": "body", "reason": "invalid"}

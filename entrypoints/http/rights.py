@@ -10,13 +10,13 @@ from fastapi.responses import JSONResponse
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
-from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import ApiServices
 from ledger.rights.point_in_time import decision_at
 from ledger.rights.receipts import Proofs, export_document, person_log
 from projections.errors import ProjectionUnavailableError
 from projections.rights import OpenRequest, summarise
-from schemas import Channel
+from schemas import Channel, UtcDatetime
 
 
 def _unknown() -> ApiProblemError:
@@ -38,7 +38,7 @@ def _open_requests(services: ApiServices) -> list[OpenRequest]:
 
 
 def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["data-subject rights"])
+    router = APIRouter(tags=["data-subject rights"], responses=documented(401, 403, 404, 422, 503))
     auditor = Depends(auth.require(Scope.AUDIT))
     checker_or_auditor = Depends(auth.require(Scope.CHECK, Scope.AUDIT))
     admin_or_auditor = Depends(auth.require(Scope.ADMIN, Scope.AUDIT))
@@ -90,15 +90,12 @@ def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         purpose: Annotated[str, Query(min_length=1, max_length=64)],
         channel: Channel = Channel.EMAIL,
         at: Annotated[
-            datetime | None, Query(description="A time with its zone (default: now).")
+            UtcDatetime | None,
+            Query(description="An ISO 8601 time with its zone (default: now)."),
         ] = None,
     ) -> dict[str, Any]:
         now = datetime.now(UTC)
-        if at is not None and at.utcoffset() is None:
-            raise ApiProblemError(
-                422, "invalid-field", "at needs a time zone, e.g. ...Z", field="at"
-            )
-        when = now if at is None else at.astimezone(UTC)
+        when = now if at is None else at
         if when > now:
             raise ApiProblemError(
                 422, "invalid-field", "at must not be in the future: the log ends now", field="at"

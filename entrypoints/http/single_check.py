@@ -18,11 +18,11 @@ from entrypoints.http.auth import Authenticator
 from entrypoints.http.limits import App, Receive, Send
 from entrypoints.http.limits import Scope as AsgiScope
 from entrypoints.http.services import MAX_POSITION, ApiServices
+from ledger.domain.identity import MAX_ADDRESS_CHARS
 from projections.checker import Checker
 from schemas import SUBJECT_PATTERN, Channel
 
 PURPOSE_PATTERN = r"^[a-z][a-z0-9_]{1,63}$"
-MAX_ADDRESS_CHARS = 320
 T = TypeVar("T")
 _SUBJECT = re.compile(SUBJECT_PATTERN)
 _PURPOSE = re.compile(PURPOSE_PATTERN)

@@ -23,7 +23,7 @@ from urllib.parse import parse_qsl
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from entrypoints.http.problems import ApiProblemError
+from entrypoints.http.problems import ApiProblemError, documented
 from ledger.domain.errors import ExpiredTokenError, LedgerError, UnsubscribeTokenError
 from ledger.links.clicks import record_click
 from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
@@ -167,7 +167,7 @@ async def read_form(request: Request) -> dict[str, str]:
 
 def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRouter:
     """``GET`` and ``POST /u/{token}``, recording clicks in ``ledger``."""
-    router = APIRouter(tags=["unsubscribe"])
+    router = APIRouter(tags=["unsubscribe"], responses=documented(404, 410, 413, 422, 503))
 
     @router.get(
         "/u/{token}",

@@ -18,6 +18,7 @@ from ledger.domain.errors import (
     DuplicatePurposeError,
     DuplicateRightsRequestError,
     PolicyTextMismatchError,
+    PurposeNotCoveredError,
     RightsRequestAlreadyExtendedError,
     RightsRequestNotOpenError,
     UnknownPolicyVersionError,
@@ -30,6 +31,7 @@ from ledger.domain.rules import (
     ConsentStatus,
     PersonState,
     SuppressionReason,
+    covers,
 )
 from schemas import (
     CATALOG_SUBJECT,
@@ -251,6 +253,12 @@ class Catalog(LedgerAggregate):
             return self.policies[version]
         except KeyError:
             raise UnknownPolicyVersionError(version, field=field) from None
+
+    def check_policy_covers(self, version: str, purpose: str) -> None:
+        """A consent names the policy version it was given under, which must cover its purpose:
+        otherwise the person was never told of that purpose."""
+        if not covers(self.check_policy(version).purposes, purpose):
+            raise PurposeNotCoveredError(purpose, version)
 
     def check_policy_text(self, version: str, text_sha256: str) -> None:
         if self.check_policy(version, field="version").text_sha256 != text_sha256:

@@ -4,7 +4,15 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StringConstraints,
+    ValidationError,
+    model_validator,
+)
 
 from ledger.domain.errors import (
     InvalidAddressError,
@@ -13,6 +21,7 @@ from ledger.domain.errors import (
     OversizeEvidenceError,
     UnknownChannelError,
 )
+from ledger.domain.identity import EmailAddress
 from schemas import (
     Channel,
     CommandId,
@@ -33,6 +42,7 @@ from schemas import (
     UtcDatetime,
     VersionLabel,
     WithdrawalReason,
+    error_reason,
 )
 
 RIGHTS_REQUEST_DEADLINE = timedelta(days=30)
@@ -59,12 +69,31 @@ class CatalogCommand(Command):
     """A command about the ledger's catalog of purposes and policy versions."""
 
 
+class PersonalFields(PersonalData):
+    """A command's personal data: its address held to the ledger's address rule."""
+
+    address: EmailAddress | None = None
+
+
+def _as_fields(value: Any) -> Any:
+    # A caller's own PersonalData is checked again, as a command's: its address too.
+    if isinstance(value, PersonalData) and not isinstance(value, PersonalFields):
+        return value.model_dump(exclude_defaults=True)
+    return value
+
+
+ONE_PERSON: dict[str, Any] = {"oneOf": [{"required": ["subject"]}, {"required": ["address"]}]}
+"""JSON Schema of `PersonCommand.check_one_person`: exactly one of subject or address."""
+
+
 class PersonCommand(Command):
     """A command about one person, named by ``subject`` or by email ``address``."""
 
+    model_config = ConfigDict(json_schema_extra=ONE_PERSON)
+
     subject: SubjectId | None = None
-    address: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
-    personal: PersonalData | None = None
+    address: EmailAddress | None = None
+    personal: Annotated[PersonalFields, BeforeValidator(_as_fields)] | None = None
 
     @model_validator(mode="after")
     def check_one_person(self) -> Self:
@@ -81,7 +110,7 @@ class RegisterPurpose(CatalogCommand):
     legal_basis: LegalBasis
     description: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     max_age_days: Annotated[int, Field(gt=0)] | None = None
-    direct_marketing: bool = False
+    direct_marketing: StrictBool = False
 
     @model_validator(mode="before")
     @classmethod
@@ -103,7 +132,7 @@ class PublishPolicyVersion(CatalogCommand):
     url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     effective_at: UtcDatetime
     purposes: tuple[Slug, ...] = ()
-    requires_reconsent: bool = False
+    requires_reconsent: StrictBool = False
 
 
 class GrantConsent(PersonCommand):
@@ -143,7 +172,7 @@ class AcceptPolicy(PersonCommand):
 
 class RecordObjection(PersonCommand):
     purpose: Slug | None = None
-    all_direct_marketing: bool = False
+    all_direct_marketing: StrictBool = False
 
     @model_validator(mode="after")
     def check_scope(self) -> Self:
@@ -237,9 +266,9 @@ def field_error(error: ValidationError) -> InvalidFieldError:
     loc = [str(part) for part in first["loc"]]
     field = ".".join(loc) or "command"
     top = loc[0] if loc else ""
-    reason = str(first["msg"])
+    reason = error_reason(first)
     if top == "address" or loc[-1:] == ["address"]:
-        return InvalidAddressError(field, "not a valid email address")
+        return InvalidAddressError(field, reason)
     if top == "channel":
         return UnknownChannelError(field, reason)
     if top in _DATETIME_FIELDS and "offset" in reason:

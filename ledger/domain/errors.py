@@ -14,6 +14,7 @@ Every error the ledger raises on purpose is a ``LedgerError``::
     |   +-- UnknownPurposeError        (field "purpose")
     |   +-- UnknownPolicyVersionError  (field "policy_version" or "version")
     |   +-- PolicyTextMismatchError
+    |   +-- PurposeNotCoveredError     (field "purpose": the policy version does not cover it)
     |   +-- DuplicatePurposeError
     |   +-- DuplicatePolicyVersionError
     |   +-- ConsentNotPendingError
@@ -36,6 +37,8 @@ Every error the ledger raises on purpose is a ``LedgerError``::
 """
 
 from typing import ClassVar
+
+from schemas import quoted
 
 
 class LedgerError(Exception):
@@ -86,7 +89,7 @@ class UnknownPurposeError(RuleViolationError):
     """The purpose was never registered."""
 
     def __init__(self, purpose: str) -> None:
-        super().__init__("purpose", f"unknown purpose {purpose!r}")
+        super().__init__("purpose", f"unknown purpose {quoted(purpose)}")
         self.purpose = purpose
 
 
@@ -94,7 +97,7 @@ class UnknownPolicyVersionError(RuleViolationError):
     """The privacy-policy version was never published."""
 
     def __init__(self, version: str, *, field: str = "policy_version") -> None:
-        super().__init__(field, f"unpublished policy version {version!r}")
+        super().__init__(field, f"unpublished policy version {quoted(version)}")
         self.version = version
 
 
@@ -102,7 +105,21 @@ class PolicyTextMismatchError(RuleViolationError):
     """The accepted text is not the published text of that version."""
 
     def __init__(self, version: str) -> None:
-        super().__init__("text_sha256", f"does not match the text of policy version {version!r}")
+        super().__init__(
+            "text_sha256", f"does not match the text of policy version {quoted(version)}"
+        )
+        self.version = version
+
+
+class PurposeNotCoveredError(RuleViolationError):
+    """A consent is given under a policy version, which must cover its purpose."""
+
+    def __init__(self, purpose: str, version: str) -> None:
+        super().__init__(
+            "purpose",
+            f"policy version {quoted(version)} does not cover purpose {quoted(purpose)}",
+        )
+        self.purpose = purpose
         self.version = version
 
 
@@ -110,7 +127,7 @@ class DuplicatePurposeError(RuleViolationError):
     """A purpose is registered once; its meaning never changes."""
 
     def __init__(self, purpose: str) -> None:
-        super().__init__("purpose", f"purpose {purpose!r} is already registered")
+        super().__init__("purpose", f"purpose {quoted(purpose)} is already registered")
         self.purpose = purpose
 
 
@@ -118,7 +135,7 @@ class DuplicatePolicyVersionError(RuleViolationError):
     """A policy version is published once; its text never changes."""
 
     def __init__(self, version: str) -> None:
-        super().__init__("version", f"policy version {version!r} is already published")
+        super().__init__("version", f"policy version {quoted(version)} is already published")
         self.version = version
 
 
@@ -126,7 +143,9 @@ class ConsentNotPendingError(RuleViolationError):
     """Only a consent waiting for double opt-in can be confirmed."""
 
     def __init__(self, purpose: str, channel: str) -> None:
-        super().__init__("purpose", f"no pending consent for {purpose!r} on {channel!r}")
+        super().__init__(
+            "purpose", f"no pending consent for {quoted(purpose)} on {quoted(channel)}"
+        )
         self.purpose = purpose
         self.channel = channel
 
@@ -196,7 +215,7 @@ class UnknownTokenKeyError(UnsubscribeTokenError):
     """The token names a signing key this deployment does not hold (retired or never ours)."""
 
     def __init__(self, key_id: str) -> None:
-        super().__init__(f"unknown unsubscribe key {key_id!r}")
+        super().__init__(f"unknown unsubscribe key {quoted(key_id)}")
         self.key_id = key_id
 
 
@@ -208,5 +227,5 @@ class ExpiredTokenError(UnsubscribeTokenError):
     """A genuine token past its expiry."""
 
     def __init__(self, expires_at: object) -> None:
-        super().__init__(f"unsubscribe link expired at {expires_at}")
+        super().__init__(f"unsubscribe link expired at {quoted(expires_at)}")
         self.expires_at = expires_at

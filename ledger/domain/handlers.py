@@ -117,7 +117,7 @@ def _publish_policy(command: commands.PublishPolicyVersion, ctx: Context) -> lis
 @_handles(commands.GrantConsent)
 def _grant(command: commands.GrantConsent, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_purpose(command.purpose)
-    ctx.catalog.check_policy(command.policy_version)
+    ctx.catalog.check_policy_covers(command.policy_version, command.purpose)
     return _record(events.ConsentGranted, command, ctx)
 
 

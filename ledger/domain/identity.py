@@ -5,23 +5,39 @@ back to the caller's text (which may hold an address) without it.
 """
 
 import hashlib
+import re
 import unicodedata
 from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Annotated
 
 import idna
+from pydantic import AfterValidator, StringConstraints
+from pydantic_core import PydanticCustomError
 
 from ledger.domain.errors import ConfigurationError, InvalidAddressError
 
-__all__ = ["COMMAND_ID_PREFIX", "MIN_SUBJECT_SECRET_BYTES", "SubjectHasher", "normalise_address"]
+__all__ = [
+    "COMMAND_ID_PREFIX",
+    "MAX_ADDRESS_CHARS",
+    "MIN_SUBJECT_SECRET_BYTES",
+    "EmailAddress",
+    "SubjectHasher",
+    "normalise_address",
+]
 
 MIN_SUBJECT_SECRET_BYTES = 32
 """The shortest secret `SubjectHasher` accepts: as long as the HMAC-SHA256 output."""
+
+MAX_ADDRESS_CHARS = 320
+"""The longest address text a command or check takes, before normalising (surrounding spaces)."""
 
 _MAX_LOCAL_OCTETS = 64  # RFC 5321 4.5.3.1.1
 _MAX_ADDRESS_OCTETS = 254  # RFC 5321 path limit of 256, less the angle brackets
 _FIELD = "address"
 _SHA256_BLOCK = 64
+_SPECIALS = re.compile(r'[()<>\[\]:;\\,"]')
+"""RFC 5322 specials other than ``@`` and ``.``: never in an unquoted local part."""
 
 COMMAND_ID_PREFIX = "kc1:"
 """What every stored command id starts with: a keyed hash of the caller's id, version 1."""
@@ -34,10 +50,25 @@ _COMMAND_ID_HEX = 32  # 128 bits: ids only need to differ within one person's co
 def normalise_address(address: str) -> str:
     """Return the one spelling of ``address`` the ledger hashes, or raise `InvalidAddressError`.
 
-    Surrounding whitespace is dropped, the local part is lowercased (in NFC, so the composed and
-    decomposed spellings of a letter agree) and the domain is IDNA-encoded (UTS #46, as browsers
-    do) to lowercase ASCII. The ledger compares addresses case-insensitively so that an
-    unsubscribe always matches the address that subscribed, even if a mail server would not.
+    This is the address rule of every entry point (HTTP, CLI, import, checks by address):
+
+    - surrounding whitespace is dropped; inner whitespace and control characters are refused;
+    - exactly one ``@``; the local part holds any printable character of any script but the
+      ASCII specials ``"(),:;<>[\\]``, so a quoted local part or a pasted ``Name <address>``
+      never becomes a subject;
+    - the local part is lowercased with Unicode's full lowercase mapping (`str.lower`, not
+      `str.casefold`), then put in NFC, so composed and decomposed spellings agree and
+      characters with a canonical equivalent become it (the Kelvin sign is ``k``). A final
+      capital sigma lowercases to ``ς`` (Unicode's Final_Sigma rule), and final and medial sigma, or
+      ``ß`` and ``ss``, stay different addresses: case folding would merge mailboxes that mail
+      servers keep apart;
+    - a local part with compatibility characters (full-width letters, ligatures, superscripts:
+      not NFKC-stable once lowercased) is refused rather than guessed at;
+    - the domain is IDNA-encoded (UTS #46, as browsers do; its mapping handles full-width forms
+      and case) to lowercase ASCII.
+
+    The ledger compares addresses case-insensitively so that an unsubscribe always matches the
+    address that subscribed, even if a mail server would not.
 
     The reasons given never repeat the address: they end up in logs and HTTP responses.
     """
@@ -52,13 +83,43 @@ def normalise_address(address: str) -> str:
     local, _, domain = candidate.partition("@")
     if not local:
         raise InvalidAddressError(_FIELD, "has an empty local part")
-    local = local.lower() if local.isascii() else unicodedata.normalize("NFC", local.lower())
+    if _SPECIALS.search(local):
+        raise InvalidAddressError(_FIELD, 'local part contains one of the characters "(),:;<>[\\]')
+    local = local.lower() if local.isascii() else _unicode_local(local)
     if len(local.encode()) > _MAX_LOCAL_OCTETS:
         raise InvalidAddressError(_FIELD, f"local part is longer than {_MAX_LOCAL_OCTETS} octets")
     normalised = f"{local}@{_ascii_domain(domain)}"
     if len(normalised.encode()) > _MAX_ADDRESS_OCTETS:
         raise InvalidAddressError(_FIELD, f"is longer than {_MAX_ADDRESS_OCTETS} octets")
     return normalised
+
+
+def _unicode_local(local: str) -> str:
+    lowered = unicodedata.normalize("NFC", local.lower())
+    if not unicodedata.is_normalized("NFKC", lowered):
+        raise InvalidAddressError(
+            _FIELD, "local part contains compatibility characters (full-width letters, ligatures)"
+        )
+    return lowered
+
+
+def _valid_address(value: str) -> str:
+    try:
+        normalise_address(value)
+    except InvalidAddressError as error:
+        raise PydanticCustomError(
+            "email_address", "not a valid email address: {reason}", {"reason": error.reason}
+        ) from None
+    return value.strip()
+
+
+EmailAddress = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_ADDRESS_CHARS),
+    AfterValidator(_valid_address),
+]
+"""An address as a command carries it: the person's own spelling (trimmed), valid by
+`normalise_address`, the one address rule."""
 
 
 # Real lists share few domains (a handful of mailbox providers hold most addresses), and the

@@ -355,12 +355,17 @@ def lapses_at(
     return active + timedelta(days=purpose.max_age_days)
 
 
+def covers(policy_purposes: Sequence[str], purpose: str) -> bool:
+    """A policy version covers the purposes it lists; one that lists none covers every one."""
+    return not policy_purposes or purpose in policy_purposes
+
+
 def renews(policy: PolicyFacts, *, given: PolicyFacts, purpose: str, at: datetime) -> bool:
     """``policy`` asks, as of ``at``, to renew a consent to ``purpose`` given under ``given``."""
     return (
         policy.requires_reconsent
         and given.effective_at < policy.effective_at <= at
-        and (not policy.purposes or purpose in policy.purposes)
+        and covers(policy.purposes, purpose)
     )
 
 

@@ -42,7 +42,7 @@ from ledger.domain.errors import (
     UnknownTokenKeyError,
 )
 from ledger.privacy.secrets import DEFAULT_SECRET_BYTES, decode_secret
-from schemas import Model, ShortText, Slug, SubjectId, UtcDatetime
+from schemas import Model, ShortText, Slug, SubjectId, UtcDatetime, quoted
 
 __all__ = [
     "MAC_BYTES",
@@ -246,11 +246,12 @@ class UnsubscribeTokenCodec:
         for key_id, secret in keys.items():
             if not _KEY_ID.match(key_id):
                 raise ConfigurationError(
-                    f"unsubscribe key id {key_id!r} must be 1 to 16 of [A-Za-z0-9_-]"
+                    f"unsubscribe key id {quoted(key_id)} must be 1 to 16 of [A-Za-z0-9_-]"
                 )
             if len(secret) < DEFAULT_SECRET_BYTES:
                 raise ConfigurationError(
-                    f"unsubscribe key {key_id!r} must be at least {DEFAULT_SECRET_BYTES} bytes"
+                    f"unsubscribe key {quoted(key_id)} must be at least"
+                    f" {DEFAULT_SECRET_BYTES} bytes"
                 )
         self._keys = dict(keys)
         self.signing_key_id = next(iter(self._keys))
@@ -322,7 +323,7 @@ def parse_keys(text: str, *, setting: str) -> dict[str, bytes]:
                 "key ids are 1 to 16 of [A-Za-z0-9_-]"
             )
         if key_id in keys:
-            raise ConfigurationError(f"{setting} names key id {key_id!r} twice")
+            raise ConfigurationError(f"{setting} names key id {quoted(key_id)} twice")
         keys[key_id] = decode_secret(secret, name=f"{setting} (key {key_id})")
     return keys
 

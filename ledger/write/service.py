@@ -8,10 +8,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
-from pydantic import ValidationError
-
 from ledger.domain.aggregates import Catalog, LedgerAggregate, Person, aggregate_id
-from ledger.domain.commands import CatalogCommand, Command, PersonCommand, field_error
+from ledger.domain.commands import CatalogCommand, Command, PersonCommand
 from ledger.domain.errors import FutureOccurrenceError, LedgerError
 from ledger.domain.identity import SubjectHasher
 from ledger.metrics import GROUP_COMMIT_BATCH, CommandMeter, outcome_of
@@ -141,7 +139,9 @@ class Ledger:
         now = self.clock()
         if command.occurred_at > now + self.config.future_tolerance:
             raise FutureOccurrenceError(
-                "occurred_at", f"more than {self.config.future_tolerance} ahead of the ledger clock"
+                "occurred_at",
+                f"more than {self.config.future_tolerance.total_seconds():g} s"
+                " ahead of the ledger clock",
             )
         command_id = self.hasher.command_id_for(command.command_id)
         if isinstance(command, CatalogCommand):
@@ -149,18 +149,14 @@ class Ledger:
         if not isinstance(command, PersonCommand):
             msg = f"not a ledger command: {type(command).__name__}"
             raise TypeError(msg)
-        personal = command.personal
+        personal: PersonalData | None = command.personal
         if command.address is not None:
             subject = self.hasher.subject_for(command.address)
-            try:
-                address = PersonalData(address=command.address)
-            except ValidationError as error:
-                raise field_error(error) from None
-            # The command's own personal fields were validated with it: only the address is new.
+            # The command validated its address and personal fields: only the address is new.
             personal = (
-                address
+                PersonalData(address=command.address)
                 if personal is None
-                else personal.model_copy(update={"address": address.address})
+                else personal.model_copy(update={"address": command.address})
             )
         else:
             subject = str(command.subject)

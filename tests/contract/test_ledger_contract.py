@@ -376,14 +376,17 @@ class LedgerContract:
         head = ledger.store.head()
         commands = [_grant(None, address=f"bulk{n}@example.org") for n in range(20)]
         commands[3] = _grant(None, address="bulk3@example.org", purpose="never_registered")
-        commands[7] = _grant(None, address="not-an-address")
+        # A bad address never gets this far: the command itself refuses it.
+        with pytest.raises(InvalidAddressError):
+            _grant(None, address="not-an-address")
+        commands[7] = _grant(None, address="bulk7@example.org", policy_version="never_published")
         commands[11] = _grant(
             None, address="late@example.org", occurred_at=T0 + timedelta(days=3650)
         )
         results = ledger.record_many(commands)
         assert len(transactions) == 1
         assert isinstance(results[3], UnknownPurposeError)
-        assert isinstance(results[7], InvalidAddressError)
+        assert isinstance(results[7], UnknownPolicyVersionError)
         assert isinstance(results[11], FutureOccurrenceError)
         recorded = [r for r in results if not isinstance(r, Exception)]
         assert len(recorded) == 17

@@ -25,6 +25,7 @@ from tests.helpers import empty_sqlite_ledger
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PURPOSES = ("newsletter", "offers", "service")
+V2_PURPOSES = ("newsletter",)
 CHANNELS = ("email", "sms")
 POLICY_SHA = {"v1": "a" * 64, "v2": "b" * 64}
 
@@ -65,7 +66,7 @@ def _catalog(*, reconsent_from: datetime) -> list[Command]:
             version="v2",
             text_sha256=POLICY_SHA["v2"],
             effective_at=reconsent_from,
-            purposes=("newsletter",),
+            purposes=V2_PURPOSES,
             requires_reconsent=True,
             occurred_at=T0,
         ),
@@ -137,7 +138,8 @@ def command(subjects: Sequence[str], item: tuple[Any, ...], when: datetime) -> C
             **base,
             purpose=item[2],
             channel=item[3],
-            policy_version=item[5],
+            # v2 covers the newsletter only: a grant for another purpose names v1, which covers it.
+            policy_version=item[5] if item[2] in V2_PURPOSES else "v1",
             double_opt_in="pending" if item[4] else "not_applicable",
         )
     if kind == "confirm":

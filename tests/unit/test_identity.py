@@ -39,6 +39,13 @@ FULL_WIDTH_DOMAIN = "\uff25\uff38\uff21\uff2d\uff30\uff2c\uff25\u3002org"
         (f"user@{FULL_WIDTH_DOMAIN}", "user@example.org"),
         ("e\u0301lise@example.org", "\u00e9lise@example.org"),
         ("a+tag@localhost", "a+tag@localhost"),
+        ("Chloé.Bernard@Exemple.FR", "chloé.bernard@exemple.fr"),
+        ("luc@exémple.fr", "luc@xn--exmple-cva.fr"),
+        # The Kelvin sign is canonically equivalent to K: the same person as "k".
+        ("\u212aim@example.org", "kim@example.org"),
+        # A capital sigma at the end of a word lowercases to the final form (Final_Sigma).
+        ("ΟΔΟΣ@example.org", "οδος@example.org"),
+        ("Straße@example.org", "straße@example.org"),
     ],
 )
 def test_addresses_are_normalised(address: str, expected: str) -> None:
@@ -70,6 +77,12 @@ def test_addresses_are_normalised(address: str, expected: str) -> None:
         f"{PRIVATE}@[192.0.2.1]",
         f"{PRIVATE}@" + "b" * 64 + ".org",
         "j" * 64 + "@" + LONG_DOMAIN,
+        f'"{PRIVATE}"@example.org',
+        f"Jeanne <{PRIVATE}@example.org>",
+        f"{PRIVATE},x@example.org",
+        # Compatibility characters: a full-width letter, a ligature.
+        f"\uff4a{PRIVATE}@example.org",
+        f"\ufb01{PRIVATE}@example.org",
     ],
 )
 def test_bad_addresses_are_refused_without_repeating_them(address: str) -> None:
@@ -80,6 +93,24 @@ def test_bad_addresses_are_refused_without_repeating_them(address: str) -> None:
     assert PRIVATE not in str(refused.value)
     assert "example" not in str(refused.value)
     assert "jjjj" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [("οδος@example.org", "οδοσ@example.org"), ("straße@example.org", "strasse@example.org")],
+)
+def test_lowercasing_is_not_case_folding(one: str, other: str) -> None:
+    # casefold() would merge these; mail servers keep them apart, and so does the ledger.
+    assert one.casefold() == other.casefold()
+    hasher = SubjectHasher(secret=SECRET)
+
+    assert hasher.subject_for(one) != hasher.subject_for(other)
+
+
+def test_the_kelvin_sign_names_the_same_subject_as_k() -> None:
+    hasher = SubjectHasher(secret=SECRET)
+
+    assert hasher.subject_for("\u212aim@example.org") == hasher.subject_for("kim@example.org")
 
 
 def test_the_longest_address_is_accepted() -> None:

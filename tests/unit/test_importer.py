@@ -90,6 +90,22 @@ def test_ndjson_import_and_its_unreadable_lines(ledger: Ledger) -> None:
     assert [n for n, _ in rejects] == [2, 3]
 
 
+def test_accented_and_idn_addresses_are_imported_under_the_ledgers_subject(
+    ledger: Ledger,
+) -> None:
+    text = (
+        "address,status,opt_in_date,policy_version\n"
+        "Chloé.Bernard@Exemple.FR,subscribed,2024-01-02,v1\n"
+        "luc@exémple.fr,subscribed,2024-01-02,v1\n"
+    )
+    summary, rejects = _import(ledger, text)
+
+    assert (summary.recorded, rejects) == (2, [])
+    for address in ("chloé.bernard@exemple.fr", "LUC@EXÉMPLE.FR"):
+        events = ledger.history(ledger.hasher.subject_for(address))
+        assert [e.event_type for e in events] == ["ConsentGranted"]
+
+
 def test_a_csv_without_the_required_columns_is_refused_before_any_line() -> None:
     with pytest.raises(InvalidFieldError) as error:
         list(read_rows(io.StringIO("email,state\na@b.c,ok\n"), FileFormat.CSV))

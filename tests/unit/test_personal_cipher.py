@@ -227,6 +227,7 @@ _texts = st.text(st.characters(codec="utf-8"), min_size=1, max_size=200)
 @given(
     data=st.builds(
         PersonalData,
+        address=st.none() | st.emails(),
         ip=st.ip_addresses().map(str),
         user_agent=_texts,
         page_url=st.none() | _texts,

@@ -9,6 +9,7 @@ standard library, `cryptography` and `ledger.audit.tlog.verify`, so an auditor c
 import base64
 import binascii
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -73,7 +74,7 @@ class KeyFormatError(AuditError, ValueError):
     """A key name, verifier key or private seed is malformed; ``key_name`` as far as known."""
 
     def __init__(self, *, key_name: str, reason: str) -> None:
-        super().__init__(f"key {key_name!r}: {reason}")
+        super().__init__(f"key {json.dumps(key_name)}: {reason}")
         self.key_name = key_name
 
 
