@@ -4,7 +4,7 @@ from datetime import datetime, timedelta
 from typing import Annotated, Any, Self, TypeVar
 from uuid import UUID, uuid4
 
-from pydantic import Field, StringConstraints, ValidationError, model_validator
+from pydantic import Field, StringConstraints, ValidationError, field_validator, model_validator
 
 from ledger.domain.errors import (
     InvalidAddressError,
@@ -14,6 +14,7 @@ from ledger.domain.errors import (
     UnknownChannelError,
 )
 from schemas import (
+    CATALOG_SUBJECT,
     Channel,
     CommandId,
     DoubleOptIn,
@@ -65,6 +66,15 @@ class PersonCommand(Command):
     subject: SubjectId | None = None
     address: Annotated[str, StringConstraints(min_length=1, max_length=320)] | None = None
     personal: PersonalData | None = None
+
+    @field_validator("subject")
+    @classmethod
+    def check_not_the_catalog(cls, subject: str | None) -> str | None:
+        """The catalog's key names no person: a person's command there would reach the catalog."""
+        if subject == CATALOG_SUBJECT:
+            msg = f"{CATALOG_SUBJECT} is reserved for the catalog, not a person"
+            raise ValueError(msg)
+        return subject
 
     @model_validator(mode="after")
     def check_one_person(self) -> Self:
