@@ -1,6 +1,7 @@
 """`consent-ledger serve` as a user starts it: a real process answering over HTTP."""
 
 import json
+import socket
 import sqlite3
 import subprocess
 import time
@@ -106,3 +107,83 @@ def test_serve_feeds_the_embedded_projection(
         fed = row[0] if row else 0
         time.sleep(0.1)
     assert fed >= position
+
+
+HEADER_TIMEOUT_S = 1.0
+
+
+@pytest.fixture
+def bounded_server(tmp_path: Path) -> Iterator[tuple[str, int]]:
+    """`serve` with small header limits: 8 KiB of headers, read within one second."""
+    port = free_port()
+    process = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=clean_env(
+            CONSENT_DATA_DIR=str(tmp_path / "data"),
+            CONSENT_HTTP_MAX_HEADER_BYTES="8192",
+            CONSENT_HTTP_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert _wait_healthy(url, process).status_code == 200
+        yield url, port
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def _answer(conn: socket.socket) -> bytes:
+    """What the server sends until it closes the connection."""
+    received = b""
+    try:
+        while chunk := conn.recv(65536):
+            received += chunk
+    except ConnectionResetError:
+        pass
+    return received
+
+
+def test_oversize_request_headers_are_a_431_before_they_are_read(
+    bounded_server: tuple[str, int],
+) -> None:
+    url, port = bounded_server
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as conn:
+        conn.sendall(b"GET /v1/check HTTP/1.1\r\nHost: x\r\nX-Filler: ")
+        sent = 0
+        try:
+            while sent < 20 * 1024 * 1024:
+                conn.sendall(b"a" * 65536)
+                sent += 65536
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        answer = _answer(conn)
+    assert sent < 20 * 1024 * 1024, "the server kept reading a 20 MB header"
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:80]
+    assert httpx.get(f"{url}/healthz", headers={"X-Small": "a" * 4000}).status_code == 200
+
+
+def test_a_connection_sending_its_headers_slowly_is_closed_after_the_header_timeout(
+    bounded_server: tuple[str, int],
+) -> None:
+    _, port = bounded_server
+    with socket.create_connection(("127.0.0.1", port), timeout=0.2) as conn:
+        started = time.monotonic()
+        conn.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        closed_after = None
+        while time.monotonic() - started < HEADER_TIMEOUT_S + 5:
+            try:
+                conn.sendall(b"X")  # one byte of a header every 0.2 s, never the end
+                if conn.recv(1) == b"":
+                    closed_after = time.monotonic() - started
+                    break
+            except TimeoutError:
+                continue
+            except (BrokenPipeError, ConnectionResetError):
+                closed_after = time.monotonic() - started
+                break
+    assert closed_after is not None, "the slow connection was still open"
+    assert HEADER_TIMEOUT_S * 0.9 <= closed_after < HEADER_TIMEOUT_S + 1.5
