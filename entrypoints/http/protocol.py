@@ -45,12 +45,24 @@ class BoundedHeadersProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
-        if self._in_headers:
+        if not self._in_headers:
+            super().data_received(data)
+            return
+        room = self.limits.max_header_bytes - self._header_bytes
+        if len(data) <= room:
             self._header_bytes += len(data)
-            if self._header_bytes > self.limits.max_header_bytes:
-                self._refuse_oversize_headers()
-                return
-        super().data_received(data)
+            super().data_received(data)
+            return
+        # The chunk may hold the end of the headers and the start of the body: the parser gets
+        # what the limit allows, and the rest only if the headers ended within it.
+        self._header_bytes = self.limits.max_header_bytes
+        super().data_received(data[:room])
+        if self.transport.is_closing():
+            return
+        if self._in_headers:
+            self._refuse_oversize_headers()
+            return
+        super().data_received(data[room:])
 
     def on_headers_complete(self) -> None:
         self._in_headers = False
