@@ -20,6 +20,7 @@ _quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
 MAX_LINE_BYTES = 1024
 OUT_CHUNK_LINES = 5_000
 _SUBJECT = re.compile(SUBJECT_PATTERN)
+_LONG_LINE = f"line longer than {MAX_LINE_BYTES} bytes"
 _BAD_SUBJECT = "subject: 1 to 128 of the characters A-Z a-z 0-9 . _ : @ -"
 
 
@@ -55,25 +56,38 @@ class BulkAnswers:
             if chunk:
                 yield chunk
 
-    def _lines(self) -> Iterator[str]:
+    def _lines(self) -> Iterator[str | None]:
+        """Each input line, stripped; None for a line over `MAX_LINE_BYTES`, whose bytes are
+        dropped up to its end however many chunks it spans (one answer per line, always)."""
         rest = b""
+        skipping = False
         for chunk in self._chunks():
-            rest += chunk
+            start = 0
+            if skipping:
+                start = chunk.find(b"\n") + 1
+                if start == 0:
+                    continue
+                skipping = False
+            rest += chunk[start:]
             *lines, rest = rest.split(b"\n")
-            if len(rest) > MAX_LINE_BYTES:
-                lines.append(rest)
-                rest = b""
             for line in lines:
                 yield line.decode("utf-8", "replace").strip()
+            if len(rest) > MAX_LINE_BYTES:
+                yield None
+                rest, skipping = b"", True
         if rest.strip():
             yield rest.decode("utf-8", "replace").strip()
 
     def _subjects(self) -> Iterator[str]:
         first = True
         for line in self._lines():
-            if not line:
+            if line == "":
                 continue
             header, first = first, False
+            if line is None:
+                self._pending.append((None, _LONG_LINE))
+                yield ""
+                continue
             try:
                 kind, value = self._parse(line, header=header)
             except ValueError as error:
@@ -100,8 +114,7 @@ class BulkAnswers:
 
     def _parse(self, line: str, *, header: bool) -> tuple[str, str]:
         if len(line.encode()) > MAX_LINE_BYTES:
-            msg = f"line longer than {MAX_LINE_BYTES} bytes"
-            raise ValueError(msg)
+            raise ValueError(_LONG_LINE)
         bare = "address" if self._addresses else "subject"
         if self._csv:
             try:

@@ -18,6 +18,7 @@ from ledger.domain.aggregates import Person
 from ledger.domain.commands import (
     AcceptPolicy,
     CloseRightsRequest,
+    Command,
     ConfirmConsent,
     EraseSubject,
     ExtendRightsRequest,
@@ -225,7 +226,7 @@ class LedgerContract:
         self, ledger: Ledger
     ) -> None:
         request_id = uuid4()
-        bad = [
+        bad: list[tuple[type[Command], dict[str, Any]]] = [
             (ConfirmConsent, {"purpose": "newsletter"}),
             (OpenRightsRequest, {"right": "access"}),
             (ExtendRightsRequest, {"request_id": request_id, "due_at": T0, "reason": "busy"}),

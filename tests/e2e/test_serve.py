@@ -187,3 +187,74 @@ def test_a_connection_sending_its_headers_slowly_is_closed_after_the_header_time
                 break
     assert closed_after is not None, "the slow connection was still open"
     assert HEADER_TIMEOUT_S * 0.9 <= closed_after < HEADER_TIMEOUT_S + 1.5
+
+
+@pytest.fixture
+def keyed_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
+    """`serve` on the embedded default with a key of every scope, and a purpose and policy."""
+    env = clean_env(CONSENT_DATA_DIR=str(tmp_path / "data"))
+    created = subprocess.run(
+        [CLI, "keys", "create", "--name", "e2e"]
+        + [arg for scope in ("admin", "write", "check") for arg in ("--scope", scope)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    headers = {"Authorization": f"Bearer {json.loads(created.stdout)['key']}"}
+    port = free_port()
+    process = subprocess.Popen(
+        [CLI, "serve", "--port", str(port)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        assert _wait_healthy(url, process).status_code == 200
+        catalog = [
+            (
+                "/v1/purposes",
+                {"purpose": "newsletter", "legal_basis": "consent", "description": "News"},
+            ),
+            (
+                "/v1/policy-versions",
+                {
+                    "version": "v1",
+                    "text_sha256": "a" * 64,
+                    "effective_at": "2026-01-01T00:00:00Z",
+                    "purposes": ["newsletter"],
+                },
+            ),
+        ]
+        for path, body in catalog:
+            assert httpx.post(url + path, json=body, headers=headers).status_code == 201
+        yield url, headers
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_a_bulk_line_longer_than_a_read_chunk_is_one_error_answer(
+    keyed_server: tuple[str, dict[str, str]],
+) -> None:
+    url, headers = keyed_server
+    body = b"first-1\n" + b"x" * 300_000 + b"\nlast-1\n" + b"y" * 5_000
+    chunks = (body[n : n + 4096] for n in range(0, len(body), 4096))
+    answer = httpx.post(
+        f"{url}/v1/check",
+        params={"purpose": "newsletter"},
+        content=chunks,
+        headers=headers | {"Content-Type": "text/plain"},
+        timeout=30,
+    )
+    assert answer.status_code == 200
+    lines = [json.loads(line) for line in answer.text.splitlines()]
+    assert lines == [
+        {"subject": "first-1", "allowed": False, "reason": "never_granted"},
+        {"error": "line longer than 1024 bytes"},
+        {"subject": "last-1", "allowed": False, "reason": "never_granted"},
+        {"error": "line longer than 1024 bytes"},
+    ]
