@@ -6,7 +6,9 @@ import sqlite3
 import subprocess
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from uuid import uuid4
 
 import httpx
 import pytest
@@ -258,3 +260,32 @@ def test_a_bulk_line_longer_than_a_read_chunk_is_one_error_answer(
         {"subject": "last-1", "allowed": False, "reason": "never_granted"},
         {"error": "line longer than 1024 bytes"},
     ]
+
+
+def test_a_command_on_the_catalog_key_is_a_422_and_its_batch_neighbours_are_recorded(
+    keyed_server: tuple[str, dict[str, str]],
+) -> None:
+    url, headers = keyed_server
+    grant = {"purpose": "newsletter", "policy_version": "v1"}
+    bad = [
+        ("/v1/consents/confirm", {"subject": "@catalog", "purpose": "newsletter"}),
+        ("/v1/rights-requests", {"subject": "@catalog", "right": "access"}),
+        (
+            "/v1/rights-requests/close",
+            {"subject": "@catalog", "request_id": str(uuid4()), "outcome": "fulfilled"},
+        ),
+    ]
+    calls = [("/v1/consents/grant", grant | {"subject": f"g-{n}"}) for n in range(24)]
+    for n, call in enumerate(bad):
+        calls.insert(8 * n + 4, call)
+    with (
+        httpx.Client(base_url=url, headers=headers, timeout=30) as client,
+        ThreadPoolExecutor(max_workers=len(calls)) as pool,
+    ):
+        answers = list(pool.map(lambda call: client.post(call[0], json=call[1]), calls))
+    for (path, body), answer in zip(calls, answers, strict=True):
+        if body["subject"] == "@catalog":
+            assert answer.status_code == 422, (path, answer.text)
+            assert answer.json()["field"] == "subject"
+        else:
+            assert answer.status_code == 201, (path, answer.text)
