@@ -89,18 +89,15 @@ def _newsletter_ledger(tmp_path: Path) -> Path:
     return data
 
 
+def _grant_newsletter(data: Path, address: str) -> dict[str, Any]:
+    return _ok(
+        data, "grant", "--address", address, "--purpose", "newsletter", "--policy-version", "v1"
+    )
+
+
 def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
     data = _newsletter_ledger(tmp_path)
-    _ok(
-        data,
-        "grant",
-        "--address",
-        "kim@example.org",
-        "--purpose",
-        "newsletter",
-        "--policy-version",
-        "v1",
-    )
+    _grant_newsletter(data, "kim@example.org")
     assert _ok(data, "check", "--address", "Kim@Example.org", "--purpose", "newsletter")["allowed"]
     click = _ok(data, "unsubscribe", "--address", "kim@example.org")
     answer = _ok(
@@ -122,16 +119,7 @@ def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
 
 def test_bulk_check_goes_on_past_bad_lines_and_echoes_addresses_in_csv(tmp_path: Path) -> None:
     data = _newsletter_ledger(tmp_path)
-    kim = _ok(
-        data,
-        "grant",
-        "--address",
-        "kim@example.org",
-        "--purpose",
-        "newsletter",
-        "--policy-version",
-        "v1",
-    )["subject"]
+    kim = _grant_newsletter(data, "kim@example.org")["subject"]
     people = tmp_path / "people.csv"
     people.write_text("address\nkim@example.org\nnot-an-address\nzed@example.org\n")
     answered = run_cli(

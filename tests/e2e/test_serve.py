@@ -7,13 +7,14 @@ import subprocess
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import pytest
 
-from tests.cli import CLI, clean_env
+from tests.cli import CLI, api_key_headers, clean_env
 from tests.conftest import free_port
 
 STARTUP_TIMEOUT_S = 20.0
@@ -118,21 +119,29 @@ HEADER_TIMEOUT_S = 1.0
 def bounded_server(tmp_path: Path) -> Iterator[tuple[str, int]]:
     """`serve` with small header limits: 8 KiB of headers, read within one second."""
     port = free_port()
+    env = clean_env(
+        CONSENT_DATA_DIR=str(tmp_path / "data"),
+        CONSENT_HTTP_MAX_HEADER_BYTES="8192",
+        CONSENT_HTTP_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
+    )
+    with _serving(env, port) as url:
+        yield url, port
+
+
+@contextmanager
+def _serving(env: dict[str, str], port: int) -> Iterator[str]:
+    """`serve` on ``port`` with ``env``, answering; its URL. Stopped on leaving."""
     process = subprocess.Popen(
         [CLI, "serve", "--port", str(port)],
-        env=clean_env(
-            CONSENT_DATA_DIR=str(tmp_path / "data"),
-            CONSENT_HTTP_MAX_HEADER_BYTES="8192",
-            CONSENT_HTTP_HEADER_TIMEOUT_S=str(HEADER_TIMEOUT_S),
-        ),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
         text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
         assert _wait_healthy(url, process).status_code == 200
-        yield url, port
+        yield url
     finally:
         process.terminate()
         process.wait(timeout=10)
@@ -195,27 +204,8 @@ def test_a_connection_sending_its_headers_slowly_is_closed_after_the_header_time
 def keyed_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     """`serve` on the embedded default with a key of every scope, and a purpose and policy."""
     env = clean_env(CONSENT_DATA_DIR=str(tmp_path / "data"))
-    created = subprocess.run(
-        [CLI, "keys", "create", "--name", "e2e"]
-        + [arg for scope in ("admin", "write", "check") for arg in ("--scope", scope)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    headers = {"Authorization": f"Bearer {json.loads(created.stdout)['key']}"}
-    port = free_port()
-    process = subprocess.Popen(
-        [CLI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        assert _wait_healthy(url, process).status_code == 200
+    headers = api_key_headers(env, "admin", "write", "check")
+    with _serving(env, free_port()) as url:
         catalog = [
             (
                 "/v1/purposes",
@@ -234,9 +224,6 @@ def keyed_server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
         for path, body in catalog:
             assert httpx.post(url + path, json=body, headers=headers).status_code == 201
         yield url, headers
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
 
 
 def test_a_bulk_line_longer_than_a_read_chunk_is_one_error_answer(

@@ -5,7 +5,6 @@ reaches the topic, the projection equals a replay and the audit tree seals the w
 """
 
 import base64
-import json
 import os
 import re
 import shutil
@@ -45,6 +44,7 @@ from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.service import Ledger, LedgerConfig
 from projections.store.postgres import migrate as migrate_projections
 from relay.positions import PostgresPositions
+from tests.cli import api_key_headers
 from tests.conftest import free_port
 from tests.helpers import CATALOG_TIME, POLICY_SHA, projection_rows, replayed_rows, sqlite_ledger
 from tests.postgres import PrivatePostgres
@@ -441,15 +441,7 @@ def test_checks_fail_closed_within_the_check_wait_while_postgres_is_down(
         "CONSENT_HTTP_PORT": str(port),
         "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
     }
-    created = subprocess.run(
-        [CLI, "keys", "create", "--name", "down", "--scope", "check", "--scope", "write"],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    headers = {"Authorization": f"Bearer {json.loads(created.stdout)['key']}"}
+    headers = api_key_headers(env, "check", "write")
     _postgres_ledger(postgres.dsn).close()
     PostgresPositions(dsn=postgres.dsn).close()
     with psycopg.connect(postgres.dsn, autocommit=True) as conn:
