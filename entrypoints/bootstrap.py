@@ -1,5 +1,6 @@
 """The one place where settings become wired components: store, data keys, hasher, ledger."""
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -225,10 +226,15 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
             wait_s=settings.check_wait_s,
         )
     dsn = str(settings.pg_dsn)
+
+    def head() -> int:
+        # While the database is down a check fails closed within its wait, as writes do.
+        return ledger.store.head_within(settings.check_wait_s)
+
     return CheckerPool(
         lambda: SendChecker(
-            psycopg.connect(dsn, autocommit=True),
-            head=ledger.store.head,
+            psycopg.connect(dsn, autocommit=True, connect_timeout=_connect_timeout(settings)),
+            head=head,
             config=config,
             freshness=freshness,
         ),
@@ -236,12 +242,17 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
         wait_s=settings.check_wait_s,
         on_loop=LoopSendChecks(
             dsn,
-            head=ledger.store.head,
+            head=head,
             config=config,
             freshness=freshness,
             size=settings.http_checkers,
         ),
     )
+
+
+def _connect_timeout(settings: Settings) -> int:
+    """libpq's connect_timeout for the checks' connections: whole seconds, at least 2."""
+    return max(2, math.ceil(settings.check_wait_s))
 
 
 def build_api(settings: Settings) -> ApiServices:

@@ -106,6 +106,18 @@ class Settings(BaseSettings):
         description="serve: how long one read of the ledger head and the projection's covered "
         "position serves other checks (0: every check reads both).",
     )
+    http_max_header_bytes: int = Field(
+        default=32 * 1024,
+        ge=1024,
+        le=1024 * 1024,
+        description="serve: request line and headers of one request, in bytes, at most (431).",
+    )
+    http_header_timeout_s: float = Field(
+        default=10.0,
+        gt=0,
+        le=600,
+        description="serve: a connection whose request headers take longer is closed.",
+    )
     http_checkers: int = Field(
         default=8, ge=1, le=256, description="Checks answered at once (one connection each)."
     )

@@ -1,5 +1,6 @@
 """The `consent-ledger` command run as a user runs it: a process of its own, settings explicit."""
 
+import json
 import os
 import subprocess
 import sys
@@ -35,3 +36,17 @@ def cli_output(data_dir: Path, *args: str) -> str:
     result = run_cli(data_dir, *args)
     assert result.returncode == 0, result.stderr
     return result.stdout
+
+
+def api_key_headers(env: dict[str, str], *scopes: str) -> dict[str, str]:
+    """The headers of a new API key with ``scopes``, made by `consent-ledger keys create`."""
+    created = subprocess.run(
+        [CLI, "keys", "create", "--name", "test"]
+        + [arg for scope in scopes for arg in ("--scope", scope)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=60,
+    )
+    return {"Authorization": f"Bearer {json.loads(created.stdout)['key']}"}

@@ -13,10 +13,13 @@ from entrypoints.bootstrap_cli import build_cli_checker
 from entrypoints.cli.console import err, load_settings
 from entrypoints.cli.opening import starting
 from entrypoints.cli.options import AddressOption, SubjectOption
+from entrypoints.http.bulk_answers import BulkAnswers
 from ledger.domain.errors import LedgerError
 from ledger.domain.rules import Decision
 from projections.checker import StaleProjectionError
 from schemas import Channel
+
+READ_BYTES = 64 * 1024
 
 
 def check(
@@ -29,10 +32,22 @@ def check(
     ] = None,
     bulk: Annotated[
         Path | None,
-        typer.Option(help="A file (or - for stdin) of subjects, one per line; NDJSON answers."),
+        typer.Option(
+            help="A file (or - for stdin) of people, one per line, as the HTTP bulk check takes "
+            "them; one answer per line, a bad line's error in its place."
+        ),
     ] = None,
     addresses: Annotated[
-        bool, typer.Option(help="With --bulk: the lines are email addresses, not subjects.")
+        bool,
+        typer.Option(
+            help="With --bulk: bare lines are email addresses; each answer echoes its address."
+        ),
+    ] = False,
+    csv_format: Annotated[
+        bool,
+        typer.Option(
+            "--csv", help="With --bulk: CSV in (first column, header skipped) and CSV answers."
+        ),
     ] = False,
 ) -> None:
     """May we send? From the projection (production mode), refusing when it is stale (exit 3)."""
@@ -51,14 +66,20 @@ def check(
                 result = checker.check(who, purpose, channel, min_position=min_position)
                 typer.echo(json.dumps(_answer(who, result.decision) | {"covered": result.covered}))
                 return
-            stream = sys.stdin if str(bulk) == "-" else bulk.open(encoding="utf-8")
+            # Stale before the first answer: exit 3 rather than a stream of errors.
+            checker.wait_until_covered(min_position=min_position)
+            stream = sys.stdin.buffer if str(bulk) == "-" else bulk.open("rb")
             with stream:
-                lines = (line.strip() for line in stream if line.strip())
-                keys = (hasher.subject_for(line) if hasher else line for line in lines)
-                for who, decision in checker.bulk_check(
-                    keys, purpose, channel, min_position=min_position
-                ):
-                    typer.echo(json.dumps(_answer(who, decision)))
+                answers = BulkAnswers(
+                    hasher=hasher,
+                    checker=checker,
+                    chunks=iter(lambda: stream.read(READ_BYTES), b""),
+                    csv_in=csv_format,
+                    addresses=addresses,
+                )
+                for chunk in answers.render(purpose, channel, csv_out=csv_format):
+                    sys.stdout.buffer.write(chunk)
+                sys.stdout.buffer.flush()
     except StaleProjectionError as error:
         err.print(f"[red]stale:[/red] {error}")
         raise typer.Exit(code=3) from None

@@ -23,6 +23,7 @@ from entrypoints.cli.console import err, load_settings
 from entrypoints.cli.opening import once_the_database_answers, starting
 from entrypoints.cli.options import TopicOption
 from entrypoints.http import create_app
+from entrypoints.http.protocol import HeaderLimits, bounded_protocol
 from entrypoints.settings import Settings
 from relay.publisher import ensure_topics
 
@@ -56,10 +57,18 @@ def serve(
             port=listen_port,
             log_level=settings.log_level,
             access_log=False,
+            http=bounded_protocol(header_limits(settings)),
         )
     finally:
         stop.set()
         services.close()
+
+
+def header_limits(settings: Settings) -> HeaderLimits:
+    return HeaderLimits(
+        max_header_bytes=settings.http_max_header_bytes,
+        header_timeout_s=settings.http_header_timeout_s,
+    )
 
 
 def relay(

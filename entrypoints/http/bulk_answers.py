@@ -5,12 +5,12 @@ import io
 import json
 import re
 from collections import deque
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 
 import anyio.from_thread
 
-from entrypoints.http.services import ApiServices
 from ledger.domain.errors import InvalidFieldError
+from ledger.domain.identity import SubjectHasher
 from ledger.domain.rules import Decision
 from projections.checker import Checker, StaleProjectionError
 from schemas import SUBJECT_PATTERN
@@ -20,60 +20,80 @@ _quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
 MAX_LINE_BYTES = 1024
 OUT_CHUNK_LINES = 5_000
 _SUBJECT = re.compile(SUBJECT_PATTERN)
+_LONG_LINE = f"line longer than {MAX_LINE_BYTES} bytes"
 _BAD_SUBJECT = "subject: 1 to 128 of the characters A-Z a-z 0-9 . _ : @ -"
 
 
+def request_chunks(body: AsyncIterator[bytes]) -> Iterator[bytes]:
+    """A request body's chunks, pulled from a worker thread off the event loop."""
+
+    async def next_chunk() -> bytes:
+        return await anext(body)
+
+    while True:
+        try:
+            chunk = anyio.from_thread.run(next_chunk)
+        except StopAsyncIteration:
+            return
+        if chunk:
+            yield chunk
+
+
 class BulkAnswers:
-    """Input lines pulled from the request body, decisions pushed out, in order, in chunks."""
+    """Input lines pulled from a body (a request's, a file's), decisions pushed out, in order,
+    in chunks: one answer per input line, an error in place of a line that is no person."""
 
     def __init__(
         self,
-        services: ApiServices,
-        checker: Checker,
-        body: AsyncIterator[bytes],
         *,
+        hasher: SubjectHasher | None,
+        checker: Checker,
+        chunks: Iterator[bytes],
         csv_in: bool,
         addresses: bool,
+        release: Callable[[], None] = lambda: None,
     ) -> None:
-        self._services = services
+        self._hasher = hasher
         self._checker = checker
-        self._body = body
+        self._chunk_source = chunks
         self._csv = csv_in
         self._addresses = addresses
-        # Per input line, in order: the address given (or None), or the error it caused.
+        self._release = release
+        # Per input line, in order: the address given (or None), and the error it caused.
         self._pending: deque[tuple[str | None, str | None]] = deque()
 
-    async def _next_chunk(self) -> bytes:
-        return await anext(self._body)
-
-    def _chunks(self) -> Iterator[bytes]:
-        while True:
-            try:
-                chunk = anyio.from_thread.run(self._next_chunk)
-            except StopAsyncIteration:
-                return
-            if chunk:
-                yield chunk
-
-    def _lines(self) -> Iterator[str]:
+    def _lines(self) -> Iterator[str | None]:
+        """Each input line, stripped; None for a line over `MAX_LINE_BYTES`, whose bytes are
+        dropped up to its end however many chunks it spans (one answer per line, always)."""
         rest = b""
-        for chunk in self._chunks():
-            rest += chunk
+        skipping = False
+        for chunk in self._chunk_source:
+            start = 0
+            if skipping:
+                start = chunk.find(b"\n") + 1
+                if start == 0:
+                    continue
+                skipping = False
+            rest += chunk[start:]
             *lines, rest = rest.split(b"\n")
-            if len(rest) > MAX_LINE_BYTES:
-                lines.append(rest)
-                rest = b""
             for line in lines:
                 yield line.decode("utf-8", "replace").strip()
+            if len(rest) > MAX_LINE_BYTES:
+                yield None
+                rest, skipping = b"", True
         if rest.strip():
             yield rest.decode("utf-8", "replace").strip()
 
     def _subjects(self) -> Iterator[str]:
         first = True
         for line in self._lines():
-            if not line:
+            if line == "":
                 continue
             header, first = first, False
+            if line is None:
+                self._pending.append((None, _LONG_LINE))
+                yield ""
+                continue
             try:
                 kind, value = self._parse(line, header=header)
             except ValueError as error:
@@ -84,9 +104,12 @@ class BulkAnswers:
                 continue
             if kind == "address":
                 try:
-                    subject = self._services.hasher.subject_for(value)
+                    if self._hasher is None:
+                        msg = "no subject secret to hash addresses with"
+                        raise InvalidFieldError("address", msg)
+                    subject = self._hasher.subject_for(value)
                 except (InvalidFieldError, UnicodeError):
-                    self._pending.append((None, "address: not a valid email address"))
+                    self._pending.append((value, "address: not a valid email address"))
                     yield ""
                     continue
                 self._pending.append((value, None))
@@ -100,8 +123,7 @@ class BulkAnswers:
 
     def _parse(self, line: str, *, header: bool) -> tuple[str, str]:
         if len(line.encode()) > MAX_LINE_BYTES:
-            msg = f"line longer than {MAX_LINE_BYTES} bytes"
-            raise ValueError(msg)
+            raise ValueError(_LONG_LINE)
         bare = "address" if self._addresses else "subject"
         if self._csv:
             try:
@@ -132,21 +154,26 @@ class BulkAnswers:
         """The answers as NDJSON or CSV lines, a chunk at a time (iterated in a worker thread)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
+        # Answers to addresses echo each address given, so they line up with the caller's list.
+        echo = ["address"] if self._addresses else []
         if csv_out:
-            writer.writerow(["subject", "allowed", "reason", "error"])
+            writer.writerow(["subject", "allowed", "reason", "error", *echo])
         lines = 0
         tails: dict[Decision, str] = {}
         try:
             for subject, decision in self._checker.bulk_check(self._subjects(), purpose, channel):
                 address, error = self._pending.popleft()
                 reason = None if decision.reason is None else decision.reason.value
+                given = [address or ""] if echo else []
                 if csv_out:
                     if error is None:
-                        writer.writerow([subject, str(decision.allowed).lower(), reason or "", ""])
+                        allowed = str(decision.allowed).lower()
+                        writer.writerow([subject, allowed, reason or "", "", *given])
                     else:
-                        writer.writerow(["", "", "", error])
+                        writer.writerow(["", "", "", error, *given])
                 elif error is not None:
-                    out.write(json.dumps({"error": error}) + "\n")
+                    problem = {"error": error} | ({} if address is None else {"address": address})
+                    out.write(json.dumps(problem) + "\n")
                 else:
                     # The same text json.dumps gives the dict, without building the dict.
                     tail = tails.get(decision)
@@ -170,5 +197,5 @@ class BulkAnswers:
             # The answer has started: say so in the stream rather than answer stale.
             out.write(json.dumps({"error": "stale-projection", "detail": str(error)}) + "\n")
         finally:
-            self._services.checkers.release(self._checker)
+            self._release()
         yield out.getvalue().encode()

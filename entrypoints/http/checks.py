@@ -11,7 +11,7 @@ from starlette.requests import ClientDisconnect
 
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
-from entrypoints.http.bulk_answers import BulkAnswers
+from entrypoints.http.bulk_answers import BulkAnswers, request_chunks
 from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import MAX_POSITION, ApiServices
 from entrypoints.http.single_check import PURPOSE_PATTERN, single_check
@@ -147,11 +147,12 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
             services.checkers.release(checker)
             raise
         answers = BulkAnswers(
-            services,
-            checker,
-            request.stream(),
+            hasher=services.hasher,
+            checker=checker,
+            chunks=request_chunks(request.stream()),
             csv_in=media == "text/csv",
             addresses=input_kind is InputKind.ADDRESSES,
+            release=lambda: services.checkers.release(checker),
         )
         return DuplexStreamingResponse(
             answers.render(purpose, channel, csv_out=media == "text/csv"),

@@ -11,6 +11,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -23,6 +24,7 @@ from ledger.domain.errors import (
 )
 from ledger.domain.identity import EmailAddress
 from schemas import (
+    CATALOG_SUBJECT,
     Channel,
     CommandId,
     DoubleOptIn,
@@ -94,6 +96,15 @@ class PersonCommand(Command):
     subject: SubjectId | None = None
     address: EmailAddress | None = None
     personal: Annotated[PersonalFields, BeforeValidator(_as_fields)] | None = None
+
+    @field_validator("subject")
+    @classmethod
+    def check_not_the_catalog(cls, subject: str | None) -> str | None:
+        """The catalog's key names no person: a person's command there would reach the catalog."""
+        if subject == CATALOG_SUBJECT:
+            msg = f"{CATALOG_SUBJECT} is reserved for the catalog, not a person"
+            raise ValueError(msg)
+        return subject
 
     @model_validator(mode="after")
     def check_one_person(self) -> Self:

@@ -24,6 +24,8 @@ Every error the ledger raises on purpose is a ``LedgerError``::
     |   +-- DuplicateRightsRequestError
     +-- ConcurrencyConflictError       retries on a version conflict ran out (retryable)
     +-- StoreUnavailableError          the database did not answer; nothing written (retryable)
+    +-- CommandFailedError             handling this one command failed unexpectedly; nothing
+    |                                  of it written, the rest of its batch unharmed
     +-- ConfigurationError             missing or unusable secrets and settings at start-up
     +-- PersonalDataTamperedError      sealed personal data fails authentication
     |                                  (ledger.privacy.personal)
@@ -197,6 +199,15 @@ class StoreUnavailableError(LedgerError):
     """The database failed the batch this command was in; nothing of it was written."""
 
     retryable = True
+
+
+class CommandFailedError(LedgerError):
+    """Deciding one command's events raised an error no rule names (a defect, not the input's
+    fault nor the store's): that command alone is refused, the others of its batch go on."""
+
+    def __init__(self, command_type: str) -> None:
+        super().__init__(f"the ledger could not handle this {command_type}")
+        self.command_type = command_type
 
 
 class ConfigurationError(LedgerError):

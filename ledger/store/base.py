@@ -42,6 +42,11 @@ class EventQueries(ABC):
         """The ledger position of each (aggregate id, version) of these aggregates."""
 
     @abstractmethod
+    def head_within(self, timeout_s: float) -> int:
+        """The newest position (0 when empty), or the store's error after ``timeout_s`` at
+        most of waiting for a connection."""
+
+    @abstractmethod
     def heal(self) -> None:
         """After a database error: let the next call find working connections."""
 

@@ -141,6 +141,11 @@ class LedgerStore(Application[UUID]):
         """The position of the newest stored event (0 when empty)."""
         return self.recorder.max_notification_id() or 0
 
+    def head_within(self, timeout_s: float) -> int:
+        """`head`, waiting at most ``timeout_s`` for a connection (then the store's error):
+        for checks, which fail closed within their own bound while the database is down."""
+        return self._queries.head_within(timeout_s)
+
     def notifications(self, *, after: int, limit: int) -> list[Notification]:
         return list(
             self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)

@@ -161,6 +161,17 @@ class PostgresEventQueries(EventQueries):
             cursor.execute(statement, (list(subject_ids),))
             return {(row[0], int(row[1])): int(row[2]) for row in cursor.fetchall()}
 
+    def head_within(self, timeout_s: float) -> int:
+        # The pool's own wait (POSTGRES_CONNECT_TIMEOUT, several times over with the library's
+        # retries) held checks 14 s while the server was down: a check waits no longer than
+        # its own bound, then fails closed with the pool's PoolTimeout (an OperationalError).
+        statement = sql.SQL("SELECT max(notification_id) FROM {table}").format(table=self._table)
+        pool = self._recorder.datastore.pool
+        with pool.connection(timeout=timeout_s) as conn, conn.cursor(row_factory=tuple_row) as cur:
+            cur.execute(statement)
+            row = cur.fetchone()
+        return int(row[0] or 0) if row else 0
+
     def heal(self) -> None:
         # A server restart ended the pool's connections: drop them all at once and have new
         # ones made, so the next call does not meet them one by one.

@@ -48,6 +48,9 @@ class SQLiteEventQueries(EventQueries):
         self._recorder = recorder
         self._table = recorder.events_table_name
 
+    def head_within(self, timeout_s: float) -> int:
+        return self._recorder.max_notification_id() or 0
+
     def rows_of(self, subject_ids: Sequence[UUID]) -> list[StoredRow]:
         marks = ",".join("?" * len(subject_ids))
         query = (

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from ledger.domain.aggregates import Catalog, LedgerAggregate, Person, aggregate_id
 from ledger.domain.commands import Command, EraseSubject, field_error
 from ledger.domain.errors import (
+    CommandFailedError,
     ConcurrencyConflictError,
     LedgerError,
     RuleViolationError,
@@ -227,6 +228,12 @@ class BatchWriter:
             return error
         except ValidationError as error:
             return field_error(error)
+        except Exception as error:  # noqa: BLE001 - one command's defect must not fail its batch
+            # Handlers are pure: nothing was applied, so the others of the batch carry on.
+            # The error's type only: its text may quote the command's values.
+            command_type = type(prepared.command).__name__
+            logger.error("group commit: %s failed with %s", command_type, type(error).__name__)
+            return CommandFailedError(command_type)
         target.trigger(envelopes)
         return Applied(target, target.commands[prepared.command_id], duplicate=False)
 

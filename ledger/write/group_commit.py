@@ -111,14 +111,22 @@ class GroupCommitter(Generic[T, R]):
 
     def _run(self) -> None:
         while (batch := self._next_batch()) is not None:
-            try:
-                self._handler(batch)
-            except Exception:
-                # The worker must outlive any batch: callers of this batch get a retryable error,
-                # later batches are served as usual.
-                logger.exception("group commit batch of %d failed", len(batch))
-                for submission in batch:
-                    if not submission.future.done():
-                        submission.future.set_exception(
-                            StoreUnavailableError("the batch failed; retry the command")
-                        )
+            self._handle(batch)
+
+    def _handle(self, batch: Sequence[Submission[T, R]]) -> None:
+        try:
+            self._handler(batch)
+        except Exception as error:  # noqa: BLE001 - the worker must outlive any batch
+            # The type only: an error's text may quote a caller's values.
+            logger.error("group commit batch of %d failed: %s", len(batch), type(error).__name__)
+            waiting = [submission for submission in batch if not submission.future.done()]
+            if len(batch) > 1:
+                # One caller's command must not fail the others: each goes again on its own,
+                # so only a submission that fails alone gets the error.
+                for submission in waiting:
+                    self._handle([submission])
+                return
+            for submission in waiting:
+                submission.future.set_exception(
+                    StoreUnavailableError("the batch failed; retry the command")
+                )

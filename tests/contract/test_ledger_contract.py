@@ -7,6 +7,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from uuid import uuid4
 
 import pytest
 from eventsourcing.persistence import OperationalError
@@ -15,6 +16,7 @@ from ledger.domain.aggregates import Person
 from ledger.domain.commands import (
     AcceptPolicy,
     CloseRightsRequest,
+    Command,
     ConfirmConsent,
     EraseSubject,
     ExtendRightsRequest,
@@ -27,10 +29,12 @@ from ledger.domain.commands import (
     build,
 )
 from ledger.domain.errors import (
+    CommandFailedError,
     ConsentNotPendingError,
     DuplicatePurposeError,
     FutureOccurrenceError,
     InvalidAddressError,
+    InvalidFieldError,
     NaiveDatetimeError,
     OversizeEvidenceError,
     PolicyTextMismatchError,
@@ -226,6 +230,36 @@ class LedgerContract:
             if i != 15
         )
         assert ledger.person("bad") is None
+
+    def test_a_person_command_on_the_catalog_key_is_refused_alone_naming_the_subject(
+        self, ledger: Ledger
+    ) -> None:
+        request_id = uuid4()
+        bad: list[tuple[type[Command], dict[str, Any]]] = [
+            (ConfirmConsent, {"purpose": "newsletter"}),
+            (OpenRightsRequest, {"right": "access"}),
+            (ExtendRightsRequest, {"request_id": request_id, "due_at": T0, "reason": "busy"}),
+            (CloseRightsRequest, {"request_id": request_id, "outcome": "fulfilled"}),
+        ]
+        for command_type, fields in bad:
+            with pytest.raises(InvalidFieldError) as refused:
+                build(command_type, fields, subject="@catalog", occurred_at=T0)
+            assert refused.value.field == "subject"
+        # Past that check (a command built without it), handling raises: that command fails
+        # alone, with an error that is no retry, and its batch commits the others.
+        unchecked = ConfirmConsent.model_construct(
+            subject="@catalog", purpose="newsletter", occurred_at=T0, command_id="unchecked"
+        )
+        head = ledger.store.head()
+        commands: list[Any] = [_grant(f"b-{n}") for n in range(20)]
+        commands.insert(10, unchecked)
+        futures = [ledger.submit(command) for command in commands]
+        with pytest.raises(CommandFailedError) as failed:
+            futures[10].result(timeout=TIMEOUT_S)
+        assert not failed.value.retryable
+        others = [f.result(timeout=TIMEOUT_S) for i, f in enumerate(futures) if i != 10]
+        assert [result.subject for result in others] == [f"b-{n}" for n in range(20)]
+        assert ledger.store.head() == head + 20
 
     def test_callers_on_an_event_loop_and_one_that_stops_waiting(self, ledger: Ledger) -> None:
         commands = [_grant(f"loop-{n}") for n in range(6)]

@@ -89,18 +89,15 @@ def _newsletter_ledger(tmp_path: Path) -> Path:
     return data
 
 
+def _grant_newsletter(data: Path, address: str) -> dict[str, Any]:
+    return _ok(
+        data, "grant", "--address", address, "--purpose", "newsletter", "--policy-version", "v1"
+    )
+
+
 def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
     data = _newsletter_ledger(tmp_path)
-    _ok(
-        data,
-        "grant",
-        "--address",
-        "kim@example.org",
-        "--purpose",
-        "newsletter",
-        "--policy-version",
-        "v1",
-    )
+    _grant_newsletter(data, "kim@example.org")
     assert _ok(data, "check", "--address", "Kim@Example.org", "--purpose", "newsletter")["allowed"]
     click = _ok(data, "unsubscribe", "--address", "kim@example.org")
     answer = _ok(
@@ -118,6 +115,33 @@ def test_check_on_the_embedded_default_needs_no_servers(tmp_path: Path) -> None:
         "unsubscribed",
         click["position"],
     )
+
+
+def test_bulk_check_goes_on_past_bad_lines_and_echoes_addresses_in_csv(tmp_path: Path) -> None:
+    data = _newsletter_ledger(tmp_path)
+    kim = _grant_newsletter(data, "kim@example.org")["subject"]
+    people = tmp_path / "people.csv"
+    people.write_text("address\nkim@example.org\nnot-an-address\nzed@example.org\n")
+    answered = run_cli(
+        data, "check", "--purpose", "newsletter", "--bulk", str(people), "--addresses", "--csv"
+    )
+    assert answered.returncode == 0, answered.stderr
+    rows = answered.stdout.splitlines()
+    assert rows[:3] == [
+        "subject,allowed,reason,error,address",
+        f"{kim},true,,,kim@example.org",
+        ",,,address: not a valid email address,not-an-address",
+    ]
+    assert rows[3].endswith(",false,never_granted,,zed@example.org")
+    assert len(rows) == 4
+
+    subjects = tmp_path / "subjects.txt"
+    subjects.write_text(f"{kim}\nnot a subject!\nzed\n")
+    answered = run_cli(data, "check", "--purpose", "newsletter", "--bulk", str(subjects))
+    assert answered.returncode == 0, answered.stderr
+    answers = [json.loads(line) for line in answered.stdout.splitlines()]
+    assert [a.get("subject") for a in answers] == [kim, None, "zed"]
+    assert answers[1]["error"].startswith("subject: ")
 
 
 def test_replay_rebuilds_a_damaged_embedded_projection(tmp_path: Path) -> None:

@@ -447,10 +447,24 @@ def test_bulk_check_streams_ndjson_in_order_with_errors_in_place(api: Api) -> No
     assert [(r.get("address"), r.get("allowed"), r.get("reason")) for r in rows] == [
         (KIM, True, None),
         ("lea@example.org", False, "unsubscribed"),
-        (None, None, None),
+        ("not-an-address", None, None),
         ("zed@example.org", False, "never_granted"),
     ]
-    assert rows[2] == {"error": "address: not a valid email address"}
+    assert rows[2] == {"error": "address: not a valid email address", "address": "not-an-address"}
+
+
+def test_bulk_check_csv_answers_to_addresses_echo_each_address(api: Api) -> None:
+    subject = _grant(api).json()["subject"]
+    api.feed()
+    answer = api.bulk_check(
+        f"address\n{KIM}\nnot-an-address\nzed@example.org\n", "text/csv", input="addresses"
+    )
+    assert answer.text.splitlines() == [
+        "subject,allowed,reason,error,address",
+        f"{subject},true,,,{KIM}",
+        ",,,address: not a valid email address,not-an-address",
+        f"{api.services.hasher.subject_for('zed@example.org')},false,never_granted,,zed@example.org",
+    ]
 
 
 def test_bulk_check_speaks_csv(api: Api) -> None:

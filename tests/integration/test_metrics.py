@@ -5,7 +5,6 @@ relay runs in this process (its CLI has no topic option, and the shared broker's
 is not ours to write) and serves this process's registry on a port of its own.
 """
 
-import json
 import math
 import subprocess
 import threading
@@ -22,7 +21,7 @@ from prometheus_client import start_http_server
 
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
-from tests.cli import CLI, clean_env
+from tests.cli import CLI, api_key_headers, clean_env
 from tests.conftest import free_port
 from tests.helpers import sqlite_ledger
 from tests.monitoring import promtool_check_metrics, scrape, total, value
@@ -202,16 +201,7 @@ def _json(response: httpx.Response) -> Any:
 def test_the_api_counts_commands_checks_and_business_gauges(tmp_path: Path) -> None:
     data = tmp_path / "data"
     env = clean_env(CONSENT_DATA_DIR=str(data), CONSENT_METRICS_CACHE_S="0.5")
-    created = subprocess.run(
-        [CLI, "keys", "create", "--name", "metrics-test"]
-        + [arg for scope in ("admin", "write", "check") for arg in ("--scope", scope)],
-        env=env,
-        capture_output=True,
-        text=True,
-        check=True,
-        timeout=60,
-    )
-    headers = {"Authorization": f"Bearer {json.loads(created.stdout)['key']}"}
+    headers = api_key_headers(env, "admin", "write", "check")
     port = free_port()
     server = subprocess.Popen(
         [CLI, "serve", "--port", str(port)],

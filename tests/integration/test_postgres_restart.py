@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import IO
 from uuid import uuid4
 
+import httpx
 import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
@@ -41,7 +42,9 @@ from ledger.domain.identity import SubjectHasher
 from ledger.privacy.keystore import PostgresDataKeyStore
 from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.service import Ledger, LedgerConfig
+from projections.store.postgres import migrate as migrate_projections
 from relay.positions import PostgresPositions
+from tests.cli import api_key_headers
 from tests.conftest import free_port
 from tests.helpers import CATALOG_TIME, POLICY_SHA, projection_rows, replayed_rows, sqlite_ledger
 from tests.postgres import PrivatePostgres
@@ -418,3 +421,60 @@ def _our_tracebacks(log: str) -> list[str]:
     if "Traceback" in log[: starts[0].start() if starts else len(log)]:
         found.append("(before the first log record)")
     return found
+
+
+CHECK_WAIT_S = 1.0
+CHECK_MARGIN_S = 1.5
+
+
+def test_checks_fail_closed_within_the_check_wait_while_postgres_is_down(
+    postgres: PrivatePostgres, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    env, _ = _followers(postgres, kafka_bootstrap, f"events-{uuid4().hex[:8]}.v1")
+    secret = base64.b64encode(bytes(32)).decode()
+    port = free_port()
+    env |= {
+        "CONSENT_SUBJECT_SECRET": secret,
+        "CONSENT_MASTER_KEY": secret,
+        "CONSENT_UNSUBSCRIBE_KEYS": f"k1:{secret}",
+        "CONSENT_PUBLIC_URL": "https://mail.example.org",
+        "CONSENT_HTTP_PORT": str(port),
+        "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
+    }
+    headers = api_key_headers(env, "check", "write")
+    _postgres_ledger(postgres.dsn).close()
+    PostgresPositions(dsn=postgres.dsn).close()
+    with psycopg.connect(postgres.dsn, autocommit=True) as conn:
+        migrate_projections(conn, schema="public")
+    url = f"http://127.0.0.1:{port}"
+    log = tmp_path / "serve.log"
+    with log.open("wb") as out:
+        server = _worker(["serve"], env, out)
+        try:
+            assert _wait(lambda: _answers(url), CATCH_UP_S), log.read_text()
+            check = {"subject": "p1", "purpose": "newsletter"}
+            # Served (the projection, fed by no consumer here, is behind: fail closed).
+            answer = httpx.get(f"{url}/v1/check", params=check, headers=headers, timeout=30)
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["type"].endswith("/stale-projection")
+            postgres.stop()
+            timings = []
+            for path, params in [
+                ("/v1/check", check),
+                ("/v1/check", check | {"min_position": "1"}),
+                ("/v1/check", check),
+            ]:
+                started = time.monotonic()
+                answer = httpx.get(url + path, params=params, headers=headers, timeout=30)
+                timings.append((path, answer.status_code, time.monotonic() - started))
+        finally:
+            _stop("serve", server)
+    assert all(status == 503 for _, status, _ in timings), timings
+    assert all(took < CHECK_WAIT_S + CHECK_MARGIN_S for *_, took in timings), timings
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
+    except httpx.TransportError:
+        return False
