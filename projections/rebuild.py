@@ -46,7 +46,9 @@ class StoredRows(Protocol):
 
     def head(self) -> int: ...
 
-    def stream_rows(self, *, after: int = 0) -> Iterator[tuple[int, Any, int, str, bytes]]: ...
+    def stream_rows(
+        self, *, after: int | None = None
+    ) -> Iterator[tuple[int, Any, int, str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)

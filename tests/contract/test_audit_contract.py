@@ -238,6 +238,20 @@ class AuditContract:
         assert report.problem.position == gap
         assert "inserted" in report.problem.what
 
+    @pytest.mark.parametrize("position", [0, -1, -(2**63)])
+    def test_an_event_inserted_below_every_position_is_found(self, position: int) -> None:
+        # The store never gives such a position, so a read "after 0" would not see the row.
+        self.sealed(3)
+        (template,) = self.sql(
+            f"select topic, state from {self.events_table()} where {self.id_column} = %s",  # noqa: S608
+            (3,),
+        )
+        self.insert_event(position, template[0], bytes(template[1]))
+        report = self.verify()
+        assert report.problem is not None
+        assert report.problem.position == position
+        assert "an event was inserted" in report.problem.what
+
     def test_checkpoints_are_consistent_pairwise(self) -> None:
         sizes = []
         for count in (3, 2, 3, 5):
