@@ -8,6 +8,7 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from projections.rebuild import Progress, RebuildResult, RebuildTarget, rebuild_into_staging
+from schemas.record_auth import RecordKeys
 
 
 def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
@@ -26,6 +27,7 @@ def rebuild_from_kafka(
     target: RebuildTarget,
     *,
     bootstrap: str,
+    keys: RecordKeys,
     dead_letter_topic: str,
     progress: Progress | None = None,
 ) -> RebuildResult:
@@ -42,6 +44,7 @@ def rebuild_from_kafka(
             ConsumerConfig(
                 bootstrap=bootstrap,
                 dsn=target.dsn,
+                keys=keys,
                 schema=target.staging,
                 group=f"{target.group}.rebuild.{uuid.uuid4().hex[:12]}",
                 topic=target.topic,

@@ -1,5 +1,6 @@
 """A test's own topic: the embedded ledger's relay to it, a consumer of it, what is on it."""
 
+import base64
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
@@ -8,6 +9,12 @@ from consumers.runner import ConsumerConfig
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
 from relay.positions import SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
+from schemas.record_auth import RecordKeys
+
+TOPIC_KEYS = RecordKeys({"test": b"t" * 32})
+"""The topic keys of the tests' relays and consumers."""
+TOPIC_KEYS_SETTING = "test:" + base64.b64encode(b"t" * 32).decode()
+"""The same keys as ``CONSENT_TOPIC_KEYS``, for the processes a test starts."""
 
 
 def sqlite_relay(
@@ -23,6 +30,7 @@ def sqlite_relay(
     """A relay of the embedded ledger at ``path`` to a topic of the test's own."""
     config = RelayConfig(
         bootstrap=bootstrap,
+        keys=TOPIC_KEYS,
         partitions=partitions,
         events_topic=topic,
         dead_letter_topic=f"{topic}.dlq",
@@ -51,6 +59,7 @@ def consumer_config(
     return ConsumerConfig(
         bootstrap=bootstrap,
         dsn=dsn,
+        keys=TOPIC_KEYS,
         schema=schema,
         group=f"g-{topic}",
         topic=topic,

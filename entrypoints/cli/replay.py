@@ -8,7 +8,7 @@ import typer
 from kafka.errors import KafkaError
 
 from consumers.topic_rebuild import rebuild_from_kafka
-from entrypoints.bootstrap import build_embedded_projection, build_store
+from entrypoints.bootstrap import build_embedded_projection, build_store, build_topic_keys
 from entrypoints.cli.console import err, load_settings, progress_bar
 from projections.rebuild import (
     ProjectionName,
@@ -90,6 +90,7 @@ def replay(
                         conn,
                         target,
                         bootstrap=str(settings.kafka_bootstrap),
+                        keys=build_topic_keys(settings),
                         dead_letter_topic=dead_letter_topic_for(topic),
                         progress=lambda n: progress.advance(task, n),
                     )

@@ -18,7 +18,7 @@ from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_s
 from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
-from tests.topics import consumer_config, publish_all, sqlite_relay
+from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -132,7 +132,11 @@ def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
         target = _applied_then_damaged(live, pg_dsn, schema, topic)
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             result = rebuild_from_kafka(
-                conn, target, bootstrap=kafka_bootstrap, dead_letter_topic=f"{topic}.dlq"
+                conn,
+                target,
+                bootstrap=kafka_bootstrap,
+                keys=TOPIC_KEYS,
+                dead_letter_topic=f"{topic}.dlq",
             )
             tables = swap(conn, target)
         assert result.events == ledger.store.head() + 1
