@@ -7,11 +7,11 @@ from uuid import uuid4
 
 import psycopg
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from consumers.runner import ConsumerRunner
-from consumers.topic_rebuild import rebuild_from_kafka
+from consumers.topic_rebuild import rebuild_from_kafka, skip_dead_letters
 from ledger.domain.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
 from ledger.write.service import Ledger
 from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_store, swap
@@ -179,3 +179,56 @@ def test_a_swap_that_cannot_complete_leaves_the_live_tables_as_they_were(
 
         assert projection_rows(pg_dsn, schema, tables) == before
         assert "consent_state" in projection_tables(conn, target.staging)
+
+
+def _letters(bootstrap: str, topic: str) -> int:
+    reader = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5_000
+    )
+    try:
+        return sum(1 for _ in reader)
+    finally:
+        reader.close()
+
+
+def test_rebuild_from_the_store_sends_no_dead_letter_twice(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    relay = sqlite_relay(
+        tmp_path / "ledger.sqlite3",
+        bootstrap=kafka_bootstrap,
+        topic=topic,
+        partitions=2,
+        positions=PostgresPositions(dsn=pg_dsn, schema=schema),
+    )
+    _some_history(ledger, 0, 10)
+    publish_all(relay)
+    poison = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for partition in (0, 1):  # after the relay's last batch, where its watermarks stop
+        poison.send(topic, key=b"p1", value=b"{forged", partition=partition).get(timeout=10)
+    poison.close()
+    live = _consumer(kafka_bootstrap, pg_dsn, schema, topic)
+    try:
+        target = _applied_then_damaged(live, pg_dsn, schema, topic)
+        assert _letters(kafka_bootstrap, f"{topic}.dlq") == 2
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            head = ledger.store.head()
+            rebuild_from_store(
+                conn,
+                target,
+                ledger.store,
+                up_to=head,
+                past_dead_letters=skip_dead_letters(
+                    bootstrap=kafka_bootstrap, topic=topic, keys=TOPIC_KEYS, up_to=head
+                ),
+            )
+            tables = swap(conn, target)
+        _some_history(ledger, 10, 15)
+        publish_all(relay)
+        _drain(live)
+    finally:
+        live.close()
+        relay.close()
+    assert _letters(kafka_bootstrap, f"{topic}.dlq") == 2
+    assert projection_rows(pg_dsn, schema, tables) == replayed_rows(pg_dsn, schema, ledger.store)
