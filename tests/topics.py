@@ -2,12 +2,13 @@
 
 import base64
 from pathlib import Path
+from uuid import uuid4
 
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.runner import ConsumerConfig
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
-from relay.positions import SQLitePositions
+from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
 from schemas.record_auth import RecordKeys
 
@@ -44,6 +45,18 @@ def sqlite_relay(
     if create_topics:
         ensure_topics(config)
     return relay
+
+
+def tracked_relay(home: Path, bootstrap: str, dsn: str, schema: str, partitions: int) -> Relay:
+    """A relay of the embedded ledger ``home/ledger.sqlite3`` to a fresh topic of the test's
+    own, its position and watermarks kept in PostgreSQL (as checks and rebuilds read them)."""
+    return sqlite_relay(
+        home / "ledger.sqlite3",
+        bootstrap=bootstrap,
+        topic=f"events-{uuid4().hex[:8]}.v1",
+        partitions=partitions,
+        positions=PostgresPositions(dsn=dsn, schema=schema),
+    )
 
 
 def publish_all(relay: Relay) -> None:

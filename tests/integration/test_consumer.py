@@ -41,7 +41,7 @@ from projections.store.postgres import PostgresProjectionStore, migrate
 from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event
 from tests.helpers import projection_rows, sqlite_ledger
-from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay
+from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay, tracked_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -479,15 +479,8 @@ def test_a_consumer_started_before_the_topic_exists_does_not_create_it(
 def test_forged_altered_and_out_of_range_records_are_dead_letters_and_change_no_answer(
     ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
 ) -> None:
-    topic = f"events-{uuid4().hex[:8]}"
-    path = tmp_path / "ledger.sqlite3"
-    relay = sqlite_relay(
-        path,
-        bootstrap=kafka_bootstrap,
-        topic=topic,
-        partitions=1,
-        positions=PostgresPositions(dsn=pg_dsn, schema=schema),
-    )
+    relay = tracked_relay(tmp_path, kafka_bootstrap, pg_dsn, schema, 1)
+    topic = relay.config.events_topic
     _history(ledger)  # ann: granted offers, then unsubscribed from everything
     publish_all(relay)
     reader = KafkaConsumer(

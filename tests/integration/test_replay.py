@@ -18,7 +18,7 @@ from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_s
 from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
-from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay
+from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay, tracked_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -194,14 +194,8 @@ def _letters(bootstrap: str, topic: str) -> int:
 def test_rebuild_from_the_store_sends_no_dead_letter_twice(
     ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
 ) -> None:
-    topic = f"events-{uuid4().hex[:8]}.v1"
-    relay = sqlite_relay(
-        tmp_path / "ledger.sqlite3",
-        bootstrap=kafka_bootstrap,
-        topic=topic,
-        partitions=2,
-        positions=PostgresPositions(dsn=pg_dsn, schema=schema),
-    )
+    relay = tracked_relay(tmp_path, kafka_bootstrap, pg_dsn, schema, 2)
+    topic = relay.config.events_topic
     _some_history(ledger, 0, 10)
     publish_all(relay)
     poison = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
