@@ -20,8 +20,11 @@ from ledger.privacy.keystore import PostgresDataKeyStore
 from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Ledger, LedgerConfig
+from schemas.record_auth import RecordKeys
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+BENCH_TOPIC_KEYS = RecordKeys({"bench": b"b" * 32})
+"""The topic keys of the benchmarks' relays and consumers."""
 SERVICES_HINT = "scripts/services.sh up && source var/services/env"
 
 
@@ -48,6 +51,7 @@ def consumer_config(
     return ConsumerConfig(
         bootstrap=bootstrap,
         dsn=dsn,
+        keys=BENCH_TOPIC_KEYS,
         schema=schema,
         group=f"g-{topic}",
         topic=topic,

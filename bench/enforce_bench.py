@@ -20,6 +20,7 @@ from uuid import uuid4
 
 import psycopg
 from common import (
+    BENCH_TOPIC_KEYS,
     T0,
     bench_parser,
     consumer_config,
@@ -59,7 +60,11 @@ def _measure(  # noqa: PLR0915
         store=LedgerStore(PostgresStoreConfig(dsn=dsn, schema=schema, pool_size=2)),
         positions=PostgresPositions(dsn=dsn, schema=schema),
         config=RelayConfig(
-            bootstrap=bootstrap, partitions=6, events_topic=topic, dead_letter_topic=f"{topic}.d"
+            bootstrap=bootstrap,
+            keys=BENCH_TOPIC_KEYS,
+            partitions=6,
+            events_topic=topic,
+            dead_letter_topic=f"{topic}.d",
         ),
     )
     stop = threading.Event()

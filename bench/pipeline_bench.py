@@ -19,6 +19,7 @@ from uuid import uuid4
 
 import psycopg
 from common import (
+    BENCH_TOPIC_KEYS,
     bench_parser,
     consumer_config,
     fill_events,
@@ -129,6 +130,7 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
             positions=PostgresPositions(dsn=dsn, schema=schema),
             config=RelayConfig(
                 bootstrap=bootstrap,
+                keys=BENCH_TOPIC_KEYS,
                 partitions=6,
                 events_topic=topic,
                 dead_letter_topic=f"{topic}.d",
@@ -136,7 +138,9 @@ def run(dsn: str, bootstrap: str, events: int) -> dict[str, float]:
             ),
         )
         ensure_topics(relay.config)
-        records = [record_for(row) for row in store.stream_rows()]
+        records = [
+            record_for(row, topic=topic, keys=BENCH_TOPIC_KEYS) for row in store.stream_rows()
+        ]
         producer = KafkaProducer(
             bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
         )

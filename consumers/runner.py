@@ -30,6 +30,7 @@ from projections.metrics import observe_unsubscribes
 from projections.store.base import Tracking
 from projections.store.postgres import PostgresProjectionStore
 from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC, Event, EventBase, SchemaError, parse_event
+from schemas.record_auth import MAX_POSITION, RecordAuthenticationError, RecordKeys
 
 DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     psycopg.OperationalError,
@@ -51,6 +52,8 @@ _CURRENT_EVENTS: TypeAdapter[EventBase] = TypeAdapter(Event)
 class ConsumerConfig:
     bootstrap: str
     dsn: str
+    keys: RecordKeys
+    """The topic keys: a record without a valid MAC under one of them is a dead letter."""
     schema: str = "public"
     group: str = "consent-ledger-projections"
     topic: str = EVENTS_TOPIC
@@ -74,12 +77,17 @@ class UndecodableRecordError(ValueError):
         self.reason = reason
 
 
-def decode(record: Any) -> tuple[EventBase, int]:
-    """The event a record carries and its ledger position, or `UndecodableRecordError`."""
+def decode(record: Any, *, topic: str, keys: RecordKeys) -> tuple[EventBase, int]:
+    """The event a record of ``topic`` carries and its ledger position, or
+    `UndecodableRecordError`: a record the relay did not authenticate never gets that far."""
     if record.key is None:
         raise UndecodableRecordError("record has no key")
     if record.value is None:
         raise UndecodableRecordError("record has no value")
+    try:
+        keys.verify(topic=topic, key=record.key, headers=record.headers or [], value=record.value)
+    except RecordAuthenticationError as error:
+        raise UndecodableRecordError(str(error)) from None
     try:
         # Nearly every record is a valid event of the current version: read and validated from
         # the bytes in one pass, it costs a third less than through `parse_event`.
@@ -93,6 +101,8 @@ def decode(record: Any) -> tuple[EventBase, int]:
             raise UndecodableRecordError(f"{type(error).__name__}: {error}") from None
     if event.position is None:
         raise UndecodableRecordError("event has no position")
+    if not 0 < event.position <= MAX_POSITION:
+        raise UndecodableRecordError("position out of range: not between 1 and 2^63 - 1")
     if record.key != event.subject.encode():
         raise UndecodableRecordError("record key is not the event's subject")
     return event, event.position
@@ -156,6 +166,8 @@ class ConsumerRunner:
         )
         self._lag: dict[int, Any] = {}
         self._applied_position = 0
+        self._last_position: dict[int, int] = {}
+        """Per partition, the position of the last record taken since the last seek."""
 
     def _connect(self) -> None:
         """Connect again if the connection was closed or broken (a server restart ends it)."""
@@ -171,6 +183,8 @@ class ConsumerRunner:
             stored = self.store.offsets(self.tracking)
         for tp in partitions:
             self._committed[tp.partition] = stored.get(tp.partition)
+            # Records after the stored offset may come again: they are in sequence again.
+            self._last_position.pop(tp.partition, None)
             if tp.partition in stored:
                 self.consumer.seek(tp, stored[tp.partition])
             else:
@@ -201,7 +215,7 @@ class ConsumerRunner:
         for tp, records in polled.items():
             for record in records:
                 try:
-                    events.append(decode(record))
+                    events.append(self._in_sequence(tp.partition, record))
                 except UndecodableRecordError as error:
                     dead.append((record, error.reason))
             next_offsets[tp.partition] = records[-1].offset + 1
@@ -236,6 +250,19 @@ class ConsumerRunner:
             observe_unsubscribes(event for event, _ in events)
         self._measure_lag()
         return taken
+
+    def _in_sequence(self, partition: int, record: Any) -> tuple[EventBase, int]:
+        """The record decoded, if its position follows the partition's last one: the relay
+        publishes in ledger order, so an earlier position is a copy (a replay, or the relay
+        publishing a batch again), never news."""
+        event, position = decode(record, topic=self.config.topic, keys=self.config.keys)
+        last = self._last_position.get(partition)
+        if last is not None and position <= last:
+            raise UndecodableRecordError(
+                f"out of sequence: position {position} after position {last} on this partition"
+            )
+        self._last_position[partition] = position
+        return event, position
 
     def _measure_lag(self) -> None:
         """Set each assigned partition's lag: the last fetch's high watermark minus the offset the

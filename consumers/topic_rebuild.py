@@ -1,13 +1,15 @@
 """Rebuilding the projection from the event topic, read from its beginning by a private group."""
 
 import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
-from consumers.runner import ConsumerConfig, ConsumerRunner
+from consumers.runner import ConsumerConfig, ConsumerRunner, UndecodableRecordError, decode
 from projections.rebuild import Progress, RebuildResult, RebuildTarget, rebuild_into_staging
+from schemas.record_auth import RecordKeys
 
 
 def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
@@ -21,11 +23,75 @@ def topic_ends(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
+def skip_dead_letters(
+    *, bootstrap: str, topic: str, keys: RecordKeys, up_to: int
+) -> Callable[[Mapping[int, int], Mapping[int, int]], Mapping[int, int]]:
+    """Where the live consumers go on after a rebuild from the store up to ``up_to``.
+
+    Per partition, between the relay's watermark and the offset the live group had reached,
+    lie records the group already took: relayed events after ``up_to`` (not in the rebuilt
+    tables: they must be taken again) and records it dead-lettered (forged, altered, out of
+    range or sequence: taken again, they would be dead letters twice). The live group goes on
+    from the first authentic record after ``up_to`` in that range, else from where it was.
+    """
+
+    def continue_at(relayed: Mapping[int, int], taken: Mapping[int, int]) -> Mapping[int, int]:
+        offsets = dict(relayed)
+        ranges = {
+            p: (relayed.get(p, 0), end) for p, end in taken.items() if end > relayed.get(p, 0)
+        }
+        if not ranges:
+            return offsets
+        reader = KafkaConsumer(
+            bootstrap_servers=bootstrap,
+            enable_auto_commit=False,
+            client_id="consent-ledger-rebuild",
+        )
+        try:
+            for partition, (start, end) in ranges.items():
+                offsets[partition] = _first_relayed_after(
+                    reader, TopicPartition(topic, partition), start, end, keys=keys, up_to=up_to
+                )
+        finally:
+            reader.close()
+        return offsets
+
+    return continue_at
+
+
+def _first_relayed_after(
+    reader: KafkaConsumer,
+    tp: TopicPartition,
+    start: int,
+    end: int,
+    *,
+    keys: RecordKeys,
+    up_to: int,
+) -> int:
+    reader.assign([tp])
+    reader.seek(tp, start)
+    while (offset := reader.position(tp)) < end:
+        records = reader.poll(timeout_ms=1_000).get(tp, [])
+        if not records and reader.position(tp) == offset:
+            break
+        for record in records:
+            if record.offset >= end:
+                return end
+            try:
+                _, position = decode(record, topic=tp.topic, keys=keys)
+            except UndecodableRecordError:
+                continue
+            if position > up_to:
+                return int(record.offset)
+    return end
+
+
 def rebuild_from_kafka(
     conn: psycopg.Connection[Any],
     target: RebuildTarget,
     *,
     bootstrap: str,
+    keys: RecordKeys,
     dead_letter_topic: str,
     progress: Progress | None = None,
 ) -> RebuildResult:
@@ -42,6 +108,7 @@ def rebuild_from_kafka(
             ConsumerConfig(
                 bootstrap=bootstrap,
                 dsn=target.dsn,
+                keys=keys,
                 schema=target.staging,
                 group=f"{target.group}.rebuild.{uuid.uuid4().hex[:12]}",
                 topic=target.topic,

@@ -16,6 +16,7 @@ from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
     MASTER_KEY_FILE,
     SUBJECT_SECRET_FILE,
+    TOPIC_KEY_FILE,
     UNSUBSCRIBE_KEY_FILE,
     Mode,
     Settings,
@@ -48,6 +49,7 @@ from projections.store.sqlite import SQLiteProjectionStore
 from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig
 from schemas import dead_letter_topic_for
+from schemas.record_auth import RecordKeys
 
 
 def prepare_data_dir(path: Path) -> Path:
@@ -289,6 +291,7 @@ def build_relay(settings: Settings) -> Relay:
         positions=positions,
         config=RelayConfig(
             bootstrap=settings.kafka_bootstrap,
+            keys=build_topic_keys(settings),
             partitions=settings.kafka_partitions,
             batch=settings.relay_batch,
             events_topic=settings.kafka_topic,
@@ -297,21 +300,45 @@ def build_relay(settings: Settings) -> Relay:
     )
 
 
-EMBEDDED_UNSUBSCRIBE_KEY_ID = "local"
+EMBEDDED_KEY_ID = "local"
+"""The id of a key generated under the data directory (unsubscribe links, topic records)."""
+
+
+def _keyring(
+    settings: Settings, *, value: SecretStr | None, setting: str, file_name: str
+) -> dict[str, bytes]:
+    """Keys given as ``key_id:base64,...`` (newest first), else (embedded only) one generated
+    once under the data directory."""
+    if value is not None:
+        return parse_keys(value.get_secret_value(), setting=setting)
+    if settings.mode is Mode.EMBEDDED:
+        secret = _secret(settings, file_name=file_name, value=None, setting=setting)
+        return {EMBEDDED_KEY_ID: secret}
+    msg = f"{setting} is not set: give key_id:base64 of 32 random bytes (newest first)"
+    raise ConfigurationError(msg)
 
 
 def build_token_codec(settings: Settings, *, clock: Clock = utc_now) -> UnsubscribeTokenCodec:
     """The codec of unsubscribe links: the keys given, else (embedded only) one generated once."""
-    setting = "CONSENT_UNSUBSCRIBE_KEYS"
-    if settings.unsubscribe_keys is not None:
-        keys = parse_keys(settings.unsubscribe_keys.get_secret_value(), setting=setting)
-    elif settings.mode is Mode.EMBEDDED:
-        secret = _secret(settings, file_name=UNSUBSCRIBE_KEY_FILE, value=None, setting=setting)
-        keys = {EMBEDDED_UNSUBSCRIBE_KEY_ID: secret}
-    else:
-        msg = f"{setting} is not set: give key_id:base64 of 32 random bytes (newest first)"
-        raise ConfigurationError(msg)
+    keys = _keyring(
+        settings,
+        value=settings.unsubscribe_keys,
+        setting="CONSENT_UNSUBSCRIBE_KEYS",
+        file_name=UNSUBSCRIBE_KEY_FILE,
+    )
     return UnsubscribeTokenCodec(keys, clock=clock)
+
+
+def build_topic_keys(settings: Settings) -> RecordKeys:
+    """The keys that authenticate the event topic's records (relay, consumers, replay)."""
+    return RecordKeys(
+        _keyring(
+            settings,
+            value=settings.topic_keys,
+            setting="CONSENT_TOPIC_KEYS",
+            file_name=TOPIC_KEY_FILE,
+        )
+    )
 
 
 def unsubscribe_base_url(settings: Settings) -> str:

@@ -13,6 +13,7 @@ from entrypoints.bootstrap import (
     build_audit,
     build_embedded_projection,
     build_store,
+    build_topic_keys,
     checker_config,
 )
 from entrypoints.settings import Settings
@@ -74,6 +75,7 @@ def build_consumer(settings: Settings, *, group: str, topic: str, batch: int) ->
         ConsumerConfig(
             bootstrap=settings.kafka_bootstrap,
             dsn=settings.pg_dsn,
+            keys=build_topic_keys(settings),
             schema=settings.pg_schema,
             group=group,
             topic=topic,

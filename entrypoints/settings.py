@@ -14,6 +14,7 @@ AUDIT_SIGNING_KEY_FILE = "audit-signing-key"
 SUBJECT_SECRET_FILE = "subject-secret"  # noqa: S105 - a file name, not a secret
 MASTER_KEY_FILE = "master-key"
 UNSUBSCRIBE_KEY_FILE = "unsubscribe-key"
+TOPIC_KEY_FILE = "topic-key"
 
 
 class Mode(StrEnum):
@@ -147,6 +148,13 @@ class Settings(BaseSettings):
         description="Keys of unsubscribe links: key_id:base64 of 32 random bytes, "
         "comma-separated, newest first (it signs new links; the others still verify old ones). "
         "Required in production; generated under the data directory in embedded mode.",
+    )
+    topic_keys: SecretStr | None = Field(
+        default=None,
+        description="Keys that authenticate the event topic's records: key_id:base64 of 32 "
+        "random bytes, comma-separated, newest first (the relay MACs with the newest; consumers "
+        "accept any). Required in production; generated under the data directory in embedded "
+        "mode.",
     )
     public_url: str | None = Field(
         default=None,

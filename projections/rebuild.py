@@ -46,7 +46,9 @@ class StoredRows(Protocol):
 
     def head(self) -> int: ...
 
-    def stream_rows(self, *, after: int = 0) -> Iterator[tuple[int, Any, int, str, bytes]]: ...
+    def stream_rows(
+        self, *, after: int | None = None
+    ) -> Iterator[tuple[int, Any, int, str, bytes]]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,13 +172,27 @@ def rebuild_from_store(
     *,
     up_to: int,
     progress: Progress | None = None,
+    past_dead_letters: Callable[[Mapping[int, int], Mapping[int, int]], Mapping[int, int]]
+    | None = None,
 ) -> RebuildResult:
-    """Fill the staging tables from the event store, up to position ``up_to``."""
+    """Fill the staging tables from the event store, up to position ``up_to``.
+
+    The live consumers continue from the relay's watermarks at ``up_to``. Records after those
+    that they already took and dead-lettered would be dead-lettered again: given
+    ``past_dead_letters``, it is called with the watermarks and the live group's stored
+    offsets, and says where to continue instead (see `consumers.topic_rebuild`).
+    """
 
     def fill() -> tuple[int, Mapping[int, int]]:
         batches = store_batches(store, up_to=up_to)
         events = apply_batches(conn, target.staging, batches, progress=progress)
-        return events, relayed_offsets(conn, target.schema, up_to=up_to)
+        offsets = relayed_offsets(conn, target.schema, up_to=up_to)
+        if past_dead_letters is None:
+            return events, offsets
+        live = PostgresProjectionStore(conn, schema=target.schema)
+        with live.transaction():
+            taken = live.offsets(Tracking(target.group, target.topic))
+        return events, past_dead_letters(offsets, taken)
 
     return rebuild_into_staging(conn, target, fill)
 

@@ -25,6 +25,7 @@ from ledger.domain.backoff import follow
 from ledger.store.events import STORE_UNAVAILABLE, LedgerStore
 from relay.metrics import RELAY_BACKLOG, RELAY_ERRORS, RELAY_POSITION, RELAY_PUBLISHED
 from schemas import DEAD_LETTER_TOPIC, EVENTS_TOPIC
+from schemas.record_auth import MAC_HEADER, RecordKeys
 
 logger = logging.getLogger(__name__)
 
@@ -32,6 +33,8 @@ logger = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class RelayConfig:
     bootstrap: str
+    keys: RecordKeys
+    """The topic keys: every record carries a MAC under the newest (`schemas.record_auth`)."""
     partitions: int = 6
     batch: int = 2_000
     flush_timeout_s: float = 30.0
@@ -61,21 +64,22 @@ class Record:
     headers: list[tuple[str, bytes]]
 
 
-def record_for(row: tuple[Any, ...]) -> Record:
-    """The Kafka record of one stored event row: (position, originator, version, topic, state)."""
+def record_for(row: tuple[Any, ...], *, topic: str, keys: RecordKeys) -> Record:
+    """The Kafka record of one stored event row (position, originator, version, topic, state)
+    for ``topic``, authenticated with ``keys``."""
     entry = Entry(*row)
     envelope = entry.event()
     envelope["position"] = entry.position
-    return Record(
-        key=str(envelope["subject"]).encode(),
-        value=json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode(),
-        headers=[
-            ("event_type", str(envelope["event_type"]).encode()),
-            ("schema_version", str(envelope["schema_version"]).encode()),
-            ("position", str(entry.position).encode()),
-            ("leaf_hash", leaf_hash(entry.encode()).hex().encode()),
-        ],
-    )
+    key = str(envelope["subject"]).encode()
+    value = json.dumps(envelope, sort_keys=True, separators=(",", ":")).encode()
+    headers = [
+        ("event_type", str(envelope["event_type"]).encode()),
+        ("schema_version", str(envelope["schema_version"]).encode()),
+        ("position", str(entry.position).encode()),
+        ("leaf_hash", leaf_hash(entry.encode()).hex().encode()),
+    ]
+    mac = keys.mac(topic=topic, key=key, headers=headers, value=value)
+    return Record(key=key, value=value, headers=[*headers, (MAC_HEADER, mac)])
 
 
 def ensure_topics(config: RelayConfig) -> None:
@@ -155,7 +159,7 @@ class Relay:
             self._producer = self._producer_factory()
         futures = []
         for row in rows:
-            record = record_for(row)
+            record = record_for(row, topic=self.config.events_topic, keys=self.config.keys)
             futures.append(
                 self._producer.send(
                     self.config.events_topic,

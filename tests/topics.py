@@ -1,13 +1,21 @@
 """A test's own topic: the embedded ledger's relay to it, a consumer of it, what is on it."""
 
+import base64
 from pathlib import Path
+from uuid import uuid4
 
 from kafka import KafkaConsumer, TopicPartition
 
 from consumers.runner import ConsumerConfig
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
-from relay.positions import SQLitePositions
+from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
+from schemas.record_auth import RecordKeys
+
+TOPIC_KEYS = RecordKeys({"test": b"t" * 32})
+"""The topic keys of the tests' relays and consumers."""
+TOPIC_KEYS_SETTING = "test:" + base64.b64encode(b"t" * 32).decode()
+"""The same keys as ``CONSENT_TOPIC_KEYS``, for the processes a test starts."""
 
 
 def sqlite_relay(
@@ -23,6 +31,7 @@ def sqlite_relay(
     """A relay of the embedded ledger at ``path`` to a topic of the test's own."""
     config = RelayConfig(
         bootstrap=bootstrap,
+        keys=TOPIC_KEYS,
         partitions=partitions,
         events_topic=topic,
         dead_letter_topic=f"{topic}.dlq",
@@ -38,6 +47,18 @@ def sqlite_relay(
     return relay
 
 
+def tracked_relay(home: Path, bootstrap: str, dsn: str, schema: str, partitions: int) -> Relay:
+    """A relay of the embedded ledger ``home/ledger.sqlite3`` to a fresh topic of the test's
+    own, its position and watermarks kept in PostgreSQL (as checks and rebuilds read them)."""
+    return sqlite_relay(
+        home / "ledger.sqlite3",
+        bootstrap=bootstrap,
+        topic=f"events-{uuid4().hex[:8]}.v1",
+        partitions=partitions,
+        positions=PostgresPositions(dsn=dsn, schema=schema),
+    )
+
+
 def publish_all(relay: Relay) -> None:
     while relay.publish_once():
         pass
@@ -51,6 +72,7 @@ def consumer_config(
     return ConsumerConfig(
         bootstrap=bootstrap,
         dsn=dsn,
+        keys=TOPIC_KEYS,
         schema=schema,
         group=f"g-{topic}",
         topic=topic,

@@ -7,8 +7,8 @@ import psycopg
 import typer
 from kafka.errors import KafkaError
 
-from consumers.topic_rebuild import rebuild_from_kafka
-from entrypoints.bootstrap import build_embedded_projection, build_store
+from consumers.topic_rebuild import rebuild_from_kafka, skip_dead_letters
+from entrypoints.bootstrap import build_embedded_projection, build_store, build_topic_keys
 from entrypoints.cli.console import err, load_settings, progress_bar
 from entrypoints.cli.opening import starting
 from entrypoints.cli.options import TopicOption
@@ -86,12 +86,21 @@ def replay(
                         store,
                         up_to=head,
                         progress=lambda n: progress.advance(task, n),
+                        past_dead_letters=skip_dead_letters(
+                            bootstrap=str(settings.kafka_bootstrap),
+                            topic=topic,
+                            keys=build_topic_keys(settings),
+                            up_to=head,
+                        )
+                        if settings.kafka_bootstrap
+                        else None,
                     )
                 else:
                     result = rebuild_from_kafka(
                         conn,
                         target,
                         bootstrap=str(settings.kafka_bootstrap),
+                        keys=build_topic_keys(settings),
                         dead_letter_topic=dead_letter_topic_for(topic),
                         progress=lambda n: progress.advance(task, n),
                     )

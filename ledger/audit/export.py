@@ -11,6 +11,7 @@ from ledger.audit.tlog.bundle import BUNDLE_FORMAT
 from ledger.audit.tlog.entry import encode_entry
 from ledger.audit.tlog.merkle import inclusion_proof
 from ledger.audit.tlog.note import NoteVerifier
+from ledger.audit.tlog.verify import InclusionProofError, leaf_hash, verify_inclusion
 from ledger.domain.aggregates import aggregate_id
 from ledger.domain.errors import LedgerError
 from ledger.store.events import LedgerStore
@@ -18,6 +19,18 @@ from ledger.store.events import LedgerStore
 
 class NotSealedError(LedgerError):
     """Some of the person's events are not yet in the checkpoint; seal and checkpoint first."""
+
+
+class TamperedEventError(LedgerError):
+    """A stored event is not what was sealed at its position: no bundle can prove it."""
+
+    def __init__(self, position: int, leaf: int) -> None:
+        super().__init__(
+            f"position {position}: the stored event is not the one sealed as leaf {leaf} "
+            "(its bytes were changed after sealing); run `audit verify`"
+        )
+        self.position = position
+        self.leaf = leaf
 
 
 def _b64(data: bytes) -> str:
@@ -71,12 +84,27 @@ def export_bundle(
     checkpoint: StoredCheckpoint,
     verifier: NoteVerifier,
 ) -> dict[str, Any]:
-    """The bundle of ``subject``'s events, proven against ``checkpoint``."""
+    """The bundle of ``subject``'s events, proven against ``checkpoint``.
+
+    Each entry is checked as a verifier will check it: an event whose stored bytes no longer
+    lead to the checkpoint's root raises `TamperedEventError`, naming its position.
+    """
     entries: list[dict[str, Any]] = []
     for proven in proven_entries(subject=subject, store=store, tree=tree, checkpoint=checkpoint):
         if proven.index is None:
             msg = f"position {proven.position} is not in the checkpoint of size {checkpoint.size}"
             raise NotSealedError(msg)
+        try:
+            # What every verifier of the bundle will check: refused here rather than written.
+            verify_inclusion(
+                index=proven.index,
+                size=checkpoint.size,
+                leaf=leaf_hash(proven.entry),
+                proof=proven.inclusion_proof,
+                root=checkpoint.root,
+            )
+        except InclusionProofError:
+            raise TamperedEventError(proven.position, proven.index) from None
         entries.append(
             {
                 "index": proven.index,

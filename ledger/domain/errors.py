@@ -31,6 +31,8 @@ Every error the ledger raises on purpose is a ``LedgerError``::
     |                                  (ledger.privacy.personal)
     +-- NotSealedError                 a person's events are not all checkpointed yet
     |                                  (ledger.audit.export)
+    +-- TamperedEventError             a stored event differs from its sealed leaf: no bundle
+    |                                  (ledger.audit.export)
     +-- UnsubscribeTokenError          an unsubscribe link that cannot be honoured as given
         +-- MalformedTokenError        not a token of ours at all
         +-- UnknownTokenKeyError       signed with a key this deployment does not hold

@@ -11,7 +11,7 @@ from datetime import datetime
 from typing import Any
 from uuid import NAMESPACE_URL, UUID, uuid5
 
-from ledger.audit.export import NotSealedError, export_bundle
+from ledger.audit.export import NotSealedError, TamperedEventError, export_bundle
 from ledger.audit.store import TreeStore
 from ledger.audit.tlog.note import NoteVerifier
 from ledger.domain.aggregates import aggregate_id
@@ -125,6 +125,9 @@ def _proof_bundle(ledger: Ledger, subject: str, proofs: Proofs | None) -> dict[s
         )
     except NotSealedError as error:
         return {"status": "pending", "detail": str(error)}
+    except TamperedEventError as error:
+        # The person still gets their events; the export says they cannot be proven.
+        return {"status": "tampered", "detail": str(error)}
     return {"status": "included", "bundle": bundle}
 
 

@@ -30,8 +30,8 @@ class EventQueries(ABC):
         """Every stored event of these aggregates, by aggregate then version."""
 
     @abstractmethod
-    def stream_rows(self, *, after: int) -> Iterator[EventRow]:
-        """Every stored event after position ``after``, in ledger order."""
+    def stream_rows(self, *, after: int | None) -> Iterator[EventRow]:
+        """Every stored event after position ``after`` (every row when None), in ledger order."""
 
     @abstractmethod
     def positions_of(self, subject_id: UUID) -> dict[int, int]:

@@ -151,8 +151,10 @@ class LedgerStore(Application[UUID]):
             self.recorder.select_notifications(start=after, limit=limit, inclusive_of_start=False)
         )
 
-    def stream_rows(self, *, after: int = 0) -> Generator[EventRow, None, None]:
-        """(position, originator id, version, topic, state) of every event after ``after``.
+    def stream_rows(self, *, after: int | None = None) -> Generator[EventRow, None, None]:
+        """(position, originator id, version, topic, state) of every event after ``after``;
+        without it, of every row of the table, whatever its position (what `audit verify`
+        must account for: a row inserted at position 0 or below included).
 
         One server-side cursor rather than pages of library objects: this is what reading a
         million events for `audit verify` costs.

@@ -124,19 +124,21 @@ class PostgresEventQueries(EventQueries):
                 for r in cursor.fetchall()
             ]
 
-    def stream_rows(self, *, after: int) -> Iterator[EventRow]:
-        # One server-side cursor rather than pages of library objects.
+    def stream_rows(self, *, after: int | None) -> Iterator[EventRow]:
+        # One server-side cursor rather than pages of library objects. With no ``after``, the
+        # rows at positions the sequence never gives (zero, negative) are read too.
+        after_clause = sql.SQL("") if after is None else sql.SQL("WHERE notification_id > %s ")
         statement = sql.SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {table} WHERE notification_id > %s ORDER BY notification_id"
-        ).format(table=self._table)
+            "FROM {table} {after} ORDER BY notification_id"
+        ).format(table=self._table, after=after_clause)
         with (
             self._recorder.datastore.get_connection() as conn,
             conn.transaction(),
             conn.cursor(name="ledger_stream", row_factory=tuple_row, binary=True) as cursor,
         ):
             cursor.itersize = STREAM_BATCH
-            cursor.execute(statement, (after,))
+            cursor.execute(statement, () if after is None else (after,))
             for position, originator_id, version, topic, state in cursor:
                 yield position, originator_id, version, topic, bytes(state)
 

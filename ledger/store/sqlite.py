@@ -62,14 +62,18 @@ class SQLiteEventQueries(EventQueries):
             cursor.execute(query, [subject_id.hex for subject_id in subject_ids])
             return [tuple(row) for row in cursor.fetchall()]
 
-    def stream_rows(self, *, after: int) -> Iterator[EventRow]:
-        query = (
-            "SELECT rowid, originator_id, originator_version, topic, state "  # noqa: S608
-            f"FROM {self._table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
-        )
+    def stream_rows(self, *, after: int | None) -> Iterator[EventRow]:
+        # With no ``after``, the first page starts at the lowest rowid, wherever it is (zero
+        # and negative rowids, which the library never gives, included).
+        columns = "SELECT rowid, originator_id, originator_version, topic, state "
+        first = f"{columns}FROM {self._table} ORDER BY rowid LIMIT ?"
+        following = f"{columns}FROM {self._table} WHERE rowid > ? ORDER BY rowid LIMIT ?"
         while True:
             with self._recorder.datastore.transaction(commit=False) as cursor:
-                cursor.execute(query, (after, STREAM_BATCH))
+                if after is None:
+                    cursor.execute(first, (STREAM_BATCH,))
+                else:
+                    cursor.execute(following, (after, STREAM_BATCH))
                 rows = cursor.fetchall()
             if not rows:
                 return

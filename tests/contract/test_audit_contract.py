@@ -20,7 +20,7 @@ import pytest
 from psycopg import sql
 
 from ledger.audit.check import VerifyReport, verify_ledger
-from ledger.audit.export import export_bundle
+from ledger.audit.export import TamperedEventError, export_bundle
 from ledger.audit.sealer import Sealer, SealerConfig
 from ledger.audit.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 from ledger.audit.tlog.bundle import BundleError, verify_bundle
@@ -231,6 +231,20 @@ class AuditContract:
         assert report.problem.position == gap
         assert "inserted" in report.problem.what
 
+    @pytest.mark.parametrize("position", [0, -1, -(2**63)])
+    def test_an_event_inserted_below_every_position_is_found(self, position: int) -> None:
+        # The store never gives such a position, so a read "after 0" would not see the row.
+        self.sealed(3)
+        (template,) = self.sql(
+            f"select topic, state from {self.events_table()} where {self.id_column} = %s",  # noqa: S608
+            (3,),
+        )
+        self.insert_event(position, template[0], bytes(template[1]))
+        report = self.verify()
+        assert report.problem is not None
+        assert report.problem.position == position
+        assert "an event was inserted" in report.problem.what
+
     def test_checkpoints_are_consistent_pairwise(self) -> None:
         sizes = []
         for count in (3, 2, 3, 5):
@@ -320,6 +334,20 @@ class AuditContract:
             verify_bundle(bundle, verifier_key=generate_signer(SIGNER.name).verifier_key())
         with pytest.raises(BundleError):
             verify_bundle({**bundle, "format": "something/else"}, verifier_key=key)
+
+    def test_no_bundle_of_an_altered_event_is_made(self) -> None:
+        self.write(3, subject="bob")
+        self.sealer.seal_all()
+        self.sealer.checkpoint()
+        target = self.ledger.store.head() - 1
+        table = self.events_table()
+        (state,) = self.sql(f"select state from {table} where {self.id_column} = %s", (target,))[0]  # noqa: S608
+        altered = bytes(state).replace(b"list-", b"list+", 1)
+        self.sql(f"update {table} set state = %s where {self.id_column} = %s", (altered, target))  # noqa: S608
+        with pytest.raises(TamperedEventError) as refused:
+            self.bundle("bob")
+        assert refused.value.position == target
+        assert f"position {target}" in str(refused.value)
 
     def test_erasure_keeps_verification_and_bundles_valid(self) -> None:
         result = self.ledger.execute(

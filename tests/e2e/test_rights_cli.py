@@ -1,6 +1,7 @@
 """The rights commands (export, decision-at, retention, requests), run as an operator runs them."""
 
 import json
+import sqlite3
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,31 @@ def test_export_writes_events_receipts_and_a_bundle_that_verifies(tmp_path: Path
     report = verify_bundle(document["proof_bundle"]["bundle"], verifier_key=key)
     assert report.entries == 1
     assert run_cli(data, "export", "--subject", "nobody", "--out", str(out)).returncode == 1
+
+
+def test_no_bundle_is_exported_from_an_altered_store(tmp_path: Path) -> None:
+    data = _setup(tmp_path)
+    assert run_cli(data, "audit", "checkpoint").returncode == 0
+    with sqlite3.connect(data / "consent-ledger.sqlite3") as conn:
+        position, state = conn.execute(
+            "select rowid, state from stored_events where topic like 'ConsentGranted/%'"
+        ).fetchone()
+        subject = json.loads(state)["subject"]
+        conn.execute(
+            "update stored_events set state = ? where rowid = ?",
+            (state.replace(b'"offers"', b'"offerz"', 1), position),
+        )
+    out = tmp_path / "bundle.json"
+    refused = run_cli(data, "audit", "export", "--subject", subject, "--out", str(out))
+    assert refused.returncode == 1
+    assert f"position {position}:" in refused.stderr
+    assert not out.exists()
+
+    person = tmp_path / "ann.json"
+    assert run_cli(data, "export", "--subject", subject, "--out", str(person)).returncode == 0
+    proof = json.loads(person.read_text(encoding="utf-8"))["proof_bundle"]
+    assert proof["status"] == "tampered"
+    assert f"position {position}:" in proof["detail"]
 
 
 def test_rights_requests_are_opened_listed_when_overdue_and_closed(tmp_path: Path) -> None:

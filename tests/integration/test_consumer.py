@@ -1,5 +1,6 @@
 """Command -> store -> relay -> Kafka -> consumer -> projection, on the real broker and server."""
 
+import itertools
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
 from kafka.errors import KafkaConnectionError
+from prometheus_client import REGISTRY
 from psycopg import sql
 
 from consumers.runner import ConsumerRunner
@@ -39,7 +41,7 @@ from projections.store.postgres import PostgresProjectionStore, migrate
 from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event
 from tests.helpers import projection_rows, sqlite_ledger
-from tests.topics import consumer_config, publish_all, sqlite_relay
+from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay, tracked_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
@@ -142,8 +144,8 @@ def test_end_to_end_projection_and_a_poison_record(
     letters = [next(dead), next(dead)]
     dead.close()
     errors = sorted(dict(letter.headers)["error"].decode() for letter in letters)
-    assert errors[0].startswith("MalformedEventError")
-    assert errors[1] == "record has no key"
+    # Unauthenticated, the bad JSON is refused before it is read.
+    assert errors == ["record has no key", "record is not authenticated (no mac header)"]
 
 
 def test_a_restarted_consumer_resumes_from_the_stored_offsets(
@@ -472,3 +474,85 @@ def test_a_consumer_started_before_the_topic_exists_does_not_create_it(
             admin.close()
     finally:
         runner.close()
+
+
+def test_forged_altered_and_out_of_range_records_are_dead_letters_and_change_no_answer(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    relay = tracked_relay(tmp_path, kafka_bootstrap, pg_dsn, schema, 1)
+    topic = relay.config.events_topic
+    _history(ledger)  # ann: granted offers, then unsubscribed from everything
+    publish_all(relay)
+    reader = KafkaConsumer(
+        topic,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=5_000,
+    )
+    grant = next(
+        r
+        for r in reader
+        if r.key == b"ann" and b'"purpose":"offers"' in r.value and b"ConsentGranted" in r.value
+    )
+    reader.close()
+    real = json.loads(grant.value)
+    forged_value = json.dumps(real | {"subject": "zed", "position": 5}).encode()
+
+    def resigned(value: bytes) -> list[tuple[str, bytes]]:
+        # A relay bug (or a stolen key) makes an authentic record with any position.
+        mac = TOPIC_KEYS.mac(topic=topic, key=b"ann", headers=grant.headers, value=value)
+        return [*(h for h in grant.headers if h[0] != "mac"), ("mac", mac)]
+
+    huge = json.dumps(real | {"position": 2**70}).encode()
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    poisons = [
+        (b"zed", forged_value, [], "no mac header"),
+        (b"ann", json.dumps(real | {"position": 10**15}).encode(), grant.headers, "forged"),
+        (b"ann", huge, grant.headers, "forged"),
+        (b"ann", huge, resigned(huge), "position out of range"),
+        (b"ann", grant.value, grant.headers, "out of sequence"),
+    ]
+    for key, value, headers, _ in poisons:
+        producer.send(topic, key=key, value=value, headers=headers).get(timeout=10)
+    producer.close()
+    ledger.execute(
+        GrantConsent(subject="dan", purpose="offers", policy_version="v1", occurred_at=T0)
+    )
+    publish_all(relay)
+    relay.close()
+    head = ledger.store.head()
+
+    for _ in range(2):  # a restart goes on past them too
+        runner = ConsumerRunner(consumer_config(kafka_bootstrap, pg_dsn, schema, topic))
+        try:
+            _drain(runner, head + len(poisons))
+            assert runner.run_once() == 0
+        finally:
+            runner.close()
+    assert _applied(pg_dsn, schema, f"g-{topic}") == head + len(poisons)
+    assert REGISTRY.get_sample_value("consent_ledger_projection_position") == head
+
+    dead = KafkaConsumer(
+        f"{topic}.dlq",
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
+    errors = [dict(letter.headers)["error"].decode() for letter in itertools.islice(dead, 5)]
+    dead.close()
+    assert len(errors) == len(poisons)
+    for error, (*_, why) in zip(errors, poisons, strict=True):
+        assert why in error
+
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        checker = SendChecker(
+            conn,
+            head=ledger.store.head,
+            config=CheckerConfig(schema=schema, group=f"g-{topic}", topic=topic, max_lag=0),
+        )
+        answers = {s: checker.check(s, "offers").decision for s in ("ann", "zed", "dan")}
+    assert answers == {
+        "ann": Decision(allowed=False, reason=Reason.UNSUBSCRIBED),
+        "zed": Decision(allowed=False, reason=Reason.NEVER_GRANTED),
+        "dan": Decision(allowed=True),
+    }

@@ -21,7 +21,7 @@ from ledger.write.service import Ledger
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
 from tests.helpers import projection_rows, sqlite_ledger, stored_offsets
-from tests.topics import publish_all, sqlite_relay
+from tests.topics import TOPIC_KEYS_SETTING, publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -96,6 +96,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
         "CONSENT_PG_DSN": pg_dsn,
         "CONSENT_PG_SCHEMA": schema,
         "CONSENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
+        "CONSENT_TOPIC_KEYS": TOPIC_KEYS_SETTING,
     }
     try:
         first = _consume(env, topic)

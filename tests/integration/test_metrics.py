@@ -25,7 +25,7 @@ from tests.cli import CLI, api_key_headers, clean_env
 from tests.conftest import free_port
 from tests.helpers import sqlite_ledger
 from tests.monitoring import promtool_check_metrics, scrape, total, value
-from tests.topics import sqlite_relay
+from tests.topics import TOPIC_KEYS_SETTING, sqlite_relay
 
 pytestmark = pytest.mark.integration
 WAIT_S = 60.0
@@ -107,6 +107,7 @@ def test_relay_consumer_and_sealer_metrics_follow_the_events(
             CONSENT_PG_DSN=pg_dsn,
             CONSENT_KAFKA_BOOTSTRAP=kafka_bootstrap,
             CONSENT_PG_SCHEMA=schema,
+            CONSENT_TOPIC_KEYS=TOPIC_KEYS_SETTING,
             CONSENT_METRICS_PORT=str(consumer_port),
         ),
     )

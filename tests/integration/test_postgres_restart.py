@@ -48,7 +48,7 @@ from tests.cli import api_key_headers
 from tests.conftest import free_port
 from tests.helpers import CATALOG_TIME, POLICY_SHA, projection_rows, replayed_rows, sqlite_ledger
 from tests.postgres import PrivatePostgres
-from tests.topics import publish_all, sqlite_relay, topic_positions
+from tests.topics import TOPIC_KEYS, TOPIC_KEYS_SETTING, publish_all, sqlite_relay, topic_positions
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 7, 1, tzinfo=UTC)
@@ -217,6 +217,7 @@ def _followers(
         "CONSENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
         "CONSENT_KAFKA_TOPIC": topic,
         "CONSENT_KAFKA_PARTITIONS": "3",
+        "CONSENT_TOPIC_KEYS": TOPIC_KEYS_SETTING,
         "CONSENT_AUDIT_ORIGIN": ORIGIN,
         "CONSENT_AUDIT_SIGNING_KEY": base64.b64encode(SEED).decode(),
         "CONSENT_AUDIT_CHECKPOINT_EVERY_EVENTS": "100",
@@ -343,6 +344,7 @@ def test_a_rebalance_while_postgres_is_down_seeks_once_it_answers(
         ConsumerConfig(
             bootstrap=kafka_bootstrap,
             dsn=postgres.dsn,
+            keys=TOPIC_KEYS,
             group=group,
             topic=topic,
             dead_letter_topic=f"{topic}.dlq",

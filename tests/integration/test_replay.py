@@ -7,18 +7,18 @@ from uuid import uuid4
 
 import psycopg
 import pytest
-from kafka import KafkaProducer
+from kafka import KafkaConsumer, KafkaProducer
 from psycopg import sql
 
 from consumers.runner import ConsumerRunner
-from consumers.topic_rebuild import rebuild_from_kafka
+from consumers.topic_rebuild import rebuild_from_kafka, skip_dead_letters
 from ledger.domain.commands import GrantConsent, RecordObjection, Unsubscribe, WithdrawConsent
 from ledger.write.service import Ledger
 from projections.rebuild import RebuildTarget, projection_tables, rebuild_from_store, swap
 from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
-from tests.topics import consumer_config, publish_all, sqlite_relay
+from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay, tracked_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -132,7 +132,11 @@ def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
         target = _applied_then_damaged(live, pg_dsn, schema, topic)
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             result = rebuild_from_kafka(
-                conn, target, bootstrap=kafka_bootstrap, dead_letter_topic=f"{topic}.dlq"
+                conn,
+                target,
+                bootstrap=kafka_bootstrap,
+                keys=TOPIC_KEYS,
+                dead_letter_topic=f"{topic}.dlq",
             )
             tables = swap(conn, target)
         assert result.events == ledger.store.head() + 1
@@ -175,3 +179,50 @@ def test_a_swap_that_cannot_complete_leaves_the_live_tables_as_they_were(
 
         assert projection_rows(pg_dsn, schema, tables) == before
         assert "consent_state" in projection_tables(conn, target.staging)
+
+
+def _letters(bootstrap: str, topic: str) -> int:
+    reader = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", consumer_timeout_ms=5_000
+    )
+    try:
+        return sum(1 for _ in reader)
+    finally:
+        reader.close()
+
+
+def test_rebuild_from_the_store_sends_no_dead_letter_twice(
+    ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    relay = tracked_relay(tmp_path, kafka_bootstrap, pg_dsn, schema, 2)
+    topic = relay.config.events_topic
+    _some_history(ledger, 0, 10)
+    publish_all(relay)
+    poison = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    for partition in (0, 1):  # after the relay's last batch, where its watermarks stop
+        poison.send(topic, key=b"p1", value=b"{forged", partition=partition).get(timeout=10)
+    poison.close()
+    live = _consumer(kafka_bootstrap, pg_dsn, schema, topic)
+    try:
+        target = _applied_then_damaged(live, pg_dsn, schema, topic)
+        assert _letters(kafka_bootstrap, f"{topic}.dlq") == 2
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            head = ledger.store.head()
+            rebuild_from_store(
+                conn,
+                target,
+                ledger.store,
+                up_to=head,
+                past_dead_letters=skip_dead_letters(
+                    bootstrap=kafka_bootstrap, topic=topic, keys=TOPIC_KEYS, up_to=head
+                ),
+            )
+            tables = swap(conn, target)
+        _some_history(ledger, 10, 15)
+        publish_all(relay)
+        _drain(live)
+    finally:
+        live.close()
+        relay.close()
+    assert _letters(kafka_bootstrap, f"{topic}.dlq") == 2
+    assert projection_rows(pg_dsn, schema, tables) == replayed_rows(pg_dsn, schema, ledger.store)

@@ -9,12 +9,23 @@ from hypothesis import strategies as st
 
 from consumers.runner import UndecodableRecordError, decode
 from schemas import SchemaError, event_to_json, parse_event
+from schemas.record_auth import MAX_POSITION
 from tests.property.test_schema_properties import EVENTS
+from tests.topics import TOPIC_KEYS
+
+TOPIC = "consent.events.v1"
 
 
 class Record(NamedTuple):
     key: bytes | None
     value: bytes | None
+    headers: list[tuple[str, bytes]]
+
+
+def signed(key: bytes | None, value: bytes | None) -> Record:
+    """A record as the relay authenticates it (the MAC covers key and value)."""
+    mac = TOPIC_KEYS.mac(topic=TOPIC, key=key or b"", headers=[], value=value or b"")
+    return Record(key, value, [("mac", mac)])
 
 
 def _registry(record: Record) -> str:
@@ -27,6 +38,8 @@ def _registry(record: Record) -> str:
         return f"{type(error).__name__}: {error}"
     if event.position is None:
         return "event has no position"
+    if not 0 < event.position <= MAX_POSITION:
+        return "position out of range: not between 1 and 2^63 - 1"
     if record.key != event.subject.encode():
         return "record key is not the event's subject"
     return event_to_json(event).decode()
@@ -34,7 +47,7 @@ def _registry(record: Record) -> str:
 
 def _consumer(record: Record) -> str:
     try:
-        event, position = decode(record)
+        event, position = decode(record, topic=TOPIC, keys=TOPIC_KEYS)
     except UndecodableRecordError as error:
         return error.reason
     assert position == event.position
@@ -45,7 +58,7 @@ def _consumer(record: Record) -> str:
 @given(data=st.data(), position=st.integers(1, 2**63 - 1))
 def test_a_valid_event_reads_the_same(event_type: str, data: st.DataObject, position: int) -> None:
     event = data.draw(EVENTS[event_type]).model_copy(update={"position": position})
-    record = Record(event.subject.encode(), event_to_json(event))
+    record = signed(event.subject.encode(), event_to_json(event))
     assert _consumer(record) == _registry(record)
 
 
@@ -67,7 +80,7 @@ def test_an_altered_event_reads_the_same_or_fails_the_same(
 ) -> None:
     event = data.draw(EVENTS["ConsentGranted"]).model_copy(update={"position": 7})
     payload = json.loads(event_to_json(event))
-    record = Record(event.subject.encode(), _altered(payload, field, value))
+    record = signed(event.subject.encode(), _altered(payload, field, value))
     assert _consumer(record) == _registry(record)
 
 
@@ -95,7 +108,7 @@ def test_an_old_version_is_upcast_as_the_registry_does() -> None:
     )
     old = {k: v for k, v in payload.items() if k != "double_opt_in"} | {"schema_version": 1}
     value = json.dumps(old).encode()
-    event, position = decode(Record(b"ann", value))
+    event, position = decode(signed(b"ann", value), topic=TOPIC, keys=TOPIC_KEYS)
     assert (event, position) == (parse_event(value), 3)
     assert event.schema_version == 2
 
@@ -103,10 +116,48 @@ def test_an_old_version_is_upcast_as_the_registry_does() -> None:
 def test_records_without_key_or_value_or_with_another_key_are_refused() -> None:
     value = b'{"event_type": "Nope"}'
     for record, reason in (
-        (Record(None, value), "record has no key"),
-        (Record(b"ann", None), "record has no value"),
-        (Record(b"ann", b"{not json"), _registry(Record(b"ann", b"{not json"))),
+        (signed(None, value), "record has no key"),
+        (signed(b"ann", None), "record has no value"),
+        (signed(b"ann", b"{not json"), _registry(signed(b"ann", b"{not json"))),
     ):
         with pytest.raises(UndecodableRecordError) as refused:
-            decode(record)
+            decode(record, topic=TOPIC, keys=TOPIC_KEYS)
         assert refused.value.reason == reason
+
+
+def test_records_not_authenticated_by_a_topic_key_are_refused() -> None:
+    value = event_to_json(
+        parse_event(
+            {
+                "event_id": "00000000-0000-0000-0000-000000000002",
+                "event_type": "ConsentGranted",
+                "subject": "ann",
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "recorded_at": "2026-01-01T00:00:00Z",
+                "command_id": "c-2",
+                "source": "api",
+                "actor": "api",
+                "purpose": "newsletter",
+                "channel": "email",
+                "policy_version": "v1",
+                "double_opt_in": "not_applicable",
+                "position": 3,
+            }
+        )
+    )
+    genuine = signed(b"ann", value)
+    assert decode(genuine, topic=TOPIC, keys=TOPIC_KEYS)[1] == 3
+    (mac,) = genuine.headers
+    other = mac[1].split(b":")[0] + b":" + b"0" * 64
+    for record, why in (
+        (Record(b"ann", value, []), "no mac header"),
+        (Record(b"ann", value.replace(b'"position":3', b'"position":4'), [mac]), "forged"),
+        (Record(b"ann", value, [("mac", other)]), "forged"),
+        (Record(b"ann", value, [("mac", b"k9:" + b"0" * 64)]), "unknown topic key"),
+        (Record(b"ann", value, [mac, ("position", b"3")]), "forged"),
+    ):
+        with pytest.raises(UndecodableRecordError) as refused:
+            decode(record, topic=TOPIC, keys=TOPIC_KEYS)
+        assert why in refused.value.reason
+    with pytest.raises(UndecodableRecordError):
+        decode(genuine, topic="another.topic.v1", keys=TOPIC_KEYS)

@@ -54,6 +54,7 @@ from ledger.domain.errors import LedgerError
 from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import ONE_CLICK_BODY, UnsubscribeClaim, UnsubscribeTokenCodec
 from schemas import Channel, ConsentGranted, DoubleOptIn, Source, dead_letter_topic_for, dump_event
+from schemas.record_auth import RecordKeys
 
 __all__ = ["Finding", "HostileTarget", "run_hostile"]
 
@@ -115,6 +116,9 @@ class HostileTarget:
     bootstrap: str
     topic: str
     """The event topic (CONSENT_KAFKA_TOPIC); dead letters go to `dead_letter_topic_for` it."""
+    topic_keys: RecordKeys
+    """The relay's own keys (CONSENT_TOPIC_KEYS): records broken past their MAC, as a relay bug
+    would make them, reach the consumer's decoding."""
     tokens: UnsubscribeTokenCodec
     """The server's own codec (same keys), for genuine links."""
     hasher: SubjectHasher
@@ -396,6 +400,7 @@ def _covered_check(api: _Api, target: HostileTarget, subject: str, position: int
 class _Record:
     key: bytes | None
     value: bytes | None
+    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -443,7 +448,8 @@ def _malformed_records(target: HostileTarget, run: str, round_: int) -> list[tup
     without_type = valid()
     del without_type["event_type"]
     huge = valid() | {"evidence": {"form_id": "x" * HUGE_RECORD_BYTES}}
-    return [
+    forged = _Record(key, _raw(valid()))
+    records = [
         ("bad JSON", _Record(key, _raw(valid())[:-40])),
         ("bad JSON", _Record(key, b"\xff\xfe not UTF-8 \xc3\x28")),
         ("bad JSON", _Record(key, b"[1, 2, 3]")),
@@ -459,12 +465,29 @@ def _malformed_records(target: HostileTarget, run: str, round_: int) -> list[tup
         ("key is not the event's subject", _Record(b"hostile-someone-else", _raw(valid()))),
         ("no value", _Record(key, None)),
         ("no position", _Record(key, changed(position=None))),
+        ("position out of range", _Record(key, changed(position=2**70))),
+        ("position out of range", _Record(key, changed(position=0))),
+    ]
+    signed = [(kind, _signed(target, topic_record)) for kind, topic_record in records]
+    altered = signed[-1][1]
+    return [
+        *signed,
+        ("not authenticated", forged),
+        ("not authenticated", _Record(key, _raw(valid() | {"position": 10**15}), altered.headers)),
     ]
 
 
-def _expected_reason(record: _Record) -> str | None:
+def _signed(target: HostileTarget, record: _Record) -> _Record:
+    """The record with a MAC under the relay's key (over what it has of key and value)."""
+    mac = target.topic_keys.mac(
+        topic=target.topic, key=record.key or b"", headers=[], value=record.value or b""
+    )
+    return _Record(record.key, record.value, (("mac", mac),))
+
+
+def _expected_reason(target: HostileTarget, record: _Record) -> str | None:
     try:
-        decode(record)
+        decode(record, topic=target.topic, keys=target.topic_keys)
     except UndecodableRecordError as error:
         return error.reason
     return None
@@ -477,7 +500,7 @@ def _kafka_records(api: _Api, target: HostileTarget, rounds: int, run: str) -> l
     for round_ in range(rounds):
         for kind, record in _malformed_records(target, run, round_):
             tally = tallies.setdefault(kind, _Tally(f"kafka record: {kind}"))
-            reason = _expected_reason(record)
+            reason = _expected_reason(target, record)
             if reason is None:
                 tally.fail("the consumer's own decode accepts this record: it proves nothing")
                 continue
@@ -493,7 +516,11 @@ def _kafka_records(api: _Api, target: HostileTarget, rounds: int, run: str) -> l
         partitions = sorted(producer.partitions_for(target.topic))
         futures = []
         for number, poison in enumerate(poisons):
-            headers = [("hostile-run", run.encode()), ("hostile-kind", poison.kind.encode())]
+            headers = [
+                *poison.record.headers,
+                ("hostile-run", run.encode()),
+                ("hostile-kind", poison.kind.encode()),
+            ]
             futures.append(
                 producer.send(
                     target.topic,

@@ -33,7 +33,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
-from entrypoints.bootstrap import build_hasher, build_store, build_token_codec
+from entrypoints.bootstrap import build_hasher, build_store, build_token_codec, build_topic_keys
 from entrypoints.settings import Settings
 from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import UnsubscribeTokenCodec
@@ -516,6 +516,7 @@ def _hostile(
             keys=stack.keys,
             bootstrap=stack.broker.bootstrap,
             topic=TOPIC,
+            topic_keys=build_topic_keys(_settings(stack)),
             tokens=tokens,
             hasher=hasher,
             purpose=PURPOSE,

@@ -109,6 +109,7 @@ class Stack:
             "CONSENT_MASTER_KEY": _secret(),
             "CONSENT_AUDIT_SIGNING_KEY": _secret(),
             "CONSENT_UNSUBSCRIBE_KEYS": f"soak1:{_secret()}",
+            "CONSENT_TOPIC_KEYS": f"soak1:{_secret()}",
             "CONSENT_PUBLIC_URL": "https://mail.example.org",
             "CONSENT_HTTP_PORT": str(self.http_port),
             "CONSENT_AUDIT_CHECKPOINT_EVERY_SECONDS": "5",
