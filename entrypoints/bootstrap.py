@@ -7,17 +7,20 @@ from pathlib import Path
 
 import psycopg
 from prometheus_client import start_http_server
-from pydantic import SecretStr
 
 from access.apikeys import ApiKeyStore, PostgresApiKeyStore, SQLiteApiKeyStore
+from entrypoints.bootstrap_keys import (
+    build_hasher,
+    build_token_codec,
+    build_topic_keys,
+    deployment_secret,
+    prepare_data_dir,
+)
 from entrypoints.health import HealthCheck
 from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
     MASTER_KEY_FILE,
-    SUBJECT_SECRET_FILE,
-    TOPIC_KEY_FILE,
-    UNSUBSCRIBE_KEY_FILE,
     Mode,
     Settings,
 )
@@ -25,11 +28,8 @@ from ledger.audit.sealer import Sealer, SealerConfig
 from ledger.audit.store import PostgresTreeStore, SQLiteTreeStore, TreeStore
 from ledger.audit.tlog.note import NoteSigner, signer_from_seed
 from ledger.domain.errors import ConfigurationError
-from ledger.domain.identity import SubjectHasher
-from ledger.links.tokens import UnsubscribeTokenCodec, parse_keys
-from ledger.privacy.files import private_directory, private_file
+from ledger.privacy.files import private_file
 from ledger.privacy.keystore import DataKeyStore, PostgresDataKeyStore, SQLiteDataKeyStore
-from ledger.privacy.secrets import decode_secret, load_or_create_secret
 from ledger.store.base import StoreConfig
 from ledger.store.events import LedgerStore
 from ledger.store.postgres import PostgresStoreConfig, postgres_probe
@@ -49,12 +49,6 @@ from projections.store.sqlite import SQLiteProjectionStore
 from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig
 from schemas import dead_letter_topic_for
-from schemas.record_auth import RecordKeys
-
-
-def prepare_data_dir(path: Path) -> Path:
-    """The embedded data directory, private to the user running the ledger."""
-    return private_directory(path)
 
 
 def sqlite_file(settings: Settings) -> Path:
@@ -63,29 +57,10 @@ def sqlite_file(settings: Settings) -> Path:
     return private_file(settings.sqlite_path)
 
 
-def _secret(settings: Settings, *, file_name: str, value: SecretStr | None, setting: str) -> bytes:
-    """A secret: generated once under the data directory when embedded, given in production."""
-    if settings.mode is Mode.EMBEDDED:
-        return load_or_create_secret(prepare_data_dir(settings.data_dir) / file_name)
-    return decode_secret(value.get_secret_value() if value else None, name=setting)
-
-
-def build_hasher(settings: Settings) -> SubjectHasher:
-    """The keyed hash of addresses, with the secret of this deployment."""
-    return SubjectHasher(
-        secret=_secret(
-            settings,
-            file_name=SUBJECT_SECRET_FILE,
-            value=settings.subject_secret,
-            setting="CONSENT_SUBJECT_SECRET",
-        )
-    )
-
-
 def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     """Wire the write side for this mode; a missing secret is a `ConfigurationError`."""
     hasher = build_hasher(settings)
-    master_key = _secret(
+    master_key = deployment_secret(
         settings,
         file_name=MASTER_KEY_FILE,
         value=settings.master_key,
@@ -161,7 +136,7 @@ def build_audit(settings: Settings) -> Audit:
     """Wire the audit tree next to the event store; a missing key is a `ConfigurationError`."""
     signer = signer_from_seed(
         settings.audit_origin,
-        _secret(
+        deployment_secret(
             settings,
             file_name=AUDIT_SIGNING_KEY_FILE,
             value=settings.audit_signing_key,
@@ -297,47 +272,6 @@ def build_relay(settings: Settings) -> Relay:
             events_topic=settings.kafka_topic,
             dead_letter_topic=dead_letter_topic_for(settings.kafka_topic),
         ),
-    )
-
-
-EMBEDDED_KEY_ID = "local"
-"""The id of a key generated under the data directory (unsubscribe links, topic records)."""
-
-
-def _keyring(
-    settings: Settings, *, value: SecretStr | None, setting: str, file_name: str
-) -> dict[str, bytes]:
-    """Keys given as ``key_id:base64,...`` (newest first), else (embedded only) one generated
-    once under the data directory."""
-    if value is not None:
-        return parse_keys(value.get_secret_value(), setting=setting)
-    if settings.mode is Mode.EMBEDDED:
-        secret = _secret(settings, file_name=file_name, value=None, setting=setting)
-        return {EMBEDDED_KEY_ID: secret}
-    msg = f"{setting} is not set: give key_id:base64 of 32 random bytes (newest first)"
-    raise ConfigurationError(msg)
-
-
-def build_token_codec(settings: Settings, *, clock: Clock = utc_now) -> UnsubscribeTokenCodec:
-    """The codec of unsubscribe links: the keys given, else (embedded only) one generated once."""
-    keys = _keyring(
-        settings,
-        value=settings.unsubscribe_keys,
-        setting="CONSENT_UNSUBSCRIBE_KEYS",
-        file_name=UNSUBSCRIBE_KEY_FILE,
-    )
-    return UnsubscribeTokenCodec(keys, clock=clock)
-
-
-def build_topic_keys(settings: Settings) -> RecordKeys:
-    """The keys that authenticate the event topic's records (relay, consumers, replay)."""
-    return RecordKeys(
-        _keyring(
-            settings,
-            value=settings.topic_keys,
-            setting="CONSENT_TOPIC_KEYS",
-            file_name=TOPIC_KEY_FILE,
-        )
     )
 
 

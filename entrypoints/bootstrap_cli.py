@@ -13,9 +13,9 @@ from entrypoints.bootstrap import (
     build_audit,
     build_embedded_projection,
     build_store,
-    build_topic_keys,
     checker_config,
 )
+from entrypoints.bootstrap_keys import build_topic_keys
 from entrypoints.settings import Settings
 from ledger.domain.errors import ConfigurationError
 from ledger.store.events import LedgerStore

@@ -25,6 +25,25 @@ CATALOG_TIME = datetime(2024, 1, 1, tzinfo=UTC)
 POLICY_SHA = "d" * 64
 
 
+def marketing_purpose(
+    purpose: str,
+    at: datetime = CATALOG_TIME,
+    *,
+    legal_basis: str = "consent",
+    description: str | None = None,
+    max_age_days: int | None = None,
+) -> RegisterPurpose:
+    """The registration of a direct-marketing purpose (described by its name unless told)."""
+    return RegisterPurpose(
+        purpose=purpose,
+        legal_basis=legal_basis,
+        description=description or purpose,
+        direct_marketing=True,
+        max_age_days=max_age_days,
+        occurred_at=at,
+    )
+
+
 def empty_sqlite_ledger(path: Path) -> Ledger:
     """A ledger on one SQLite file, nothing recorded yet (fixed test secrets)."""
     keys = SQLiteDataKeyStore(path=path, master_key=b"k" * 32)
@@ -46,15 +65,7 @@ def sqlite_ledger(
     """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy."""
     ledger = empty_sqlite_ledger(path)
     for purpose in purposes:
-        ledger.execute(
-            RegisterPurpose(
-                purpose=purpose,
-                legal_basis="consent",
-                description=purpose,
-                direct_marketing=True,
-                occurred_at=CATALOG_TIME,
-            )
-        )
+        ledger.execute(marketing_purpose(purpose))
     ledger.execute(
         PublishPolicyVersion(
             version=policy_version,

@@ -1,7 +1,9 @@
 """A test's own topic: the embedded ledger's relay to it, a consumer of it, what is on it."""
 
 import base64
+import itertools
 from pathlib import Path
+from typing import Any
 from uuid import uuid4
 
 from kafka import KafkaConsumer, TopicPartition
@@ -79,6 +81,23 @@ def consumer_config(
         dead_letter_topic=f"{topic}.dlq",
         max_records=max_records,
     )
+
+
+def topic_records(
+    bootstrap: str, topic: str, *, limit: int | None = None, wait_ms: int = 5_000
+) -> list[Any]:
+    """The records on ``topic`` from its beginning: ``limit`` of them, or all that come before
+    ``wait_ms`` passes without one."""
+    reader = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=wait_ms,
+    )
+    try:
+        return list(itertools.islice(reader, limit))
+    finally:
+        reader.close()
 
 
 def topic_positions(bootstrap: str, topic: str) -> list[int]:

@@ -8,8 +8,9 @@ from typing import Annotated
 
 import typer
 
-from entrypoints.bootstrap import build_hasher, build_store
+from entrypoints.bootstrap import build_store
 from entrypoints.bootstrap_cli import build_cli_checker
+from entrypoints.bootstrap_keys import build_hasher
 from entrypoints.cli.console import err, load_settings
 from entrypoints.cli.opening import starting
 from entrypoints.cli.options import AddressOption, SubjectOption

@@ -8,7 +8,8 @@ import typer
 from kafka.errors import KafkaError
 
 from consumers.topic_rebuild import rebuild_from_kafka, skip_dead_letters
-from entrypoints.bootstrap import build_embedded_projection, build_store, build_topic_keys
+from entrypoints.bootstrap import build_embedded_projection, build_store
+from entrypoints.bootstrap_keys import build_topic_keys
 from entrypoints.cli.console import err, load_settings, progress_bar
 from entrypoints.cli.opening import starting
 from entrypoints.cli.options import TopicOption

@@ -6,7 +6,8 @@ from typing import Annotated
 
 import typer
 
-from entrypoints.bootstrap import build_hasher, build_token_codec, unsubscribe_base_url
+from entrypoints.bootstrap import unsubscribe_base_url
+from entrypoints.bootstrap_keys import build_hasher, build_token_codec
 from entrypoints.cli.console import err, load_settings
 from ledger.domain.errors import LedgerError
 from ledger.links.tokens import unsubscribe_headers as headers_for

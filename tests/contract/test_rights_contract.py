@@ -43,6 +43,7 @@ from schemas import (
     parse_event,
 )
 from tests.contract.opened import audited_ledger
+from tests.helpers import marketing_purpose
 
 # Relative to today, so that "now" stays inside the three years a prospect's consent lasts.
 T0 = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) - timedelta(days=700)
@@ -52,27 +53,10 @@ V2_SHA = hashlib.sha256(b"Politique de confidentialite v2").hexdigest()
 SHOWN_SHA = hashlib.sha256(b"Oui, je veux recevoir la newsletter").hexdigest()
 ANN = "ann@example.org"
 CATALOG: tuple[Command, ...] = (
-    commands.RegisterPurpose(
-        purpose="newsletter",
-        legal_basis="consent",
-        description="The monthly newsletter",
-        direct_marketing=True,
-        occurred_at=T0,
-    ),
-    commands.RegisterPurpose(
-        purpose="offers",
-        legal_basis="consent",
-        description="Partner offers",
-        direct_marketing=True,
-        max_age_days=365,
-        occurred_at=T0,
-    ),
-    commands.RegisterPurpose(
-        purpose="prospecting",
-        legal_basis="legitimate_interest",
-        description="Offers to customers",
-        direct_marketing=True,
-        occurred_at=T0,
+    marketing_purpose("newsletter", T0, description="The monthly newsletter"),
+    marketing_purpose("offers", T0, description="Partner offers", max_age_days=365),
+    marketing_purpose(
+        "prospecting", T0, legal_basis="legitimate_interest", description="Offers to customers"
     ),
     commands.RegisterPurpose(
         purpose="service", legal_basis="contract", description="Service mail", occurred_at=T0

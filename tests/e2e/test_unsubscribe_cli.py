@@ -4,7 +4,7 @@ import json
 import subprocess
 from pathlib import Path
 
-from entrypoints.bootstrap import build_hasher, build_token_codec
+from entrypoints.bootstrap_keys import build_hasher, build_token_codec
 from entrypoints.settings import Settings
 from tests.cli import run_cli
 

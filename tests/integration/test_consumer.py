@@ -1,6 +1,5 @@
 """Command -> store -> relay -> Kafka -> consumer -> projection, on the real broker and server."""
 
-import itertools
 import json
 import math
 import os
@@ -17,7 +16,7 @@ from uuid import uuid4
 
 import psycopg
 import pytest
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer
+from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaConnectionError
 from prometheus_client import REGISTRY
 from psycopg import sql
@@ -40,6 +39,7 @@ from projections.facts import ProjectionReader
 from projections.store.postgres import PostgresProjectionStore, migrate
 from relay.positions import PostgresPositions, SQLitePositions
 from schemas import parse_event
+from tests import topics
 from tests.helpers import projection_rows, sqlite_ledger
 from tests.topics import TOPIC_KEYS, consumer_config, publish_all, sqlite_relay, tracked_relay
 
@@ -135,14 +135,8 @@ def test_end_to_end_projection_and_a_poison_record(
     assert [r[:2] for r in tables["policy_acceptance"]] == [("cat", "v1")]
     assert [(r[1], r[2]) for r in tables["rights_requests"]] == [("bob", "access")]
 
-    dead = KafkaConsumer(
-        f"{topic}.dlq",
-        bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-    )
-    letters = [next(dead), next(dead)]
-    dead.close()
+    letters = topics.topic_records(kafka_bootstrap, f"{topic}.dlq", limit=2, wait_ms=10_000)
+    assert len(letters) == 2
     errors = sorted(dict(letter.headers)["error"].decode() for letter in letters)
     # Unauthenticated, the bad JSON is refused before it is read.
     assert errors == ["record has no key", "record is not authenticated (no mac header)"]
@@ -483,18 +477,11 @@ def test_forged_altered_and_out_of_range_records_are_dead_letters_and_change_no_
     topic = relay.config.events_topic
     _history(ledger)  # ann: granted offers, then unsubscribed from everything
     publish_all(relay)
-    reader = KafkaConsumer(
-        topic,
-        bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=5_000,
-    )
     grant = next(
         r
-        for r in reader
+        for r in topics.topic_records(kafka_bootstrap, topic)
         if r.key == b"ann" and b'"purpose":"offers"' in r.value and b"ConsentGranted" in r.value
     )
-    reader.close()
     real = json.loads(grant.value)
     forged_value = json.dumps(real | {"subject": "zed", "position": 5}).encode()
 
@@ -532,14 +519,8 @@ def test_forged_altered_and_out_of_range_records_are_dead_letters_and_change_no_
     assert _applied(pg_dsn, schema, f"g-{topic}") == head + len(poisons)
     assert REGISTRY.get_sample_value("consent_ledger_projection_position") == head
 
-    dead = KafkaConsumer(
-        f"{topic}.dlq",
-        bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-    )
-    errors = [dict(letter.headers)["error"].decode() for letter in itertools.islice(dead, 5)]
-    dead.close()
+    letters = topics.topic_records(kafka_bootstrap, f"{topic}.dlq", limit=5, wait_ms=10_000)
+    errors = [dict(letter.headers)["error"].decode() for letter in letters]
     assert len(errors) == len(poisons)
     for error, (*_, why) in zip(errors, poisons, strict=True):
         assert why in error

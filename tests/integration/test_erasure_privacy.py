@@ -143,19 +143,8 @@ class Person:
         self.cli("purpose", "register", "newsletter", "--legal-basis", "consent",
                  "--description", "Newsletter", "--direct-marketing")  # fmt: skip
         self.cli("policy", "publish", "v1", str(policy), "--purpose", "newsletter")
-        by_cli = json.loads(
-            self.cli(
-                "grant",
-                "--address",
-                ADDRESS,
-                "--purpose",
-                "newsletter",
-                "--policy-version",
-                "v1",
-                "--command-id",
-                f"cli-{ADDRESS}",
-            ).stdout
-        )
+        grant = ("grant", "--address", ADDRESS, "--purpose", "newsletter", "--policy-version", "v1")
+        by_cli = json.loads(self.cli(*grant, "--command-id", f"cli-{ADDRESS}").stdout)
         lines = ["address,status,opt_in_date,opt_in_ip"] + [
             ",".join(str(row.get(c, "")) for c in ("address", "status", "opt_in_date", "opt_in_ip"))
             for row in IMPORT_ROWS

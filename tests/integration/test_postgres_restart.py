@@ -34,7 +34,6 @@ from ledger.domain.commands import (
     Command,
     GrantConsent,
     PublishPolicyVersion,
-    RegisterPurpose,
     Unsubscribe,
 )
 from ledger.domain.errors import StoreUnavailableError
@@ -46,7 +45,14 @@ from projections.store.postgres import migrate as migrate_projections
 from relay.positions import PostgresPositions
 from tests.cli import api_key_headers
 from tests.conftest import free_port
-from tests.helpers import CATALOG_TIME, POLICY_SHA, projection_rows, replayed_rows, sqlite_ledger
+from tests.helpers import (
+    CATALOG_TIME,
+    POLICY_SHA,
+    marketing_purpose,
+    projection_rows,
+    replayed_rows,
+    sqlite_ledger,
+)
 from tests.postgres import PrivatePostgres
 from tests.topics import TOPIC_KEYS, TOPIC_KEYS_SETTING, publish_all, sqlite_relay, topic_positions
 
@@ -89,15 +95,7 @@ def _postgres_ledger(dsn: str) -> Ledger:
         hasher=SubjectHasher(secret=b"h" * 32),
         config=LedgerConfig(command_timeout_s=5.0),
     )
-    ledger.execute(
-        RegisterPurpose(
-            purpose="newsletter",
-            legal_basis="consent",
-            description="newsletter",
-            direct_marketing=True,
-            occurred_at=CATALOG_TIME,
-        )
-    )
+    ledger.execute(marketing_purpose("newsletter"))
     ledger.execute(
         PublishPolicyVersion(
             version="v1",

@@ -21,7 +21,7 @@ from projections.embedded import EmbeddedProjection
 from projections.facts import ProjectionReader
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
-from tests.helpers import empty_sqlite_ledger
+from tests.helpers import empty_sqlite_ledger, marketing_purpose
 
 T0 = datetime(2025, 1, 1, tzinfo=UTC)
 PURPOSES = ("newsletter", "offers", "service")
@@ -37,21 +37,8 @@ def _catalog(*, reconsent_from: datetime) -> list[Command]:
     """Two consent purposes (one expiring after a year), one legitimate interest; from
     ``reconsent_from`` on, the newsletter requires consent to policy v2."""
     return [
-        commands.RegisterPurpose(
-            purpose="newsletter",
-            legal_basis="consent",
-            description="n",
-            direct_marketing=True,
-            occurred_at=T0,
-        ),
-        commands.RegisterPurpose(
-            purpose="offers",
-            legal_basis="consent",
-            description="o",
-            direct_marketing=True,
-            max_age_days=365,
-            occurred_at=T0,
-        ),
+        marketing_purpose("newsletter", T0),
+        marketing_purpose("offers", T0, max_age_days=365),
         commands.RegisterPurpose(
             purpose="service", legal_basis="legitimate_interest", description="s", occurred_at=T0
         ),

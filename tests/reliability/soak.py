@@ -33,7 +33,8 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
-from entrypoints.bootstrap import build_hasher, build_store, build_token_codec, build_topic_keys
+from entrypoints.bootstrap import build_store
+from entrypoints.bootstrap_keys import build_hasher, build_token_codec, build_topic_keys
 from entrypoints.settings import Settings
 from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import UnsubscribeTokenCodec

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from entrypoints.bootstrap import build_topic_keys
+from entrypoints.bootstrap_keys import build_topic_keys
 from entrypoints.settings import TOPIC_KEY_FILE, Mode, Settings
 from ledger.domain.errors import ConfigurationError
 from schemas.record_auth import RecordAuthenticationError

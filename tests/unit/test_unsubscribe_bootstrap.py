@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pydantic import SecretStr
 
-from entrypoints.bootstrap import build_token_codec, unsubscribe_base_url
+from entrypoints.bootstrap import unsubscribe_base_url
+from entrypoints.bootstrap_keys import build_token_codec
 from entrypoints.settings import UNSUBSCRIBE_KEY_FILE, Mode, Settings
 from ledger.domain.errors import ConfigurationError, UnknownTokenKeyError
 
