@@ -45,6 +45,7 @@ from projections.metrics import BusinessMetrics
 from projections.rights import OpenRequest
 from projections.store.base import ProjectionStore
 from projections.store.postgres import PostgresProjectionStore
+from projections.store.postgres import migrate as migrate_projection
 from projections.store.sqlite import SQLiteProjectionStore
 from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig
@@ -203,6 +204,11 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
             wait_s=settings.check_wait_s,
         )
     dsn = str(settings.pg_dsn)
+    # The tables checks read belong to the relay and the consumers; made here too (each once,
+    # taking turns with them), so that checks before those first ran are refused as not fresh.
+    PostgresPositions(dsn=dsn, schema=settings.pg_schema).close()
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        migrate_projection(conn, schema=settings.pg_schema)
 
     def head() -> int:
         # While the database is down a check fails closed within its wait, as writes do.
@@ -246,6 +252,7 @@ def build_api(settings: Settings) -> ApiServices:
         audit=audit,
         tokens=build_token_codec(settings),
         open_requests=build_open_requests(ledger.store.config),
+        read_wait_s=settings.check_wait_s,
         closers=(checkers.close, keys.close, audit.close, ledger.close),
     )
 

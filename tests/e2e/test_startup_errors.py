@@ -26,6 +26,7 @@ def _production(pg_dsn: str, **overrides: str) -> dict[str, str]:
         "CONSENT_MASTER_KEY": SECRET,
         "CONSENT_AUDIT_SIGNING_KEY": SECRET,
         "CONSENT_UNSUBSCRIBE_KEYS": f"k1:{SECRET}",
+        "CONSENT_TOPIC_KEYS": f"t1:{SECRET}",
         "CONSENT_PUBLIC_URL": "https://mail.example.org",
     }
     return settings | overrides

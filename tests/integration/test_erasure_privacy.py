@@ -335,6 +335,7 @@ def test_nothing_of_an_erased_person_is_left_in_postgresql_kafka_or_the_logs(
         "CONSENT_MASTER_KEY": _secret(2),
         "CONSENT_AUDIT_SIGNING_KEY": _secret(3),
         "CONSENT_UNSUBSCRIBE_KEYS": f"k1:{_secret(4)}",
+        "CONSENT_TOPIC_KEYS": f"t1:{_secret(5)}",
         "CONSENT_PUBLIC_URL": "https://mail.example.org",
         "CONSENT_LOG_LEVEL": "debug",
     }
