@@ -33,6 +33,7 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         version=API_VERSION,
         description="Record, enforce and prove every consent decision (GDPR / CNIL). "
         "Errors are RFC 9457 problem details naming the offending field.",
+        responses=problems.EVERY_ROUTE,
     )
     problems.install(app)
 

@@ -70,6 +70,21 @@ _MEANINGS = {
 }
 
 
+EVERY_ROUTE: dict[int | str, dict[str, Any]] = {
+    431: {
+        "description": "The request line and headers are over CONSENT_HTTP_MAX_HEADER_BYTES: "
+        "answered before authentication, and the connection closed",
+        "content": {"text/plain": {"schema": {"type": "string"}}},
+    },
+    500: {
+        "description": "An unexpected failure; of a command, it is that command's alone: "
+        "nothing of it was recorded, the others of its batch were",
+        "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+    },
+}
+"""The answers any route may give (the app documents them on every operation)."""
+
+
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of the problem statuses a route answers."""
     return {
