@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
-# The test command: start the servers, run the format check, lint, types and every test, then
-# stop the servers whatever the outcome. Extra arguments go to pytest.
+# The test command: install the browser tests' Chromium and axe-core, start the servers, run
+# the format check, lint, types and every test, then stop the servers whatever the outcome.
+# Extra arguments go to pytest.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"
 BIN="$ROOT/.venv/bin"
 
+scripts/browser.sh
 trap 'scripts/services.sh down' EXIT
 scripts/services.sh up
 # shellcheck source=/dev/null

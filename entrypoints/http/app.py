@@ -15,6 +15,7 @@ from entrypoints.http.commands import commands_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
+from entrypoints.http.pages import assets_router
 from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
@@ -44,6 +45,7 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
     app.mount("/metrics", make_asgi_app())
+    app.include_router(assets_router())
     if services is not None:
         auth = Authenticator(services.keys)
         app.include_router(commands_router(services, auth))

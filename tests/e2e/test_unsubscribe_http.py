@@ -1,7 +1,5 @@
 """The recipients' path over real HTTP: a uvicorn server, plain clients, a real ledger."""
 
-import threading
-import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -14,7 +12,6 @@ from uuid import uuid4
 import httpx
 import psycopg
 import pytest
-import uvicorn
 from fastapi import FastAPI
 from psycopg import sql
 
@@ -28,8 +25,8 @@ from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Ledger, LedgerConfig
 from schemas import UnsubscribeClicked
-from tests.conftest import free_port
 from tests.helpers import sqlite_ledger
+from tests.pages import serving_app
 
 KEY = {"k1": b"u" * 32}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
@@ -42,21 +39,8 @@ def serving(ledger: Ledger, codec: UnsubscribeTokenCodec) -> Iterator[str]:
     app = FastAPI()
     problems.install(app)
     app.include_router(unsubscribe_router(codec=codec, ledger=ledger))
-    port = free_port()
-    server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while not server.started:
-        assert time.monotonic() < deadline, "uvicorn did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serving_app(app) as origin:
+        yield origin
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Pages opened in headless Chromium (Debian's package), as a person would use them."""
