@@ -7,14 +7,13 @@ by the configured key, the recomputed root, and be consistent with the previous 
 
 import hashlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ledger.audit.store import Leaf, StoredCheckpoint, TreeStore
-from ledger.audit.tlog.entry import Entry
+from ledger.audit.store import StoredCheckpoint, TreeStore
 from ledger.audit.tlog.merkle import consistency_proof
 from ledger.audit.tlog.note import NoteVerifier, SignatureError, open_note, parse_checkpoint
-from ledger.audit.tlog.verify import AuditError, leaf_hash, node_hash, verify_consistency
+from ledger.audit.tlog.verify import AuditError, node_hash, verify_consistency
 from ledger.metrics import AUDIT_VERIFICATION_FAILURES
 from ledger.store.events import LedgerStore
 
@@ -53,12 +52,15 @@ class _CompactRange:
         self._stack: list[tuple[int, bytes]] = []
 
     def append(self, digest: bytes) -> None:
+        # Leaf n closes one perfect subtree per trailing 1 bit of n: merge that many times.
+        stack = self._stack
         level = 0
-        while self._stack and self._stack[-1][0] == level:
-            _, left = self._stack.pop()
-            digest = node_hash(left, digest)
+        merges = self.size
+        while merges & 1:
+            digest = node_hash(stack.pop()[1], digest)
             level += 1
-        self._stack.append((level, digest))
+            merges >>= 1
+        stack.append((level, digest))
         self.size += 1
 
     def root(self) -> bytes:
@@ -67,13 +69,6 @@ class _CompactRange:
         for _, left in reversed(self._stack[:-1]):
             digest = node_hash(left, digest)
         return digest
-
-
-def _stored_leaves(tree: TreeStore) -> Iterator[Leaf]:
-    start = 0
-    while page := tree.leaves(start=start, limit=READ_BATCH):
-        yield from page
-        start = page[-1].index + 1
 
 
 class _Found(Exception):  # noqa: N818 - control flow inside this module, never raised out
@@ -117,17 +112,34 @@ def _walk(
         report.checkpoints += 1
         next_checkpoint = next(pending, None)
     compact = _CompactRange()
-    leaves = _stored_leaves(tree)
     counted = 0
-    for position, originator_id, version, topic, state in store.stream_rows():
+    for position, index, leaf_position, same, digest in tree.sealed_pairs(store):
+        if position is None:
+            # More leaves than events: the event a leaf sealed is gone.
+            raise _Found(
+                Discrepancy(
+                    leaf_position,
+                    index,
+                    f"position {leaf_position} was sealed as leaf {index} but is no longer "
+                    "in the store: an event was deleted",
+                )
+            )
         report.events += 1
-        leaf = next(leaves, None)
-        if leaf is None:
+        if index is None or leaf_position is None or digest is None:
             report.unsealed += 1
             continue
         report.leaves += 1
-        digest = leaf_hash(Entry(position, originator_id, version, topic, state).encode())
-        _check_leaf(leaf, position, digest)
+        if leaf_position != position:
+            raise _Found(_order_problem(index, leaf_position, position))
+        if not same:
+            raise _Found(
+                Discrepancy(
+                    position,
+                    index,
+                    f"the stored event at position {position} is not the one sealed as leaf "
+                    f"{index}: its bytes were changed after sealing",
+                )
+            )
         compact.append(digest)
         while next_checkpoint is not None and next_checkpoint.size == compact.size:
             # The row's root was checked against its signed note already.
@@ -135,7 +147,7 @@ def _walk(
                 raise _Found(
                     Discrepancy(
                         position,
-                        leaf.index,
+                        index,
                         f"checkpoint of size {next_checkpoint.size} does not match the "
                         "tree recomputed from the store",
                     )
@@ -148,16 +160,6 @@ def _walk(
             counted = 0
     if progress is not None and counted:
         progress(counted)
-    extra = next(leaves, None)
-    if extra is not None:
-        raise _Found(
-            Discrepancy(
-                extra.position,
-                extra.index,
-                f"position {extra.position} was sealed as leaf {extra.index} but is no longer "
-                "in the store: an event was deleted",
-            )
-        )
     if next_checkpoint is not None:
         raise _Found(
             Discrepancy(
@@ -166,32 +168,18 @@ def _walk(
         )
 
 
-def _check_leaf(leaf: Leaf, position: int, digest: bytes) -> None:
-    if leaf.position != position:
-        raise _Found(_order_problem(leaf, position))
-    if leaf.hash != digest:
-        raise _Found(
-            Discrepancy(
-                position,
-                leaf.index,
-                f"the stored event at position {position} is not the one sealed as leaf "
-                f"{leaf.index}: its bytes were changed after sealing",
-            )
-        )
-
-
-def _order_problem(leaf: Leaf, position: int) -> Discrepancy:
-    if position < leaf.position:
+def _order_problem(index: int, leaf_position: int, position: int) -> Discrepancy:
+    if position < leaf_position:
         what = (
             f"position {position} is in the store but was never sealed where it stands "
-            f"(leaf {leaf.index} seals position {leaf.position}): an event was inserted"
+            f"(leaf {index} seals position {leaf_position}): an event was inserted"
         )
-        return Discrepancy(position, leaf.index, what)
+        return Discrepancy(position, index, what)
     what = (
-        f"position {leaf.position}, sealed as leaf {leaf.index}, is missing from the store "
+        f"position {leaf_position}, sealed as leaf {index}, is missing from the store "
         f"(next stored position is {position}): an event was deleted"
     )
-    return Discrepancy(leaf.position, leaf.index, what)
+    return Discrepancy(leaf_position, index, what)
 
 
 def _check_signatures(checkpoints: list[StoredCheckpoint], verifier: NoteVerifier) -> None:

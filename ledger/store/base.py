@@ -29,6 +29,11 @@ class EventQueries(ABC):
     def rows_of(self, subject_ids: Sequence[UUID]) -> list[StoredRow]:
         """Every stored event of these aggregates, by aggregate then version."""
 
+    def sql_location(self) -> tuple[str, str] | None:
+        """(schema, table) of the rows in PostgreSQL, for an adapter on the same database to
+        join with them where they are; None for a database without that (SQLite)."""
+        return None
+
     @abstractmethod
     def stream_rows(self, *, after: int | None) -> Iterator[EventRow]:
         """Every stored event after position ``after`` (every row when None), in ledger order."""

@@ -161,6 +161,10 @@ class LedgerStore(Application[UUID]):
         """
         yield from self._queries.stream_rows(after=after)
 
+    def sql_location(self) -> tuple[str, str] | None:
+        """(schema, table) of the event rows when they are in PostgreSQL (None on SQLite)."""
+        return self._queries.sql_location()
+
     @staticmethod
     def originator_uuid(originator_id: UUID | str) -> UUID:
         """The aggregate id of a stored row (SQLite keeps it as hex text)."""

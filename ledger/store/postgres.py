@@ -124,6 +124,9 @@ class PostgresEventQueries(EventQueries):
                 for r in cursor.fetchall()
             ]
 
+    def sql_location(self) -> tuple[str, str]:
+        return self._recorder.datastore.schema, self._recorder.events_table_name
+
     def stream_rows(self, *, after: int | None) -> Iterator[EventRow]:
         # One server-side cursor rather than pages of library objects. With no ``after``, the
         # rows at positions the sequence never gives (zero, negative) are read too.

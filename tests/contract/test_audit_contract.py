@@ -114,6 +114,9 @@ class AuditContract:
     def events_table(self) -> str:
         raise NotImplementedError
 
+    def leaves_table(self) -> str:
+        raise NotImplementedError
+
     def open_gap(self) -> int:
         """Make the next ledger position skip one id; return the skipped id."""
         raise NotImplementedError
@@ -190,6 +193,17 @@ class AuditContract:
         assert report.problem is not None
         assert report.problem.position == 5
         assert "deleted" in report.problem.what
+
+    def test_a_leaf_deleted_from_the_tree_is_found_where_it_was(self) -> None:
+        self.sealed()
+        leaves = self.leaves_table()
+        (sealed_at,) = self.sql(f"select position from {leaves} where idx = %s", (4,))[0]  # noqa: S608
+        self.sql(f"delete from {leaves} where idx = %s", (4,))  # noqa: S608
+        report = self.verify()
+        assert report.problem is not None
+        # The event of leaf 4 now stands where leaf 5 is: never sealed there.
+        assert report.problem.position == sealed_at
+        assert "inserted" in report.problem.what
 
     def test_the_last_event_deleted_is_found(self) -> None:
         self.sealed()
@@ -408,6 +422,9 @@ class TestSQLiteAudit(AuditContract):
     def events_table(self) -> str:
         return "stored_events"
 
+    def leaves_table(self) -> str:
+        return "audit_leaves"
+
     def open_gap(self) -> int:
         gap = self.ledger.store.head() + 1
         self.insert_event(gap, "Placeholder/v1", b"{}")
@@ -446,6 +463,9 @@ class TestPostgresAudit(AuditContract):
 
     def events_table(self) -> str:
         return f"{self.schema}.ledger_events"
+
+    def leaves_table(self) -> str:
+        return f"{self.schema}.audit_leaves"
 
     def open_gap(self) -> int:
         sequence = f"{self.schema}.ledger_events_notification_id_seq"

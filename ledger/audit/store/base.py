@@ -7,11 +7,26 @@ leaves); ``audit_checkpoints (size, root, note, created_at)`` keeps every signed
 """
 
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
+from ledger.audit.tlog.entry import encode_entry
 from ledger.audit.tlog.merkle import NodeKey
+from ledger.audit.tlog.verify import leaf_hash
+
+if TYPE_CHECKING:
+    from ledger.store.events import LedgerStore
+
+READ_BATCH = 10_000
+"""Leaves read per query when they are paired with events in Python."""
+
+SealedPair = tuple[int | None, int | None, int | None, bool, bytes | None]
+"""One step of `audit verify`: (event position, leaf index, leaf position, whether the leaf's
+stored hash equals the one recomputed from the event, that recomputed hash). The i-th stored
+event (in position order) is paired with leaf i; either side is None where the other has more.
+"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +81,34 @@ class TreeStore(ABC):
     @abstractmethod
     def leaves(self, *, start: int, limit: int) -> list[Leaf]:
         """Leaves ``start``, ``start + 1``, ... in order."""
+
+    def sealed_pairs(self, store: "LedgerStore") -> Iterator[SealedPair]:
+        """Every stored event beside the leaf at its rank, each leaf hash recomputed from the
+        event's bytes. Here in Python, reading both in order; an adapter whose database holds
+        the events too may do it where the rows are."""
+        leaves = self._all_leaves()
+        for position, originator_id, version, topic, state in store.stream_rows():
+            leaf = next(leaves, None)
+            if leaf is None:
+                yield position, None, None, False, None
+                continue
+            entry = encode_entry(
+                position=position,
+                originator_id=originator_id,
+                originator_version=version,
+                topic=topic,
+                state=state,
+            )
+            digest = leaf_hash(entry)
+            yield position, leaf.index, leaf.position, digest == leaf.hash, digest
+        for leaf in leaves:
+            yield None, leaf.index, leaf.position, False, None
+
+    def _all_leaves(self) -> Iterator[Leaf]:
+        start = 0
+        while page := self.leaves(start=start, limit=READ_BATCH):
+            yield from page
+            start = page[-1].index + 1
 
     @abstractmethod
     def leaf_indices(self, positions: Sequence[int]) -> dict[int, int]:

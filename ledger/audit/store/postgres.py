@@ -8,8 +8,10 @@ from typing import Any
 import psycopg
 from psycopg import sql
 
-from ledger.audit.store.base import Leaf, StoredCheckpoint, TreeStore
+from ledger.audit.store.base import Leaf, SealedPair, StoredCheckpoint, TreeStore
+from ledger.audit.store.pgwalk import postgres_sealed_pairs
 from ledger.audit.tlog.merkle import NodeKey
+from ledger.store.events import LedgerStore
 from ledger.store.pgddl import ddl_transaction
 
 
@@ -125,6 +127,14 @@ class PostgresTreeStore(TreeStore):
                 [start, limit],
             ).fetchall()
         return [Leaf(int(i), int(p), bytes(h)) for i, p, h in rows]
+
+    def sealed_pairs(self, store: LedgerStore) -> Iterator[SealedPair]:
+        """When the events are in this database, each leaf's input is built by PostgreSQL
+        and fetched ahead on a second connection (`postgres_sealed_pairs`)."""
+        location = store.sql_location()
+        if location is None:
+            return super().sealed_pairs(store)
+        return postgres_sealed_pairs(self._dsn, sql.Identifier(*location), self._t("audit_leaves"))
 
     def leaf_indices(self, positions: Sequence[int]) -> dict[int, int]:
         if not positions:
