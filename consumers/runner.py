@@ -211,6 +211,7 @@ class ConsumerRunner:
             return 0
         events: list[tuple[EventBase, int]] = []
         next_offsets: dict[int, int] = {}
+        first_offsets: dict[int, int] = {}
         dead: list[tuple[Any, str]] = []
         for tp, records in polled.items():
             for record in records:
@@ -218,6 +219,7 @@ class ConsumerRunner:
                     events.append(self._in_sequence(tp.partition, record))
                 except UndecodableRecordError as error:
                     dead.append((record, error.reason))
+            first_offsets[tp.partition] = records[0].offset
             next_offsets[tp.partition] = records[-1].offset + 1
         self._send_dead_letters(dead)
         try:
@@ -242,6 +244,12 @@ class ConsumerRunner:
             self.seek_pending = True
             return 0
         self._committed.update(next_offsets)
+        # Offsets only, no record content: a test holds the committed ranges of every member
+        # of the group to tiling the topic (each record applied once, across rebalances).
+        logger.debug(
+            "consumer: applied offsets %s",
+            " ".join(f"{p}:{first_offsets[p]}-{n}" for p, n in sorted(next_offsets.items())),
+        )
         taken = sum(len(records) for records in polled.values())
         CONSUMED_RECORDS.inc(taken)
         if events:

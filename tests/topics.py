@@ -11,7 +11,8 @@ from kafka import KafkaConsumer, TopicPartition
 from consumers.runner import ConsumerConfig
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
 from relay.positions import PostgresPositions, SQLitePositions
-from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
+from relay.publisher import PositionStore, Relay, RelayConfig
+from relay.topics import ensure_topics
 from schemas.record_auth import RecordKeys
 
 TOPIC_KEYS = RecordKeys({"test": b"t" * 32})

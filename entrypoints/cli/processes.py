@@ -25,7 +25,7 @@ from entrypoints.cli.options import TopicOption
 from entrypoints.http import create_app
 from entrypoints.http.protocol import HeaderLimits, bounded_protocol
 from entrypoints.settings import Settings
-from relay.publisher import ensure_topics
+from relay.topics import ensure_topics
 
 
 def serve(
