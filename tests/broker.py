@@ -138,8 +138,17 @@ class PrivateCluster:
 
         ports = [(free_port(), free_port()) for _ in range(nodes)]
         voters = ",".join(f"{n + 1}@127.0.0.1:{c}" for n, (_, c) in enumerate(ports))
+        home.mkdir(parents=True, exist_ok=True)
         cluster_id = subprocess.run(
-            ["java", "-cp", f"{libs}/*", "kafka.tools.StorageTool", "random-uuid"],
+            [
+                "java",
+                f"-Dlog4j2.configurationFile={LOG_CONFIG}",
+                f"-Dkafka.logs.dir={home}",
+                "-cp",
+                f"{libs}/*",
+                "kafka.tools.StorageTool",
+                "random-uuid",
+            ],
             check=True,
             capture_output=True,
             text=True,
