@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ERROR_HEADER = 500
 METADATA_MAX_AGE_MS = 5_000
+SESSION_TIMEOUT_MS = 6_000
 
 _CURRENT_EVENTS: TypeAdapter[EventBase] = TypeAdapter(Event)
 
@@ -62,7 +63,7 @@ class ConsumerConfig:
     poll_timeout_ms: int = 500
     backoff_max_s: float = 5.0
     """The longest pause between attempts while PostgreSQL is down."""
-    session_timeout_ms: int = 6_000
+    session_timeout_ms: int = SESSION_TIMEOUT_MS
     """How soon the group gives a dead member's partitions to the others. The client's
     default (45 s) leaves a crashed consumer's share of unsubscribes unapplied that long;
     6 s is the broker's least (``group.min.session.timeout.ms``)."""
