@@ -5,7 +5,6 @@ fetched: three JVMs take most of a minute to start here, so these tests run by
 `make test-cluster`, not `make test`.
 """
 
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -16,13 +15,16 @@ import pytest
 from kafka.admin import ConfigResource, ConfigResourceType, KafkaAdminClient, NewTopic
 
 from consumers.runner import ConsumerRunner
-from ledger.domain.commands import GrantConsent, Unsubscribe
 from relay.publisher import record_for
 from relay.topics import ensure_topics, topic_problems
 from tests.broker import PrivateCluster
 from tests.conftest import _required_env
-from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
-from tests.topics import consumer_config, sqlite_relay, topic_records
+from tests.helpers import (
+    grant_then_maybe_unsubscribe,
+    projection_rows,
+    wait_projected,
+)
+from tests.topics import consumer_config, following, ledger_and_relay, sqlite_relay, topic_records
 
 pytestmark = [pytest.mark.integration, pytest.mark.cluster]
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -89,35 +91,18 @@ def test_an_unsafe_topic_is_named_then_corrected_to_three_copies_two_in_sync(
 def test_a_leader_killed_while_the_relay_publishes_loses_nothing(
     cluster: PrivateCluster, pg_dsn: str, schema: str, tmp_path: Path
 ) -> None:
-    path = tmp_path / "ledger.sqlite3"
-    topic = f"events-{uuid4().hex[:8]}.v1"
-    ledger = sqlite_ledger(path)
-    relay = sqlite_relay(path, bootstrap=cluster.bootstrap, topic=topic)
+    topic, ledger, relay = ledger_and_relay(tmp_path, bootstrap=cluster.bootstrap)
     consumer = ConsumerRunner(
         consumer_config(cluster.bootstrap, pg_dsn, schema, topic, max_records=100)
     )
-    stop = threading.Event()
-    workers = [
-        threading.Thread(target=relay.run, args=(stop,), name="relay"),
-        threading.Thread(target=consumer.run, args=(stop,), name="consumer"),
-    ]
-    for worker in workers:
-        worker.start()
     killed = 0
     caught_up_while_down = False
-    try:
+    with following(relay, consumer) as workers:
         for n in range(COMMANDS):
             if n == KILL_AT:
                 killed = cluster.leader_of(topic, 0)
                 cluster.node(killed).kill()
-            subject = f"p{n}"
-            ledger.execute(
-                GrantConsent(
-                    subject=subject, purpose="newsletter", policy_version="v1", occurred_at=T0
-                )
-            )
-            if n % 4 == 0:
-                ledger.execute(Unsubscribe(subject=subject, occurred_at=T0))
+            grant_then_maybe_unsubscribe(ledger, n, unsubscribe_every=4, at=T0)
             time.sleep(0.01)
         # Still two of three nodes: the relay goes on publishing without the killed one.
         head = ledger.store.head()
@@ -126,20 +111,9 @@ def test_a_leader_killed_while_the_relay_publishes_loses_nothing(
             caught_up_while_down = relay.position == head
             time.sleep(0.2)
         cluster.node(killed).start()
-        expected = replayed_rows(pg_dsn, schema, ledger.store)
-        deadline = time.monotonic() + CATCH_UP_S
-        while time.monotonic() < deadline:
-            if relay.position == head and (
-                projection_rows(pg_dsn, schema, tuple(expected)) == expected
-            ):
-                break
-            time.sleep(1.0)
-    finally:
-        stop.set()
-        for worker in workers:
-            worker.join(timeout=60)
-        consumer.close()
-        relay.close()
+        expected = wait_projected(
+            lambda: relay.position, ledger.store, dsn=pg_dsn, schema=schema, timeout_s=CATCH_UP_S
+        )
 
     assert killed in (1, 2, 3)
     assert caught_up_while_down, "the relay stopped publishing while one node of three was down"

@@ -14,7 +14,6 @@ import threading
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from uuid import uuid4
 
 import psycopg
 import pytest
@@ -22,11 +21,14 @@ from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
 
 from consumers.runner import SESSION_TIMEOUT_MS
-from ledger.domain.commands import GrantConsent, Unsubscribe
 from projections.store.postgres import migrate
 from tests.applied import committed_ranges, tiling
-from tests.helpers import projection_rows, replayed_rows, sqlite_ledger
-from tests.topics import TOPIC_KEYS_SETTING, sqlite_relay
+from tests.helpers import (
+    grant_then_maybe_unsubscribe,
+    projection_rows,
+    replayed_rows,
+)
+from tests.topics import ledger_and_relay, production_env
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 6, 1, tzinfo=UTC)
@@ -82,19 +84,10 @@ class _Offsets:
 def test_a_member_killed_then_joining_again_applies_every_record_once(
     kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
 ) -> None:
-    path = tmp_path / "ledger.sqlite3"
-    topic = f"events-{uuid4().hex[:8]}.v1"
-    ledger = sqlite_ledger(path)
-    relay = sqlite_relay(path, bootstrap=kafka_bootstrap, topic=topic, partitions=PARTITIONS)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
-    env |= {
-        "CONSENT_MODE": "production",
-        "CONSENT_PG_DSN": pg_dsn,
-        "CONSENT_PG_SCHEMA": schema,
-        "CONSENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "CONSENT_TOPIC_KEYS": TOPIC_KEYS_SETTING,
-        "CONSENT_LOG_LEVEL": "debug",
-    }
+    topic, ledger, relay = ledger_and_relay(
+        tmp_path, bootstrap=kafka_bootstrap, partitions=PARTITIONS
+    )
+    env = production_env(pg_dsn, schema, kafka_bootstrap, CONSENT_LOG_LEVEL="debug")
     logs = [tmp_path / "consume-1.log", tmp_path / "consume-2.log"]
     with psycopg.connect(pg_dsn) as conn, conn.transaction():
         migrate(conn, schema=schema)  # the tables the offsets are watched in
@@ -113,14 +106,7 @@ def test_a_member_killed_then_joining_again_applies_every_record_once(
         nonlocal count
         until = time.monotonic() + seconds
         while time.monotonic() < until:
-            subject = f"p{count}"
-            ledger.execute(
-                GrantConsent(
-                    subject=subject, purpose="newsletter", policy_version="v1", occurred_at=T0
-                )
-            )
-            if count % 3 == 0:
-                ledger.execute(Unsubscribe(subject=subject, occurred_at=T0))
+            grant_then_maybe_unsubscribe(ledger, count, unsubscribe_every=3, at=T0)
             count += 1
             time.sleep(0.01)
 

@@ -177,6 +177,20 @@ def _restart_postgres(stack: Stack) -> None:
     stack.postgres.restart()
 
 
+def _process_faults() -> list[Fault]:
+    """The faults of both modes after Kafka's: a consumer killed, PostgreSQL restarted."""
+    return [
+        Fault(
+            "consumer SIGKILL",
+            0.60,
+            lambda s: s.consumers[0].kill(),
+            lambda s: s.consumers[0].start(),
+            3.0,
+        ),
+        Fault("postgres restart", 0.78, _restart_postgres, lambda s: None, 0.0),
+    ]
+
+
 LEADER_DOWN_S = 30.0
 CONTROLLER_DOWN_S = 10.0
 
@@ -221,14 +235,7 @@ def _cluster_faults() -> list[Fault]:
             controller_kill.restore,
             CONTROLLER_DOWN_S,
         ),
-        Fault(
-            "consumer SIGKILL",
-            0.60,
-            lambda s: s.consumers[0].kill(),
-            lambda s: s.consumers[0].start(),
-            3.0,
-        ),
-        Fault("postgres restart", 0.78, _restart_postgres, lambda s: None, 0.0),
+        *_process_faults(),
     ]
 
 
@@ -244,14 +251,7 @@ def _broker_faults() -> list[Fault]:
     return [
         Fault("broker SIGKILL", 0.05, kill, start, 5.0),
         Fault("relay SIGKILL", 0.45, lambda s: s.relay.kill(), lambda s: s.relay.start(), 3.0),
-        Fault(
-            "consumer SIGKILL",
-            0.60,
-            lambda s: s.consumers[0].kill(),
-            lambda s: s.consumers[0].start(),
-            3.0,
-        ),
-        Fault("postgres restart", 0.78, _restart_postgres, lambda s: None, 0.0),
+        *_process_faults(),
     ]
 
 
