@@ -184,6 +184,10 @@ def _live(admin: KafkaAdminClient, name: str) -> tuple[int, dict[str, str]]:
 def _correct(admin: KafkaAdminClient, policy: TopicPolicy, name: str) -> None:
     replication, configs = _live(admin, name)
     changes = {key: value for key, value in policy.configs().items() if configs.get(key) != value}
+    # The policy counts the brokers alive now: a relay started while one of three is down must
+    # not lower the in-sync minimum the topic has (it raises it, never lowers it).
+    if int(configs.get("min.insync.replicas", "1")) >= policy.min_insync_replicas:
+        changes.pop("min.insync.replicas", None)
     if changes:
         logger.warning("relay: topic %s: setting %s", name, ", ".join(sorted(changes)))
         admin.alter_configs(
