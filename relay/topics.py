@@ -168,13 +168,9 @@ def _create_missing(
 
 def _live(admin: KafkaAdminClient, name: str) -> tuple[int, dict[str, str]]:
     """The smallest replica count of the topic's partitions, and its checked settings."""
-    deadline = time.monotonic() + 10.0
-    while True:
-        described = admin.describe_topics([name])
-        partitions = described[0]["partitions"] if described else []
-        if partitions or time.monotonic() > deadline:
-            break
-        time.sleep(0.2)  # a topic just created is described once its metadata spread
+    # A topic just created is described once its metadata spread to the broker answering.
+    admin.wait_for_topics([name], timeout_ms=10_000)
+    partitions = admin.describe_topics([name])[0]["partitions"]
     replication = min((len(p["replica_nodes"]) for p in partitions), default=0)
     resource = ConfigResource(ConfigResourceType.TOPIC, name, dict.fromkeys(CHECKED))
     found = admin.describe_configs([resource], config_filter="all")["topic"][name]
@@ -190,8 +186,12 @@ def _correct(admin: KafkaAdminClient, policy: TopicPolicy, name: str) -> None:
         changes.pop("min.insync.replicas", None)
     if changes:
         logger.warning("relay: topic %s: setting %s", name, ", ".join(sorted(changes)))
+        # The broker checks the names itself; the client's own check asks a broker that may not
+        # know of a topic created a moment ago, and refuses.
         admin.alter_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, name, changes)], incremental=True
+            [ConfigResource(ConfigResourceType.TOPIC, name, changes)],
+            incremental=True,
+            raise_on_unknown=False,
         )
     if replication < policy.replication_factor:
         _add_replicas(admin, policy, name)

@@ -61,6 +61,7 @@ def test_an_unsafe_topic_is_named_then_corrected_to_three_copies_two_in_sync(
                 for name in (topic, f"{topic}.dlq")
             ]
         )
+        admin.wait_for_topics([topic, f"{topic}.dlq"], timeout_ms=30_000)
         admin.alter_configs(
             [
                 ConfigResource(
