@@ -36,7 +36,8 @@ from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.store.events import LedgerStore, PostgresStoreConfig
 from projections.checker import CheckerConfig, SendChecker, StaleProjectionError
 from relay.positions import PostgresPositions
-from relay.publisher import Relay, RelayConfig, ensure_topics
+from relay.publisher import Relay, RelayConfig
+from relay.topics import ensure_topics
 
 PEOPLE = 2_000
 

@@ -32,7 +32,8 @@ from psycopg import sql
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
 from relay.positions import PostgresPositions
-from relay.publisher import Relay, RelayConfig, ensure_topics, record_for
+from relay.publisher import Relay, RelayConfig, record_for
+from relay.topics import ensure_topics
 
 MAX_RECORDS = 5_000
 IDLE_POLLS = 3

@@ -44,6 +44,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ERROR_HEADER = 500
 METADATA_MAX_AGE_MS = 5_000
+SESSION_TIMEOUT_MS = 6_000
 
 _CURRENT_EVENTS: TypeAdapter[EventBase] = TypeAdapter(Event)
 
@@ -62,7 +63,7 @@ class ConsumerConfig:
     poll_timeout_ms: int = 500
     backoff_max_s: float = 5.0
     """The longest pause between attempts while PostgreSQL is down."""
-    session_timeout_ms: int = 6_000
+    session_timeout_ms: int = SESSION_TIMEOUT_MS
     """How soon the group gives a dead member's partitions to the others. The client's
     default (45 s) leaves a crashed consumer's share of unsubscribes unapplied that long;
     6 s is the broker's least (``group.min.session.timeout.ms``)."""
@@ -211,6 +212,7 @@ class ConsumerRunner:
             return 0
         events: list[tuple[EventBase, int]] = []
         next_offsets: dict[int, int] = {}
+        first_offsets: dict[int, int] = {}
         dead: list[tuple[Any, str]] = []
         for tp, records in polled.items():
             for record in records:
@@ -218,6 +220,7 @@ class ConsumerRunner:
                     events.append(self._in_sequence(tp.partition, record))
                 except UndecodableRecordError as error:
                     dead.append((record, error.reason))
+            first_offsets[tp.partition] = records[0].offset
             next_offsets[tp.partition] = records[-1].offset + 1
         self._send_dead_letters(dead)
         try:
@@ -242,6 +245,12 @@ class ConsumerRunner:
             self.seek_pending = True
             return 0
         self._committed.update(next_offsets)
+        # Offsets only, no record content: a test holds the committed ranges of every member
+        # of the group to tiling the topic (each record applied once, across rebalances).
+        logger.debug(
+            "consumer: applied offsets %s",
+            " ".join(f"{p}:{first_offsets[p]}-{n}" for p, n in sorted(next_offsets.items())),
+        )
         taken = sum(len(records) for records in polled.values())
         CONSUMED_RECORDS.inc(taken)
         if events:

@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kafka import KafkaProducer
-from kafka.admin import KafkaAdminClient, NewTopic
-from kafka.errors import KafkaError, TopicAlreadyExistsError
+from kafka.errors import KafkaError
 
 from ledger.audit.tlog.entry import Entry
 from ledger.audit.tlog.verify import leaf_hash
@@ -80,30 +79,6 @@ def record_for(row: tuple[Any, ...], *, topic: str, keys: RecordKeys) -> Record:
     ]
     mac = keys.mac(topic=topic, key=key, headers=headers, value=value)
     return Record(key=key, value=value, headers=[*headers, (MAC_HEADER, mac)])
-
-
-def ensure_topics(config: RelayConfig) -> None:
-    """Create the event and dead-letter topics if missing: unlimited retention, delete policy."""
-    admin = KafkaAdminClient(bootstrap_servers=config.bootstrap, client_id="consent-ledger-relay")
-    try:
-        existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(
-                name,
-                num_partitions=config.partitions,
-                replication_factor=1,
-                topic_configs={"retention.ms": "-1", "cleanup.policy": "delete"},
-            )
-            for name in (config.events_topic, config.dead_letter_topic)
-            if name not in existing
-        ]
-        if wanted:
-            try:
-                admin.create_topics(wanted)
-            except TopicAlreadyExistsError:
-                logger.info("relay: topics created meanwhile by another process")
-    finally:
-        admin.close()
 
 
 class Relay:

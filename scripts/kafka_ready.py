@@ -1,4 +1,4 @@
-"""Exit 0 once a Kafka broker answers a metadata request, 1 if it does not within the timeout."""
+"""Exit 0 once Kafka answers a metadata request naming enough brokers, else 1 (after a timeout)."""
 
 import argparse
 import sys
@@ -9,8 +9,9 @@ from kafka.errors import KafkaError
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bootstrap", required=True, help="host:port of the broker")
+    parser.add_argument("--bootstrap", required=True, help="host:port[,host:port] of the brokers")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait")
+    parser.add_argument("--brokers", type=int, default=1, help="brokers the cluster must list")
     args = parser.parse_args()
     timeout_ms = int(args.timeout * 1000)
     try:
@@ -27,7 +28,7 @@ def main() -> int:
     except (KafkaError, OSError, ValueError) as error:
         print(f"not ready: {error!r}", file=sys.stderr)
         return 1
-    return 0 if brokers else 1
+    return 0 if len(brokers) >= args.brokers else 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
-# Starts and stops the real servers the tests need: PostgreSQL and a single-node Apache Kafka.
+# Starts and stops the real servers the tests need: PostgreSQL and Apache Kafka (one node, or
+# a three-node KRaft cluster with --brokers 3).
 #
-#   scripts/services.sh up       start what is missing (harmless when already up)
+#   scripts/services.sh up [--brokers N]
+#                                start what is missing (harmless when already up); N Kafka
+#                                nodes (default 1), each a broker and a controller voter
 #   scripts/services.sh down     stop exactly what `up` started, by pid
 #   scripts/services.sh status   say what is running and where
 #   scripts/services.sh binaries install PostgreSQL and fetch the Kafka jars, print the jars' path
@@ -120,12 +123,27 @@ pg_down() {
 }
 
 # --- Kafka ------------------------------------------------------------------------------------
+#
+# One node (the default, fast to start) or a cluster of BROKERS nodes: every node a broker and a
+# controller, the nodes together a quorum of voters, all from the same jars. Node N keeps its
+# data, ports and log under var/services/kafka/node-N and its pid in var/services/kafka-N.pid.
 
 KAFKA_DIR="$STATE/kafka"
-KAFKA_PID_FILE="$STATE/kafka.pid"
+BROKERS=1
+
+kafka_pid_file() { printf '%s\n' "$STATE/kafka-$1.pid"; }
+
+kafka_pids() {
+    local file
+    for file in "$STATE"/kafka-*.pid; do
+        [ -f "$file" ] && cat "$file"
+    done
+    return 0
+}
 
 kafka_answers() {
-    "$PYTHON" "$ROOT/scripts/kafka_ready.py" --bootstrap "$1" --timeout "${2:-5}" >/dev/null 2>&1
+    "$PYTHON" "$ROOT/scripts/kafka_ready.py" --bootstrap "$1" --timeout "${2:-5}" \
+        --brokers "${3:-1}" >/dev/null 2>&1
 }
 
 kafka_jars() {
@@ -143,67 +161,116 @@ kafka_jars() {
     printf '%s\n' "$want" >"$stamp"
 }
 
+# The bootstrap list of the nodes this script started (host:port,host:port,...).
+kafka_bootstrap() {
+    local n list=""
+    for n in $(seq 1 "$(cat "$KAFKA_DIR/brokers")"); do
+        list="$list${list:+,}127.0.0.1:$(cat "$KAFKA_DIR/node-$n/port")"
+    done
+    printf '%s\n' "$list"
+}
+
+kafka_running() {
+    local n
+    [ -f "$KAFKA_DIR/brokers" ] || return 1
+    for n in $(seq 1 "$(cat "$KAFKA_DIR/brokers")"); do
+        alive "$(read_pid "$(kafka_pid_file "$n")")" || return 1
+    done
+}
+
 kafka_up() {
-    if [ -n "${CONSENT_KAFKA_BOOTSTRAP:-}" ] && [ ! -f "$KAFKA_PID_FILE" ]; then
-        if kafka_answers "$CONSENT_KAFKA_BOOTSTRAP"; then
+    if [ -n "${CONSENT_KAFKA_BOOTSTRAP:-}" ] && [ -z "$(kafka_pids)" ]; then
+        if kafka_answers "$CONSENT_KAFKA_BOOTSTRAP" 5 "$BROKERS"; then
             log "Kafka: using CONSENT_KAFKA_BOOTSTRAP"
             KAFKA_BOOTSTRAP="$CONSENT_KAFKA_BOOTSTRAP"
             return
         fi
-        log "Kafka: CONSENT_KAFKA_BOOTSTRAP does not answer; starting a local broker"
+        log "Kafka: CONSENT_KAFKA_BOOTSTRAP does not answer with $BROKERS brokers; starting ours"
     fi
-    if alive "$(read_pid "$KAFKA_PID_FILE")" && [ -f "$KAFKA_DIR/port" ]; then
-        KAFKA_BOOTSTRAP="127.0.0.1:$(cat "$KAFKA_DIR/port")"
-        if kafka_answers "$KAFKA_BOOTSTRAP"; then
-            log "Kafka: already running (pid $(cat "$KAFKA_PID_FILE"))"
+    if kafka_running && [ "$(cat "$KAFKA_DIR/brokers")" = "$BROKERS" ]; then
+        KAFKA_BOOTSTRAP="$(kafka_bootstrap)"
+        if kafka_answers "$KAFKA_BOOTSTRAP" 5 "$BROKERS"; then
+            log "Kafka: already running ($BROKERS node(s), pids $(kafka_pids | tr '\n' ' '))"
             return
         fi
-        kafka_down
     fi
+    kafka_down
     command -v java >/dev/null || die "java is needed to run the Kafka broker"
     kafka_jars
-    local port cport cluster
-    port="$(free_port)"
-    cport="$(free_port)"
-    while [ "$cport" = "$port" ]; do cport="$(free_port)"; done
+    local n port cport voters="" replication min_isr heap cluster
+    replication=$((BROKERS < 3 ? BROKERS : 3))
+    min_isr=$((replication >= 3 ? 2 : 1))
+    # Three JVMs share the machine with everything else: each gets a small heap.
+    if [ "$BROKERS" -gt 1 ]; then heap=(-Xms64m -Xmx256m); else heap=(-Xms256m -Xmx1g); fi
     rm -rf "$KAFKA_DIR"
-    mkdir -p "$KAFKA_DIR/data" "$KAFKA_DIR/logs"
-    printf '%s\n' "$port" >"$KAFKA_DIR/port"
-    sed -e "s|@BROKER_PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" \
-        -e "s|@DATA_DIR@|$KAFKA_DIR/data|g" \
-        "$ROOT/scripts/kafka/server.properties.template" >"$KAFKA_DIR/server.properties"
-    local java_opts=(-Xms256m -Xmx1g -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.xml"
-        -Dkafka.logs.dir="$KAFKA_DIR/logs")
+    mkdir -p "$KAFKA_DIR"
+    printf '%s\n' "$BROKERS" >"$KAFKA_DIR/brokers"
+    local taken=" "
+    for n in $(seq 1 "$BROKERS"); do
+        mkdir -p "$KAFKA_DIR/node-$n/data" "$KAFKA_DIR/node-$n/logs"
+        for which in port controller-port; do
+            port="$(free_port)"
+            while [[ "$taken" == *" $port "* ]]; do port="$(free_port)"; done
+            taken="$taken$port "
+            printf '%s\n' "$port" >"$KAFKA_DIR/node-$n/$which"
+        done
+        voters="$voters${voters:+,}$n@127.0.0.1:$(cat "$KAFKA_DIR/node-$n/controller-port")"
+    done
+    for n in $(seq 1 "$BROKERS"); do
+        port="$(cat "$KAFKA_DIR/node-$n/port")"
+        cport="$(cat "$KAFKA_DIR/node-$n/controller-port")"
+        sed -e "s|@NODE_ID@|$n|g" -e "s|@VOTERS@|$voters|g" \
+            -e "s|@BROKER_PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$cport|g" \
+            -e "s|@REPLICATION@|$replication|g" -e "s|@MIN_ISR@|$min_isr|g" \
+            -e "s|@DATA_DIR@|$KAFKA_DIR/node-$n/data|g" \
+            "$ROOT/scripts/kafka/server.properties.template" >"$KAFKA_DIR/node-$n/server.properties"
+    done
+    local java_opts=("${heap[@]}" -Dlog4j2.configurationFile="$ROOT/scripts/kafka/log4j2.xml")
     cluster="$(java "${java_opts[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool random-uuid)"
-    java "${java_opts[@]}" -cp "$KAFKA_LIBS/*" kafka.tools.StorageTool format \
-        -t "$cluster" -c "$KAFKA_DIR/server.properties" >"$KAFKA_DIR/logs/format.log" 2>&1 \
-        || { tail -n 30 "$KAFKA_DIR/logs/format.log" >&2; die "Kafka storage format failed"; }
-    nohup java "${java_opts[@]}" -cp "$KAFKA_LIBS/*" kafka.Kafka "$KAFKA_DIR/server.properties" \
-        >"$KAFKA_DIR/logs/stdout.log" 2>&1 </dev/null &
-    printf '%s\n' "$!" >"$KAFKA_PID_FILE"
-    KAFKA_BOOTSTRAP="127.0.0.1:$port"
+    for n in $(seq 1 "$BROKERS"); do
+        local home="$KAFKA_DIR/node-$n"
+        java "${java_opts[@]}" -Dkafka.logs.dir="$home/logs" -cp "$KAFKA_LIBS/*" \
+            kafka.tools.StorageTool format -t "$cluster" -c "$home/server.properties" \
+            >"$home/logs/format.log" 2>&1 \
+            || { tail -n 30 "$home/logs/format.log" >&2; die "Kafka storage format failed"; }
+        nohup java "${java_opts[@]}" -Dkafka.logs.dir="$home/logs" -cp "$KAFKA_LIBS/*" \
+            kafka.Kafka "$home/server.properties" >"$home/logs/stdout.log" 2>&1 </dev/null &
+        printf '%s\n' "$!" >"$(kafka_pid_file "$n")"
+    done
+    KAFKA_BOOTSTRAP="$(kafka_bootstrap)"
     local deadline=$((SECONDS + READY_TIMEOUT))
-    until kafka_answers "$KAFKA_BOOTSTRAP" 3; do
-        if ! alive "$(cat "$KAFKA_PID_FILE")" || [ "$SECONDS" -ge "$deadline" ]; then
-            log "Kafka: broker not ready after $READY_TIMEOUT s; tail of its log:"
-            tail -n 40 "$KAFKA_DIR/logs/server.log" "$KAFKA_DIR/logs/stdout.log" >&2 || true
+    until kafka_answers "$KAFKA_BOOTSTRAP" 3 "$BROKERS"; do
+        if ! kafka_running || [ "$SECONDS" -ge "$deadline" ]; then
+            log "Kafka: $BROKERS node(s) not ready after $READY_TIMEOUT s; tail of their logs:"
+            tail -n 40 "$KAFKA_DIR"/node-*/logs/server.log "$KAFKA_DIR"/node-*/logs/stdout.log \
+                >&2 || true
             kafka_down
             die "Kafka did not start"
         fi
         sleep 1
     done
-    log "Kafka: Apache Kafka $KAFKA_VERSION started (pid $(cat "$KAFKA_PID_FILE"), $KAFKA_BOOTSTRAP)"
+    log "Kafka: Apache Kafka $KAFKA_VERSION started, $BROKERS node(s) (pids" \
+        "$(kafka_pids | tr '\n' ' ')), $KAFKA_BOOTSTRAP"
 }
 
 kafka_down() {
-    local pid
-    pid="$(read_pid "$KAFKA_PID_FILE")"
-    if alive "$pid"; then
-        kill -TERM "$pid" 2>/dev/null || true
-        wait_gone "$pid" 30 || { log "Kafka: no clean stop in 30 s, killing"; kill -KILL "$pid"; }
-        log "Kafka: stopped (pid $pid)"
-    fi
-    rm -f "$KAFKA_PID_FILE"
+    local file pid
+    # Every node is sent SIGTERM first, so that they stop together (a lone survivor of a
+    # quorum waits for its peers).
+    for file in "$STATE"/kafka-*.pid "$STATE/kafka.pid"; do
+        [ -f "$file" ] || continue
+        pid="$(cat "$file")"
+        alive "$pid" && kill -TERM "$pid" 2>/dev/null || true
+    done
+    for file in "$STATE"/kafka-*.pid "$STATE/kafka.pid"; do
+        [ -f "$file" ] || continue
+        pid="$(cat "$file")"
+        if alive "$pid"; then
+            wait_gone "$pid" 30 || { log "Kafka: no clean stop in 30 s, killing"; kill -KILL "$pid"; }
+            log "Kafka: stopped (pid $pid)"
+        fi
+        rm -f "$file"
+    done
 }
 
 # --- common -----------------------------------------------------------------------------------
@@ -230,6 +297,7 @@ up() {
 export CONSENT_PG_DSN='$PG_DSN'
 export CONSENT_KAFKA_BOOTSTRAP='$KAFKA_BOOTSTRAP'
 export KAFKA_TEST_LIBS='$KAFKA_LIBS'
+export KAFKA_TEST_BROKERS='$BROKERS'
 EOF
     log "ready: source $ENV_FILE"
 }
@@ -252,17 +320,32 @@ status() {
     pid="$(read_pid "$PG_PID_FILE")"
     if alive "$pid"; then echo "postgres: running (pid $pid, port $(cat "$PG_DIR/port"))"
     else echo "postgres: not started here"; rc=3; fi
-    pid="$(read_pid "$KAFKA_PID_FILE")"
-    if alive "$pid"; then echo "kafka: running (pid $pid, port $(cat "$KAFKA_DIR/port"))"
+    if kafka_running; then
+        echo "kafka: running, $(cat "$KAFKA_DIR/brokers") node(s) (pids $(kafka_pids | tr '\n' ' ')), $(kafka_bootstrap)"
     else echo "kafka: not started here"; rc=3; fi
     [ -f "$ENV_FILE" ] && cat "$ENV_FILE"
     return "$rc"
 }
 
-case "${1:-}" in
+command="${1:-}"
+[ "$#" -gt 0 ] && shift
+while [ "$#" -gt 0 ]; do
+    case "$1" in
+        --brokers)
+            [ "$#" -ge 2 ] || die "--brokers needs a number"
+            BROKERS="$2"
+            shift 2
+            ;;
+        --brokers=*) BROKERS="${1#--brokers=}"; shift ;;
+        *) die "unknown option $1 (usage: $0 up [--brokers N]|down|status|binaries)" ;;
+    esac
+done
+[[ "$BROKERS" =~ ^[1-9]$ ]] || die "--brokers takes a number from 1 to 9, not $BROKERS"
+
+case "$command" in
     up) up ;;
     down) down ;;
     status) status ;;
     binaries) binaries ;;
-    *) echo "usage: $0 up|down|status|binaries" >&2; exit 2 ;;
+    *) echo "usage: $0 up [--brokers N]|down|status|binaries" >&2; exit 2 ;;
 esac

@@ -3,7 +3,8 @@
 import os
 import signal
 import subprocess
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
-from ledger.domain.commands import PublishPolicyVersion, RegisterPurpose
+from ledger.domain.commands import GrantConsent, PublishPolicyVersion, RegisterPurpose, Unsubscribe
 from ledger.domain.identity import SubjectHasher
 from ledger.privacy.keystore import SQLiteDataKeyStore
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
@@ -143,3 +144,35 @@ def stored_offsets(dsn: str, schema: str) -> int:
         except psycopg.errors.UndefinedTable:
             return 0
     return int(row[0]) if row else 0
+
+
+def grant_then_maybe_unsubscribe(
+    ledger: Ledger, n: int, *, unsubscribe_every: int, at: datetime
+) -> None:
+    """Person ``p<n>`` consents to the newsletter; every ``unsubscribe_every``-th unsubscribes."""
+    subject = f"p{n}"
+    ledger.execute(
+        GrantConsent(subject=subject, purpose="newsletter", policy_version="v1", occurred_at=at)
+    )
+    if n % unsubscribe_every == 0:
+        ledger.execute(Unsubscribe(subject=subject, occurred_at=at))
+
+
+def wait_projected(
+    relayed: Callable[[], int],
+    store: LedgerStore,
+    *,
+    dsn: str,
+    schema: str,
+    timeout_s: float,
+) -> dict[str, list[tuple[Any, ...]]]:
+    """Wait (at most ``timeout_s``) until the relay reached the store's head and ``schema``'s
+    projection holds the rows of a replay of the store; returns the replay's rows."""
+    head = store.head()
+    expected = replayed_rows(dsn, schema, store)
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if relayed() == head and projection_rows(dsn, schema, tuple(expected)) == expected:
+            break
+        time.sleep(1.0)
+    return expected

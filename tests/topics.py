@@ -2,17 +2,24 @@
 
 import base64
 import itertools
+import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from uuid import uuid4
 
 from kafka import KafkaConsumer, TopicPartition
 
-from consumers.runner import ConsumerConfig
+from consumers.runner import ConsumerConfig, ConsumerRunner
 from ledger.store.events import LedgerStore, SQLiteStoreConfig
+from ledger.write.service import Ledger
 from relay.positions import PostgresPositions, SQLitePositions
-from relay.publisher import PositionStore, Relay, RelayConfig, ensure_topics
+from relay.publisher import PositionStore, Relay, RelayConfig
+from relay.topics import ensure_topics
 from schemas.record_auth import RecordKeys
+from tests.helpers import sqlite_ledger
 
 TOPIC_KEYS = RecordKeys({"test": b"t" * 32})
 """The topic keys of the tests' relays and consumers."""
@@ -47,6 +54,20 @@ def sqlite_relay(
     if create_topics:
         ensure_topics(config)
     return relay
+
+
+def ledger_and_relay(
+    home: Path, *, bootstrap: str, **relay_options: Any
+) -> tuple[str, Ledger, Relay]:
+    """A fresh topic's name, the embedded ledger ``home/ledger.sqlite3`` (tests.helpers'
+    catalog) and its relay to that topic."""
+    path = home / "ledger.sqlite3"
+    topic = f"events-{uuid4().hex[:8]}.v1"
+    return (
+        topic,
+        sqlite_ledger(path),
+        sqlite_relay(path, bootstrap=bootstrap, topic=topic, **relay_options),
+    )
 
 
 def tracked_relay(home: Path, bootstrap: str, dsn: str, schema: str, partitions: int) -> Relay:
@@ -109,3 +130,38 @@ def topic_positions(bootstrap: str, topic: str) -> list[int]:
     positions = [int(dict(record.headers)["position"]) for record in reader]
     reader.close()
     return positions
+
+
+@contextmanager
+def following(relay: Relay, consumer: ConsumerRunner) -> Iterator[list[threading.Thread]]:
+    """The relay and the consumer following, each on a thread, until the block ends; then both
+    stopped, joined and closed. Yields the threads."""
+    stop = threading.Event()
+    workers = [
+        threading.Thread(target=relay.run, args=(stop,), name="relay"),
+        threading.Thread(target=consumer.run, args=(stop,), name="consumer"),
+    ]
+    for worker in workers:
+        worker.start()
+    try:
+        yield workers
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+        consumer.close()
+        relay.close()
+
+
+def production_env(dsn: str, schema: str, bootstrap: str, **settings: str) -> dict[str, str]:
+    """The environment of a `consent-ledger` process of a test: production mode on ``schema``
+    and ``bootstrap``, the tests' topic keys, no other ``CONSENT_*`` of the caller's."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
+    return env | {
+        "CONSENT_MODE": "production",
+        "CONSENT_PG_DSN": dsn,
+        "CONSENT_PG_SCHEMA": schema,
+        "CONSENT_KAFKA_BOOTSTRAP": bootstrap,
+        "CONSENT_TOPIC_KEYS": TOPIC_KEYS_SETTING,
+        **settings,
+    }

@@ -2,7 +2,8 @@
 
 A process that cannot start prints one line naming the setting to fix, and exits 2: a wrong
 secret, a database that does not answer at ``CONSENT_PG_DSN``, a ``CONSENT_PG_SCHEMA`` that
-does not exist, no Kafka broker at ``CONSENT_KAFKA_BOOTSTRAP``. The followers (relay, consume,
+does not exist, no Kafka broker at ``CONSENT_KAFKA_BOOTSTRAP``, a topic whose settings would lose
+acknowledged events (the relay). The followers (relay, consume,
 audit seal --follow) wait for the database at start instead (`once_the_database_answers`).
 """
 
@@ -24,6 +25,7 @@ from ledger.domain.errors import LedgerError, StoreUnavailableError
 from ledger.store.events import STORE_UNAVAILABLE
 from ledger.write.service import Ledger
 from projections.errors import ProjectionUnavailableError
+from relay.topics import UnsafeTopicError
 
 T = TypeVar("T")
 STARTUP_BACKOFF_MAX_S = 5.0
@@ -41,6 +43,8 @@ def startup_problem(error: BaseException) -> str | None:
     Never the DSN itself: it may hold a password.
     """
     if isinstance(error, LedgerError) and not isinstance(error, StoreUnavailableError):
+        return str(error)
+    if isinstance(error, UnsafeTopicError):
         return str(error)
     causes = _chain(error)
     if any(isinstance(cause, psycopg.errors.InvalidSchemaName) for cause in causes):
@@ -72,6 +76,7 @@ def starting() -> Iterator[None]:
         PersistenceError,
         ProjectionUnavailableError,
         KafkaError,
+        UnsafeTopicError,
     ) as error:
         problem = startup_problem(error)
         if problem is None:

@@ -25,7 +25,7 @@ from entrypoints.cli.options import TopicOption
 from entrypoints.http import create_app
 from entrypoints.http.protocol import HeaderLimits, bounded_protocol
 from entrypoints.settings import Settings
-from relay.publisher import ensure_topics
+from relay.topics import ensure_topics
 
 
 def serve(
@@ -76,8 +76,10 @@ def relay(
 ) -> None:
     """Publish every stored event, in ledger order, to Kafka (CONSENT_KAFKA_TOPIC).
 
-    Creates the topics if missing; while the broker is down it backs off and resumes where the
-    broker last acknowledged. Ctrl-C or SIGTERM stops it cleanly.
+    Creates the topics if missing and corrects their settings to the cluster's (min(3, brokers)
+    copies, two in sync on three); refuses to start (exit 2) on a topic that would still lose
+    acknowledged events. While the broker is down it backs off and resumes where the broker
+    last acknowledged. Ctrl-C or SIGTERM stops it cleanly.
     """
     settings = load_settings()
     with starting():

@@ -1,6 +1,5 @@
 """`consent-ledger consume` killed with SIGKILL mid-stream and restarted: every event once."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -21,7 +20,7 @@ from ledger.write.service import Ledger
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import parse_event
 from tests.helpers import projection_rows, sqlite_ledger, stored_offsets
-from tests.topics import TOPIC_KEYS_SETTING, publish_all, sqlite_relay
+from tests.topics import production_env, publish_all, sqlite_relay
 
 pytestmark = pytest.mark.integration
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
@@ -90,14 +89,7 @@ def test_sigkill_mid_stream_then_restart_applies_every_event_once(
 
     schema = _schema(pg_dsn)
     reference = _schema(pg_dsn)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CONSENT_")}
-    env |= {
-        "CONSENT_MODE": "production",
-        "CONSENT_PG_DSN": pg_dsn,
-        "CONSENT_PG_SCHEMA": schema,
-        "CONSENT_KAFKA_BOOTSTRAP": kafka_bootstrap,
-        "CONSENT_TOPIC_KEYS": TOPIC_KEYS_SETTING,
-    }
+    env = production_env(pg_dsn, schema, kafka_bootstrap)
     try:
         first = _consume(env, topic)
         assert _wait(lambda: stored_offsets(pg_dsn, schema) > 0, 60)

@@ -16,7 +16,8 @@ from ledger.audit.tlog.entry import Entry
 from ledger.audit.tlog.verify import leaf_hash
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
-from relay.publisher import Relay, ensure_topics
+from relay.publisher import Relay
+from relay.topics import ensure_topics
 from schemas import PersonalData
 from tests.helpers import sqlite_ledger
 from tests.topics import sqlite_relay

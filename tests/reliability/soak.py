@@ -3,14 +3,18 @@
     python -m tests.reliability.soak --duration 600 --report var/reliability/report.json
 
 During the load the broker is killed (SIGKILL) and restarted, the relay and one consumer are
-killed (SIGKILL) and restarted, and PostgreSQL is restarted once; then the hostile inputs are
+killed (SIGKILL) and restarted, and PostgreSQL is restarted once; with ``--brokers 3`` (a
+three-node KRaft cluster) the partition leader's node is killed and restarted 30 s later, then
+the active controller's, then a consumer, then PostgreSQL restarts. Then the hostile inputs are
 sent. Then, checked automatically: every acknowledged command is in the store exactly once;
-every stored event is on the topic; the projection equals a replay of the store (each event
+every stored event is on the topic; the consumers' committed offsets cover the topic once (no
+record applied twice); the projection equals a replay of the store (each event
 applied once) and its consumers have read the whole topic; `audit verify` passes; no check
 answered "allowed" for a person whose unsubscribe had been acknowledged more than the
 fail-closed bound (CONSENT_CHECK_MAX_STALENESS_S) before the check was sent. The report
 (printed, and written as JSON) says what was injected and what was verified, the worst
-unsubscribe-to-enforced latency and the recovery time after each fault.
+unsubscribe-to-enforced latency (median, p99, worst; overall and per fault) and the recovery
+time after each fault.
 """
 
 import argparse
@@ -39,6 +43,7 @@ from entrypoints.settings import Settings
 from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import UnsubscribeTokenCodec
 from schemas import dead_letter_topic_for
+from tests.applied import committed_ranges, tiling
 from tests.helpers import projection_rows, replayed_rows
 from tests.reliability.load import POLICY, PURPOSE, MixedLoad, Rates, Seen
 from tests.reliability.stack import ROOT, TOPIC, Stack
@@ -59,6 +64,10 @@ class FaultRecord:
     recovered_at: float | None = None
     probes_failed: int = 0
     worst_enforce_s: float | None = None
+    median_enforce_s: float | None = None
+    p99_enforce_s: float | None = None
+    clicks: int = 0
+    """Clicks acknowledged from the fault's injection to its recovery (or the next fault)."""
 
     @property
     def recovery_s(self) -> float | None:
@@ -77,6 +86,7 @@ class Verdict:
 class Report:
     duration_s: float
     started: str
+    brokers: int = 1
     faults: list[FaultRecord] = field(default_factory=list)
     verdicts: list[Verdict] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
@@ -91,14 +101,23 @@ class Report:
         return all(v.ok for v in self.verdicts) and all(h["ok"] for h in self.hostile)
 
     def text(self) -> str:
-        lines = [f"soak: {self.duration_s:.0f} s of load, started {self.started}", "", "faults:"]
+        lines = [
+            f"soak: {self.duration_s:.0f} s of load on {self.brokers} broker(s), "
+            f"started {self.started}",
+            "",
+            "faults:",
+        ]
         for fault in self.faults:
             recovery = "never" if fault.recovery_s is None else f"{fault.recovery_s:.2f} s"
             down = fault.restored_at - fault.injected_at
-            worst = "-" if fault.worst_enforce_s is None else f"{fault.worst_enforce_s:.2f} s"
+            enforced = "/".join(
+                "-" if v is None else f"{v:.2f}"
+                for v in (fault.median_enforce_s, fault.p99_enforce_s, fault.worst_enforce_s)
+            )
             lines.append(
                 f"  {fault.name:<22} down {down:5.1f} s, recovered {recovery} after restart, "
-                f"{fault.probes_failed} probes failed, worst click-to-enforced {worst}"
+                f"{fault.probes_failed} probes failed, click-to-enforced p50/p99/worst "
+                f"{enforced} s over {fault.clicks} clicks"
             )
         lines += ["", "timeline (s from the start of the load):"]
         for row in self.timeline:
@@ -154,13 +173,13 @@ class Fault:
     down_s: float
 
 
-def _faults() -> list[Fault]:
-    def restart_postgres(stack: Stack) -> None:
-        stack.postgres.restart()
+def _restart_postgres(stack: Stack) -> None:
+    stack.postgres.restart()
 
+
+def _process_faults() -> list[Fault]:
+    """The faults of both modes after Kafka's: a consumer killed, PostgreSQL restarted."""
     return [
-        Fault("broker SIGKILL", 0.05, lambda s: s.broker.kill(), lambda s: s.broker.start(), 5.0),
-        Fault("relay SIGKILL", 0.45, lambda s: s.relay.kill(), lambda s: s.relay.start(), 3.0),
         Fault(
             "consumer SIGKILL",
             0.60,
@@ -168,7 +187,71 @@ def _faults() -> list[Fault]:
             lambda s: s.consumers[0].start(),
             3.0,
         ),
-        Fault("postgres restart", 0.78, restart_postgres, lambda s: None, 0.0),
+        Fault("postgres restart", 0.78, _restart_postgres, lambda s: None, 0.0),
+    ]
+
+
+LEADER_DOWN_S = 30.0
+CONTROLLER_DOWN_S = 10.0
+
+
+class _NodeKill:
+    """SIGKILL of the cluster node ``pick`` names when the fault starts; its restart waits until
+    every replica of the topics is in sync again, so the next fault finds two copies."""
+
+    def __init__(self, pick: Callable[[Stack], int]) -> None:
+        self._pick = pick
+        self.node = 0
+
+    def inject(self, stack: Stack) -> None:
+        assert stack.cluster is not None
+        self.node = self._pick(stack)
+        _log(f"killing node {self.node}")
+        stack.cluster.node(self.node).kill()
+
+    def restore(self, stack: Stack) -> None:
+        assert stack.cluster is not None
+        stack.cluster.node(self.node).start()
+        if not stack.cluster.wait_in_sync([TOPIC, dead_letter_topic_for(TOPIC)]):
+            _log(f"node {self.node}: replicas not all in sync after its restart")
+
+
+def _cluster_faults() -> list[Fault]:
+    def leader(stack: Stack) -> int:
+        assert stack.cluster is not None
+        return stack.cluster.leader_of(TOPIC, 0)
+
+    def controller(stack: Stack) -> int:
+        assert stack.cluster is not None
+        return stack.cluster.active_controller()
+
+    leader_kill, controller_kill = _NodeKill(leader), _NodeKill(controller)
+    return [
+        Fault("leader SIGKILL", 0.05, leader_kill.inject, leader_kill.restore, LEADER_DOWN_S),
+        Fault(
+            "controller SIGKILL",
+            0.40,
+            controller_kill.inject,
+            controller_kill.restore,
+            CONTROLLER_DOWN_S,
+        ),
+        *_process_faults(),
+    ]
+
+
+def _broker_faults() -> list[Fault]:
+    def kill(stack: Stack) -> None:
+        assert stack.broker is not None
+        stack.broker.kill()
+
+    def start(stack: Stack) -> None:
+        assert stack.broker is not None
+        stack.broker.start()
+
+    return [
+        Fault("broker SIGKILL", 0.05, kill, start, 5.0),
+        Fault("relay SIGKILL", 0.45, lambda s: s.relay.kill(), lambda s: s.relay.start(), 3.0),
+        *_process_faults(),
     ]
 
 
@@ -241,13 +324,17 @@ def _score_faults(records: list[FaultRecord], seen: Seen) -> None:
             1 for p in seen.probes if record.injected_at <= p.started <= until and not p.ok
         )
         window_end = records[index + 1].injected_at if index + 1 < len(records) else until
-        latencies = [
+        latencies = sorted(
             c.enforced_at - c.acked_at
             for c in seen.clicks.values()
             if c.enforced_at is not None
             and record.injected_at <= c.acked_at <= max(until, window_end)
-        ]
-        record.worst_enforce_s = max(latencies, default=None)
+        )
+        record.clicks = len(latencies)
+        if latencies:
+            record.median_enforce_s = statistics.median(latencies)
+            record.p99_enforce_s = latencies[int(len(latencies) * 0.99)]
+            record.worst_enforce_s = latencies[-1]
 
 
 # --- the run ----------------------------------------------------------------------------------
@@ -264,7 +351,9 @@ async def _load(
     watcher = asyncio.create_task(load.watch(watch_stop))
     supervisor = asyncio.create_task(_supervise(stack, watch_stop))
     streams = asyncio.create_task(load.run(stop))
-    faults = await _inject(stack, _faults(), duration, t0)
+    faults = await _inject(
+        stack, _broker_faults() if stack.cluster is None else _cluster_faults(), duration, t0
+    )
     await asyncio.sleep(max(0.0, t0 + duration - time.monotonic()))
     stop.set()
     await streams
@@ -349,7 +438,7 @@ def _verify(stack: Stack, seen: Seen, report: Report) -> None:
     head = _drain(stack)
     # Caught up? The consumers' offsets against the topic's end offsets.
     deadline = time.monotonic() + DRAIN_TIMEOUT_S
-    positions, ends = _topic_positions(stack.broker.bootstrap, TOPIC)
+    positions, ends = _topic_positions(stack.bootstrap, TOPIC)
     offsets: dict[int, int] = {}
     with psycopg.connect(stack.postgres.dsn, autocommit=True) as conn:
         while time.monotonic() < deadline:
@@ -404,6 +493,17 @@ def _verify(stack: Stack, seen: Seen, report: Report) -> None:
             f"({sum(positions.values()) - len(positions)} published twice after a crash), "
             f"{len(unpublished)} missing"
             + (f", e.g. {sorted(unpublished)[:5]}" if unpublished else ""),
+        )
+    )
+
+    applied = tiling(committed_ranges(stack.logs.glob("consume-*.log")), ends)
+    report.verdicts.append(
+        Verdict(
+            "every record on the topic applied exactly once",
+            applied.twice == 0 and applied.missing == 0,
+            f"{applied.batches} committed batches of every consumer and rebalance cover "
+            f"{sum(ends.values())} records: {applied.twice} applied twice, "
+            f"{applied.missing} never",
         )
     )
 
@@ -465,7 +565,8 @@ def _verify(stack: Stack, seen: Seen, report: Report) -> None:
         "positions published": len(positions),
         "records on the topic": sum(ends.values()),
         "records projected (consumer offsets)": sum(offsets.values()),
-        "dead letters": _count_topic(stack.broker.bootstrap, dead_letter_topic_for(TOPIC)),
+        "records applied twice (committed batches)": applied.twice,
+        "dead letters": _count_topic(stack.bootstrap, dead_letter_topic_for(TOPIC)),
         "checks answered": seen.checks_answered,
         "probes": len(seen.probes),
         "ticks skipped (back-pressure)": sum(seen.skipped.values()),
@@ -515,7 +616,7 @@ def _hostile(
         HostileTarget(
             api=stack.api,
             keys=stack.keys,
-            bootstrap=stack.broker.bootstrap,
+            bootstrap=stack.bootstrap,
             topic=TOPIC,
             topic_keys=build_topic_keys(_settings(stack)),
             tokens=tokens,
@@ -528,10 +629,16 @@ def _hostile(
     return [asdict(f) for f in findings]
 
 
-def run(*, duration: float, people: int, rounds: int, fuzz_examples: int, home: Path) -> Report:
+def run(
+    *, duration: float, people: int, rounds: int, fuzz_examples: int, home: Path, brokers: int = 1
+) -> Report:
     libs = Path(os.environ["KAFKA_TEST_LIBS"])
-    stack = Stack(home, libs=libs)
-    report = Report(duration_s=duration, started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    stack = Stack(home, libs=libs, brokers=brokers)
+    report = Report(
+        duration_s=duration,
+        started=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        brokers=brokers,
+    )
     try:
         _log(f"starting the stack under {home}")
         stack.start()
@@ -582,6 +689,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fuzz-examples", type=int, default=0, help="Also fuzz the API, this many per operation."
     )
+    parser.add_argument(
+        "--brokers",
+        type=int,
+        choices=(1, 3),
+        default=1,
+        help="Kafka nodes: 1, or a three-node KRaft cluster with its own faults.",
+    )
     parser.add_argument("--report", type=Path, default=ROOT / "var" / "reliability" / "report.json")
     parser.add_argument("--keep", action="store_true", help="Keep the run's data and logs.")
     args = parser.parse_args(argv)
@@ -593,6 +707,7 @@ def main(argv: list[str] | None = None) -> int:
         rounds=args.rounds,
         fuzz_examples=args.fuzz_examples,
         home=home,
+        brokers=args.brokers,
     )
     text = report.text()
     print(text)

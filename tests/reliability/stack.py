@@ -1,8 +1,8 @@
 """The whole production pipeline as separate processes, each of which the soak may kill.
 
-PostgreSQL and a Kafka broker of the run's own (restartable in place), then `consent-ledger`
-`serve`, `relay`, two `consume` processes in one group and `audit seal --follow`, all configured
-by environment as an operator would.
+PostgreSQL and Kafka of the run's own (one broker, or a three-node KRaft cluster; each node
+restartable in place), then `consent-ledger` `serve`, `relay`, two `consume` processes in one
+group and `audit seal --follow`, all configured by environment as an operator would.
 """
 
 import base64
@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tests.broker import PrivateBroker
+from tests.broker import PrivateBroker, PrivateCluster
 from tests.conftest import free_port
 from tests.helpers import kill_session
 from tests.postgres import PrivatePostgres
@@ -88,21 +88,28 @@ class Service:
 class Stack:
     """PostgreSQL, Kafka and every ledger process of one run, under ``home``."""
 
-    def __init__(self, home: Path, *, libs: Path) -> None:
+    def __init__(self, home: Path, *, libs: Path, brokers: int = 1) -> None:
         self.home = home
         home.chmod(0o755)  # PostgreSQL's own user must reach its directory below
         self.logs = home / "logs"
         self.logs.mkdir(parents=True)
         self.postgres = PrivatePostgres(home=home / "postgres", port=free_port())
-        self.broker = PrivateBroker(
-            libs=libs, home=home / "kafka", port=free_port(), controller_port=free_port()
-        )
+        self.cluster: PrivateCluster | None = None
+        self.broker: PrivateBroker | None = None
+        if brokers > 1:
+            self.cluster = PrivateCluster(libs=libs, home=home / "kafka", nodes=brokers)
+            self.bootstrap = self.cluster.bootstrap
+        else:
+            self.broker = PrivateBroker(
+                libs=libs, home=home / "kafka", port=free_port(), controller_port=free_port()
+            )
+            self.bootstrap = self.broker.bootstrap
         self.http_port = free_port()
         self.api = f"http://127.0.0.1:{self.http_port}"
         self.settings = {
             "CONSENT_MODE": "production",
             "CONSENT_PG_DSN": self.postgres.dsn,
-            "CONSENT_KAFKA_BOOTSTRAP": self.broker.bootstrap,
+            "CONSENT_KAFKA_BOOTSTRAP": self.bootstrap,
             "CONSENT_KAFKA_TOPIC": TOPIC,
             "CONSENT_KAFKA_PARTITIONS": "3",
             "CONSENT_SUBJECT_SECRET": _secret(),
@@ -119,8 +126,15 @@ class Stack:
         self.env = env | self.settings
         self.serve = Service("serve", ["serve"], self.env, self.logs)
         self.relay = Service("relay", ["relay"], self.env, self.logs)
+        # At debug level a consumer logs the offsets of every batch it commits: the soak
+        # holds them to applying each record once (tests/applied.py).
         self.consumers = [
-            Service(f"consume-{n}", ["consume", "--batch", "500"], self.env, self.logs)
+            Service(
+                f"consume-{n}",
+                ["consume", "--batch", "500"],
+                self.env | {"CONSENT_LOG_LEVEL": "debug"},
+                self.logs,
+            )
             for n in (1, 2)
         ]
         self.sealer = Service("sealer", ["audit", "seal", "--follow"], self.env, self.logs)
@@ -132,7 +146,10 @@ class Stack:
 
     def start(self) -> None:
         self.postgres.start()
-        self.broker.start()
+        if self.cluster is not None:
+            self.cluster.start()
+        elif self.broker is not None:
+            self.broker.start()
         for scope in ("write", "check", "audit", "admin"):
             self.keys[scope] = self.cli(
                 "keys", "create", "--name", f"soak-{scope}", "--scope", scope
@@ -175,7 +192,10 @@ class Stack:
     def stop(self) -> None:
         for service in self.services:
             service.stop()
-        self.broker.kill()
+        if self.cluster is not None:
+            self.cluster.kill()
+        elif self.broker is not None:
+            self.broker.kill()
         self.postgres.stop()
 
     def remove(self) -> None:

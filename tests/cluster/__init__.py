@@ -1,0 +1,1 @@
+"""Tests on a three-node Kafka cluster of their own (`make test-cluster`)."""
