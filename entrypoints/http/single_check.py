@@ -88,7 +88,12 @@ class SingleCheckFastPath:
         ):
             await self.app(scope, receive, send)
             return
-        key = self._auth.key_of(Headers(scope=scope))
+        try:
+            key = self._auth.key_of(Headers(scope=scope))
+        except Exception:  # noqa: BLE001 - the route below looks the key up again and answers
+            # A key not yet in memory, with the database down: the routed path's dependency
+            # meets the same error, which the application's handlers turn into a 503.
+            key = None
         if key is None or Scope.CHECK not in key.scopes:
             await self.app(scope, receive, send)
             return
