@@ -3,8 +3,8 @@
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from entrypoints.health import HealthCheck
 from entrypoints.http import problems
@@ -20,15 +20,23 @@ from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
 from entrypoints.http.unsubscribe import unsubscribe_router
+from entrypoints.metrics import API_PARTS, process_registry
 
 API_VERSION = "1.0.0"
 
 
-def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> FastAPI:
+def create_app(
+    *,
+    health: HealthCheck,
+    services: ApiServices | None = None,
+    metrics: CollectorRegistry | None = None,
+) -> FastAPI:
     """Build the app around already-wired components; nothing connects here.
 
-    Without ``services`` only the operational endpoints exist (health, metrics).
+    Without ``services`` only the operational endpoints exist (health, metrics). ``metrics``
+    is what ``/metrics`` exports (default: the API's own series).
     """
+    registry = process_registry(API_PARTS) if metrics is None else metrics
     app = FastAPI(
         title="Consent ledger",
         version=API_VERSION,
@@ -44,7 +52,16 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         body: dict[str, Any] = {"status": "ok" if report.ok else "unavailable", **report.details}
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
-    app.mount("/metrics", make_asgi_app())
+    @app.get(
+        "/metrics",
+        tags=["operator"],
+        summary="Prometheus metrics of this process (text exposition format)",
+        response_class=Response,
+        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+    )
+    def metrics_exposition() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(assets_router())
     if services is not None:
         auth = Authenticator(services.keys)

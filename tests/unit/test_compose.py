@@ -95,9 +95,9 @@ def _serve_port(service: dict[str, Any]) -> int:
 def test_prometheus_scrapes_every_ledger_service_where_it_serves_metrics(service: str) -> None:
     definition = _ledger_services()[service]
     if definition["command"][0] == "serve":
-        # The API serves its metrics on its own port, under the app's /metrics mount.
+        # The API serves its metrics on its own port, at the app's own /metrics.
         port = _serve_port(definition)
-        assert _scrape_targets()[f"{service}:{port}"][1] == "/metrics/"
+        assert _scrape_targets()[f"{service}:{port}"][1] == "/metrics"
         assert f"{port}:{port}" in definition["ports"] or str(port) in definition.get("expose", [])
         return
     port = int(definition["environment"]["CONSENT_METRICS_PORT"])
