@@ -8,10 +8,12 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 
 from entrypoints.health import HealthCheck
 from entrypoints.http import problems
+from entrypoints.http.answers import Health
 from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
+from entrypoints.http.docs import TAGS, install_docs
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
@@ -43,10 +45,22 @@ def create_app(
         description="Record, enforce and prove every consent decision (GDPR / CNIL). "
         "Errors are RFC 9457 problem details naming the offending field.",
         responses=problems.EVERY_ROUTE,
+        openapi_tags=TAGS,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
+    install_docs(app)
 
-    @app.get("/healthz", tags=["operations"], summary="Is this process able to serve?")
+    @app.get(
+        "/healthz",
+        tags=["operator"],
+        summary="Is this process able to serve?",
+        responses={
+            200: {"model": Health, "description": "The store answers"},
+            503: {"model": Health, "description": "The store does not answer"},
+        },
+    )
     def healthz() -> JSONResponse:
         report = health.report()
         body: dict[str, Any] = {"status": "ok" if report.ok else "unavailable", **report.details}
@@ -57,7 +71,22 @@ def create_app(
         tags=["operator"],
         summary="Prometheus metrics of this process (text exposition format)",
         response_class=Response,
-        responses={200: {"content": {CONTENT_TYPE_LATEST: {"schema": {"type": "string"}}}}},
+        responses={
+            200: {
+                "description": "The series of the parts this process runs",
+                "content": {
+                    CONTENT_TYPE_LATEST: {
+                        "schema": {
+                            "type": "string",
+                            "examples": [
+                                'consent_ledger_checks_total{kind="single",'
+                                'decision="allowed",reason="none"} 3.0\n'
+                            ],
+                        }
+                    }
+                },
+            }
+        },
     )
     def metrics_exposition() -> Response:
         return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
