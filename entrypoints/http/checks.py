@@ -59,7 +59,8 @@ class CheckAnswer(Answer):
     """Whether the message may be sent."""
     reason: str | None
     """Why not (null when allowed): ``unsubscribed``, ``withdrawn``, ``never_granted``,
-    ``erased``, ``objected``, ``restricted``, ``pending_double_opt_in``, ..."""
+    ``erased``, ``objected``, ``restricted``, ``double_opt_in_pending``, ``expired``,
+    ``reconsent_required``, ``unknown_purpose``."""
     covered: int
     """The ledger position this answer includes."""
 
