@@ -77,7 +77,7 @@ def _panels() -> list[dict[str, Any]]:
 
 
 def _dashboard_exprs() -> list[str]:
-    return [target["expr"] for panel in _panels() for target in panel["targets"]]
+    return [target["expr"] for panel in _panels() for target in panel.get("targets", [])]
 
 
 def _alert_rules() -> list[dict[str, Any]]:
