@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test soak lint services-up services-down services-status schemas clean
+.PHONY: install run test test-package soak lint services-up services-down services-status schemas clean
 
 install: $(STAMP)
 
@@ -22,6 +22,10 @@ run: install
 
 test: install
 	scripts/test.sh
+
+# The distribution: build a wheel and an sdist, install the wheel in a clean venv, serve (~3 min).
+test-package: install
+	$(BIN)/pytest -m package tests/package
 
 # The long reliability run, by hand: 10 minutes of load under faults, then every verification.
 soak: install
