@@ -64,35 +64,38 @@ def install_docs(app: FastAPI) -> None:
     app.mount(ASSETS_PATH, StaticFiles(directory=ASSETS), name="docs-assets")
     openapi_url = app.openapi_url or "/openapi.json"
 
-    @app.get("/docs", include_in_schema=False)
-    def swagger_ui() -> HTMLResponse:
-        return _own_only(
-            get_swagger_ui_html(
-                openapi_url=openapi_url,
-                title=f"{app.title}: API",
-                swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
-                swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
-                swagger_favicon_url=f"{ASSETS_PATH}/favicon.png",
-            )
-        )
-
-    @app.get("/redoc", include_in_schema=False)
-    def redoc() -> HTMLResponse:
-        return _own_only(
-            get_redoc_html(
-                openapi_url=openapi_url,
-                title=f"{app.title}: API",
-                redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
-                redoc_favicon_url=f"{ASSETS_PATH}/favicon.png",
-                with_google_fonts=False,
-            )
+    title = f"{app.title}: API"
+    favicon = f"{ASSETS_PATH}/favicon.png"
+    pages = {
+        "/docs": get_swagger_ui_html(
+            openapi_url=openapi_url,
+            title=title,
+            swagger_js_url=f"{ASSETS_PATH}/swagger-ui-bundle.js",
+            swagger_css_url=f"{ASSETS_PATH}/swagger-ui.css",
+            swagger_favicon_url=favicon,
+        ),
+        "/redoc": get_redoc_html(
+            openapi_url=openapi_url,
+            title=title,
+            redoc_js_url=f"{ASSETS_PATH}/redoc.standalone.js",
+            redoc_favicon_url=favicon,
+            with_google_fonts=False,
+        ),
+    }
+    for path, page in pages.items():
+        app.add_api_route(
+            path, _own_only(bytes(page.body)), methods=["GET"], include_in_schema=False
         )
 
     app.openapi = _completed(app.openapi)  # type: ignore[method-assign]
 
 
-def _own_only(page: HTMLResponse) -> HTMLResponse:
-    page.headers["Content-Security-Policy"] = DOCS_CSP
+def _own_only(body: bytes) -> Callable[[], HTMLResponse]:
+    """The route answering a page that may reach this server only (`DOCS_CSP`)."""
+
+    def page() -> HTMLResponse:
+        return HTMLResponse(body, headers={"Content-Security-Policy": DOCS_CSP})
+
     return page
 
 

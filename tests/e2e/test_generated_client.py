@@ -7,17 +7,14 @@ pinned by tests/clients/openapi-python-client.txt): its typer pin differs from o
 
 import json
 import os
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.cli import CLI, api_key_headers, clean_env
-from tests.conftest import free_port
+from tests.cli import CLI, api_key_headers, clean_env, run_ok, serving
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIREMENTS = ROOT / "tests" / "clients" / "openapi-python-client.txt"
@@ -25,7 +22,6 @@ CACHE = Path(
     os.environ.get("CONSENT_CACHE_DIR")
     or Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "consent-ledger"
 )
-STARTUP_S = 60
 
 USE_THE_CLIENT = """
 import json, sys
@@ -44,22 +40,14 @@ print(json.dumps({"check": answer.to_dict(), "refused": refused.to_dict()}))
 """
 
 
-def _run(argv: list[str], **kwargs: object) -> str:
-    result = subprocess.run(
-        argv, capture_output=True, text=True, check=False, timeout=600, **kwargs
-    )  # type: ignore[call-overload]
-    assert result.returncode == 0, f"{argv[:3]}: {result.stdout}{result.stderr}"
-    return str(result.stdout)
-
-
 def _generator() -> Path:
     """The generator's virtual environment, made on first use and again when the pins change."""
     venv = CACHE / "openapi-python-client"
     python = venv / "bin" / "python"
     stamp = venv / ".installed"
     if not stamp.exists() or stamp.read_text() != REQUIREMENTS.read_text():
-        _run([sys.executable, "-m", "venv", "--clear", str(venv)])
-        _run([str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)])
+        run_ok([sys.executable, "-m", "venv", "--clear", str(venv)])
+        run_ok([str(python), "-m", "pip", "install", "--quiet", "-r", str(REQUIREMENTS)])
         stamp.write_text(REQUIREMENTS.read_text())
     return venv
 
@@ -68,28 +56,8 @@ def _generator() -> Path:
 def server(tmp_path: Path) -> Iterator[tuple[str, dict[str, str]]]:
     env = clean_env(CONSENT_DATA_DIR=str(tmp_path / "data"))
     headers = api_key_headers(env, "admin", "write", "check")
-    port = free_port()
-    process = subprocess.Popen(
-        [CLI, "serve", "--port", str(port)],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + STARTUP_S
-    try:
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "serve did not answer"
-            time.sleep(0.2)
+    with serving(CLI, env) as url:
         yield url, headers
-    finally:
-        process.terminate()
-        process.wait(timeout=15)
 
 
 def test_a_generated_client_builds_and_checks_against_the_server(
@@ -117,7 +85,7 @@ def test_a_generated_client_builds_and_checks_against_the_server(
     venv = _generator()
     bin_dir = venv / "bin"
     env = os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
-    _run(
+    run_ok(
         [str(bin_dir / "openapi-python-client"), "generate", "--path", str(document)],
         cwd=tmp_path,
         env=env,
@@ -125,7 +93,7 @@ def test_a_generated_client_builds_and_checks_against_the_server(
     generated = tmp_path / "consent-ledger-client"
     site = tmp_path / "site"
     # Built as a user builds it: a wheel from its own pyproject (poetry-core), then installed.
-    _run(
+    run_ok(
         [
             *(str(bin_dir / "python"), "-m", "pip", "install", "--quiet", "--no-deps"),
             *("--no-build-isolation", "--target", str(site), str(generated)),
@@ -133,7 +101,7 @@ def test_a_generated_client_builds_and_checks_against_the_server(
         env=env,
     )
     token = headers["Authorization"].removeprefix("Bearer ")
-    out = _run(
+    out = run_ok(
         [str(bin_dir / "python"), "-c", USE_THE_CLIENT, url, token, "crm-7"],
         env=env | {"PYTHONPATH": str(site)},
     )

@@ -5,9 +5,7 @@ relay runs in this process (its CLI has no topic option, and the shared broker's
 is not ours to write) and serves this process's registry on a port of its own.
 """
 
-import base64
 import math
-import os
 import subprocess
 import threading
 import time
@@ -24,7 +22,7 @@ from prometheus_client import start_http_server
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
 from relay.metrics import RELAY
-from tests.cli import CLI, api_key_headers, clean_env
+from tests.cli import CLI, api_key_headers, clean_env, production_env
 from tests.conftest import free_port
 from tests.helpers import sqlite_ledger
 from tests.monitoring import promtool_check_metrics, scrape, total, value
@@ -300,18 +298,7 @@ def test_serve_in_production_exports_no_gauge_of_the_followers(
     pg_dsn: str, kafka_bootstrap: str, schema: str
 ) -> None:
     port = free_port()
-    env = clean_env(
-        CONSENT_MODE="production",
-        CONSENT_PG_DSN=pg_dsn,
-        CONSENT_PG_SCHEMA=schema,
-        CONSENT_KAFKA_BOOTSTRAP=kafka_bootstrap,
-        CONSENT_SUBJECT_SECRET=_secret(),
-        CONSENT_MASTER_KEY=_secret(),
-        CONSENT_AUDIT_SIGNING_KEY=_secret(),
-        CONSENT_UNSUBSCRIBE_KEYS=f"m1:{_secret()}",
-        CONSENT_TOPIC_KEYS=TOPIC_KEYS_SETTING,
-        CONSENT_PUBLIC_URL="https://mail.example.org",
-    )
+    env = production_env(pg_dsn, kafka_bootstrap, schema, TOPIC_KEYS_SETTING)
     server = _process(["serve", "--port", str(port)], env)
     url = f"http://127.0.0.1:{port}/metrics"
     try:
@@ -333,7 +320,3 @@ def test_serve_in_production_exports_no_gauge_of_the_followers(
     )
     assert not [n for n in names if n.startswith(followers)]
     assert "_created" not in answer.text
-
-
-def _secret() -> str:
-    return base64.b64encode(os.urandom(32)).decode()

@@ -2,9 +2,7 @@
 only (10 ms to 72 h), and each process exporting the series of the parts it runs."""
 
 import io
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from prometheus_client import generate_latest
@@ -17,8 +15,8 @@ from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
 from projections.metrics import ENFORCEMENT, UNSUBSCRIBE_ENFORCED
 from schemas import Source, WithdrawalReason
-from tests.helpers import sqlite_ledger
 from tests.monitoring import EVERY_PART
+from tests.unit.test_embedded_projection import world  # noqa: F401  (the fixture)
 
 ENFORCED = "consent_ledger_unsubscribe_enforced_seconds"
 PART_GAUGES = {
@@ -34,16 +32,6 @@ def _names(parts: tuple[Part, ...]) -> set[str]:
 
 def _timed() -> float:
     return ENFORCEMENT.get_sample_value(f"{ENFORCED}_count") or 0.0
-
-
-@pytest.fixture
-def fed(tmp_path: Path) -> Iterator[tuple[Ledger, EmbeddedProjection]]:
-    path = tmp_path / "ledger.sqlite3"
-    ledger = sqlite_ledger(path)
-    projection = EmbeddedProjection(path=path)
-    yield ledger, projection
-    projection.close()
-    ledger.close()
 
 
 def _feed(ledger: Ledger, projection: EmbeddedProjection) -> None:
@@ -75,9 +63,9 @@ def test_enforcement_buckets_run_from_10_ms_to_72_hours() -> None:
 
 
 def test_an_imported_history_of_unsubscribes_and_complaints_is_not_timed(
-    fed: tuple[Ledger, EmbeddedProjection],
+    world: tuple[Ledger, EmbeddedProjection],  # noqa: F811
 ) -> None:
-    ledger, projection = fed
+    ledger, projection = world
     before = _timed()
     history = (
         "address,status,opt_in_date,source\n"
@@ -101,9 +89,9 @@ def test_an_imported_history_of_unsubscribes_and_complaints_is_not_timed(
 
 
 def test_a_live_click_and_a_live_complaint_are_timed_a_plain_withdrawal_is_not(
-    fed: tuple[Ledger, EmbeddedProjection],
+    world: tuple[Ledger, EmbeddedProjection],  # noqa: F811
 ) -> None:
-    ledger, projection = fed
+    ledger, projection = world
     now = datetime.now(UTC)
     ledger.execute(
         GrantConsent(
