@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test test-cluster soak lint services-up services-down services-status schemas clean
+.PHONY: install run test test-cluster test-package soak lint services-up services-down services-status schemas clean
 
 install: $(STAMP)
 
@@ -27,6 +27,10 @@ test: install
 # not part of `make test`): a leader killed while the relay publishes, topic settings corrected.
 test-cluster: install
 	scripts/test.sh -m cluster tests/cluster
+
+# The distribution: build a wheel and an sdist, install the wheel in a clean venv, serve (~3 min).
+test-package: install
+	$(BIN)/pytest -m package tests/package
 
 # The long reliability run, by hand: 10 minutes of load under faults, then every verification.
 # SOAK_BROKERS=3: on a three-node Kafka cluster, with its own faults (leader and controller lost).

@@ -18,6 +18,7 @@ from entrypoints.bootstrap_keys import (
 )
 from entrypoints.health import HealthCheck
 from entrypoints.http.services import ApiServices, CheckerPool
+from entrypoints.metrics import Part, process_registry
 from entrypoints.settings import (
     AUDIT_SIGNING_KEY_FILE,
     MASTER_KEY_FILE,
@@ -319,10 +320,13 @@ def open_projection(config: StoreConfig) -> ProjectionStore:
     raise TypeError(msg)
 
 
-def serve_metrics(settings: Settings) -> None:
-    """Serve this process's metrics on CONSENT_METRICS_PORT (in a thread), unless it is 0."""
+def serve_metrics(settings: Settings, *parts: Part) -> None:
+    """Serve the metrics of the parts this process runs on CONSENT_METRICS_PORT (in a thread),
+    unless it is 0."""
     if settings.metrics_port:
-        start_http_server(settings.metrics_port, addr=settings.metrics_host)
+        start_http_server(
+            settings.metrics_port, addr=settings.metrics_host, registry=process_registry(parts)
+        )
 
 
 def build_embedded_projection(settings: Settings) -> EmbeddedProjection | None:

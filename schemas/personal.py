@@ -32,11 +32,17 @@ class PersonalData(Model):
     """Personal data in clear, as a command carries it before the ledger encrypts it."""
 
     kind: Literal["clear"] = "clear"
+    """``clear``: not yet sealed."""
     address: AddressText | None = None
+    """The email address, as the person gave it."""
     ip: IpAddress | None = None
+    """The IP address the person acted from."""
     user_agent: Annotated[str, StringConstraints(min_length=1, max_length=512)] | None = None
+    """The browser's User-Agent."""
     page_url: Annotated[str, StringConstraints(min_length=1, max_length=2048)] | None = None
+    """The page the person acted on."""
     note: Annotated[str, StringConstraints(min_length=1, max_length=2000)] | None = None
+    """Free text about the event (it may name the person: it is sealed with the rest)."""
 
     @model_validator(mode="after")
     def check_not_empty(self) -> Self:
@@ -76,10 +82,15 @@ class Evidence(Model):
     """
 
     consent_text_sha256: Sha256Hex | None = None
+    """SHA-256 (hex) of the consent wording shown next to the checkbox."""
     form_id: PrintableText | None = None
+    """The form the person used."""
     form_version: PrintableText | None = None
+    """The version of that form."""
     double_opt_in_token_id: PrintableText | None = None
+    """The id of the confirmation link that was followed (never the token itself)."""
     artefact_sha256: Sha256Hex | None = None
+    """SHA-256 (hex) of an artefact kept elsewhere: a screenshot, a signed form, a recording."""
 
     @model_validator(mode="after")
     def check_size(self) -> Self:

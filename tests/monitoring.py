@@ -5,29 +5,27 @@ import subprocess
 from pathlib import Path
 
 import httpx
-from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
-import consumers.metrics
-import ledger.metrics
 import projections.metrics
-import relay.metrics
+from entrypoints.metrics import Part, process_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 METRIC_NAME = re.compile(r"\bconsent_ledger_[a-z0-9_]+")
 SUFFIXES = {
-    "counter": ("_total", "_created"),
-    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "counter": ("_total",),
+    "histogram": ("_bucket", "_sum", "_count"),
     "gauge": ("",),
 }
-DEFINED_BY = (ledger.metrics, relay.metrics, consumers.metrics, projections.metrics)
+EVERY_PART = process_registry(Part)
+"""Every series some process exports (each part once)."""
 
 
 def defined_series() -> set[str]:
     """Every series name the code's metrics can expose, suffixes included."""
     names = {
         family.name + suffix
-        for family in REGISTRY.collect()
+        for family in EVERY_PART.collect()
         if family.name.startswith("consent_ledger_")
         for suffix in SUFFIXES[family.type]
     }

@@ -59,8 +59,12 @@ class OfflineContext:
 
 
 @contextmanager
-def offline_context(browser: Browser, origin: str, **options: Any) -> Iterator[OfflineContext]:
-    context = browser.new_context(java_script_enabled=False, **options)
+def offline_context(
+    browser: Browser, origin: str, *, javascript: bool = False, **options: Any
+) -> Iterator[OfflineContext]:
+    """An `OfflineContext`; ``javascript=True`` for what is not a page for people (the API's
+    Swagger UI and ReDoc run on script), still with every other host cut."""
+    context = browser.new_context(java_script_enabled=javascript, **options)
     offline = OfflineContext(context=context, origin=origin)
     context.route("**/*", offline._route)
     try:

@@ -14,6 +14,7 @@ import typer
 from entrypoints.bootstrap import Audit, build_audit, serve_metrics
 from entrypoints.cli.console import err, load_settings, progress_bar
 from entrypoints.cli.opening import once_the_database_answers, starting
+from entrypoints.metrics import Part
 from ledger.audit.check import verify_ledger
 from ledger.audit.export import export_bundle
 from ledger.audit.tlog.bundle import load_bundle, verify_bundle
@@ -63,7 +64,7 @@ def seal(
             # Ctrl-C or SIGTERM ends the round in hand, then the loop: never mid-transaction.
             for stopping in (signal.SIGINT, signal.SIGTERM):
                 signal.signal(stopping, lambda *_: stop.set())
-            serve_metrics(load_settings())
+            serve_metrics(load_settings(), Part.AUDITOR)
             err.print("sealing; Ctrl-C or SIGTERM to stop")
             audit.sealer.follow(stop)
             return

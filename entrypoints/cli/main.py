@@ -3,11 +3,15 @@
 Each command group lives in a module of its own; this one only assembles them.
 """
 
+from importlib.metadata import PackageNotFoundError, version
+from typing import Annotated
+
 import typer
 
 from entrypoints.cli.audit import audit_app
 from entrypoints.cli.check import check
 from entrypoints.cli.importing import import_file
+from entrypoints.cli.init import init
 from entrypoints.cli.keys import keys_app
 from entrypoints.cli.processes import consume, relay, serve
 from entrypoints.cli.record import grant, policy_app, purpose_app, unsubscribe, withdraw
@@ -23,8 +27,25 @@ app = typer.Typer(
 )
 
 
+def _print_version(asked: bool) -> None:
+    if asked:
+        try:
+            installed = version("consent-ledger")
+        except PackageNotFoundError:
+            installed = "unknown (not installed: run `pip install .`)"
+        typer.echo(f"consent-ledger {installed}")
+        raise typer.Exit
+
+
 @app.callback()
-def root() -> None:
+def root(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
+) -> None:
     """Record, enforce and prove every consent decision (GDPR / CNIL).
 
     Settings come from CONSENT_* environment variables; see the README.
@@ -33,6 +54,7 @@ def root() -> None:
 
 # Commands first, then groups, in the order `--help` has always listed them.
 app.command()(serve)
+app.command()(init)
 app.command()(replay)
 app.command()(unsubscribe_headers)
 app.command()(grant)

@@ -9,7 +9,6 @@ from typing import Annotated
 
 import typer
 import uvicorn
-from prometheus_client import REGISTRY
 
 from entrypoints.bootstrap import (
     build_api,
@@ -24,7 +23,8 @@ from entrypoints.cli.opening import once_the_database_answers, starting
 from entrypoints.cli.options import TopicOption
 from entrypoints.http import create_app
 from entrypoints.http.protocol import HeaderLimits, bounded_protocol
-from entrypoints.settings import Settings
+from entrypoints.metrics import API_PARTS, EMBEDDED_PARTS, Part, process_registry
+from entrypoints.settings import Mode, Settings
 from relay.topics import ensure_topics
 
 
@@ -43,7 +43,8 @@ def serve(
     except ValueError as error:
         err.print(f"[red]cannot start:[/red] {error}", soft_wrap=True)
         raise typer.Exit(code=2) from None
-    REGISTRY.register(build_business_metrics(settings))
+    parts = API_PARTS + (EMBEDDED_PARTS if settings.mode is Mode.EMBEDDED else ())
+    metrics = process_registry(parts, build_business_metrics(settings))
     stop = threading.Event()
     where = start_embedded_followers(settings, stop)
     # What is built by now lives as long as the process: frozen out of the cyclic collector's
@@ -52,7 +53,7 @@ def serve(
     err.print(f"consent-ledger listening on http://{listen_host}:{listen_port} ({where})")
     try:
         uvicorn.run(
-            create_app(health=check, services=services),
+            create_app(health=check, services=services, metrics=metrics),
             host=listen_host,
             port=listen_port,
             log_level=settings.log_level,
@@ -96,6 +97,7 @@ def relay(
         waiting = once_the_database_answers(relay_.backlog, what="relay")
         _follow(
             settings,
+            Part.RELAY,
             relay_.run,
             lambda: f"relaying to {settings.kafka_bootstrap}; {waiting} events waiting",
         )
@@ -126,6 +128,7 @@ def consume(
     try:
         _follow(
             settings,
+            Part.CONSUMER,
             runner.run,
             lambda: f"consuming into schema {settings.pg_schema} as group {group}",
         )
@@ -134,12 +137,15 @@ def consume(
 
 
 def _follow(
-    settings: Settings, run: Callable[[threading.Event], None], banner: Callable[[], str]
+    settings: Settings,
+    part: Part,
+    run: Callable[[threading.Event], None],
+    banner: Callable[[], str],
 ) -> None:
     """Run a follower with this process's metrics served, until SIGTERM or Ctrl-C."""
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    serve_metrics(settings)
+    serve_metrics(settings, part)
     err.print(banner())
     try:
         run(stop)

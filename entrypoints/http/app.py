@@ -3,15 +3,17 @@
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
-from prometheus_client import make_asgi_app
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from entrypoints.health import HealthCheck
 from entrypoints.http import problems
+from entrypoints.http.answers import Health
 from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
+from entrypoints.http.docs import TAGS, install_docs
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
@@ -20,31 +22,75 @@ from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
 from entrypoints.http.unsubscribe import unsubscribe_router
+from entrypoints.metrics import API_PARTS, process_registry
 
 API_VERSION = "1.0.0"
 
 
-def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> FastAPI:
+def create_app(
+    *,
+    health: HealthCheck,
+    services: ApiServices | None = None,
+    metrics: CollectorRegistry | None = None,
+) -> FastAPI:
     """Build the app around already-wired components; nothing connects here.
 
-    Without ``services`` only the operational endpoints exist (health, metrics).
+    Without ``services`` only the operational endpoints exist (health, metrics). ``metrics``
+    is what ``/metrics`` exports (default: the API's own series).
     """
+    registry = process_registry(API_PARTS) if metrics is None else metrics
     app = FastAPI(
         title="Consent ledger",
         version=API_VERSION,
         description="Record, enforce and prove every consent decision (GDPR / CNIL). "
         "Errors are RFC 9457 problem details naming the offending field.",
         responses=problems.EVERY_ROUTE,
+        openapi_tags=TAGS,
+        docs_url=None,
+        redoc_url=None,
     )
     problems.install(app)
+    install_docs(app)
 
-    @app.get("/healthz", tags=["operations"], summary="Is this process able to serve?")
+    @app.get(
+        "/healthz",
+        tags=["operator"],
+        summary="Is this process able to serve?",
+        responses={
+            200: {"model": Health, "description": "The store answers"},
+            503: {"model": Health, "description": "The store does not answer"},
+        },
+    )
     def healthz() -> JSONResponse:
         report = health.report()
         body: dict[str, Any] = {"status": "ok" if report.ok else "unavailable", **report.details}
         return JSONResponse(body, status_code=200 if report.ok else 503)
 
-    app.mount("/metrics", make_asgi_app())
+    @app.get(
+        "/metrics",
+        tags=["operator"],
+        summary="Prometheus metrics of this process (text exposition format)",
+        response_class=Response,
+        responses={
+            200: {
+                "description": "The series of the parts this process runs",
+                "content": {
+                    CONTENT_TYPE_LATEST: {
+                        "schema": {
+                            "type": "string",
+                            "examples": [
+                                'consent_ledger_checks_total{kind="single",'
+                                'decision="allowed",reason="none"} 3.0\n'
+                            ],
+                        }
+                    }
+                },
+            }
+        },
+    )
+    def metrics_exposition() -> Response:
+        return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
     app.include_router(assets_router())
     if services is not None:
         auth = Authenticator(services.keys)

@@ -13,7 +13,7 @@ from fastapi.responses import HTMLResponse
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
-from entrypoints.http.problems import ApiProblemError, documented
+from entrypoints.http.problems import ApiProblemError, documented, html_page
 from entrypoints.http.services import ApiServices
 from ledger.audit.export import ProvenEntry, proven_entries
 from ledger.audit.store import StoredCheckpoint
@@ -151,13 +151,14 @@ def _checkpoint_status(
 
 
 def auditor_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["auditors"], responses=documented(401, 403, 404, 422, 503))
+    router = APIRouter(tags=["auditor"], responses=documented(401, 403, 404, 422, 503))
     auditor = Depends(auth.require(Scope.AUDIT, browser=True))
 
     @router.get(
         "/audit/persons/{subject}",
         response_class=HTMLResponse,
         summary="One person's timeline with proof status (HTML)",
+        responses={200: html_page("The timeline page")},
     )
     async def timeline(
         subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]

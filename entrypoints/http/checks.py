@@ -6,10 +6,10 @@ from typing import Annotated, Any
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel
 from starlette.requests import ClientDisconnect
 
 from access.apikeys import ApiKey, Scope
+from entrypoints.http.answers import Answer
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.bulk_answers import BulkAnswers, request_chunks
 from entrypoints.http.problems import ApiProblemError, documented
@@ -19,7 +19,13 @@ from ledger.domain.identity import MAX_ADDRESS_CHARS
 from schemas import SUBJECT_PATTERN, Channel
 
 PURPOSE = Query(pattern=PURPOSE_PATTERN, description="The message's purpose.")
+CHANNEL = Query(description="The message's channel.")
+SUBJECT_DOC = "The person's subject (give exactly one of subject or address)."
+ADDRESS_DOC = "The person's email address, hashed into their subject (or give subject)."
+MIN_POSITION_DOC = "A write's position: answer only once the projection covers it."
 NDJSON = "application/x-ndjson"
+NDJSON_EXAMPLE = '{"subject": "crm-1", "allowed": false, "reason": "unsubscribed"}\n'
+CSV_EXAMPLE = "subject,allowed,reason,error\r\ncrm-1,false,unsubscribed,\r\n"
 
 
 class DuplexStreamingResponse(StreamingResponse):
@@ -38,20 +44,29 @@ class DuplexStreamingResponse(StreamingResponse):
 
 
 class InputKind(StrEnum):
+    """What the bare lines of a bulk check hold."""
+
     SUBJECTS = "subjects"
     ADDRESSES = "addresses"
 
 
-class CheckAnswer(BaseModel):
+class CheckAnswer(Answer):
+    """May we send to this person for this purpose on this channel, now."""
+
     subject: str
+    """The person's subject (an address given is answered by its subject)."""
     allowed: bool
+    """Whether the message may be sent."""
     reason: str | None
+    """Why not (null when allowed): ``unsubscribed``, ``withdrawn``, ``never_granted``,
+    ``erased``, ``objected``, ``restricted``, ``double_opt_in_pending``, ``expired``,
+    ``reconsent_required``, ``unknown_purpose``."""
     covered: int
     """The ledger position this answer includes."""
 
 
 def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["checks"], responses=documented(401, 403, 413, 422, 503))
+    router = APIRouter(tags=["sender"], responses=documented(401, 403, 413, 422, 503))
     needs_check = Depends(auth.require(Scope.CHECK))
 
     @router.get("/v1/check", response_model=CheckAnswer, summary="May we send to one person?")
@@ -59,14 +74,16 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         *,
         purpose: Annotated[str, PURPOSE],
         key: Annotated[ApiKey, needs_check],
-        subject: Annotated[str | None, Query(pattern=SUBJECT_PATTERN)] = None,
-        address: Annotated[str | None, Query(max_length=MAX_ADDRESS_CHARS)] = None,
-        channel: Channel = Channel.EMAIL,
+        subject: Annotated[
+            str | None, Query(pattern=SUBJECT_PATTERN, description=SUBJECT_DOC)
+        ] = None,
+        address: Annotated[
+            str | None, Query(max_length=MAX_ADDRESS_CHARS, description=ADDRESS_DOC)
+        ] = None,
+        channel: Annotated[Channel, CHANNEL] = Channel.EMAIL,
         min_position: Annotated[
             int | None,
-            Query(
-                ge=0, le=MAX_POSITION, description="A write's position: answer only once covered."
-            ),
+            Query(ge=0, le=MAX_POSITION, description=MIN_POSITION_DOC),
         ] = None,
     ) -> CheckAnswer:
         if (subject is None) == (address is None):
@@ -94,10 +111,14 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         response_class=StreamingResponse,
         responses={
             200: {
-                "content": {NDJSON: {}, "text/csv": {}},
-                "description": "One answer per input line, in input order.",
+                "content": {
+                    NDJSON: {"schema": {"type": "string", "examples": [NDJSON_EXAMPLE]}},
+                    "text/csv": {"schema": {"type": "string", "examples": [CSV_EXAMPLE]}},
+                },
+                "description": "One answer per input line, in input order: NDJSON "
+                '{"subject", "allowed", "reason"[, "address"]} or {"error"}, or CSV '
+                "subject,allowed,reason,error[,address].",
             },
-            503: {"description": "The projection is stale: retry after Retry-After."},
             **documented(400, 415),
         },
         openapi_extra={
@@ -119,8 +140,10 @@ def checks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         *,
         purpose: Annotated[str, PURPOSE],
         key: Annotated[ApiKey, needs_check],
-        channel: Channel = Channel.EMAIL,
-        min_position: Annotated[int | None, Query(ge=0, le=MAX_POSITION)] = None,
+        channel: Annotated[Channel, CHANNEL] = Channel.EMAIL,
+        min_position: Annotated[
+            int | None, Query(ge=0, le=MAX_POSITION, description=MIN_POSITION_DOC)
+        ] = None,
         input_kind: Annotated[
             InputKind, Query(alias="input", description="What bare lines hold.")
         ] = InputKind.SUBJECTS,

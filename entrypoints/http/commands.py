@@ -5,9 +5,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, ConfigDict, create_model
+from pydantic import BaseModel, ConfigDict, Field, create_model
 
 from access.apikeys import ApiKey, Scope
+from entrypoints.http.answers import Answer
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import ApiServices
@@ -62,13 +63,33 @@ SERVER_SET = frozenset({"command_id", "actor"})
 """Fields the server fills: the id from Idempotency-Key, the actor from the API key."""
 
 
-class CommandAccepted(BaseModel):
+OPERATOR_COMMANDS = frozenset(
+    {
+        commands.RegisterPurpose,
+        commands.PublishPolicyVersion,
+        commands.OpenRightsRequest,
+        commands.ExtendRightsRequest,
+        commands.CloseRightsRequest,
+        commands.EraseSubject,
+    }
+)
+"""Commands of the controller's operations (the catalog, rights requests); the others record
+what the sender's people did."""
+
+
+class CommandAccepted(Answer):
+    """A command stored: its events and where they stand in the ledger."""
+
     command_id: str
+    """The command's id: the Idempotency-Key sent, or a new UUID."""
     subject: str
+    """The person's subject (``@catalog`` for the catalog's commands)."""
     event_ids: list[str]
+    """The ids of the events recorded (none new for a retry)."""
     position: int
     """The ledger position of the last event: pass it to a check as ``min_position``."""
     duplicate: bool
+    """Whether this was a retry of a command already recorded (nothing new appended)."""
 
 
 def request_model(command: type[Command]) -> type[BaseModel]:
@@ -78,7 +99,7 @@ def request_model(command: type[Command]) -> type[BaseModel]:
         if name in SERVER_SET:
             continue
         if name == "occurred_at":
-            fields[name] = (UtcDatetime | None, None)
+            fields[name] = (UtcDatetime | None, Field(None, description=info.description))
         else:
             fields[name] = (info.annotation, info)
     model: type[BaseModel] = create_model(
@@ -105,7 +126,7 @@ def accepted(result: CommandResult) -> JSONResponse:
 
 
 def commands_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["commands"], responses=documented(401, 403, 409, 413, 422, 503))
+    router = APIRouter(responses=documented(401, 403, 409, 413, 422, 503))
     for path, command, scope, summary in ROUTES:
         _add(router, services, auth, path=path, command=command, scope=scope, summary=summary)
     return router
@@ -165,6 +186,13 @@ def _add(
         summary=summary,
         status_code=201,
         response_model=CommandAccepted,
-        responses={200: {"description": "A retry of a recorded command: nothing new appended"}},
+        responses={
+            200: {
+                "model": CommandAccepted,
+                "description": "A retry of a recorded command: nothing new appended",
+            },
+            201: {"description": "Recorded"},
+        },
+        tags=["operator" if command in OPERATOR_COMMANDS else "sender"],
         name=command.__name__,
     )

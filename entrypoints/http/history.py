@@ -6,10 +6,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Query
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse, PlainTextResponse
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from access.apikeys import ApiKey, Scope
+from entrypoints.http.answers import (
+    Answer,
+    ConsistencyProof,
+    InclusionProof,
+    PersonHistory,
+    PersonState,
+    ProofBundle,
+)
 from entrypoints.http.auth import Authenticator
+from entrypoints.http.examples import CHECKPOINT, VERIFIER_KEY
 from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import MAX_POSITION, ApiServices
 from ledger.audit.export import NotSealedError, export_bundle
@@ -23,12 +32,26 @@ SUBJECT = Path(pattern=r"^[A-Za-z0-9._:@-]{1,128}$", description="The person's s
 NOT_SEALED_RETRY_S = 5
 
 
-class AddressQuery(BaseModel):
+class AddressQuery(Answer):
+    """An address whose subject is asked for."""
+
     address: str = Field(min_length=3, max_length=320)
+    """The email address, normalised as every command does it."""
 
 
-class SubjectAnswer(BaseModel):
+class SubjectAnswer(Answer):
+    """The subject of an address: the key the ledger knows the person by."""
+
     subject: str
+    """HMAC-SHA256 of the normalised address under the deployment's subject secret (hex)."""
+
+
+def _text(description: str, example: str) -> dict[str, Any]:
+    """A plain-text answer's documentation."""
+    return {
+        "description": description,
+        "content": {"text/plain": {"schema": {"type": "string", "examples": [example]}}},
+    }
 
 
 def _b64(data: bytes) -> str:
@@ -89,7 +112,6 @@ def latest_checkpoint(services: ApiServices) -> StoredCheckpoint:
 
 def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     router = APIRouter(
-        tags=["history and proofs"],
         responses=documented(401, 403, 404, 413, 422, 503),
         dependencies=[Depends(services.store_answering)],
     )
@@ -97,17 +119,29 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     auditor = Depends(auth.require(Scope.AUDIT))
     anyone = Depends(auth.require(Scope.WRITE, Scope.CHECK, Scope.AUDIT, Scope.ADMIN))
 
-    @router.post("/v1/subjects", response_model=SubjectAnswer, summary="The subject of an address")
+    @router.post(
+        "/v1/subjects",
+        response_model=SubjectAnswer,
+        summary="The subject of an address",
+        tags=["sender"],
+    )
     def subject_of(body: AddressQuery, key: Annotated[ApiKey, anyone]) -> SubjectAnswer:
         return SubjectAnswer(subject=services.hasher.subject_for(body.address))
 
-    @router.get("/v1/persons/{subject}", summary="A person's current state")
+    @router.get(
+        "/v1/persons/{subject}",
+        summary="A person's current state",
+        tags=["sender"],
+        responses={200: {"model": PersonState, "description": "The person's state"}},
+    )
     def state(subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, reader]) -> dict[str, Any]:
         return person_state(services.ledger, subject)
 
     @router.get(
         "/v1/persons/{subject}/history",
         summary="Every event of a person; personal fields opened for the audit scope only",
+        tags=["auditor"],
+        responses={200: {"model": PersonHistory, "description": "The person's events"}},
     )
     def history(subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, reader]) -> dict[str, Any]:
         events = services.ledger.history(subject, decrypt=Scope.AUDIT in key.scopes)
@@ -128,6 +162,11 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     @router.get(
         "/v1/persons/{subject}/bundle",
         summary="The person's proof bundle, checkable offline (consent-ledger audit verify-bundle)",
+        tags=["auditor"],
+        responses={
+            200: {"model": ProofBundle, "description": "The bundle"},
+            409: documented(409)[409],
+        },
     )
     async def bundle(
         subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
@@ -163,6 +202,8 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         "/v1/audit/checkpoint",
         response_class=PlainTextResponse,
         summary="The latest signed checkpoint (C2SP signed note)",
+        tags=["auditor"],
+        responses={200: _text("The signed note", CHECKPOINT)},
     )
     def checkpoint(key: Annotated[ApiKey, auditor]) -> PlainTextResponse:
         return PlainTextResponse(latest_checkpoint(services).note)
@@ -171,11 +212,18 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         "/v1/audit/key",
         response_class=PlainTextResponse,
         summary="The verifier key of the checkpoints",
+        tags=["auditor"],
+        responses={200: _text("The key, name+hexkeyid+base64key", VERIFIER_KEY)},
     )
     def verifier_key(key: Annotated[ApiKey, auditor]) -> PlainTextResponse:
         return PlainTextResponse(services.audit.signer.verifier_key() + "\n")
 
-    @router.get("/v1/audit/inclusion", summary="RFC 9162 inclusion proof of one event")
+    @router.get(
+        "/v1/audit/inclusion",
+        summary="RFC 9162 inclusion proof of one event",
+        tags=["auditor"],
+        responses={200: {"model": InclusionProof, "description": "The proof"}},
+    )
     def inclusion(
         key: Annotated[ApiKey, auditor],
         position: Annotated[
@@ -208,11 +256,21 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
             "inclusion_proof": [_b64(h) for h in proof],
         }
 
-    @router.get("/v1/audit/consistency", summary="RFC 9162 consistency proof between two sizes")
+    @router.get(
+        "/v1/audit/consistency",
+        summary="RFC 9162 consistency proof between two sizes",
+        tags=["auditor"],
+        responses={200: {"model": ConsistencyProof, "description": "The proof"}},
+    )
     def consistency(
         key: Annotated[ApiKey, auditor],
-        first: Annotated[int, Query(alias="from", ge=1, le=MAX_POSITION)],
-        second: Annotated[int, Query(alias="to", ge=1, le=MAX_POSITION)],
+        first: Annotated[
+            int,
+            Query(alias="from", ge=1, le=MAX_POSITION, description="The smaller tree size."),
+        ],
+        second: Annotated[
+            int, Query(alias="to", ge=1, le=MAX_POSITION, description="The larger tree size.")
+        ],
     ) -> dict[str, Any]:
         with services.audit_lock:
             if second > services.audit.tree.size():

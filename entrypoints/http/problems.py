@@ -19,6 +19,7 @@ from eventsourcing.persistence import OperationalError as PersistenceOperational
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from entrypoints.http.services import CheckersBusyError
@@ -37,24 +38,38 @@ TYPE_BASE = "https://consent-ledger.invalid/problems/"
 RETRY_AFTER_S = 1
 
 
-_PROBLEM_SCHEMA = {
-    "type": "object",
-    "required": ["type", "title", "status"],
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "field": {"type": "string"},
-        "errors": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {"field": {"type": "string"}, "reason": {"type": "string"}},
-            },
-        },
-    },
-}
+class ProblemField(BaseModel):
+    """One invalid field of the request."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    field: str
+    """The field, dotted for a nested one (``personal.ip``), or the parameter or header."""
+    reason: str
+    """What is wrong with it; values are shown as sent, never echoed when personal."""
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem: every error answer of the API (``application/problem+json``)."""
+
+    model_config = ConfigDict(use_attribute_docstrings=True)
+
+    type: str
+    """A URI naming the kind of problem; its last segment is stable (``invalid-field``,
+    ``stale-projection``, ...)."""
+    title: str
+    """A short summary of the kind of problem, for a person."""
+    status: int
+    """The HTTP status code, repeated."""
+    detail: str | None = None
+    """What went wrong in this request."""
+    field: str | None = None
+    """The offending field, parameter or header, when one is to blame."""
+    errors: list[ProblemField] | None = None
+    """Every invalid field, when the request had several (422)."""
+
+
+PROBLEM_REF = {"$ref": "#/components/schemas/Problem"}
 _MEANINGS = {
     400: "The request has no body, or one that cannot be read",
     401: "No API key, or an unknown or revoked one",
@@ -74,12 +89,16 @@ EVERY_ROUTE: dict[int | str, dict[str, Any]] = {
     431: {
         "description": "The request line and headers are over CONSENT_HTTP_MAX_HEADER_BYTES: "
         "answered before authentication, and the connection closed",
-        "content": {"text/plain": {"schema": {"type": "string"}}},
+        "content": {
+            "text/plain": {
+                "schema": {"type": "string", "examples": ["Request Header Fields Too Large"]}
+            }
+        },
     },
     500: {
         "description": "An unexpected failure; of a command, it is that command's alone: "
         "nothing of it was recorded, the others of its batch were",
-        "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+        "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
     },
 }
 """The answers any route may give (the app documents them on every operation)."""
@@ -90,9 +109,30 @@ def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return {
         status: {
             "description": _MEANINGS[status],
-            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
+            "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
         }
         for status in statuses
+    }
+
+
+def html_page(description: str) -> dict[str, Any]:
+    """The OpenAPI answer of a page for people (HTML, French first)."""
+    return {
+        "description": description,
+        "content": {
+            "text/html": {
+                "schema": {"type": "string", "examples": ['<!doctype html><html lang="fr">...']}
+            }
+        },
+    }
+
+
+def page_or_problem(status: int, description: str) -> dict[str, Any]:
+    """An error answered as a page to a person's browser, as problem details otherwise."""
+    answer = documented(status)[status]
+    return {
+        "description": description,
+        "content": {**html_page(description)["content"], **answer["content"]},
     }
 
 

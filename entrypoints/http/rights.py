@@ -8,6 +8,7 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 
 from access.apikeys import ApiKey, Scope
+from entrypoints.http.answers import DecisionAt, PersonExport, RightsRequests
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.history import SUBJECT
 from entrypoints.http.problems import ApiProblemError, documented
@@ -39,7 +40,6 @@ def _open_requests(services: ApiServices) -> list[OpenRequest]:
 
 def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     router = APIRouter(
-        tags=["data-subject rights"],
         responses=documented(401, 403, 404, 422, 503),
         dependencies=[Depends(services.store_answering)],
     )
@@ -51,6 +51,8 @@ def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         "/v1/rights-requests",
         summary="Open data-subject rights requests, soonest due first, with counts by right "
         "(also the gauges consent_ledger_rights_requests_open and _overdue)",
+        tags=["operator"],
+        responses={200: {"model": RightsRequests, "description": "The open requests"}},
     )
     def rights_requests(
         key: Annotated[ApiKey, admin_or_auditor],
@@ -68,6 +70,8 @@ def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         "/v1/persons/{subject}/export",
         summary="Everything about a person (GDPR art. 15 and 20): events decrypted, consent "
         "receipts (ISO/IEC TS 27560) and the proof bundle, or why it is pending",
+        tags=["auditor"],
+        responses={200: {"model": PersonExport, "description": "The export"}},
     )
     async def export(
         subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
@@ -87,12 +91,16 @@ def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         "/v1/persons/{subject}/decision",
         summary="Was sending allowed at a time, and why: replayed from the log with the policy "
         "version, its text hash and the evidence of the deciding event",
+        tags=["auditor"],
+        responses={200: {"model": DecisionAt, "description": "The decision"}},
     )
     def decision(
         subject: Annotated[str, SUBJECT],
         key: Annotated[ApiKey, checker_or_auditor],
-        purpose: Annotated[str, Query(min_length=1, max_length=64)],
-        channel: Channel = Channel.EMAIL,
+        purpose: Annotated[
+            str, Query(min_length=1, max_length=64, description="The purpose asked about.")
+        ],
+        channel: Annotated[Channel, Query(description="The channel asked about.")] = Channel.EMAIL,
         at: Annotated[
             UtcDatetime | None,
             Query(description="An ISO 8601 time with its zone (default: now)."),

@@ -20,10 +20,10 @@ from email.parser import BytesParser
 from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from entrypoints.http.problems import ApiProblemError, documented
+from entrypoints.http.problems import ApiProblemError, documented, html_page, page_or_problem
 from ledger.domain.errors import ExpiredTokenError, LedgerError, UnsubscribeTokenError
 from ledger.links.clicks import record_click
 from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
@@ -32,6 +32,7 @@ from schemas import Source, UnsubscribeMethod
 
 __all__ = ["MAX_BODY_BYTES", "unsubscribe_router"]
 
+TOKEN = Path(description="The signed token of the link (as the message carries it).")
 MAX_BODY_BYTES = 4096
 """Either body is a few dozen bytes; a few KiB leaves room for a client's multipart framing."""
 MAX_FORM_FIELDS = 16
@@ -167,15 +168,19 @@ async def read_form(request: Request) -> dict[str, str]:
 
 def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRouter:
     """``GET`` and ``POST /u/{token}``, recording clicks in ``ledger``."""
-    router = APIRouter(tags=["unsubscribe"], responses=documented(404, 410, 413, 422, 503))
+    router = APIRouter(tags=["recipient"], responses=documented(404, 410, 413, 422, 503))
 
     @router.get(
         "/u/{token}",
         response_class=HTMLResponse,
         summary="The confirmation page of an unsubscribe link; changes nothing",
-        responses={404: {"description": "Not a valid link"}, 410: {"description": "Expired"}},
+        responses={
+            200: html_page("The page, with its button"),
+            404: html_page("Not a valid link"),
+            410: html_page("Expired"),
+        },
     )
-    async def confirm(token: str) -> Response:
+    async def confirm(token: Annotated[str, TOKEN]) -> Response:
         try:
             claim = codec.verify(token)
         except UnsubscribeTokenError as error:
@@ -186,16 +191,40 @@ def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRo
     @router.post(
         "/u/{token}",
         summary="Unsubscribe: RFC 8058 one-click, or the confirmation page's button",
+        response_class=PlainTextResponse,
         responses={
-            200: {"content": {"text/plain": {}, "text/html": {}}},
-            400: {"description": "Neither List-Unsubscribe=One-Click nor the page's form"},
-            404: {"description": "Not a valid link; nothing recorded"},
-            410: {"description": "Expired; nothing recorded"},
-            413: {"description": "Body over 4 KiB"},
+            200: {
+                "description": "Recorded: the text Unsubscribed. to a one-click POST, the "
+                "page that says so to the page's button",
+                "content": {
+                    "text/plain": {"schema": {"type": "string", "examples": ["Unsubscribed.\n"]}},
+                    **html_page("The page")["content"],
+                },
+            },
+            400: documented(400)[400]
+            | {"description": "Neither List-Unsubscribe=One-Click nor the page's form"},
+            404: page_or_problem(404, "Not a valid link; nothing recorded"),
+            410: page_or_problem(410, "Expired; nothing recorded"),
+            413: documented(413)[413] | {"description": "Body over 4 KiB"},
+            503: page_or_problem(503, "Not recorded just now: press the button again"),
+        },
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "description": "The RFC 8058 form List-Unsubscribe=One-Click, or the page's form",
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "string",
+                            "examples": ["List-Unsubscribe=One-Click"],
+                        }
+                    }
+                },
+            }
         },
     )
     async def unsubscribe(
-        token: str, form: Annotated[dict[str, str], Depends(read_form)]
+        token: Annotated[str, TOKEN], form: Annotated[dict[str, str], Depends(read_form)]
     ) -> Response:
         from_page = form.get(PAGE_CONFIRM[0]) == PAGE_CONFIRM[1]
         one_click = not from_page and form.get(ONE_CLICK[0]) == ONE_CLICK[1]

@@ -61,10 +61,15 @@ class Command(Model):
     """Fields every command carries: who issued it, from where, when it happened."""
 
     occurred_at: UtcDatetime
+    """When it happened, ISO 8601 with its zone (over HTTP: default now)."""
     command_id: CommandId = Field(default_factory=new_command_id)
+    """The idempotency key: the same id again records nothing (HTTP: Idempotency-Key)."""
     source: Source = Source.API
+    """Where the command came from."""
     actor: ShortText = "api"
+    """Who issued it (HTTP: the API key)."""
     evidence: Evidence | None = None
+    """Non-personal proof of what was shown: form, wording's hash, artefact."""
 
 
 class CatalogCommand(Command):
@@ -75,6 +80,7 @@ class PersonalFields(PersonalData):
     """A command's personal data: its address held to the ledger's address rule."""
 
     address: EmailAddress | None = None
+    """The email address, as the person gave it."""
 
 
 def _as_fields(value: Any) -> Any:
@@ -94,8 +100,13 @@ class PersonCommand(Command):
     model_config = ConfigDict(json_schema_extra=ONE_PERSON)
 
     subject: SubjectId | None = None
+    """The person's subject: the caller's own id, or the keyed hash of an address (give
+    exactly one of subject or address)."""
     address: EmailAddress | None = None
+    """The person's email address, hashed into their subject (give exactly one of subject or
+    address); kept only sealed under the person's key."""
     personal: Annotated[PersonalFields, BeforeValidator(_as_fields)] | None = None
+    """Personal data kept with the event, sealed under the person's own key."""
 
     @field_validator("subject")
     @classmethod
@@ -115,13 +126,20 @@ class PersonCommand(Command):
 
 
 class RegisterPurpose(CatalogCommand):
-    """``max_age_days`` of a direct-marketing purpose on consent defaults to three years."""
+    """Register a processing purpose; ``max_age_days`` of a direct-marketing purpose on consent
+    defaults to three years."""
 
     purpose: Slug
+    """The purpose's machine name, as checks and consents name it."""
     legal_basis: LegalBasis
+    """The GDPR art. 6 basis of the processing."""
     description: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    """What the purpose is, in words a person understands."""
     max_age_days: Annotated[int, Field(gt=0)] | None = None
+    """Days a consent lasts without an interaction (default for direct marketing on consent:
+    three years)."""
     direct_marketing: StrictBool = False
+    """Whether it is direct marketing: an objection to all direct marketing then denies it."""
 
     @model_validator(mode="before")
     @classmethod
@@ -138,52 +156,87 @@ class RegisterPurpose(CatalogCommand):
 
 
 class PublishPolicyVersion(CatalogCommand):
+    """Publish a privacy-policy version: its text's hash, from when it applies, what it covers."""
+
     version: VersionLabel
+    """The version's label, as grants and acceptances name it."""
     text_sha256: Sha256Hex
+    """SHA-256 of the policy text's exact bytes (hex), the proof of what was shown."""
     url: Annotated[str, StringConstraints(max_length=2048)] | None = None
+    """Where the text is published."""
     effective_at: UtcDatetime
+    """From when the version applies."""
     purposes: tuple[Slug, ...] = ()
+    """The purposes the version covers (none listed: every purpose)."""
     requires_reconsent: StrictBool = False
+    """Whether consents given under older versions lapse when it takes effect."""
 
 
 class GrantConsent(PersonCommand):
+    """Record a person's consent to a purpose on a channel, under a policy version."""
+
     purpose: Slug
+    """The purpose consented to."""
     channel: Channel = Channel.EMAIL
+    """The channel consented to."""
     policy_version: VersionLabel
+    """The privacy-policy version the person was shown; it must cover the purpose."""
     double_opt_in: DoubleOptIn = DoubleOptIn.NOT_APPLICABLE
+    """``pending`` until the confirmation link is followed (then ConfirmConsent)."""
 
 
 class ConfirmConsent(PersonCommand):
+    """Confirm a pending double opt-in: the person followed the confirmation link."""
+
     purpose: Slug
+    """The purpose whose pending double opt-in is confirmed."""
     channel: Channel = Channel.EMAIL
+    """The channel of that consent."""
 
 
 class WithdrawConsent(PersonCommand):
+    """Record that a person withdrew their consent to a purpose on a channel."""
+
     purpose: Slug
+    """The purpose withdrawn from."""
     channel: Channel = Channel.EMAIL
+    """The channel withdrawn from."""
     reason: WithdrawalReason = WithdrawalReason.USER_REQUEST
+    """Why (``complaint``: a spam complaint)."""
 
 
 class Unsubscribe(PersonCommand):
-    """No purpose and no list: every marketing message."""
+    """Record an unsubscribe; no purpose and no list: every marketing message."""
 
     purpose: Slug | None = None
+    """Leave this purpose only (none, and no list: every marketing message)."""
     list_id: ShortText | None = None
+    """Leave this mailing list only."""
     campaign_id: ShortText | None = None
+    """The campaign of the message the person left from."""
     message_id: ShortText | None = None
+    """The Message-ID of that message."""
     method: UnsubscribeMethod = UnsubscribeMethod.LINK_PAGE
+    """How the request reached us."""
 
 
 class AcceptPolicy(PersonCommand):
-    """``text_sha256`` defaults to the published text of ``version``."""
+    """Record that a person accepted a policy version; ``text_sha256`` defaults to the published
+    text of ``version``."""
 
     version: VersionLabel
+    """The policy version accepted."""
     text_sha256: Sha256Hex | None = None
+    """SHA-256 of the text accepted (default: the published text of the version)."""
 
 
 class RecordObjection(PersonCommand):
+    """Record an objection (GDPR art. 21) to one purpose or to all direct marketing."""
+
     purpose: Slug | None = None
+    """The purpose objected to (or set all_direct_marketing)."""
     all_direct_marketing: StrictBool = False
+    """An objection to all direct marketing (GDPR art. 21(2)); never lifted by a consent."""
 
     @model_validator(mode="after")
     def check_scope(self) -> Self:
@@ -194,22 +247,31 @@ class RecordObjection(PersonCommand):
 
 
 class RestrictProcessing(PersonCommand):
-    """An empty ``purposes`` restricts every purpose."""
+    """Restrict processing (GDPR art. 18); an empty ``purposes`` restricts every purpose."""
 
     purposes: tuple[Slug, ...] = ()
+    """The purposes restricted (none listed: every purpose)."""
 
 
 class LiftRestriction(PersonCommand):
+    """End a restriction of processing (GDPR art. 18)."""
+
     purposes: tuple[Slug, ...] = ()
+    """The purposes whose restriction ends (none listed: every one)."""
 
 
 class OpenRightsRequest(PersonCommand):
-    """``received_at`` defaults to ``occurred_at``; ``due_at`` to one month later."""
+    """Open a data-subject rights request; ``received_at`` defaults to ``occurred_at``, ``due_at``
+    to one month later."""
 
     request_id: UUID = Field(default_factory=uuid4)
+    """The request's id, named by its extension and closing (default: a new UUID)."""
     right: Right
+    """The GDPR right exercised."""
     received_at: UtcDatetime | None = None
+    """When the request was received (default: occurred_at)."""
     due_at: UtcDatetime | None = None
+    """When the answer is due (default: one month after receipt)."""
 
     @property
     def effective_received_at(self) -> datetime:
@@ -221,27 +283,39 @@ class OpenRightsRequest(PersonCommand):
 
 
 class ExtendRightsRequest(PersonCommand):
+    """Move an open rights request's deadline later, once, with a reason."""
+
     request_id: UUID
+    """The open request extended."""
     due_at: UtcDatetime
+    """The new due date, later than the current one (one extension per request)."""
     reason: ShortText
+    """Why more time is needed, as told to the person (GDPR art. 12(3))."""
 
 
 class CloseRightsRequest(PersonCommand):
+    """Close a rights request with its outcome."""
+
     request_id: UUID
+    """The open request closed."""
     outcome: RightsOutcome
+    """How it ended."""
 
 
 class EraseSubject(PersonCommand):
     """GDPR art. 17 by crypto-shredding: the person's data key is destroyed."""
 
     request_id: UUID | None = None
+    """The erasure rights request this fulfils, if any."""
 
 
 class RecordInteraction(PersonCommand):
     """A signal that resets the inactivity clock: a click, not an open."""
 
     kind: InteractionKind
+    """What the person did."""
     purpose: Slug | None = None
+    """The purpose of the message interacted with (none: every purpose)."""
 
 
 COMMANDS: dict[str, type[Command]] = {

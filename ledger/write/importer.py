@@ -147,12 +147,14 @@ def command_for(row: dict[str, Any], options: ImportOptions) -> Command:
             policy_version=policy,
             double_opt_in=DoubleOptIn.PENDING if status in PENDING else DoubleOptIn.NOT_APPLICABLE,
         )
+    # A file's source column tells where the person opted in, not how they left: an imported
+    # unsubscribe or complaint is history, recorded as such (enforcement latency skips it).
     if status in WITHDRAWN:
-        return build(Unsubscribe, common, purpose=options.purpose)
+        return build(Unsubscribe, common | {"source": Source.IMPORT}, purpose=options.purpose)
     if status in COMPLAINED:
         return build(
             WithdrawConsent,
-            common,
+            common | {"source": Source.IMPORT},
             purpose=options.purpose,
             channel=options.channel,
             reason=WithdrawalReason.COMPLAINT,

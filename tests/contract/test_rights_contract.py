@@ -14,7 +14,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from prometheus_client import REGISTRY
 from psycopg import sql
 
 from ledger.audit.check import verify_ledger
@@ -34,6 +33,7 @@ from ledger.rights.retention import run_retention
 from ledger.store.events import PostgresStoreConfig, SQLiteStoreConfig, StoreConfig
 from ledger.write.service import Ledger
 from projections.embedded import EmbeddedProjection
+from projections.metrics import CHECKS_PART
 from projections.rights import OpenRequest, summarise
 from projections.store.postgres import PostgresProjectionStore
 from schemas import (
@@ -524,7 +524,7 @@ class RightsContract:
         summary = summarise(world.open_requests(), now=datetime.now(UTC))
         assert summary["rectification"] == {"open": 1, "overdue": 1}
         assert summary["access"] == {"open": 0, "overdue": 0}
-        sample = REGISTRY.get_sample_value(
+        sample = CHECKS_PART.get_sample_value(
             "consent_ledger_rights_requests_overdue", {"right": "rectification"}
         )
         assert sample == 1

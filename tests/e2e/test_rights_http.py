@@ -190,7 +190,7 @@ def test_open_rights_requests_are_listed_with_their_counts_and_gauges(api: Api) 
     assert late["subject"] == overdue["requests"][0]["subject"] == "asker"
     assert everything["summary"]["erasure"] == {"open": 1, "overdue": 1}
     assert everything["summary"]["access"] == {"open": 1, "overdue": 0}
-    metrics = api.client.get("/metrics/").text
+    metrics = api.client.get("/metrics").text
     assert 'consent_ledger_rights_requests_overdue{right="erasure"} 1.0' in metrics
 
 

@@ -18,9 +18,9 @@ import psycopg
 import pytest
 from kafka import KafkaAdminClient, KafkaProducer
 from kafka.errors import KafkaConnectionError
-from prometheus_client import REGISTRY
 from psycopg import sql
 
+from consumers.metrics import CONSUMER
 from consumers.runner import ConsumerRunner
 from ledger.domain.commands import (
     AcceptPolicy,
@@ -517,7 +517,7 @@ def test_forged_altered_and_out_of_range_records_are_dead_letters_and_change_no_
         finally:
             runner.close()
     assert _applied(pg_dsn, schema, f"g-{topic}") == head + len(poisons)
-    assert REGISTRY.get_sample_value("consent_ledger_projection_position") == head
+    assert CONSUMER.get_sample_value("consent_ledger_projection_position") == head
 
     letters = topics.topic_records(kafka_bootstrap, f"{topic}.dlq", limit=5, wait_ms=10_000)
     errors = [dict(letter.headers)["error"].decode() for letter in letters]

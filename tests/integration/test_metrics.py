@@ -21,7 +21,8 @@ from prometheus_client import start_http_server
 
 from ledger.domain.commands import GrantConsent, Unsubscribe
 from ledger.write.service import Ledger
-from tests.cli import CLI, api_key_headers, clean_env
+from relay.metrics import RELAY
+from tests.cli import CLI, api_key_headers, clean_env, production_env
 from tests.conftest import free_port
 from tests.helpers import sqlite_ledger
 from tests.monitoring import promtool_check_metrics, scrape, total, value
@@ -93,7 +94,7 @@ def test_relay_consumer_and_sealer_metrics_follow_the_events(
     head = ledger.store.head()
 
     relay_port, consumer_port, sealer_port = free_port(), free_port(), free_port()
-    server, _ = start_http_server(relay_port, addr="127.0.0.1")
+    server, _ = start_http_server(relay_port, addr="127.0.0.1", registry=RELAY)
     relay_url = f"http://127.0.0.1:{relay_port}/metrics"
     consumer_url = f"http://127.0.0.1:{consumer_port}/metrics"
     sealer_url = f"http://127.0.0.1:{sealer_port}/metrics"
@@ -212,7 +213,7 @@ def test_the_api_counts_commands_checks_and_business_gauges(tmp_path: Path) -> N
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        before = _eventually(f"{url}/metrics/", lambda _: True, "the API's /metrics")
+        before = _eventually(f"{url}/metrics", lambda _: True, "the API's /metrics")
         with httpx.Client(base_url=url, headers=headers, timeout=10) as api:
             _json(
                 api.post(
@@ -262,7 +263,7 @@ def test_the_api_counts_commands_checks_and_business_gauges(tmp_path: Path) -> N
             return value(samples, name, **labels) - value(before, name, **labels)
 
         after = _eventually(
-            f"{url}/metrics/",
+            f"{url}/metrics",
             lambda s: (
                 value(s, "consent_ledger_persons_opted_in", purpose="newsletter", channel="email")
                 == 3
@@ -279,8 +280,43 @@ def test_the_api_counts_commands_checks_and_business_gauges(tmp_path: Path) -> N
         assert delta(after, "consent_ledger_check_duration_seconds_count", kind="single") == 5
         assert delta(after, "consent_ledger_unsubscribe_enforced_seconds_count") == 2
         assert delta(after, "consent_ledger_group_commit_batch_size_count") >= 1
-        exposition = httpx.get(f"{url}/metrics/", timeout=5).text
+        answer = httpx.get(f"{url}/metrics", timeout=5)
+        assert answer.status_code == 200
+        exposition = answer.text
         assert "example.org" not in exposition
+        assert "_created" not in exposition
+        # Embedded serve runs a sealer and the projection's feed, and no relay nor consumer.
+        assert "consent_ledger_audit_tree_size" in exposition
+        assert "consent_ledger_relay_backlog_events" not in exposition
+        assert "consent_ledger_projection_position" not in exposition
     finally:
         server.terminate()
         server.wait(timeout=15)
+
+
+def test_serve_in_production_exports_no_gauge_of_the_followers(
+    pg_dsn: str, kafka_bootstrap: str, schema: str
+) -> None:
+    port = free_port()
+    env = production_env(pg_dsn, kafka_bootstrap, schema, TOPIC_KEYS_SETTING)
+    server = _process(["serve", "--port", str(port)], env)
+    url = f"http://127.0.0.1:{port}/metrics"
+    try:
+        samples = _eventually(url, lambda _: True, "the production API's /metrics")
+        answer = httpx.get(url, timeout=5, follow_redirects=False)
+    finally:
+        _stop(server)
+    assert answer.status_code == 200
+    names = {name for name, _ in samples}
+    assert "consent_ledger_persons_opted_in" in answer.text
+    assert "consent_ledger_group_commit_batch_size_count" in names
+    followers = (
+        "consent_ledger_relay_",
+        "consent_ledger_consumer_",
+        "consent_ledger_projection_position",
+        "consent_ledger_dead_letters",
+        "consent_ledger_audit_",
+        "consent_ledger_unsubscribe_enforced_",
+    )
+    assert not [n for n in names if n.startswith(followers)]
+    assert "_created" not in answer.text

@@ -11,7 +11,6 @@ import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from prometheus_client import REGISTRY
 from psycopg import sql
 
 from ledger.domain.rules import decide
@@ -19,6 +18,7 @@ from projections.checker import CheckerConfig, SendChecker
 from projections.facts import FACTS_TABLES, ProjectionReader
 from projections.freshness import Freshness
 from projections.loop_checker import LoopSendChecks
+from projections.metrics import CHECKS_PART
 from projections.store.postgres import migrate
 from relay.positions import PostgresPositions
 
@@ -263,7 +263,7 @@ def test_a_broken_loop_connection_hands_the_check_over_and_is_replaced(
 
 
 def _single_checks_timed() -> float:
-    value = REGISTRY.get_sample_value(
+    value = CHECKS_PART.get_sample_value(
         "consent_ledger_check_duration_seconds_count", {"kind": "single"}
     )
     return value or 0.0

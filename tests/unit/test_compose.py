@@ -1,8 +1,11 @@
 """docker-compose.yml cannot drift from the code: its commands and settings must exist."""
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
+import jsonschema_rs
 import pytest
 import typer
 import typer.main
@@ -94,10 +97,12 @@ def _serve_port(service: dict[str, Any]) -> int:
 @pytest.mark.parametrize("service", sorted(_ledger_services()))
 def test_prometheus_scrapes_every_ledger_service_where_it_serves_metrics(service: str) -> None:
     definition = _ledger_services()[service]
+    if definition.get("restart") == "no":
+        return  # a one-shot step (init) serves nothing to scrape
     if definition["command"][0] == "serve":
-        # The API serves its metrics on its own port, under the app's /metrics mount.
+        # The API serves its metrics on its own port, at the app's own /metrics.
         port = _serve_port(definition)
-        assert _scrape_targets()[f"{service}:{port}"][1] == "/metrics/"
+        assert _scrape_targets()[f"{service}:{port}"][1] == "/metrics"
         assert f"{port}:{port}" in definition["ports"] or str(port) in definition.get("expose", [])
         return
     port = int(definition["environment"]["CONSENT_METRICS_PORT"])
@@ -144,3 +149,72 @@ def test_grafana_provisions_the_dashboard_from_a_mounted_folder() -> None:
     folder = provider["providers"][0]["options"]["path"]
     assert folder in mounts, f"the dashboards folder {folder} is not mounted"
     assert list(mounts[folder].glob("*.json")), f"no dashboard JSON in {mounts[folder]}"
+
+
+COMPOSE_SPEC = Path(__file__).resolve().parents[1] / "schemas" / "compose-spec.json"
+"""The Compose Specification's JSON Schema (compose-spec/compose-spec, schema/compose-spec.json
+at 170098ba07d9, Apache-2.0), vendored: no container engine runs where the tests do."""
+ENV_EXAMPLE = COMPOSE.parent / ".env.example"
+REQUIRED = re.compile(r"\$\{([A-Z0-9_]+):\?")
+
+
+def _spec_errors(document: Any) -> list[str]:
+    validator = jsonschema_rs.Draft7Validator(json.loads(COMPOSE_SPEC.read_text(encoding="utf-8")))
+    return [str(error) for error in validator.iter_errors(document)]
+
+
+def test_the_compose_file_follows_the_compose_specification() -> None:
+    assert _spec_errors(_compose()) == []
+
+
+def test_the_specification_check_finds_a_mistake() -> None:
+    broken = _compose()
+    broken["services"]["api"]["helthcheck"] = broken["services"]["api"].pop("healthcheck")
+    broken["services"]["relay"]["healthcheck"]["interval"] = 10
+    errors = _spec_errors(broken)
+    assert any("'helthcheck' was unexpected" in error for error in errors)
+    assert any('["relay"]["healthcheck"]["interval"]' in error for error in errors)
+
+
+def test_every_long_running_service_has_a_healthcheck_and_a_restart_policy() -> None:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    one_shot = {name for name, s in services.items() if s.get("restart") == "no"}
+    assert one_shot == {"init"}
+    for name, service in services.items():
+        if name in one_shot:
+            continue
+        assert service.get("restart") == "unless-stopped", name
+        assert service["healthcheck"]["test"], name
+        assert not service["healthcheck"].get("disable"), name
+
+
+def test_the_ledger_starts_after_init_made_the_tables_and_the_first_key() -> None:
+    services: dict[str, dict[str, Any]] = _compose()["services"]
+    assert services["init"]["command"][0] == "init"
+    for name in _ledger_services().keys() - {"init"}:
+        assert services[name]["depends_on"]["init"] == {
+            "condition": "service_completed_successfully"
+        }, name
+
+
+def test_kafka_keeps_its_log_on_the_volume() -> None:
+    kafka = _compose()["services"]["kafka"]
+    mounts = {volume.split(":")[1] for volume in kafka["volumes"]}
+    assert kafka["environment"]["KAFKA_LOG_DIRS"] in mounts
+    assert set(_compose()["volumes"]) >= {v.split(":")[0] for v in kafka["volumes"]}
+
+
+def test_env_example_names_every_required_secret_and_how_to_make_it() -> None:
+    required = set(REQUIRED.findall(COMPOSE.read_text(encoding="utf-8")))
+    lines = ENV_EXAMPLE.read_text(encoding="utf-8").splitlines()
+    named = {
+        line.split("=", 1)[0]: n
+        for n, line in enumerate(lines)
+        if "=" in line and not line.startswith("#")
+    }
+    assert required, "the compose file requires no secret"
+    assert required <= set(named), sorted(required - set(named))
+    for name in required - {"CONSENT_PUBLIC_URL"}:
+        recipe = lines[named[name] - 1]
+        assert recipe.startswith("# "), name
+        assert "/dev/urandom" in recipe, name

@@ -12,7 +12,7 @@ from uuid import uuid4
 
 import pytest
 import yaml
-from prometheus_client import REGISTRY, generate_latest
+from prometheus_client import generate_latest
 
 from ledger.audit.check import verify_ledger
 from ledger.audit.sealer import Sealer, SealerConfig
@@ -26,6 +26,7 @@ from projections.metrics import SINGLE_CHECKS, BusinessMetrics, observe_unsubscr
 from schemas import UnsubscribeClicked
 from tests.helpers import sqlite_ledger
 from tests.monitoring import (
+    EVERY_PART,
     METRIC_NAME,
     ROOT,
     defined_series,
@@ -76,7 +77,7 @@ def _panels() -> list[dict[str, Any]]:
 
 
 def _dashboard_exprs() -> list[str]:
-    return [target["expr"] for panel in _panels() for target in panel["targets"]]
+    return [target["expr"] for panel in _panels() for target in panel.get("targets", [])]
 
 
 def _alert_rules() -> list[dict[str, Any]]:
@@ -85,7 +86,7 @@ def _alert_rules() -> list[dict[str, Any]]:
 
 
 def _sample(name: str, labels: dict[str, str] | None = None) -> float:
-    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+    return EVERY_PART.get_sample_value(name, labels or {}) or 0.0
 
 
 def test_the_dashboard_queries_only_series_the_code_defines() -> None:
@@ -165,10 +166,10 @@ def test_promtool_accepts_the_exposition_and_no_label_names_a_person(tmp_path: P
     finally:
         ledger.close()
     SINGLE_CHECKS.decided(Reason.UNSUBSCRIBED)
-    exposition = generate_latest(REGISTRY).decode()
+    exposition = generate_latest(EVERY_PART).decode()
     promtool_check_metrics(exposition)
     assert "ann@example.org" not in exposition
-    for family in REGISTRY.collect():
+    for family in EVERY_PART.collect():
         if family.name.startswith("consent_ledger_"):
             for sample in family.samples:
                 assert set(sample.labels) - {"le"} <= ALLOWED_LABELS, (family.name, sample.labels)
