@@ -28,7 +28,9 @@ from schemas import (
     Channel,
     CommandId,
     DoubleOptIn,
+    DsnStatus,
     Evidence,
+    FeedbackType,
     InteractionKind,
     LegalBasis,
     Model,
@@ -40,6 +42,7 @@ from schemas import (
     Slug,
     Source,
     SubjectId,
+    UndeliverableKind,
     UnsubscribeMethod,
     UtcDatetime,
     VersionLabel,
@@ -244,6 +247,28 @@ class RecordInteraction(PersonCommand):
     purpose: Slug | None = None
 
 
+class RecordComplaint(PersonCommand):
+    """A mailbox provider's complaint report (ARF); ``report_sha256`` makes it record once."""
+
+    feedback_type: FeedbackType
+    provider: ShortText | None = None
+    user_agent: ShortText | None = None
+    arrival_date: UtcDatetime | None = None
+    original_message_id: ShortText | None = None
+    campaign_id: ShortText | None = None
+    report_sha256: Sha256Hex
+
+
+class RecordUndeliverable(PersonCommand):
+    """A hard bounce, or as many soft bounces as the settings allow within their window."""
+
+    kind: UndeliverableKind
+    status: DsnStatus | None = None
+    soft_bounces: Annotated[int, Field(ge=1)] | None = None
+    original_message_id: ShortText | None = None
+    report_sha256: Sha256Hex
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
@@ -262,11 +287,15 @@ COMMANDS: dict[str, type[Command]] = {
         CloseRightsRequest,
         EraseSubject,
         RecordInteraction,
+        RecordComplaint,
+        RecordUndeliverable,
     )
 }
 """Every command by its name, for callers that build commands from text (CLI, import, HTTP)."""
 
-_DATETIME_FIELDS = frozenset({"occurred_at", "effective_at", "received_at", "due_at"})
+_DATETIME_FIELDS = frozenset(
+    {"occurred_at", "effective_at", "received_at", "due_at", "arrival_date"}
+)
 
 C = TypeVar("C", bound=Command)
 
