@@ -16,6 +16,7 @@ from entrypoints.bootstrap_keys import (
     deployment_secret,
     prepare_data_dir,
 )
+from entrypoints.bootstrap_sender import build_feedback
 from entrypoints.health import HealthCheck
 from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.settings import (
@@ -244,6 +245,7 @@ def build_api(settings: Settings) -> ApiServices:
     audit = build_audit(settings)
     keys = build_api_keys(settings)
     checkers = build_checkers(settings, ledger)
+    feedback = build_feedback(settings, ledger)
     return ApiServices(
         ledger=ledger,
         hasher=ledger.hasher,
@@ -253,7 +255,8 @@ def build_api(settings: Settings) -> ApiServices:
         tokens=build_token_codec(settings),
         open_requests=build_open_requests(ledger.store.config),
         read_wait_s=settings.check_wait_s,
-        closers=(checkers.close, keys.close, audit.close, ledger.close),
+        feedback=feedback,
+        closers=(checkers.close, keys.close, feedback.store.close, audit.close, ledger.close),
     )
 
 

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
         description="An address that takes unsubscribe requests by mail, added to "
         "List-Unsubscribe as a fallback for mail clients without one-click.",
     )
+    soft_bounce_limit: int = Field(
+        default=3,
+        ge=1,
+        description="This many soft bounces (DSN 4.x.x) of one address within the window "
+        "suppress it as undeliverable.",
+    )
+    soft_bounce_window_days: float = Field(
+        default=7.0, gt=0, description="The window soft bounces are counted in, in days."
+    )
 
     @property
     def sqlite_path(self) -> Path:

@@ -7,6 +7,7 @@ import typer
 
 from entrypoints.cli.audit import audit_app
 from entrypoints.cli.check import check
+from entrypoints.cli.feedback import feedback_app
 from entrypoints.cli.importing import import_file
 from entrypoints.cli.keys import keys_app
 from entrypoints.cli.processes import consume, relay, serve
@@ -47,6 +48,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(rights_cli)
+app.add_typer(feedback_app, name="feedback")
 
 
 def main() -> None:

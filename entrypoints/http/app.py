@@ -12,6 +12,7 @@ from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
+from entrypoints.http.feedback import MAX_FEEDBACK_BYTES, feedback_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
@@ -51,12 +52,17 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.include_router(history_router(services, auth))
         app.include_router(auditor_router(services, auth))
         app.include_router(rights_router(services, auth))
+        if services.feedback is not None:
+            app.include_router(feedback_router(services, auth))
         if services.tokens is not None:
             app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,
-            larger={("POST", "/v1/check"): services.max_bulk_body_bytes},
+            larger={
+                ("POST", "/v1/check"): services.max_bulk_body_bytes,
+                ("POST", "/v1/feedback"): MAX_FEEDBACK_BYTES,
+            },
         )
         app.add_middleware(SingleCheckFastPath, services=services, auth=auth, owner=app)
     app.add_middleware(HeadAsGet)

@@ -98,3 +98,15 @@ def denial(
     if channel == EMAIL and any(s.reason == UNDELIVERABLE for s in held):
         return UNDELIVERABLE
     return None
+
+
+CONSENT_DECISION = "consent"
+_DENIED_BY = {COMPLAINED: "complaint", UNDELIVERABLE: "deliverability"}
+
+
+def denied_by(reason: str | None) -> str | None:
+    """What kind of fact denies: ``consent`` (the person's choices and rights, the catalog),
+    ``complaint`` or ``deliverability``; None when allowed. What the check and dossier show."""
+    if reason is None:
+        return None
+    return _DENIED_BY.get(reason, CONSENT_DECISION)

@@ -1,0 +1,44 @@
+"""Wiring of the sender's side: feedback intake (complaints, bounces) next to the ledger."""
+
+from datetime import timedelta
+
+from entrypoints.bootstrap_keys import build_token_codec
+from entrypoints.settings import Settings
+from ledger.feedback.attribution import Attribution
+from ledger.feedback.intake import FeedbackConfig, FeedbackIntake
+from ledger.feedback.store import FeedbackStore
+from ledger.sidecar import PostgresTables, SQLiteTables, Tables
+from ledger.store.base import StoreConfig
+from ledger.store.postgres import PostgresStoreConfig
+from ledger.store.sqlite import SQLiteStoreConfig
+from ledger.write.service import Ledger, utc_now
+
+
+def build_tables(config: StoreConfig) -> Tables:
+    """The side tables next to the event store of ``config``: the same SQLite file or schema."""
+    if isinstance(config, SQLiteStoreConfig):
+        return SQLiteTables(path=config.path)
+    if isinstance(config, PostgresStoreConfig):
+        return PostgresTables(dsn=config.dsn, schema=config.schema)
+    msg = f"no side tables for {type(config).__name__}"
+    raise TypeError(msg)
+
+
+def build_feedback(settings: Settings, ledger: Ledger) -> FeedbackIntake:
+    """The intake of complaints and bounces into ``ledger``; its store is migrated here."""
+    store = FeedbackStore(build_tables(ledger.store.config))
+    store.migrate()
+    return FeedbackIntake(
+        ledger=ledger,
+        store=store,
+        attribution=Attribution(
+            hasher=ledger.hasher,
+            tokens=build_token_codec(settings),
+            known=lambda subject: ledger.person(subject) is not None,
+        ),
+        config=FeedbackConfig(
+            soft_bounce_limit=settings.soft_bounce_limit,
+            soft_bounce_window=timedelta(days=settings.soft_bounce_window_days),
+        ),
+        clock=utc_now,
+    )
