@@ -20,7 +20,7 @@ from ledger.domain.commands import GrantConsent, PublishPolicyVersion
 from ledger.domain.rules import decide
 from projections.facts import ProjectionReader
 from projections.store.postgres import PostgresProjectionStore, migrate
-from schemas import parse_event
+from schemas import AddressUndeliverable, parse_event
 from tests.feedback_samples import arf, dsn, original_message
 from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose
 
@@ -111,7 +111,7 @@ def test_reports_record_in_postgresql_and_its_projection_says_why(
             sql.SQL("select count(*) from {}").format(sql.Identifier(schema, "feedback_rejects"))
         ).fetchone()
     assert rows == (1,)
-    (undeliverable,) = [e for e in ledger.history(lou) if e.event_type == "AddressUndeliverable"]
+    (undeliverable,) = [e for e in ledger.history(lou) if isinstance(e, AddressUndeliverable)]
     assert (undeliverable.kind.value, undeliverable.soft_bounces) == ("soft_bounces", 2)
 
     with psycopg.connect(pg_dsn) as conn:
