@@ -16,7 +16,7 @@ from entrypoints.bootstrap_keys import (
     deployment_secret,
     prepare_data_dir,
 )
-from entrypoints.bootstrap_sender import build_feedback
+from entrypoints.bootstrap_sender import build_feedback, build_webhook_store
 from entrypoints.health import HealthCheck
 from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.settings import (
@@ -246,6 +246,7 @@ def build_api(settings: Settings) -> ApiServices:
     keys = build_api_keys(settings)
     checkers = build_checkers(settings, ledger)
     feedback = build_feedback(settings, ledger)
+    webhooks = build_webhook_store(ledger.store.config)
     return ApiServices(
         ledger=ledger,
         hasher=ledger.hasher,
@@ -256,7 +257,15 @@ def build_api(settings: Settings) -> ApiServices:
         open_requests=build_open_requests(ledger.store.config),
         read_wait_s=settings.check_wait_s,
         feedback=feedback,
-        closers=(checkers.close, keys.close, feedback.store.close, audit.close, ledger.close),
+        webhooks=webhooks,
+        closers=(
+            checkers.close,
+            keys.close,
+            feedback.store.close,
+            webhooks.close,
+            audit.close,
+            ledger.close,
+        ),
     )
 
 

@@ -9,9 +9,13 @@ from ledger.feedback.intake import FeedbackConfig, FeedbackIntake
 from ledger.feedback.store import FeedbackStore
 from ledger.sidecar import PostgresTables, SQLiteTables, Tables
 from ledger.store.base import StoreConfig
+from ledger.store.events import LedgerStore
 from ledger.store.postgres import PostgresStoreConfig
 from ledger.store.sqlite import SQLiteStoreConfig
-from ledger.write.service import Ledger, utc_now
+from ledger.webhooks.dispatcher import DispatchConfig, Dispatcher
+from ledger.webhooks.source import store_source
+from ledger.webhooks.store import WebhookStore
+from ledger.write.service import Clock, Ledger, utc_now
 
 
 def build_tables(config: StoreConfig) -> Tables:
@@ -41,4 +45,29 @@ def build_feedback(settings: Settings, ledger: Ledger) -> FeedbackIntake:
             soft_bounce_window=timedelta(days=settings.soft_bounce_window_days),
         ),
         clock=utc_now,
+    )
+
+
+def build_webhook_store(config: StoreConfig) -> WebhookStore:
+    """The registered endpoints and their deliveries, next to the store; migrated here."""
+    store = WebhookStore(build_tables(config))
+    store.migrate()
+    return store
+
+
+def build_dispatcher(
+    settings: Settings, events: LedgerStore, *, clock: Clock = utc_now
+) -> Dispatcher:
+    """Webhook delivery from the notification log of ``events``."""
+    return Dispatcher(
+        store=build_webhook_store(events.config),
+        source=store_source(events),
+        head=events.head,
+        config=DispatchConfig(
+            retry_start_s=settings.webhook_retry_start_s,
+            retry_max_s=settings.webhook_retry_max_s,
+            retry_for=timedelta(hours=settings.webhook_retry_hours),
+            workers=settings.webhook_workers,
+        ),
+        clock=clock,
     )

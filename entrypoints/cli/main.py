@@ -15,6 +15,7 @@ from entrypoints.cli.record import grant, policy_app, purpose_app, unsubscribe, 
 from entrypoints.cli.replay import replay
 from entrypoints.cli.rights import rights_cli
 from entrypoints.cli.unsubscribe import unsubscribe_headers
+from entrypoints.cli.webhooks import webhooks_app
 
 app = typer.Typer(
     name="consent-ledger",
@@ -49,6 +50,7 @@ app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(rights_cli)
 app.add_typer(feedback_app, name="feedback")
+app.add_typer(webhooks_app, name="webhooks")
 
 
 def main() -> None:

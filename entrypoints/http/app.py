@@ -20,6 +20,7 @@ from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
 from entrypoints.http.unsubscribe import unsubscribe_router
+from entrypoints.http.webhooks import webhooks_router
 
 API_VERSION = "1.0.0"
 
@@ -54,6 +55,8 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.include_router(rights_router(services, auth))
         if services.feedback is not None:
             app.include_router(feedback_router(services, auth))
+        if services.webhooks is not None:
+            app.include_router(webhooks_router(services, auth))
         if services.tokens is not None:
             app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
         app.add_middleware(

@@ -139,6 +139,8 @@ class ApiServices:
     """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
     feedback: Any = None
     """The complaint and bounce intake (`ledger.feedback.intake.FeedbackIntake`)."""
+    webhooks: Any = None
+    """The registered webhook endpoints (`ledger.webhooks.store.WebhookStore`)."""
     open_requests: Callable[[], list[OpenRequest]] = list
     """The open rights requests of the projection next to the ledger's store."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)

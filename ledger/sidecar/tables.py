@@ -25,6 +25,10 @@ class Tables(ABC):
         """Run one statement in its own transaction; the rows it returns."""
 
     @abstractmethod
+    def run_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Run one statement once per row, all in one transaction."""
+
+    @abstractmethod
     def migrate(self, ddl: Sequence[str]) -> None:
         """Run each DDL statement (``create ... if not exists``), once per database at a time."""
 
@@ -55,6 +59,12 @@ class SQLiteTables(Tables):
         conn = self._conn()
         with conn:
             return list(conn.execute(statement, tuple(params)).fetchall())
+
+    def run_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        statement = _NAME.sub(r"\1", query).replace("%s", "?")
+        conn = self._conn()
+        with conn:
+            conn.executemany(statement, [tuple(row) for row in rows])
 
     def migrate(self, ddl: Sequence[str]) -> None:
         for statement in ddl:
@@ -103,6 +113,13 @@ class PostgresTables(Tables):
                     raise
                 cursor = self._connection().execute(statement, tuple(params))
             return list(cursor.fetchall()) if cursor.description else []
+
+    def run_many(self, query: str, rows: Sequence[Sequence[Any]]) -> None:
+        statement = self._statement(query)
+        with self._lock:
+            conn = self._connection()
+            with conn.transaction(), conn.cursor() as cursor:
+                cursor.executemany(statement, [tuple(row) for row in rows])
 
     def migrate(self, ddl: Sequence[str]) -> None:
         with self._lock, ddl_transaction(self._connection()) as conn:
