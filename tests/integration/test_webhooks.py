@@ -125,13 +125,15 @@ def _history(services: ApiServices, people: int, rounds: int) -> None:
 
 def _wait_until_sent(dispatcher: Dispatcher, webhook_id: str, head: int, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
+    reached = 0
     while time.monotonic() < deadline:
         endpoint = dispatcher.store.get(webhook_id)
         assert endpoint is not None
-        if endpoint.cursor >= head:
+        reached = endpoint.cursor
+        if reached >= head:
             return
         time.sleep(0.05)
-    pytest.fail(f"the endpoint got to {endpoint.cursor}, not {head}")
+    pytest.fail(f"the endpoint got to {reached}, not {head}")
 
 
 def test_a_flaky_receiver_killed_midway_gets_every_event_in_order_signed(
