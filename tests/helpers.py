@@ -1,5 +1,6 @@
 """Building blocks several test modules share: an embedded ledger, projection rows, processes."""
 
+import base64
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
+from entrypoints.settings import Mode, Settings
 from ledger.domain.commands import PublishPolicyVersion, RegisterPurpose
 from ledger.domain.identity import SubjectHasher
 from ledger.privacy.keystore import SQLiteDataKeyStore
@@ -143,3 +145,24 @@ def stored_offsets(dsn: str, schema: str) -> int:
         except psycopg.errors.UndefinedTable:
             return 0
     return int(row[0]) if row else 0
+
+
+def fixed_secret(fill: int) -> str:
+    """Base64 of 32 bytes of ``fill``: a fixed secret for a test's settings."""
+    return base64.b64encode(bytes([fill]) * 32).decode()
+
+
+def production_settings(pg_dsn: str, schema: str, **extra: Any) -> Settings:
+    """Production-mode settings on the test's PostgreSQL schema, fixed secrets, no Kafka."""
+    return Settings(
+        mode=Mode.PRODUCTION,
+        pg_dsn=pg_dsn,
+        pg_schema=schema,
+        subject_secret=fixed_secret(1),
+        master_key=fixed_secret(2),
+        audit_signing_key=fixed_secret(3),
+        unsubscribe_keys=f"k1:{fixed_secret(4)}",
+        topic_keys=f"t1:{fixed_secret(5)}",
+        public_url="https://mail.example.org",
+        **extra,
+    )

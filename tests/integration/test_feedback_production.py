@@ -1,7 +1,6 @@
 """Complaints and bounces in production mode: PostgreSQL holds the events, the rejects, the counts,
 and the PostgreSQL projection answers ``complained`` and ``undeliverable`` as the rule book does."""
 
-import base64
 from collections.abc import Iterator
 from typing import Any
 
@@ -15,34 +14,19 @@ from entrypoints.bootstrap import build_api
 from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
 from entrypoints.http.services import ApiServices
-from entrypoints.settings import Mode, Settings
+from entrypoints.settings import Mode
 from ledger.domain.commands import GrantConsent, PublishPolicyVersion
 from ledger.domain.rules import decide
 from projections.facts import ProjectionReader
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import AddressUndeliverable, parse_event
 from tests.feedback_samples import arf, dsn, original_message
-from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose
-
-
-def _secret(fill: int) -> str:
-    return base64.b64encode(bytes([fill]) * 32).decode()
+from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose, production_settings
 
 
 @pytest.fixture
 def services(pg_dsn: str, schema: str) -> Iterator[ApiServices]:
-    settings = Settings(
-        mode=Mode.PRODUCTION,
-        pg_dsn=pg_dsn,
-        pg_schema=schema,
-        subject_secret=_secret(1),
-        master_key=_secret(2),
-        audit_signing_key=_secret(3),
-        unsubscribe_keys=f"k1:{_secret(4)}",
-        topic_keys=f"t1:{_secret(5)}",
-        public_url="https://mail.example.org",
-        soft_bounce_limit=2,
-    )
+    settings = production_settings(pg_dsn, schema, soft_bounce_limit=2)
     built = build_api(settings)
     yield built
     built.close()

@@ -25,7 +25,7 @@ from entrypoints.settings import Mode, Settings
 from ledger.domain import commands
 from ledger.webhooks.dispatcher import Dispatcher
 from tests.conftest import free_port
-from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose
+from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose, production_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -221,3 +221,38 @@ def test_an_endpoint_failing_past_the_retry_period_is_disabled(
     (delivery,) = dispatcher.store.deliveries(hook["webhook_id"])
     assert (delivery.status, delivery.attempts) == ("failed", 5)
     dispatcher.store.close()
+
+
+def test_in_production_mode_deliveries_come_from_postgresql(
+    pg_dsn: str, schema: str, tmp_path: Path
+) -> None:
+    settings = production_settings(pg_dsn, schema)
+    api = build_api(settings)
+    receiver = Receiver(tmp_path / "received.ndjson", fail_rate=0.0)
+    receiver.start()
+    try:
+        api.ledger.execute(marketing_purpose("newsletter"))
+        api.ledger.execute(
+            commands.PublishPolicyVersion(
+                version="v1",
+                text_sha256=POLICY_SHA,
+                effective_at=CATALOG_TIME,
+                occurred_at=CATALOG_TIME,
+            )
+        )
+        hook = _register(api, {"url": receiver.url, "event_types": ["ConsentGranted"]})
+        _history(api, 3, 2)
+        dispatcher = build_dispatcher(settings, api.ledger.store)
+        try:
+            assert dispatcher.step() == 3
+            assert dispatcher.step() == 0
+        finally:
+            dispatcher.close()
+            dispatcher.store.close()
+    finally:
+        receiver.kill()
+        api.close()
+    verifier = Webhook(hook["secret"])
+    bodies = [verifier.verify(line["body"], line["headers"]) for line in receiver.received()]
+    assert [b["data"]["subject"] for b in bodies] == ["p-0", "p-1", "p-2"]
+    assert {b["type"] for b in bodies} == {"ConsentGranted"}
