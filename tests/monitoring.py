@@ -9,7 +9,9 @@ from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 
 import consumers.metrics
+import ledger.feedback.metrics
 import ledger.metrics
+import ledger.webhooks.metrics
 import projections.metrics
 import relay.metrics
 
@@ -20,7 +22,14 @@ SUFFIXES = {
     "histogram": ("_bucket", "_sum", "_count", "_created"),
     "gauge": ("",),
 }
-DEFINED_BY = (ledger.metrics, relay.metrics, consumers.metrics, projections.metrics)
+DEFINED_BY = (
+    ledger.metrics,
+    ledger.feedback.metrics,
+    ledger.webhooks.metrics,
+    relay.metrics,
+    consumers.metrics,
+    projections.metrics,
+)
 
 
 def defined_series() -> set[str]:
