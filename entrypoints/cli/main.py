@@ -14,6 +14,7 @@ from entrypoints.cli.processes import consume, relay, serve
 from entrypoints.cli.record import grant, policy_app, purpose_app, unsubscribe, withdraw
 from entrypoints.cli.replay import replay
 from entrypoints.cli.rights import rights_cli
+from entrypoints.cli.suppressions import suppressions_app
 from entrypoints.cli.unsubscribe import unsubscribe_headers
 from entrypoints.cli.webhooks import webhooks_app
 
@@ -51,6 +52,7 @@ app.add_typer(keys_app, name="keys")
 app.add_typer(rights_cli)
 app.add_typer(feedback_app, name="feedback")
 app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(suppressions_app, name="suppressions")
 
 
 def main() -> None:

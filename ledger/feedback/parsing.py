@@ -20,6 +20,7 @@ TEXT_MAX = 200
 _PARSER = email.parser.BytesParser(policy=email.policy.compat32)
 _HEADERS = email.parser.HeaderParser(policy=email.policy.compat32)
 _STATUS = re.compile(r"^([245])\.\d{1,3}\.\d{1,3}$")
+_REPORT_TYPE = re.compile(r"report-type\s*=\s*\"?([A-Za-z0-9.-]+)", re.IGNORECASE)
 _NOT_COMPLAINTS = frozenset({"auth-failure"})
 """Feedback types that report a machine's failure (RFC 6591), not a person's complaint."""
 
@@ -91,10 +92,12 @@ def parse_report(raw: bytes) -> Report:
         message = _PARSER.parsebytes(raw)
     except (ValueError, TypeError, LookupError):
         return Rejected(Reject.NOT_A_REPORT)
-    if message.get_content_type() != "multipart/report" or not message.is_multipart():
+    content_type = str(message.get("Content-Type", ""))
+    if _media(message) != "multipart/report" or not message.is_multipart():
         return Rejected(Reject.NOT_A_REPORT)
-    report_type = str(message.get_param("report-type", "")).lower()
-    parts = [part for part in message.get_payload() if isinstance(part, Message)]
+    found = _REPORT_TYPE.search(content_type)
+    report_type = found.group(1).lower() if found else ""
+    parts = [(_media(part), part) for part in message.get_payload() if isinstance(part, Message)]
     if report_type == "feedback-report":
         return _complaint(message, parts)
     if report_type == "delivery-status":
@@ -113,26 +116,40 @@ def one_line(value: object, limit: int = TEXT_MAX) -> str | None:
     if value is None:
         return None
     text = " ".join(str(value).split())
-    text = "".join(ch for ch in text if ch.isprintable())[:limit].strip()
-    return text or None
+    if not text.isprintable():
+        text = "".join(ch for ch in text if ch.isprintable())
+    return text[:limit].strip() or None
 
 
-def _embedded(part: Message) -> Message | None:
+def _media(part: Message) -> str:
+    """A part's media type, lowercase, read from its header (text/plain when it has none);
+    `Message.get_content_type` costs more than the rest of the reading together."""
+    header = part.get("Content-Type")
+    if header is None:
+        return "text/plain"
+    return str(header).partition(";")[0].strip().lower()
+
+
+def _embedded(media: str, part: Message) -> Message | None:
     """The message a ``message/*`` part carries, or a ``text/rfc822-headers`` part's headers."""
     payload = part.get_payload()
     if isinstance(payload, list):
         return payload[0] if payload and isinstance(payload[0], Message) else None
-    if part.get_content_type() == "text/rfc822-headers":
+    if media == "text/rfc822-headers":
         text = part.get_payload(decode=True)
         if isinstance(text, bytes):
             return _HEADERS.parsestr(text.decode("utf-8", errors="replace"))
     return None
 
 
-def _original(parts: list[Message]) -> Message | None:
-    for part in parts[2:] or parts[1:]:
-        if part.get_content_type() in {"message/rfc822", "text/rfc822-headers", "message/global"}:
-            return _embedded(part)
+Parts = list[tuple[str, Message]]
+_ORIGINAL = frozenset({"message/rfc822", "text/rfc822-headers", "message/global"})
+
+
+def _original(parts: Parts) -> Message | None:
+    for media, part in parts[2:] or parts[1:]:
+        if media in _ORIGINAL:
+            return _embedded(media, part)
     return None
 
 
@@ -169,10 +186,8 @@ def _feedback_type(value: str) -> FeedbackType | None:
         return FeedbackType.OTHER
 
 
-def _complaint(message: Message, parts: list[Message]) -> Report:
-    fields = next(
-        (_embedded(p) for p in parts if p.get_content_type() == "message/feedback-report"), None
-    )
+def _complaint(message: Message, parts: Parts) -> Report:
+    fields = next((_embedded(m, p) for m, p in parts if m == "message/feedback-report"), None)
     provider = _sender_domain(message)
     if fields is None or not fields.get("Feedback-Type"):
         return Rejected(Reject.NO_FEEDBACK_FIELDS, provider, COMPLAINT)
@@ -204,15 +219,11 @@ def _address(value: object) -> str | None:
     return text if "@" in text else None
 
 
-def _bounce(message: Message, parts: list[Message]) -> Report:
-    status_part = next(
-        (
-            p
-            for p in parts
-            if p.get_content_type() in {"message/delivery-status", "message/global-delivery-status"}
-        ),
-        None,
-    )
+_DELIVERY_STATUS = frozenset({"message/delivery-status", "message/global-delivery-status"})
+
+
+def _bounce(message: Message, parts: Parts) -> Report:
+    status_part = next((p for m, p in parts if m in _DELIVERY_STATUS), None)
     blocks = status_part.get_payload() if status_part is not None else None
     if not isinstance(blocks, list) or not blocks:
         return Rejected(Reject.NO_FEEDBACK_FIELDS, _sender_domain(message), BOUNCE)
