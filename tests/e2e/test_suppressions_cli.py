@@ -61,3 +61,63 @@ def test_the_export_lists_every_suppression_with_the_address_unless_erased(
         (lou, "erased", None),
     ]
     assert "lou@example.org" not in as_csv.stdout + as_ndjson.stdout
+
+
+PROVIDER_FILES = {
+    "sendgrid": (
+        ["--kind", "bounce"],
+        "email,created,reason,status\n"
+        "ann@example.org,1733560000,550 5.1.1 user unknown,5.1.1\n"
+        "not-an-address,1733560000,x,5.1.1\n",
+        "AddressUndeliverable",
+    ),
+    "mailchimp": (
+        [],
+        "Email Address,First Name,UNSUB_TIME,UNSUB_CAMPAIGN_TITLE,UNSUB_REASON\n"
+        "ann@example.org,Ann,2024-12-01 10:00:00,Spring,NORMAL\n"
+        "bob@example.org,Bob,31/12/2024,Spring,NORMAL\n",
+        "UnsubscribeClicked",
+    ),
+    "brevo": (
+        [],
+        "EMAIL;EMAIL_BLACKLISTED;BLACKLISTED_AT\n"
+        "ann@example.org;Yes;2024-12-01T10:00:00Z\n"
+        "bob@example.org;No;\n",
+        "UnsubscribeClicked",
+    ),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(PROVIDER_FILES))
+def test_another_providers_export_records_its_events_once_with_rejects(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, provider: str
+) -> None:
+    options, content, event_type = PROVIDER_FILES[provider]
+    export = tmp_path / f"{provider}.csv"
+    export.write_text(content, encoding="utf-8")
+    data = tmp_path / "var"
+    monkeypatch.setenv("CONSENT_DATA_DIR", str(data))
+    monkeypatch.delenv("CONSENT_MODE", raising=False)
+    runner = CliRunner()
+    command = ["suppressions", "import", str(export), "--from", provider, *options]
+
+    first, again = runner.invoke(app, command), runner.invoke(app, command)
+
+    assert first.exit_code == 0, first.output
+    summary = json.loads(first.stdout.strip().splitlines()[-1])
+    assert (summary["lines"], summary["recorded"], summary["rejected"]) == (2, 1, 1)
+    repeated = json.loads(again.stdout.strip().splitlines()[-1])
+    assert (repeated["recorded"], repeated["duplicates"]) == (0, 1)
+    rejects = list(csv.reader(Path(summary["rejects"]).read_text(encoding="utf-8").splitlines()))
+    assert rejects[0] == ["line", "reason"]
+    assert rejects[1][0] == "3"
+    ledger = build_ledger(Settings(mode=Mode.EMBEDDED, data_dir=data))
+    try:
+        (event,) = ledger.history(ledger.hasher.subject_for("ann@example.org"))
+    finally:
+        ledger.close()
+    assert (event.event_type, event.source.value, event.actor) == (
+        event_type,
+        "import",
+        f"import:{provider}",
+    )
