@@ -40,7 +40,7 @@ from entrypoints.settings import Mode, Settings
 from ledger.domain import commands
 from ledger.feedback.sources import read_reports
 from tests.feedback_samples import arf, original_message
-from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose
+from tests.helpers import CATALOG_TIME, record_catalog
 
 RECEIVER = """
 import sys, json, time
@@ -65,15 +65,7 @@ print("ready", flush=True); s.serve_forever()
 def _api(directory: Path) -> tuple[Settings, object]:
     settings = Settings(mode=Mode.EMBEDDED, data_dir=directory / "var")
     api = build_api(settings)
-    api.ledger.execute(marketing_purpose("newsletter"))
-    api.ledger.execute(
-        commands.PublishPolicyVersion(
-            version="v1",
-            text_sha256=POLICY_SHA,
-            effective_at=CATALOG_TIME,
-            occurred_at=CATALOG_TIME,
-        )
-    )
+    record_catalog(api.ledger)
     return settings, api
 
 

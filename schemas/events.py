@@ -36,6 +36,7 @@ __all__ = [
     "CATALOG_SUBJECT",
     "EVENT_CLASSES",
     "AddressUndeliverable",
+    "ComplaintFields",
     "ComplaintReceived",
     "ConsentConfirmed",
     "ConsentGranted",
@@ -55,6 +56,7 @@ __all__ = [
     "RightsRequestExtended",
     "RightsRequestOpened",
     "SubjectErased",
+    "UndeliverableFields",
     "UnsubscribeClicked",
     "upcast_consent_granted_v1_v2",
 ]
@@ -284,15 +286,9 @@ class InteractionRecorded(EventBase):
     purpose: Slug | None = None
 
 
-class ComplaintReceived(EventBase):
-    """A mailbox provider reported a person's complaint about a message (ARF, RFC 5965).
+class ComplaintFields(Model):
+    """What a complaint report (ARF, RFC 5965) says: the event's fields and its command's."""
 
-    Unless it is a ``not-spam`` report, it refuses every direct-marketing purpose with its own
-    reason, ``complained``; it is not a withdrawal, and only a newer explicit consent outweighs it.
-    """
-
-    event_type: Literal["ComplaintReceived"] = "ComplaintReceived"
-    schema_version: Literal[1] = 1
     feedback_type: FeedbackType
     provider: ShortText | None = None
     """Who reported: the report's ``Reporting-MTA``, else the domain it came from."""
@@ -307,19 +303,24 @@ class ComplaintReceived(EventBase):
     """SHA-256 of the report as received: the same report, recorded once."""
 
 
+class ComplaintReceived(EventBase, ComplaintFields):
+    """A mailbox provider reported a person's complaint about a message (ARF, RFC 5965).
+
+    Unless it is a ``not-spam`` report, it refuses every direct-marketing purpose with its own
+    reason, ``complained``; it is not a withdrawal, and only a newer explicit consent outweighs it.
+    """
+
+    event_type: Literal["ComplaintReceived"] = "ComplaintReceived"
+    schema_version: Literal[1] = 1
+
+
 DsnStatus = Annotated[str, StringConstraints(pattern=r"^[245]\.\d{1,3}\.\d{1,3}$")]
 """A delivery status code (RFC 3463), such as ``5.1.1``."""
 
 
-class AddressUndeliverable(EventBase):
-    """A person's address cannot receive mail (RFC 3464): a deliverability suppression.
+class UndeliverableFields(Model):
+    """Why an address is undeliverable: the event's fields and its command's."""
 
-    Not a consent decision: it denies email with the reason ``undeliverable`` until a later
-    confirmed consent (double opt-in) shows the address works again.
-    """
-
-    event_type: Literal["AddressUndeliverable"] = "AddressUndeliverable"
-    schema_version: Literal[1] = 1
     kind: UndeliverableKind
     status: DsnStatus | None = None
     """The DSN ``Status`` (RFC 3463), e.g. ``5.1.1``; the diagnostic text, which may quote the
@@ -328,6 +329,17 @@ class AddressUndeliverable(EventBase):
     """For ``soft_bounces``: how many were counted within the window."""
     original_message_id: ShortText | None = None
     report_sha256: Sha256Hex
+
+
+class AddressUndeliverable(EventBase, UndeliverableFields):
+    """A person's address cannot receive mail (RFC 3464): a deliverability suppression.
+
+    Not a consent decision: it denies email with the reason ``undeliverable`` until a later
+    confirmed consent (double opt-in) shows the address works again.
+    """
+
+    event_type: Literal["AddressUndeliverable"] = "AddressUndeliverable"
+    schema_version: Literal[1] = 1
 
 
 Event = Annotated[

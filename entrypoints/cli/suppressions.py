@@ -1,7 +1,6 @@
 """``consent-ledger suppressions``: export ours, import another provider's export."""
 
 import csv
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -12,6 +11,7 @@ import typer
 from entrypoints.bootstrap import build_embedded_projection
 from entrypoints.bootstrap_sender import build_tables
 from entrypoints.cli.console import load_settings, progress_bar
+from entrypoints.cli.importing import summary_json
 from entrypoints.cli.opening import open_ledger
 from ledger.suppressions.export import suppressions, to_csv, to_ndjson
 from ledger.suppressions.providers import Kind, Provider, converter, provider_rows
@@ -82,14 +82,4 @@ def import_list(
             progress=lambda lines: progress.advance(task, lines),
             convert=converter(provider, kind),
         )
-    typer.echo(
-        json.dumps(
-            {
-                "lines": summary.lines,
-                "recorded": summary.recorded,
-                "duplicates": summary.duplicates,
-                "rejected": summary.rejected,
-                "rejects": str(reject_path),
-            }
-        )
-    )
+    typer.echo(summary_json(summary, reject_path))

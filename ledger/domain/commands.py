@@ -27,10 +27,9 @@ from schemas import (
     CATALOG_SUBJECT,
     Channel,
     CommandId,
+    ComplaintFields,
     DoubleOptIn,
-    DsnStatus,
     Evidence,
-    FeedbackType,
     InteractionKind,
     LegalBasis,
     Model,
@@ -42,7 +41,7 @@ from schemas import (
     Slug,
     Source,
     SubjectId,
-    UndeliverableKind,
+    UndeliverableFields,
     UnsubscribeMethod,
     UtcDatetime,
     VersionLabel,
@@ -247,26 +246,12 @@ class RecordInteraction(PersonCommand):
     purpose: Slug | None = None
 
 
-class RecordComplaint(PersonCommand):
+class RecordComplaint(PersonCommand, ComplaintFields):
     """A mailbox provider's complaint report (ARF); ``report_sha256`` makes it record once."""
 
-    feedback_type: FeedbackType
-    provider: ShortText | None = None
-    user_agent: ShortText | None = None
-    arrival_date: UtcDatetime | None = None
-    original_message_id: ShortText | None = None
-    campaign_id: ShortText | None = None
-    report_sha256: Sha256Hex
 
-
-class RecordUndeliverable(PersonCommand):
+class RecordUndeliverable(PersonCommand, UndeliverableFields):
     """A hard bounce, or as many soft bounces as the settings allow within their window."""
-
-    kind: UndeliverableKind
-    status: DsnStatus | None = None
-    soft_bounces: Annotated[int, Field(ge=1)] | None = None
-    original_message_id: ShortText | None = None
-    report_sha256: Sha256Hex
 
 
 COMMANDS: dict[str, type[Command]] = {

@@ -6,9 +6,9 @@ so nothing could erase them); a soft bounce is counted by subject.
 """
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from ledger.sidecar import Tables
+from ledger.sidecar import SideStore, as_text
 
 DDL = (
     """create table if not exists {feedback_rejects} (
@@ -27,11 +27,6 @@ DDL = (
 )
 
 
-def _text(at: datetime) -> str:
-    """A time as text that sorts as it compares: UTC, microseconds, always the same width."""
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
-
-
 @dataclass(frozen=True, slots=True)
 class RejectRow:
     report_sha256: str
@@ -41,17 +36,10 @@ class RejectRow:
     received_at: str
 
 
-class FeedbackStore:
+class FeedbackStore(SideStore):
     """Rejected reports and soft-bounce counts, in this mode's database."""
 
-    def __init__(self, tables: Tables) -> None:
-        self._tables = tables
-
-    def migrate(self) -> None:
-        self._tables.migrate(DDL)
-
-    def close(self) -> None:
-        self._tables.close()
+    DDL = DDL
 
     def reject(
         self, *, report_sha256: str, kind: str, reason: str, provider: str | None, at: datetime
@@ -61,7 +49,7 @@ class FeedbackStore:
             "insert into {feedback_rejects} (report_sha256, kind, reason, provider, received_at)"
             " values (%s, %s, %s, %s, %s) on conflict (report_sha256) do nothing"
             " returning report_sha256",
-            (report_sha256, kind, reason, provider, _text(at)),
+            (report_sha256, kind, reason, provider, as_text(at)),
         )
         return bool(rows)
 
@@ -87,11 +75,11 @@ class FeedbackStore:
         self._tables.run(
             "insert into {soft_bounces} (subject, report_sha256, bounced_at) values (%s, %s, %s)"
             " on conflict (subject, report_sha256) do nothing",
-            (subject, report_sha256, _text(at)),
+            (subject, report_sha256, as_text(at)),
         )
         rows = self._tables.run(
             "select count(*) from {soft_bounces} where subject = %s and bounced_at >= %s",
-            (subject, _text(since)),
+            (subject, as_text(since)),
         )
         return int(rows[0][0])
 

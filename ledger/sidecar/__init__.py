@@ -4,6 +4,6 @@ Not events: operational state that no proof depends on. One query text runs on b
 tables are written ``{name}``, parameters ``%s``; `SQLiteTables` and `PostgresTables` run it.
 """
 
-from ledger.sidecar.tables import PostgresTables, SQLiteTables, Tables
+from ledger.sidecar.tables import PostgresTables, SideStore, SQLiteTables, Tables, as_text
 
-__all__ = ["PostgresTables", "SQLiteTables", "Tables"]
+__all__ = ["PostgresTables", "SQLiteTables", "SideStore", "Tables", "as_text"]

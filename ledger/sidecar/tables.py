@@ -5,6 +5,7 @@ import sqlite3
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,14 @@ from psycopg import sql
 from ledger.store.pgddl import ddl_transaction
 
 Row = tuple[Any, ...]
+
+
+def as_text(at: datetime) -> str:
+    """A time as the side tables keep it, text that sorts as it compares (both databases): UTC,
+    microseconds, always the same width."""
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
+
+
 _NAME = re.compile(r"\{([a-z_]+)\}")
 
 
@@ -130,3 +139,18 @@ class PostgresTables(Tables):
         with self._lock:
             if self._conn is not None:
                 self._conn.close()
+
+
+class SideStore:
+    """A store over some side tables: ``DDL`` makes them, `migrate` runs it."""
+
+    DDL: tuple[str, ...] = ()
+
+    def __init__(self, tables: Tables) -> None:
+        self._tables = tables
+
+    def migrate(self) -> None:
+        self._tables.migrate(self.DDL)
+
+    def close(self) -> None:
+        self._tables.close()

@@ -19,6 +19,7 @@ import httpx
 from standardwebhooks import Webhook
 
 from ledger.domain.backoff import Stop, follow
+from ledger.sidecar import as_text
 from ledger.webhooks import metrics
 from ledger.webhooks.store import (
     DELIVERED,
@@ -27,7 +28,6 @@ from ledger.webhooks.store import (
     Delivery,
     Endpoint,
     WebhookStore,
-    as_text,
 )
 from schemas import EventBase, dump_event
 

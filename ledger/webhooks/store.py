@@ -11,9 +11,9 @@ import secrets
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
-from ledger.sidecar import Tables
+from ledger.sidecar import SideStore, as_text
 
 SECRET_PREFIX = "whsec_"  # noqa: S105 - the format's prefix, not a secret
 ACTIVE, DISABLED = "active", "disabled"
@@ -53,11 +53,6 @@ _HOOK_COLUMNS = (
     "webhook_id, url, event_types, purposes, secret, status, disabled_reason, created_at,"
     " cursor_position, failing_since, attempts, next_attempt_at"
 )
-
-
-def as_text(at: datetime) -> str:
-    """A time as text that sorts as it compares: UTC, microseconds, always the same width."""
-    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def _time(text: str | None) -> datetime | None:
@@ -120,17 +115,10 @@ def new_secret() -> str:
     return SECRET_PREFIX + base64.b64encode(secrets.token_bytes(24)).decode()
 
 
-class WebhookStore:
+class WebhookStore(SideStore):
     """Endpoints and deliveries in this mode's database."""
 
-    def __init__(self, tables: Tables) -> None:
-        self._tables = tables
-
-    def migrate(self) -> None:
-        self._tables.migrate(DDL)
-
-    def close(self) -> None:
-        self._tables.close()
+    DDL = DDL
 
     def register(
         self,

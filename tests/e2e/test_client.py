@@ -13,7 +13,7 @@ import pytest
 from client import AsyncConsentClient, ConsentClient, ConsentUnavailableError
 from tests.cli import CLI, clean_env
 from tests.conftest import free_port
-from tests.helpers import fixed_secret
+from tests.helpers import production_env
 from tests.unit.test_layout import ROOT, _imports
 
 STARTUP_TIMEOUT_S = 90.0
@@ -143,18 +143,7 @@ def test_a_check_the_projection_cannot_answer_yet_is_retried_after_retry_after(
 def test_in_production_mode_writes_record_once_each_and_checks_fail_closed(
     tmp_path: Path, pg_dsn: str, schema: str
 ) -> None:
-    env = clean_env(
-        CONSENT_MODE="production",
-        CONSENT_PG_DSN=pg_dsn,
-        CONSENT_PG_SCHEMA=schema,
-        CONSENT_SUBJECT_SECRET=fixed_secret(1),
-        CONSENT_MASTER_KEY=fixed_secret(2),
-        CONSENT_AUDIT_SIGNING_KEY=fixed_secret(3),
-        CONSENT_UNSUBSCRIBE_KEYS=f"k1:{fixed_secret(4)}",
-        CONSENT_TOPIC_KEYS=f"t1:{fixed_secret(5)}",
-        CONSENT_PUBLIC_URL="https://mail.example.org",
-        CONSENT_CHECK_WAIT_S="0.2",
-    )
+    env = clean_env(**production_env(pg_dsn, schema, CONSENT_CHECK_WAIT_S="0.2"))
     server = Server(env)
     try:
         with ConsentClient(server.url, api_key=server.key, retries=1) as ledger:

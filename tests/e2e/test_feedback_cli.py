@@ -7,10 +7,10 @@ from typing import Any
 
 from entrypoints.bootstrap import build_ledger
 from entrypoints.settings import Mode, Settings
-from ledger.domain.commands import GrantConsent, PublishPolicyVersion
+from ledger.domain.commands import GrantConsent
 from tests.cli import cli_output, run_cli
 from tests.feedback_samples import arf, dsn, original_message
-from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose
+from tests.helpers import CATALOG_TIME, record_catalog
 
 
 def _ok(data: Path, *args: str) -> dict[str, Any]:
@@ -23,15 +23,7 @@ def _ledger_of_three(tmp_path: Path) -> tuple[Path, list[str]]:
     data = tmp_path / "var"
     ledger = build_ledger(Settings(mode=Mode.EMBEDDED, data_dir=data))
     try:
-        ledger.execute(marketing_purpose("newsletter"))
-        ledger.execute(
-            PublishPolicyVersion(
-                version="v1",
-                text_sha256=POLICY_SHA,
-                effective_at=CATALOG_TIME,
-                occurred_at=CATALOG_TIME,
-            )
-        )
+        record_catalog(ledger)
         subjects = [
             ledger.execute(
                 GrantConsent(

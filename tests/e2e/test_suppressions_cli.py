@@ -12,7 +12,7 @@ from entrypoints.bootstrap import build_ledger
 from entrypoints.cli.main import app
 from entrypoints.settings import Mode, Settings
 from ledger.domain import commands
-from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose
+from tests.helpers import CATALOG_TIME, record_catalog
 
 
 def test_the_export_lists_every_suppression_with_the_address_unless_erased(
@@ -21,15 +21,7 @@ def test_the_export_lists_every_suppression_with_the_address_unless_erased(
     data = tmp_path / "var"
     ledger = build_ledger(Settings(mode=Mode.EMBEDDED, data_dir=data))
     try:
-        ledger.execute(marketing_purpose("newsletter"))
-        ledger.execute(
-            commands.PublishPolicyVersion(
-                version="v1",
-                text_sha256=POLICY_SHA,
-                effective_at=CATALOG_TIME,
-                occurred_at=CATALOG_TIME,
-            )
-        )
+        record_catalog(ledger)
         at = {"occurred_at": CATALOG_TIME}
         kim = ledger.execute(commands.Unsubscribe(address="kim@example.org", **at)).subject
         lou = ledger.execute(

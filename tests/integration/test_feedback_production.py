@@ -15,13 +15,13 @@ from entrypoints.health import HealthCheck
 from entrypoints.http import create_app
 from entrypoints.http.services import ApiServices
 from entrypoints.settings import Mode
-from ledger.domain.commands import GrantConsent, PublishPolicyVersion
+from ledger.domain.commands import GrantConsent
 from ledger.domain.rules import decide
 from projections.facts import ProjectionReader
 from projections.store.postgres import PostgresProjectionStore, migrate
 from schemas import AddressUndeliverable, parse_event
 from tests.feedback_samples import arf, dsn, original_message
-from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose, production_settings
+from tests.helpers import CATALOG_TIME, production_settings, record_catalog
 
 
 @pytest.fixture
@@ -47,15 +47,7 @@ def test_reports_record_in_postgresql_and_its_projection_says_why(
     services: ApiServices, pg_dsn: str, schema: str
 ) -> None:
     ledger = services.ledger
-    ledger.execute(marketing_purpose("newsletter"))
-    ledger.execute(
-        PublishPolicyVersion(
-            version="v1",
-            text_sha256=POLICY_SHA,
-            effective_at=CATALOG_TIME,
-            occurred_at=CATALOG_TIME,
-        )
-    )
+    record_catalog(ledger)
     kim, lou = (
         ledger.execute(
             GrantConsent(

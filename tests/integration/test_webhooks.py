@@ -25,7 +25,7 @@ from entrypoints.settings import Mode, Settings
 from ledger.domain import commands
 from ledger.webhooks.dispatcher import Dispatcher
 from tests.conftest import free_port
-from tests.helpers import CATALOG_TIME, POLICY_SHA, marketing_purpose, production_settings
+from tests.helpers import CATALOG_TIME, production_settings, record_catalog
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,16 +81,7 @@ def services(tmp_path: Path) -> Iterator[tuple[Settings, ApiServices]]:
         webhook_retry_max_s=0.1,
     )
     built = build_api(settings)
-    built.ledger.execute(marketing_purpose("newsletter"))
-    built.ledger.execute(marketing_purpose("offers"))
-    built.ledger.execute(
-        commands.PublishPolicyVersion(
-            version="v1",
-            text_sha256=POLICY_SHA,
-            effective_at=CATALOG_TIME,
-            occurred_at=CATALOG_TIME,
-        )
-    )
+    record_catalog(built.ledger, purposes=("newsletter", "offers"))
     yield settings, built
     built.close()
 
@@ -231,15 +222,7 @@ def test_in_production_mode_deliveries_come_from_postgresql(
     receiver = Receiver(tmp_path / "received.ndjson", fail_rate=0.0)
     receiver.start()
     try:
-        api.ledger.execute(marketing_purpose("newsletter"))
-        api.ledger.execute(
-            commands.PublishPolicyVersion(
-                version="v1",
-                text_sha256=POLICY_SHA,
-                effective_at=CATALOG_TIME,
-                occurred_at=CATALOG_TIME,
-            )
-        )
+        record_catalog(api.ledger, purposes=("newsletter", "offers"))
         hook = _register(api, {"url": receiver.url, "event_types": ["ConsentGranted"]})
         _history(api, 3, 2)
         dispatcher = build_dispatcher(settings, api.ledger.store)

@@ -6,6 +6,7 @@ from typing import Any
 from ledger.domain.rules import Reason, decide, facts_from_log
 from schemas import CATALOG_SUBJECT, EventBase, parse_event
 from tests.helpers import envelope
+from tests.unit.test_rules import CATALOG as RULES_CATALOG
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 AT = T0 + timedelta(days=30)
@@ -26,19 +27,7 @@ def _purpose(purpose: str, *, marketing: bool, basis: str = "consent") -> EventB
     )
 
 
-CATALOG = [
-    _purpose("newsletter", marketing=True),
-    _purpose("invoices", marketing=False, basis="contract"),
-    _event(
-        "PolicyVersionPublished",
-        CATALOG_SUBJECT,
-        version="v1",
-        text_sha256="a" * 64,
-        effective_at=T0.isoformat(),
-        purposes=[],
-        requires_reconsent=False,
-    ),
-]
+CATALOG = [*RULES_CATALOG, _purpose("invoices", marketing=False, basis="contract")]
 
 
 def _grant(purpose: str = "newsletter", *, opt_in: str = "not_applicable") -> EventBase:
