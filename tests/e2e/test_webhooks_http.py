@@ -82,3 +82,34 @@ def test_webhooks_need_the_admin_scope(api: Api) -> None:
     answer = api.post("/v1/webhooks", {"url": "https://hooks.example/x"}, Scope.WRITE)
     assert answer.status_code == 403
     assert api.get("/v1/webhooks/wh_" + "0" * 32, Scope.ADMIN).status_code == 404
+
+
+def test_every_field_of_the_sender_endpoints_is_described_in_openapi(api: Api) -> None:
+    schemas = api.client.get("/openapi.json").json()["components"]["schemas"]
+    models = (
+        "FeedbackAnswer",
+        "NewWebhook",
+        "WebhookAnswer",
+        "CreatedWebhook",
+        "DeliveryAnswer",
+        "Redelivery",
+    )
+    undescribed = [
+        f"{model}.{name}"
+        for model in models
+        for name, field in schemas[model]["properties"].items()
+        if not field.get("description")
+    ]
+    assert undescribed == []
+    paths = api.client.get("/openapi.json").json()["paths"]
+    for path in ("/v1/feedback", "/v1/webhooks", "/v1/webhooks/{webhook_id}/redeliver"):
+        for operation in paths[path].values():
+            problems = [
+                status
+                for status, answer in operation["responses"].items()
+                # 431 is answered before the app, in plain text (see problems.EVERY_ROUTE).
+                if status.startswith(("4", "5"))
+                and status != "431"
+                and "application/problem+json" not in answer.get("content", {})
+            ]
+            assert problems == [], (path, problems)
