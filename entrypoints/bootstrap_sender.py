@@ -1,6 +1,7 @@
 """Wiring of the sender's side: feedback intake (complaints, bounces) next to the ledger."""
 
 from datetime import timedelta
+from typing import TYPE_CHECKING
 
 from entrypoints.bootstrap_keys import build_token_codec
 from entrypoints.settings import Settings
@@ -12,10 +13,11 @@ from ledger.store.base import StoreConfig
 from ledger.store.events import LedgerStore
 from ledger.store.postgres import PostgresStoreConfig
 from ledger.store.sqlite import SQLiteStoreConfig
-from ledger.webhooks.dispatcher import DispatchConfig, Dispatcher
-from ledger.webhooks.source import store_source
 from ledger.webhooks.store import WebhookStore
 from ledger.write.service import Clock, Ledger, utc_now
+
+if TYPE_CHECKING:
+    from ledger.webhooks.dispatcher import Dispatcher
 
 
 def build_tables(config: StoreConfig) -> Tables:
@@ -57,8 +59,12 @@ def build_webhook_store(config: StoreConfig) -> WebhookStore:
 
 def build_dispatcher(
     settings: Settings, events: LedgerStore, *, clock: Clock = utc_now
-) -> Dispatcher:
+) -> "Dispatcher":
     """Webhook delivery from the notification log of ``events``."""
+    # Imported here: its HTTP client costs every other command a third of a second at start.
+    from ledger.webhooks.dispatcher import DispatchConfig, Dispatcher  # noqa: PLC0415
+    from ledger.webhooks.source import store_source  # noqa: PLC0415
+
     return Dispatcher(
         store=build_webhook_store(events.config),
         source=store_source(events),

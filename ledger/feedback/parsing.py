@@ -6,7 +6,6 @@ or `Rejected` (with the reason, a wire value): nothing here raises on a bad repo
 
 import email
 import email.parser
-import email.policy
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -17,8 +16,10 @@ from schemas import FeedbackType
 
 TEXT_MAX = 200
 """Header values kept in events are at most this long (the schema's short text)."""
-_PARSER = email.parser.BytesParser(policy=email.policy.compat32)
-_HEADERS = email.parser.HeaderParser(policy=email.policy.compat32)
+# Their default policy, compat32: the modern one parses every header into objects, several
+# times slower, and `email.policy` alone costs a command line a tenth of a second to import.
+_PARSER = email.parser.BytesParser()
+_HEADERS = email.parser.HeaderParser()
 _STATUS = re.compile(r"^([245])\.\d{1,3}\.\d{1,3}$")
 _REPORT_TYPE = re.compile(r"report-type\s*=\s*\"?([A-Za-z0-9.-]+)", re.IGNORECASE)
 _NOT_COMPLAINTS = frozenset({"auth-failure"})
