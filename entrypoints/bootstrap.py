@@ -16,6 +16,7 @@ from entrypoints.bootstrap_keys import (
     deployment_secret,
     prepare_data_dir,
 )
+from entrypoints.bootstrap_sender import build_feedback, build_webhook_store
 from entrypoints.health import HealthCheck
 from entrypoints.http.services import ApiServices, CheckerPool
 from entrypoints.metrics import Part, process_registry
@@ -245,6 +246,8 @@ def build_api(settings: Settings) -> ApiServices:
     audit = build_audit(settings)
     keys = build_api_keys(settings)
     checkers = build_checkers(settings, ledger)
+    feedback = build_feedback(settings, ledger)
+    webhooks = build_webhook_store(ledger.store.config)
     return ApiServices(
         ledger=ledger,
         hasher=ledger.hasher,
@@ -254,7 +257,16 @@ def build_api(settings: Settings) -> ApiServices:
         tokens=build_token_codec(settings),
         open_requests=build_open_requests(ledger.store.config),
         read_wait_s=settings.check_wait_s,
-        closers=(checkers.close, keys.close, audit.close, ledger.close),
+        feedback=feedback,
+        webhooks=webhooks,
+        closers=(
+            checkers.close,
+            keys.close,
+            feedback.store.close,
+            webhooks.close,
+            audit.close,
+            ledger.close,
+        ),
     )
 
 

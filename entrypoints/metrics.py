@@ -18,7 +18,9 @@ from prometheus_client import (
 from prometheus_client.registry import Collector
 
 import consumers.metrics
+import ledger.feedback.metrics
 import ledger.metrics
+import ledger.webhooks.metrics
 import projections.metrics
 import relay.metrics
 
@@ -37,6 +39,10 @@ class Part(StrEnum):
     AUDITOR = "auditor"
     RELAY = "relay"
     CONSUMER = "consumer"
+    FEEDBACK = "feedback"
+    """Takes complaint and bounce reports (``POST /v1/feedback``)."""
+    WEBHOOKS = "webhooks"
+    """Delivers the ledger's events to webhook endpoints (``webhooks deliver``)."""
 
 
 SERIES: dict[Part, tuple[Collector, ...]] = {
@@ -46,6 +52,8 @@ SERIES: dict[Part, tuple[Collector, ...]] = {
     Part.AUDITOR: (ledger.metrics.AUDITOR,),
     Part.RELAY: (relay.metrics.RELAY,),
     Part.CONSUMER: (consumers.metrics.CONSUMER, projections.metrics.ENFORCEMENT),
+    Part.FEEDBACK: (ledger.feedback.metrics.FEEDBACK,),
+    Part.WEBHOOKS: (ledger.webhooks.metrics.WEBHOOKS,),
 }
 """The series registries of each part."""
 
@@ -62,7 +70,7 @@ def process_registry(parts: Iterable[Part], *extra: Collector) -> CollectorRegis
     return registry
 
 
-API_PARTS = (Part.WRITER, Part.CHECKS)
+API_PARTS = (Part.WRITER, Part.CHECKS, Part.FEEDBACK)
 """What ``serve`` runs in both modes."""
 EMBEDDED_PARTS = (Part.FEED, Part.AUDITOR)
 """What ``serve`` also runs in embedded mode: the feed of the projection and a sealer."""

@@ -168,6 +168,29 @@ class Settings(BaseSettings):
         description="An address that takes unsubscribe requests by mail, added to "
         "List-Unsubscribe as a fallback for mail clients without one-click.",
     )
+    soft_bounce_limit: int = Field(
+        default=3,
+        ge=1,
+        description="This many soft bounces (DSN 4.x.x) of one address within the window "
+        "suppress it as undeliverable.",
+    )
+    soft_bounce_window_days: float = Field(
+        default=7.0, gt=0, description="The window soft bounces are counted in, in days."
+    )
+    webhook_retry_start_s: float = Field(
+        default=1.0, gt=0, description="The first pause before a failed webhook is sent again."
+    )
+    webhook_retry_max_s: float = Field(
+        default=3600.0, gt=0, description="The longest pause between two webhook attempts."
+    )
+    webhook_retry_hours: float = Field(
+        default=24.0,
+        gt=0,
+        description="How long an endpoint may keep failing before it is disabled.",
+    )
+    webhook_workers: int = Field(
+        default=8, ge=1, description="Endpoints served side by side by `webhooks deliver`."
+    )
 
     @property
     def sqlite_path(self) -> Path:

@@ -62,6 +62,9 @@ select t.subject,
             or (x.unsubscribed_everywhere is not null
                 and (c.last_position is null or c.last_position <= x.unsubscribed_everywhere))
         ) then 'unsubscribed'
+        when %(marketing)s and x.complained is not null
+            and (c.last_position is null or c.last_position <= x.complained) then 'complained'
+        when %(email)s and x.undeliverable then 'undeliverable'
         when not %(consent_based)s then null
         when c.status is null then 'never_granted'
         when c.status = 'withdrawn' then 'withdrawn'
@@ -79,9 +82,11 @@ left join (
             as objected,
         bool_or(reason = 'unsubscribed' and scope = %(purpose)s) as unsubscribed_here,
         max(last_position) filter (where reason = 'unsubscribed' and scope = '*')
-            as unsubscribed_everywhere
+            as unsubscribed_everywhere,
+        max(last_position) filter (where reason = 'complained' and scope = '*') as complained,
+        bool_or(reason = 'undeliverable') as undeliverable
     from {suppression}
-    where active and (reason = 'erased' or scope in ('*', %(purpose)s))
+    where active and (reason in ('erased', 'undeliverable') or scope in ('*', %(purpose)s))
     group by subject
 ) x on x.subject = t.subject
 left join (

@@ -5,11 +5,13 @@ from enum import StrEnum
 __all__ = [
     "Channel",
     "DoubleOptIn",
+    "FeedbackType",
     "InteractionKind",
     "LegalBasis",
     "Right",
     "RightsOutcome",
     "Source",
+    "UndeliverableKind",
     "UnsubscribeMethod",
     "WithdrawalReason",
 ]
@@ -25,6 +27,8 @@ class Source(StrEnum):
     ONE_CLICK = "one_click"
     MAIL_CLIENT = "mail_client"
     COMPLAINT_LOOP = "complaint_loop"
+    BOUNCE = "bounce"
+    """A delivery status notification (RFC 3464) from a mail server."""
     ADMIN = "admin"
     RETENTION = "retention"
     SYSTEM = "system"
@@ -113,3 +117,23 @@ class WithdrawalReason(StrEnum):
     RECONSENT_REQUIRED = "reconsent_required"
     """Given under a policy version a newer one, requiring re-consent, superseded."""
     OTHER = "other"
+
+
+class FeedbackType(StrEnum):
+    """The ``Feedback-Type`` of an ARF report (RFC 5965 section 7.3)."""
+
+    ABUSE = "abuse"
+    FRAUD = "fraud"
+    VIRUS = "virus"
+    NOT_SPAM = "not-spam"
+    """The person marked the message as not spam: recorded, it changes nothing."""
+    OTHER = "other"
+
+
+class UndeliverableKind(StrEnum):
+    """Why an address is held undeliverable."""
+
+    HARD_BOUNCE = "hard_bounce"
+    """A permanent failure (RFC 3464 ``Action: failed``, status 5.x.x)."""
+    SOFT_BOUNCES = "soft_bounces"
+    """Transient failures (status 4.x.x), as many as the settings allow within their window."""

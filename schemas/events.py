@@ -20,11 +20,13 @@ from schemas.base import (
 from schemas.enums import (
     Channel,
     DoubleOptIn,
+    FeedbackType,
     InteractionKind,
     LegalBasis,
     Right,
     RightsOutcome,
     Source,
+    UndeliverableKind,
     UnsubscribeMethod,
     WithdrawalReason,
 )
@@ -33,10 +35,14 @@ from schemas.personal import Evidence, Personal
 __all__ = [
     "CATALOG_SUBJECT",
     "EVENT_CLASSES",
+    "AddressUndeliverable",
+    "ComplaintFields",
+    "ComplaintReceived",
     "ConsentConfirmed",
     "ConsentGranted",
     "ConsentGrantedV1",
     "ConsentWithdrawn",
+    "DsnStatus",
     "Event",
     "EventBase",
     "InteractionRecorded",
@@ -50,6 +56,7 @@ __all__ = [
     "RightsRequestExtended",
     "RightsRequestOpened",
     "SubjectErased",
+    "UndeliverableFields",
     "UnsubscribeClicked",
     "upcast_consent_granted_v1_v2",
 ]
@@ -279,6 +286,62 @@ class InteractionRecorded(EventBase):
     purpose: Slug | None = None
 
 
+class ComplaintFields(Model):
+    """What a complaint report (ARF, RFC 5965) says: the event's fields and its command's."""
+
+    feedback_type: FeedbackType
+    provider: ShortText | None = None
+    """Who reported: the report's ``Reporting-MTA``, else the domain it came from."""
+    user_agent: ShortText | None = None
+    """The reporting software's ``User-Agent`` field (the provider's, not the person's)."""
+    arrival_date: UtcDatetime | None = None
+    """When the reported message reached the provider (``Arrival-Date``)."""
+    original_message_id: ShortText | None = None
+    """The ``Message-ID`` of the message complained about."""
+    campaign_id: ShortText | None = None
+    report_sha256: Sha256Hex
+    """SHA-256 of the report as received: the same report, recorded once."""
+
+
+class ComplaintReceived(EventBase, ComplaintFields):
+    """A mailbox provider reported a person's complaint about a message (ARF, RFC 5965).
+
+    Unless it is a ``not-spam`` report, it refuses every direct-marketing purpose with its own
+    reason, ``complained``; it is not a withdrawal, and only a newer explicit consent outweighs it.
+    """
+
+    event_type: Literal["ComplaintReceived"] = "ComplaintReceived"
+    schema_version: Literal[1] = 1
+
+
+DsnStatus = Annotated[str, StringConstraints(pattern=r"^[245]\.\d{1,3}\.\d{1,3}$")]
+"""A delivery status code (RFC 3463), such as ``5.1.1``."""
+
+
+class UndeliverableFields(Model):
+    """Why an address is undeliverable: the event's fields and its command's."""
+
+    kind: UndeliverableKind
+    status: DsnStatus | None = None
+    """The DSN ``Status`` (RFC 3463), e.g. ``5.1.1``; the diagnostic text, which may quote the
+    address, is personal data and travels encrypted."""
+    soft_bounces: Annotated[int, Field(ge=1)] | None = None
+    """For ``soft_bounces``: how many were counted within the window."""
+    original_message_id: ShortText | None = None
+    report_sha256: Sha256Hex
+
+
+class AddressUndeliverable(EventBase, UndeliverableFields):
+    """A person's address cannot receive mail (RFC 3464): a deliverability suppression.
+
+    Not a consent decision: it denies email with the reason ``undeliverable`` until a later
+    confirmed consent (double opt-in) shows the address works again.
+    """
+
+    event_type: Literal["AddressUndeliverable"] = "AddressUndeliverable"
+    schema_version: Literal[1] = 1
+
+
 Event = Annotated[
     PurposeRegistered
     | PolicyVersionPublished
@@ -294,7 +357,9 @@ Event = Annotated[
     | RightsRequestExtended
     | RightsRequestClosed
     | SubjectErased
-    | InteractionRecorded,
+    | InteractionRecorded
+    | ComplaintReceived
+    | AddressUndeliverable,
     Field(discriminator="event_type"),
 ]
 """Any current event, told apart by ``event_type``."""

@@ -1,5 +1,6 @@
 """Building blocks several test modules share: an embedded ledger, projection rows, processes."""
 
+import base64
 import os
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from uuid import uuid4
 import psycopg
 from psycopg import sql
 
+from entrypoints.settings import Settings
 from ledger.domain.commands import GrantConsent, PublishPolicyVersion, RegisterPurpose, Unsubscribe
 from ledger.domain.identity import SubjectHasher
 from ledger.privacy.keystore import SQLiteDataKeyStore
@@ -65,6 +67,20 @@ def sqlite_ledger(
 ) -> Ledger:
     """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy."""
     ledger = empty_sqlite_ledger(path)
+    record_catalog(
+        ledger, purposes=purposes, policy_version=policy_version, policy_sha256=policy_sha256
+    )
+    return ledger
+
+
+def record_catalog(
+    ledger: Ledger,
+    *,
+    purposes: Sequence[str] = ("newsletter",),
+    policy_version: str = "v1",
+    policy_sha256: str = POLICY_SHA,
+) -> None:
+    """Record these (direct-marketing) purposes and one policy version covering them."""
     for purpose in purposes:
         ledger.execute(marketing_purpose(purpose))
     ledger.execute(
@@ -76,7 +92,6 @@ def sqlite_ledger(
             occurred_at=CATALOG_TIME,
         )
     )
-    return ledger
 
 
 def kill_session(process: subprocess.Popen[bytes] | None) -> None:
@@ -176,3 +191,32 @@ def wait_projected(
             break
         time.sleep(1.0)
     return expected
+
+
+def fixed_secret(fill: int) -> str:
+    """Base64 of 32 bytes of ``fill``: a fixed secret for a test's settings."""
+    return base64.b64encode(bytes([fill]) * 32).decode()
+
+
+def production_env(pg_dsn: str, schema: str, **extra: str) -> dict[str, str]:
+    """Production-mode ``CONSENT_*`` variables on the test's PostgreSQL schema, fixed secrets,
+    no Kafka."""
+    return {
+        "CONSENT_MODE": "production",
+        "CONSENT_PG_DSN": pg_dsn,
+        "CONSENT_PG_SCHEMA": schema,
+        "CONSENT_SUBJECT_SECRET": fixed_secret(1),
+        "CONSENT_MASTER_KEY": fixed_secret(2),
+        "CONSENT_AUDIT_SIGNING_KEY": fixed_secret(3),
+        "CONSENT_UNSUBSCRIBE_KEYS": f"k1:{fixed_secret(4)}",
+        "CONSENT_TOPIC_KEYS": f"t1:{fixed_secret(5)}",
+        "CONSENT_PUBLIC_URL": "https://mail.example.org",
+        **extra,
+    }
+
+
+def production_settings(pg_dsn: str, schema: str, **extra: Any) -> Settings:
+    """The `Settings` of `production_env`, with ``extra`` fields."""
+    env = production_env(pg_dsn, schema)
+    values = {name.removeprefix("CONSENT_").lower(): value for name, value in env.items()}
+    return Settings.model_validate(values | extra)

@@ -13,7 +13,14 @@ from rich.table import Table
 
 from entrypoints.cli.console import err
 from entrypoints.cli.opening import open_ledger
-from ledger.write.importer import FileFormat, ImportOptions, detect_format, read_rows, run_import
+from ledger.write.importer import (
+    FileFormat,
+    ImportOptions,
+    ImportSummary,
+    detect_format,
+    read_rows,
+    run_import,
+)
 from schemas import Channel
 
 
@@ -87,15 +94,18 @@ def import_file(
     err.print(table)
     if summary.rejected:
         err.print(f"rejected lines and reasons: {reject_path}")
-    typer.echo(
-        json.dumps(
-            {
-                "lines": summary.lines,
-                "recorded": summary.recorded,
-                "duplicates": summary.duplicates,
-                "rejected": summary.rejected,
-                "position": summary.last_position,
-                "rejects": str(reject_path),
-            }
-        )
+    typer.echo(summary_json(summary, reject_path))
+
+
+def summary_json(summary: ImportSummary, rejects: Path) -> str:
+    """What an import prints on stdout: its counts, last position and reject file, as JSON."""
+    return json.dumps(
+        {
+            "lines": summary.lines,
+            "recorded": summary.recorded,
+            "duplicates": summary.duplicates,
+            "rejected": summary.rejected,
+            "position": summary.last_position,
+            "rejects": str(rejects),
+        }
     )

@@ -10,6 +10,7 @@ import typer
 
 from entrypoints.cli.audit import audit_app
 from entrypoints.cli.check import check
+from entrypoints.cli.feedback import feedback_app
 from entrypoints.cli.importing import import_file
 from entrypoints.cli.init import init
 from entrypoints.cli.keys import keys_app
@@ -17,7 +18,9 @@ from entrypoints.cli.processes import consume, relay, serve
 from entrypoints.cli.record import grant, policy_app, purpose_app, unsubscribe, withdraw
 from entrypoints.cli.replay import replay
 from entrypoints.cli.rights import rights_cli
+from entrypoints.cli.suppressions import suppressions_app
 from entrypoints.cli.unsubscribe import unsubscribe_headers
+from entrypoints.cli.webhooks import webhooks_app
 
 app = typer.Typer(
     name="consent-ledger",
@@ -69,6 +72,9 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(policy_app, name="policy")
 app.add_typer(keys_app, name="keys")
 app.add_typer(rights_cli)
+app.add_typer(feedback_app, name="feedback")
+app.add_typer(webhooks_app, name="webhooks")
+app.add_typer(suppressions_app, name="suppressions")
 
 
 def main() -> None:

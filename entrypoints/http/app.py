@@ -14,6 +14,7 @@ from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
 from entrypoints.http.docs import TAGS, install_docs
+from entrypoints.http.feedback import MAX_FEEDBACK_BYTES, feedback_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
@@ -22,6 +23,7 @@ from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
 from entrypoints.http.unsubscribe import unsubscribe_router
+from entrypoints.http.webhooks import webhooks_router
 from entrypoints.metrics import API_PARTS, process_registry
 
 API_VERSION = "1.0.0"
@@ -99,12 +101,19 @@ def create_app(
         app.include_router(history_router(services, auth))
         app.include_router(auditor_router(services, auth))
         app.include_router(rights_router(services, auth))
+        if services.feedback is not None:
+            app.include_router(feedback_router(services, auth))
+        if services.webhooks is not None:
+            app.include_router(webhooks_router(services, auth))
         if services.tokens is not None:
             app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,
-            larger={("POST", "/v1/check"): services.max_bulk_body_bytes},
+            larger={
+                ("POST", "/v1/check"): services.max_bulk_body_bytes,
+                ("POST", "/v1/feedback"): MAX_FEEDBACK_BYTES,
+            },
         )
         app.add_middleware(SingleCheckFastPath, services=services, auth=auth, owner=app)
     app.add_middleware(HeadAsGet)

@@ -1,7 +1,7 @@
 """``GET /v1/check`` and the streaming ``POST /v1/check``: may we send, fail-closed."""
 
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import anyio.to_thread
 from fastapi import APIRouter, Depends, Query, Request
@@ -61,6 +61,9 @@ class CheckAnswer(Answer):
     """Why not (null when allowed): ``unsubscribed``, ``withdrawn``, ``never_granted``,
     ``erased``, ``objected``, ``restricted``, ``double_opt_in_pending``, ``expired``,
     ``reconsent_required``, ``unknown_purpose``."""
+    denied_by: Literal["consent", "complaint", "deliverability"] | None = None
+    """What kind of fact denies: a consent decision (the person's choices and rights, the
+    catalog), a complaint (ARF), or deliverability (a bounced address); None when allowed."""
     covered: int
     """The ledger position this answer includes."""
 

@@ -137,6 +137,10 @@ class ApiServices:
     """An `entrypoints.bootstrap.Audit` (store, tree, signer, sealer)."""
     tokens: Any = None
     """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
+    feedback: Any = None
+    """The complaint and bounce intake (`ledger.feedback.intake.FeedbackIntake`)."""
+    webhooks: Any = None
+    """The registered webhook endpoints (`ledger.webhooks.store.WebhookStore`)."""
     open_requests: Callable[[], list[OpenRequest]] = list
     """The open rights requests of the projection next to the ledger's store."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)

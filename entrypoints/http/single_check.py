@@ -18,6 +18,7 @@ from entrypoints.http.auth import Authenticator
 from entrypoints.http.limits import App, Receive, Send
 from entrypoints.http.limits import Scope as AsgiScope
 from entrypoints.http.services import MAX_POSITION, ApiServices
+from ledger.domain.deliverability import denied_by
 from ledger.domain.identity import MAX_ADDRESS_CHARS
 from projections.checker import Checker
 from schemas import SUBJECT_PATTERN, Channel
@@ -55,6 +56,7 @@ async def single_check(
         "subject": who,
         "allowed": result.decision.allowed,
         "reason": None if reason is None else reason.value,
+        "denied_by": denied_by(None if reason is None else reason.value),
         "covered": result.covered,
     }
 

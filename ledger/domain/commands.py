@@ -27,6 +27,7 @@ from schemas import (
     CATALOG_SUBJECT,
     Channel,
     CommandId,
+    ComplaintFields,
     DoubleOptIn,
     Evidence,
     InteractionKind,
@@ -40,6 +41,7 @@ from schemas import (
     Slug,
     Source,
     SubjectId,
+    UndeliverableFields,
     UnsubscribeMethod,
     UtcDatetime,
     VersionLabel,
@@ -318,6 +320,14 @@ class RecordInteraction(PersonCommand):
     """The purpose of the message interacted with (none: every purpose)."""
 
 
+class RecordComplaint(PersonCommand, ComplaintFields):
+    """A mailbox provider's complaint report (ARF); ``report_sha256`` makes it record once."""
+
+
+class RecordUndeliverable(PersonCommand, UndeliverableFields):
+    """A hard bounce, or as many soft bounces as the settings allow within their window."""
+
+
 COMMANDS: dict[str, type[Command]] = {
     cls.__name__: cls
     for cls in (
@@ -336,11 +346,15 @@ COMMANDS: dict[str, type[Command]] = {
         CloseRightsRequest,
         EraseSubject,
         RecordInteraction,
+        RecordComplaint,
+        RecordUndeliverable,
     )
 }
 """Every command by its name, for callers that build commands from text (CLI, import, HTTP)."""
 
-_DATETIME_FIELDS = frozenset({"occurred_at", "effective_at", "received_at", "due_at"})
+_DATETIME_FIELDS = frozenset(
+    {"occurred_at", "effective_at", "received_at", "due_at", "arrival_date"}
+)
 
 C = TypeVar("C", bound=Command)
 

@@ -78,6 +78,9 @@ _ALWAYS_RECORDED: dict[type[Command], type[EventBase]] = {
     commands.RestrictProcessing: events.ProcessingRestricted,
     commands.LiftRestriction: events.RestrictionLifted,
     commands.EraseSubject: events.SubjectErased,
+    # What mailbox providers report back is a fact about the past: it is recorded as it came.
+    commands.RecordComplaint: events.ComplaintReceived,
+    commands.RecordUndeliverable: events.AddressUndeliverable,
 }
 """Commands no rule refuses: each records its one event as it stands."""
 

@@ -11,11 +11,19 @@ event is stored, or the aggregate's version in the writer (which orders one pers
 the same way). Rules only compare positions of one person's events.
 """
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 
+from ledger.domain import deliverability
+
+# Re-exported (the "as" says so): part of the rule book, as they always were.
+from ledger.domain.policies import covers as covers  # noqa: PLC0414
+from ledger.domain.policies import lapses_at as lapses_at  # noqa: PLC0414
+from ledger.domain.policies import reconsent_required_since as reconsent_required_since  # noqa: PLC0414
+from ledger.domain.policies import reconsent_versions as reconsent_versions  # noqa: PLC0414
+from ledger.domain.policies import renews as renews  # noqa: PLC0414
 from schemas import (
     ConsentConfirmed,
     ConsentGranted,
@@ -59,6 +67,8 @@ class SuppressionReason(StrEnum):
     UNSUBSCRIBED = "unsubscribed"
     OBJECTION = "objection"
     ERASED = "erased"
+    COMPLAINED = deliverability.COMPLAINED
+    UNDELIVERABLE = deliverability.UNDELIVERABLE
 
 
 class Reason(StrEnum):
@@ -69,6 +79,8 @@ class Reason(StrEnum):
     OBJECTED = "objected"
     RESTRICTED = "restricted"
     UNSUBSCRIBED = "unsubscribed"
+    COMPLAINED = deliverability.COMPLAINED
+    UNDELIVERABLE = deliverability.UNDELIVERABLE
     NEVER_GRANTED = "never_granted"
     WITHDRAWN = "withdrawn"
     DOUBLE_OPT_IN_PENDING = "double_opt_in_pending"
@@ -191,6 +203,7 @@ class PersonState:
             case ConsentConfirmed():
                 key = (event.purpose, event.channel.value)
                 self._set_status(key, ConsentStatus.GRANTED, event.occurred_at, position)
+                self._address_confirmed(event)
             case ConsentWithdrawn():
                 key = (event.purpose, event.channel.value)
                 self._set_status(key, ConsentStatus.WITHDRAWN, event.occurred_at, position)
@@ -213,8 +226,20 @@ class PersonState:
             case InteractionRecorded():
                 self.last_interaction = event.occurred_at
             case _:
-                return False
+                return self._heard_back(event, position)
         return True
+
+    def _heard_back(self, event: EventBase, position: int) -> bool:
+        """A complaint or a bounce (`ledger.domain.deliverability`); False for any other event."""
+        heard = deliverability.heard_back(event)
+        if heard is not None and heard.scope is not None:
+            self._suppress(heard.scope, SuppressionReason(heard.reason), position)
+        return heard is not None
+
+    def _address_confirmed(self, event: EventBase) -> None:
+        if deliverability.confirms_address(event):
+            key = (deliverability.UNDELIVERABLE_SCOPE, SuppressionReason.UNDELIVERABLE)
+            self.suppressions.pop(key, None)
 
     def _grant(self, event: ConsentGranted, position: int) -> None:
         pending = event.double_opt_in is DoubleOptIn.PENDING
@@ -223,6 +248,7 @@ class PersonState:
         self.consents[key] = ConsentFacts(status, event.policy_version, event.occurred_at, position)
         # A new explicit consent for a purpose supersedes an unsubscribe from it.
         self.suppressions.pop((event.purpose, SuppressionReason.UNSUBSCRIBED), None)
+        self._address_confirmed(event)
 
     def _set_status(
         self, key: tuple[str, str], status: ConsentStatus, when: datetime, position: int
@@ -316,7 +342,13 @@ def _suppressed(
         for s in suppressions
     ):
         return Reason.UNSUBSCRIBED
-    return None
+    denied = deliverability.denial(
+        suppressions,
+        consent_position=None if consent is None else consent.last_position,
+        marketing=marketing,
+        channel=channel,
+    )
+    return None if denied is None else Reason(denied)
 
 
 def _outweighs(suppression: SuppressionFacts, consent: ConsentFacts | None) -> bool:
@@ -343,51 +375,3 @@ def _consent_lacking(
     if outdated is not None:
         return Reason.RECONSENT_REQUIRED
     return None
-
-
-def lapses_at(
-    purpose: PurposeFacts, consent: ConsentFacts, last_interaction: datetime | None
-) -> datetime | None:
-    """When a consent lapses for inactivity: ``max_age_days`` after it or the last interaction."""
-    if purpose.max_age_days is None:
-        return None
-    active = max(consent.since, last_interaction or consent.since)
-    return active + timedelta(days=purpose.max_age_days)
-
-
-def covers(policy_purposes: Sequence[str], purpose: str) -> bool:
-    """A policy version covers the purposes it lists; one that lists none covers every one."""
-    return not policy_purposes or purpose in policy_purposes
-
-
-def renews(policy: PolicyFacts, *, given: PolicyFacts, purpose: str, at: datetime) -> bool:
-    """``policy`` asks, as of ``at``, to renew a consent to ``purpose`` given under ``given``."""
-    return (
-        policy.requires_reconsent
-        and given.effective_at < policy.effective_at <= at
-        and covers(policy.purposes, purpose)
-    )
-
-
-def reconsent_required_since(
-    policies: Sequence[PolicyFacts], *, consent: ConsentFacts, purpose: str, at: datetime
-) -> datetime | None:
-    """Since when, as of ``at``, a newer policy version asks to renew this consent (or None)."""
-    given = next((p for p in policies if p.version == consent.policy_version), None)
-    if given is None:
-        return None
-    return min(
-        (p.effective_at for p in policies if renews(p, given=given, purpose=purpose, at=at)),
-        default=None,
-    )
-
-
-def reconsent_versions(
-    policies: Sequence[PolicyFacts], *, purpose: str, at: datetime
-) -> frozenset[str]:
-    """The policy versions a consent to ``purpose`` must be renewed from, as of ``at``."""
-    return frozenset(
-        given.version
-        for given in policies
-        if any(renews(p, given=given, purpose=purpose, at=at) for p in policies)
-    )

@@ -288,8 +288,12 @@ class UnsubscribeTokenCodec:
         signed = _pack(claim) + key_id + bytes([len(key_id)])
         return _b64encode(signed + _mac(self._keys[self.signing_key_id], signed))
 
-    def verify(self, token: str) -> UnsubscribeClaim:
-        """The claim of a genuine, unexpired token, or an `UnsubscribeTokenError` saying why."""
+    def verify(self, token: str, *, check_expiry: bool = True) -> UnsubscribeClaim:
+        """The claim of a genuine, unexpired token, or an `UnsubscribeTokenError` saying why.
+
+        ``check_expiry=False`` still names who a genuine but expired link was sent to: a
+        complaint about an old message must reach its recipient.
+        """
         raw = _b64decode(token)
         if len(raw) < _HEADER.size + 2 + MAC_BYTES:
             raise MalformedTokenError("too short to be a token")
@@ -307,7 +311,7 @@ class UnsubscribeTokenCodec:
             raise TokenSignatureError("the token's MAC does not verify")
         # Only a payload we signed is ever parsed.
         claim = _unpack(signed[: -1 - key_id_length])
-        if claim.expires_at is not None and self.clock() >= claim.expires_at:
+        if check_expiry and claim.expires_at is not None and self.clock() >= claim.expires_at:
             raise ExpiredTokenError(claim.expires_at)
         return claim
 

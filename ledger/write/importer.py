@@ -174,12 +174,18 @@ def _line_digest(row: dict[str, Any], options: ImportOptions) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()[:48]
 
 
-def _read(row: dict[str, Any] | str, options: ImportOptions) -> tuple[Command | None, str | None]:
+Convert = Callable[[dict[str, Any], ImportOptions], Command]
+"""What a line becomes: `command_for` for a subscriber base, another for another layout."""
+
+
+def _read(
+    row: dict[str, Any] | str, options: ImportOptions, convert: Convert
+) -> tuple[Command | None, str | None]:
     """The command of a line, or why the line is refused before reaching the ledger."""
     if isinstance(row, str):
         return None, f"line: {row}"
     try:
-        return command_for(row, options), None
+        return convert(row, options), None
     except LedgerError as error:
         return None, str(error)
 
@@ -198,6 +204,7 @@ def run_import(
     reject: RejectWriter,
     progress: Progress | None = None,
     chunk_size: int = DEFAULT_CHUNK,
+    convert: Convert = command_for,
 ) -> ImportSummary:
     """Feed every row to the ledger in chunks, reading the next while the last is written.
 
@@ -243,7 +250,7 @@ def run_import(
             summary.lines += 1
             if progress is not None:
                 progress(1)
-            command, refused = _read(row, options)
+            command, refused = _read(row, options, convert)
             if command is not None:
                 commands.append(command)
             lines.append((number, refused))

@@ -41,6 +41,12 @@ create temp table if not exists projection_stage_suppression_lift (
     last_position bigint
 );
 
+create temp table if not exists projection_stage_undeliverable_lift (
+    round integer not null,
+    subject text,
+    last_position bigint
+);
+
 create temp table if not exists projection_stage_policy_acceptance_insert (
     round integer not null,
     subject text,

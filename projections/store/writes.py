@@ -10,6 +10,7 @@ from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any
 
+from ledger.domain import deliverability
 from ledger.domain.rules import EMAIL, ERASED_SCOPE, EVERY_PURPOSE
 from schemas import (
     ConsentConfirmed,
@@ -109,6 +110,16 @@ LIFT_SUPPRESSION = Write(
     "{t}.subject = s.subject and {t}.scope = s.scope and {t}.reason = 'unsubscribed'"
     " and {t}.last_position < s.last_position",
 )
+LIFT_UNDELIVERABLE = Write(
+    "undeliverable_lift",
+    "suppression",
+    ("subject", "last_position"),
+    ("text", "int8"),
+    "update {t} set active = false, last_position = s.last_position from {rows} where "
+    "{t}.subject = s.subject and {t}.reason = 'undeliverable'"
+    " and {t}.last_position < s.last_position",
+)
+"""A confirmed consent by email: the address receives mail (`ledger.domain.deliverability`)."""
 ACCEPT = Write(
     "policy_acceptance_insert",
     "policy_acceptance",
@@ -189,6 +200,7 @@ WRITES = (
     WITHDRAW_CONSENTS,
     SUPPRESS,
     LIFT_SUPPRESSION,
+    LIFT_UNDELIVERABLE,
     ACCEPT,
     OPEN,
     EXTEND,
@@ -220,6 +232,7 @@ def writes_of(event: EventBase, position: int) -> list[Op]:  # noqa: PLR0911
         case ConsentGranted():
             status = "pending" if event.double_opt_in is DoubleOptIn.PENDING else "granted"
             return [
+                *_address_confirmed(event, position),
                 _consent(event, position, status, None, event.policy_version),
                 # A newer explicit consent for a purpose ends an unsubscribe from that purpose.
                 (
@@ -230,7 +243,10 @@ def writes_of(event: EventBase, position: int) -> list[Op]:  # noqa: PLR0911
                 ),
             ]
         case ConsentConfirmed():
-            return [_consent(event, position, "granted", None, None)]
+            return [
+                _consent(event, position, "granted", None, None),
+                *_address_confirmed(event, position),
+            ]
         case ConsentWithdrawn():
             return [_consent(event, position, "withdrawn", event.reason.value, None)]
         case UnsubscribeClicked():
@@ -312,7 +328,17 @@ def _catalog_and_limits(event: EventBase, position: int) -> list[Op]:  # noqa: P
         case InteractionRecorded():
             return [(INTERACTION, (subject, at, position), subject, ())]
         case _:
-            return []
+            heard = deliverability.heard_back(event)
+            if heard is None or heard.scope is None:
+                return []
+            return [_suppress(event, position, heard.scope, heard.reason)]
+
+
+def _address_confirmed(event: EventBase, position: int) -> list[Op]:
+    if not deliverability.confirms_address(event):
+        return []
+    scope = deliverability.UNDELIVERABLE_SCOPE
+    return [(LIFT_UNDELIVERABLE, (event.subject, position), event.subject, scope)]
 
 
 def _consent(

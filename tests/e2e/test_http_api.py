@@ -329,6 +329,7 @@ def test_single_check_follows_the_consistency_token_and_fails_closed(api: Api) -
         "subject": granted["subject"],
         "allowed": True,
         "reason": None,
+        "denied_by": None,
         "covered": granted["position"],
     }
 

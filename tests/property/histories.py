@@ -113,6 +113,8 @@ def steps(*, people: int, mailing_lists: bool) -> st.SearchStrategy[tuple[Any, .
         st.tuples(st.just("lift"), who, st.lists(purpose, max_size=1)),
         st.tuples(st.just("interaction"), who),
         st.tuples(st.just("erase"), who),
+        st.tuples(st.just("complain"), who, st.sampled_from(["abuse", "not-spam"])),
+        st.tuples(st.just("bounce"), who),
     )
 
 
@@ -147,6 +149,10 @@ def command(subjects: Sequence[str], item: tuple[Any, ...], when: datetime) -> C
         return commands.LiftRestriction(**base, purposes=tuple(item[2]))
     if kind == "interaction":
         return commands.RecordInteraction(**base, kind="click")
+    if kind == "complain":
+        return commands.RecordComplaint(**base, feedback_type=item[2], report_sha256="c" * 64)
+    if kind == "bounce":
+        return commands.RecordUndeliverable(**base, kind="hard_bounce", report_sha256="b" * 64)
     return commands.EraseSubject(**base)
 
 

@@ -11,7 +11,9 @@ from hypothesis import strategies as st
 from schemas import (
     CATALOG_SUBJECT,
     EVENT_CLASSES,
+    AddressUndeliverable,
     Channel,
+    ComplaintReceived,
     ConsentConfirmed,
     ConsentGranted,
     ConsentWithdrawn,
@@ -19,6 +21,7 @@ from schemas import (
     ErasedPersonalData,
     EventBase,
     Evidence,
+    FeedbackType,
     InteractionKind,
     InteractionRecorded,
     LegalBasis,
@@ -37,6 +40,7 @@ from schemas import (
     SealedPersonalData,
     Source,
     SubjectErased,
+    UndeliverableKind,
     UnsubscribeClicked,
     UnsubscribeMethod,
     WithdrawalReason,
@@ -203,6 +207,24 @@ EVENTS: dict[str, st.SearchStrategy[EventBase]] = {
     "SubjectErased": events_of(SubjectErased, request_id=st.none() | st.uuids()),
     "InteractionRecorded": events_of(
         InteractionRecorded, kind=st.sampled_from(InteractionKind), purpose=st.none() | slugs
+    ),
+    "ComplaintReceived": events_of(
+        ComplaintReceived,
+        feedback_type=st.sampled_from(FeedbackType),
+        provider=st.none() | short_texts,
+        user_agent=st.none() | short_texts,
+        arrival_date=st.none() | aware_datetimes,
+        original_message_id=st.none() | short_texts,
+        campaign_id=st.none() | short_texts,
+        report_sha256=sha256s,
+    ),
+    "AddressUndeliverable": events_of(
+        AddressUndeliverable,
+        kind=st.sampled_from(UndeliverableKind),
+        status=st.none() | st.from_regex(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}", fullmatch=True),
+        soft_bounces=st.none() | st.integers(min_value=1, max_value=10_000),
+        original_message_id=st.none() | short_texts,
+        report_sha256=sha256s,
     ),
 }
 

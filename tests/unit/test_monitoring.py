@@ -125,6 +125,7 @@ def test_alert_rules_use_defined_series_and_cover_the_issue() -> None:
         "ConsentUnsubscribeSlow",
         "ConsentUnsubscribeOver48Hours",
         "ConsentRightsRequestOverdue",
+        "ConsentWebhookEndpointDisabled",
     }
 
 

@@ -84,6 +84,22 @@ EVENT_FIELDS: dict[str, dict[str, Any]] = {
     "RightsRequestClosed": {"request_id": REQUEST_ID, "outcome": "fulfilled"},
     "SubjectErased": {"request_id": REQUEST_ID},
     "InteractionRecorded": {"kind": "click", "purpose": "newsletter"},
+    "ComplaintReceived": {
+        "feedback_type": "abuse",
+        "provider": "mail.example.net",
+        "user_agent": "SomeGenerator/1.0",
+        "arrival_date": "2005-03-08T23:29:13Z",
+        "original_message_id": "<8787KJKJ3K4J3K4J3K4J3.mail@example.net>",
+        "campaign_id": "spring-sale",
+        "report_sha256": "a" * 64,
+    },
+    "AddressUndeliverable": {
+        "kind": "hard_bounce",
+        "status": "5.1.1",
+        "soft_bounces": None,
+        "original_message_id": None,
+        "report_sha256": "b" * 64,
+    },
 }
 
 CATALOG_EVENTS = {"PurposeRegistered", "PolicyVersionPublished"}

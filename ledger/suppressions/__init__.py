@@ -1,0 +1,1 @@
+"""Suppression lists between providers: our export, and other providers' exports imported."""

@@ -1,0 +1,1 @@
+"""Webhooks: every consent change, signed (Standard Webhooks), sent at least once in order."""
