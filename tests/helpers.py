@@ -32,15 +32,19 @@ def marketing_purpose(
     legal_basis: str = "consent",
     description: str | None = None,
     max_age_days: int | None = None,
+    wording: dict[str, dict[str, str]] | None = None,
 ) -> RegisterPurpose:
     """The registration of a direct-marketing purpose (described by its name unless told)."""
-    return RegisterPurpose(
-        purpose=purpose,
-        legal_basis=legal_basis,
-        description=description or purpose,
-        direct_marketing=True,
-        max_age_days=max_age_days,
-        occurred_at=at,
+    return RegisterPurpose.model_validate(
+        {
+            "purpose": purpose,
+            "legal_basis": legal_basis,
+            "description": description or purpose,
+            "direct_marketing": True,
+            "max_age_days": max_age_days,
+            "occurred_at": at,
+            "wording": wording or {},
+        }
     )
 
 
@@ -61,11 +65,13 @@ def sqlite_ledger(
     purposes: Sequence[str] = ("newsletter",),
     policy_version: str = "v1",
     policy_sha256: str = POLICY_SHA,
+    wording: dict[str, dict[str, dict[str, str]]] | None = None,
 ) -> Ledger:
-    """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy."""
+    """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy;
+    ``wording`` gives some of them their words for people, by purpose then language."""
     ledger = empty_sqlite_ledger(path)
     for purpose in purposes:
-        ledger.execute(marketing_purpose(purpose))
+        ledger.execute(marketing_purpose(purpose, wording=(wording or {}).get(purpose)))
     ledger.execute(
         PublishPolicyVersion(
             version=policy_version,

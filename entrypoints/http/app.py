@@ -12,10 +12,11 @@ from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
+from entrypoints.http.confirm import confirm_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
-from entrypoints.http.pages import assets_router
+from entrypoints.http.pages import Pages, assets_router
 from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
@@ -54,7 +55,10 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.include_router(auditor_router(services, auth))
         app.include_router(rights_router(services, auth))
         if services.tokens is not None:
-            app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
+            pages = Pages()
+            links = {"codec": services.tokens, "ledger": services.ledger, "pages": pages}
+            app.include_router(unsubscribe_router(**links))
+            app.include_router(confirm_router(**links))
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,

@@ -30,9 +30,11 @@ from schemas import (
     DoubleOptIn,
     Evidence,
     InteractionKind,
+    LanguageTag,
     LegalBasis,
     Model,
     PersonalData,
+    PurposeWording,
     Right,
     RightsOutcome,
     Sha256Hex,
@@ -122,6 +124,8 @@ class RegisterPurpose(CatalogCommand):
     description: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
     max_age_days: Annotated[int, Field(gt=0)] | None = None
     direct_marketing: StrictBool = False
+    wording: dict[LanguageTag, PurposeWording] = Field(default_factory=dict)
+    """The label and description a recipient reads, per language (``fr``, ``en``)."""
 
     @model_validator(mode="before")
     @classmethod

@@ -63,8 +63,12 @@ before decoding."""
 ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 """RFC 8058 section 3.1: the header value, and the form body a mail client POSTs."""
 
-# Keys with another use (the subject secret, say) never make a MAC that verifies here.
-_CONTEXT = b"consent-ledger/unsubscribe-token/v1\x00"
+# Keys with another use (the subject secret, say) never make a MAC that verifies here, and a
+# link made for one use (unsubscribe, confirm, preferences) never verifies as another.
+_CONTEXTS = {
+    use: f"consent-ledger/{use}-token/v1\x00".encode()
+    for use in ("unsubscribe", "confirm", "preferences")
+}
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _HEX_SUBJECT = re.compile(r"^[0-9a-f]{64}$")
@@ -136,7 +140,11 @@ class UnsubscribeClaim(Model):
         Derived from the payload, not the token text, so a link re-signed under a new key is
         still the same click.
         """
-        return "unsubscribe-" + hashlib.sha256(_pack(self)).hexdigest()[:32]
+        return self.command_id_for("unsubscribe")
+
+    def command_id_for(self, use: str) -> str:
+        """The idempotency key of this claim's click on a link for ``use`` (``confirm``...)."""
+        return f"{use}-" + hashlib.sha256(_pack(self)).hexdigest()[:32]
 
 
 def _seconds(value: datetime) -> int:
@@ -227,8 +235,8 @@ def _b64decode(text: str) -> bytes:
     return data
 
 
-def _mac(secret: bytes, signed: bytes) -> bytes:
-    return hmac.new(secret, _CONTEXT + signed, hashlib.sha256).digest()[:MAC_BYTES]
+def _mac(secret: bytes, context: bytes, signed: bytes) -> bytes:
+    return hmac.new(secret, context + signed, hashlib.sha256).digest()[:MAC_BYTES]
 
 
 def utc_now() -> datetime:
@@ -236,11 +244,22 @@ def utc_now() -> datetime:
 
 
 class UnsubscribeTokenCodec:
-    """Makes and verifies tokens. ``keys`` maps key id to secret; the first key signs."""
+    """Makes and verifies tokens. ``keys`` maps key id to secret; the first key signs.
+
+    ``use`` is what the links are for: ``unsubscribe`` (``/u/``), ``confirm`` (a double opt-in,
+    ``/c/``) or ``preferences`` (``/p/``). It is signed into every MAC, so a link of one use is
+    refused as a forgery by a codec of another (`for_use` makes one with the same keys).
+    """
 
     def __init__(
-        self, keys: Mapping[str, bytes], *, clock: Callable[[], datetime] = utc_now
+        self,
+        keys: Mapping[str, bytes],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        use: str = "unsubscribe",
     ) -> None:
+        if use not in _CONTEXTS:
+            raise ConfigurationError(f"no link use {quoted(use)}")
         if not keys:
             raise ConfigurationError("at least one unsubscribe key is needed")
         for key_id, secret in keys.items():
@@ -256,9 +275,15 @@ class UnsubscribeTokenCodec:
         self._keys = dict(keys)
         self.signing_key_id = next(iter(self._keys))
         self.clock = clock
+        self.use = use
+        self._context = _CONTEXTS[use]
 
     def __repr__(self) -> str:
-        return f"UnsubscribeTokenCodec(key_ids={list(self._keys)})"
+        return f"UnsubscribeTokenCodec(key_ids={list(self._keys)}, use={self.use!r})"
+
+    def for_use(self, use: str) -> "UnsubscribeTokenCodec":
+        """A codec with the same keys and clock whose links are for ``use``."""
+        return UnsubscribeTokenCodec(self._keys, clock=self.clock, use=use)
 
     def issue(
         self,
@@ -286,7 +311,7 @@ class UnsubscribeTokenCodec:
     def encode(self, claim: UnsubscribeClaim) -> str:
         key_id = self.signing_key_id.encode("ascii")
         signed = _pack(claim) + key_id + bytes([len(key_id)])
-        return _b64encode(signed + _mac(self._keys[self.signing_key_id], signed))
+        return _b64encode(signed + _mac(self._keys[self.signing_key_id], self._context, signed))
 
     def verify(self, token: str) -> UnsubscribeClaim:
         """The claim of a genuine, unexpired token, or an `UnsubscribeTokenError` saying why."""
@@ -303,7 +328,7 @@ class UnsubscribeTokenCodec:
         secret = self._keys.get(key_id)
         if secret is None:
             raise UnknownTokenKeyError(key_id)
-        if not hmac.compare_digest(mac, _mac(secret, signed)):
+        if not hmac.compare_digest(mac, _mac(secret, self._context, signed)):
             raise TokenSignatureError("the token's MAC does not verify")
         # Only a payload we signed is ever parsed.
         claim = _unpack(signed[: -1 - key_id_length])
