@@ -17,6 +17,7 @@ from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
 from entrypoints.http.pages import Pages, assets_router
+from entrypoints.http.preferences import preferences_router
 from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
@@ -59,6 +60,7 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
             links = {"codec": services.tokens, "ledger": services.ledger, "pages": pages}
             app.include_router(unsubscribe_router(**links))
             app.include_router(confirm_router(**links))
+            app.include_router(preferences_router(**links))
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,

@@ -67,7 +67,7 @@ ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
 # link made for one use (unsubscribe, confirm, preferences) never verifies as another.
 _CONTEXTS = {
     use: f"consent-ledger/{use}-token/v1\x00".encode()
-    for use in ("unsubscribe", "confirm", "preferences")
+    for use in ("unsubscribe", "confirm", "preferences", "form")
 }
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
@@ -246,9 +246,10 @@ def utc_now() -> datetime:
 class UnsubscribeTokenCodec:
     """Makes and verifies tokens. ``keys`` maps key id to secret; the first key signs.
 
-    ``use`` is what the links are for: ``unsubscribe`` (``/u/``), ``confirm`` (a double opt-in,
-    ``/c/``) or ``preferences`` (``/p/``). It is signed into every MAC, so a link of one use is
-    refused as a forgery by a codec of another (`for_use` makes one with the same keys).
+    ``use`` is what the tokens are for: ``unsubscribe`` (``/u/``), ``confirm`` (a double
+    opt-in, ``/c/``), ``preferences`` (``/p/``) or ``form`` (the nonce of one preference form).
+    It is signed into every MAC, so a token of one use is refused as a forgery by a codec of
+    another (`for_use` makes one with the same keys).
     """
 
     def __init__(

@@ -110,6 +110,51 @@ def test_the_recipients_pages_have_no_serious_accessibility_violation(
         f"/u/{codec.issue(subject='p-1', list_id='weekly')}",
         "/u/not-a-token",
         f"/c/{codec.for_use('confirm').issue(subject='p-1', purpose='offers')}",
+        f"/p/{codec.for_use('preferences').issue(subject='p-1')}",
     ]
     for path in paths:
         assert axe_violations(browser, f"{origin}{path}?lang={lang}") == [], path
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ("fr-FR", "Les bons plans", "Enregistrer mes choix", "Vos choix sont enregistrés"),
+        ("en-GB", "Special offers", "Save my choices", "Your choices are saved"),
+    ],
+)
+def test_a_person_changes_their_choices_in_the_preference_centre(
+    browser: Browser,
+    served: tuple[str, UnsubscribeTokenCodec],
+    ledger: Ledger,
+    words: tuple[str, str, str, str],
+) -> None:
+    """``words``: the browser's locale, the box ticked, the button pressed, the page reached."""
+    locale, keep, save, saved = words
+    origin, codec = served
+    ledger.execute(
+        GrantConsent(
+            subject="p-4", purpose="newsletter", policy_version="v1", occurred_at=datetime.now(UTC)
+        )
+    )
+    token = codec.for_use("preferences").issue(subject="p-4")
+    with offline_context(browser, origin, locale=locale) as offline:
+        page = offline.page()
+        page.goto(f"{origin}/p/{token}")
+        boxes = page.get_by_role("checkbox")
+        assert boxes.count() == 2
+        newsletter = boxes.nth(0)
+        assert newsletter.is_checked()
+        newsletter.uncheck()
+        page.get_by_label(keep).check()
+        page.get_by_role("button", name=save).click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", level=1).inner_text() == saved
+        assert page.get_by_role("listitem").all_inner_texts() == [keep]
+        assert offline.refused == []
+    person = ledger.person("p-4")
+    assert person is not None
+    assert {p: c.status for (p, _), c in person.consents.items()} == {
+        "newsletter": "withdrawn",
+        "offers": "granted",
+    }
