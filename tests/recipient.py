@@ -11,6 +11,7 @@ from entrypoints.http.confirm import confirm_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.pages import Pages, assets_router
 from entrypoints.http.preferences import preferences_router
+from entrypoints.http.recipient_rights import recipient_rights_router
 from entrypoints.http.unsubscribe import unsubscribe_router
 from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.write.service import Ledger
@@ -48,6 +49,7 @@ def links_app(ledger: Ledger, codec: UnsubscribeTokenCodec) -> FastAPI:
     app.include_router(unsubscribe_router(codec=codec, ledger=ledger, pages=pages))
     app.include_router(confirm_router(codec=codec, ledger=ledger, pages=pages))
     app.include_router(preferences_router(codec=codec, ledger=ledger, pages=pages))
+    app.include_router(recipient_rights_router(codec=codec, ledger=ledger, pages=pages))
     app.add_middleware(HeadAsGet)
     return app
 

@@ -18,6 +18,7 @@ from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
 from entrypoints.http.pages import Pages, assets_router
 from entrypoints.http.preferences import preferences_router
+from entrypoints.http.recipient_rights import recipient_rights_router
 from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
@@ -61,6 +62,11 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
             app.include_router(unsubscribe_router(**links))
             app.include_router(confirm_router(**links))
             app.include_router(preferences_router(**links))
+            app.include_router(
+                recipient_rights_router(
+                    **links, proofs=services.proofs, audit_lock=services.audit_lock
+                )
+            )
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,

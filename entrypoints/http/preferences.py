@@ -2,15 +2,13 @@
 
 The link is signed like an unsubscribe link, for its own use (``preferences``), and names the
 person by subject only. ``GET`` changes nothing. Its form carries a nonce: a token of the
-``form`` use naming the same person and a digest of this very link, valid for `NONCE_TTL`. A
+``form`` use naming the same person and a digest of this very link (`FormNonces`). A
 ``POST`` without a genuine nonce for this link is refused (``403``) and records nothing: a page
 of another site cannot post choices for someone. What the saving records is durable before the
 confirmation page is shown (`entrypoints.http.preference_choices` says which events).
 """
 
 import asyncio
-import hashlib
-from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -22,25 +20,19 @@ from entrypoints.http.pages import Pages
 from entrypoints.http.pages.i18n import N_
 from entrypoints.http.preference_choices import changes, choices
 from entrypoints.http.problems import documented
-from entrypoints.http.recipient import catalog_of, refused, try_again
+from entrypoints.http.recipient import FormNonces, catalog_of, refused, stale_form, try_again
 from ledger.domain.errors import LedgerError, UnsubscribeTokenError
 from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
 from ledger.write.service import Ledger
 from schemas import PersonalData
 
-__all__ = ["NONCE_TTL", "PREFERENCES_USE", "preferences_router"]
+__all__ = ["PREFERENCES_USE", "preferences_router"]
 
 PREFERENCES_USE = "preferences"
-NONCE_TTL = timedelta(hours=12)
-"""A form left open half a day still saves; an older one asks to reload the page."""
 STATEMENT = N_("Emails I want to receive")
 """The legend of the boxes: part of the exact wording a grant's evidence hashes."""
 HELP = N_("Use the link to your preferences in a recent message from us.")
 EVERYTHING = "everything"
-
-
-def _link_digest(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()[:32]
 
 
 def _personal(request: Request) -> PersonalData | None:
@@ -61,7 +53,7 @@ def preferences_router(
     """``GET`` and ``POST /p/{token}``; ``codec`` is turned to the ``preferences`` use."""
     router = APIRouter(tags=["preference centre"], responses=documented(403, 404, 410, 413, 503))
     links = codec.for_use(PREFERENCES_USE)
-    nonces = codec.for_use("form")
+    nonces = FormNonces(codec)
     pages = pages or Pages()
 
     async def shown(claim: UnsubscribeClaim, lang: str) -> list[Any]:
@@ -80,9 +72,7 @@ def preferences_router(
         except UnsubscribeTokenError as error:
             return refused(pages, request, error, help_text=HELP)
         lang = pages.language(request)
-        nonce = nonces.issue(
-            subject=claim.subject, campaign_id=_link_digest(token), expires_in=NONCE_TTL
-        )
+        nonce = nonces.issue(token=token, subject=claim.subject)
         context = {
             "choices": await shown(claim, lang),
             "nonce": nonce,
@@ -107,15 +97,8 @@ def preferences_router(
             return refused(pages, request, error, help_text=HELP)
         form = dict(fields)
         nonce = form.get("nonce", "")
-        try:
-            issued = nonces.verify(nonce)
-        except UnsubscribeTokenError:
-            issued = None
-        if issued is None or (issued.subject, issued.campaign_id) != (
-            claim.subject,
-            _link_digest(token),
-        ):
-            return _stale_form(pages, request)
+        if not nonces.genuine(nonce, token=token, subject=claim.subject):
+            return stale_form(pages, request)
         lang = pages.language(request)
         before = await shown(claim, lang)
         everything = form.get("action") == EVERYTHING
@@ -124,7 +107,7 @@ def preferences_router(
             before,
             wanted,
             subject=claim.subject,
-            nonce_id="preferences-" + hashlib.sha256(nonce.encode()).hexdigest()[:32],
+            nonce_id=FormNonces.command_id(nonce, "preferences"),
             personal=_personal(request),
             at=ledger.clock(),
         )
@@ -143,22 +126,3 @@ def preferences_router(
         return pages.render(request, "recipient/preferences_saved.html", context)
 
     return router
-
-
-def _stale_form(pages: Pages, request: Request) -> HTMLResponse:
-    lang = pages.language(request)
-    return pages.render(
-        request,
-        "recipient/message.html",
-        {
-            "title": pages.gettext(lang, N_("This form cannot be saved")),
-            "paragraphs": [
-                pages.gettext(lang, N_("Nothing was changed.")),
-                pages.gettext(
-                    lang,
-                    N_("The form is too old or did not come from our page. Open the link again."),
-                ),
-            ],
-        },
-        status_code=403,
-    )

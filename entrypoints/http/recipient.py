@@ -1,6 +1,8 @@
 """What the recipients' pages share: purposes in their words, a refused link, a retry later."""
 
 import asyncio
+import hashlib
+from datetime import timedelta
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
@@ -9,12 +11,56 @@ from entrypoints.http.pages import Pages
 from entrypoints.http.pages.i18n import N_
 from ledger.domain.aggregates import Catalog
 from ledger.domain.errors import ExpiredTokenError, UnsubscribeTokenError
+from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.write.service import Ledger
 from schemas import CATALOG_SUBJECT, PurposeWording
 
-__all__ = ["RETRY_AFTER_S", "catalog_of", "refused", "try_again", "wording"]
+__all__ = [
+    "NONCE_TTL",
+    "RETRY_AFTER_S",
+    "FormNonces",
+    "catalog_of",
+    "refused",
+    "stale_form",
+    "try_again",
+    "wording",
+]
 
 RETRY_AFTER_S = 1
+NONCE_TTL = timedelta(hours=12)
+"""A form left open half a day still saves; an older one asks to reload the page."""
+
+
+class FormNonces:
+    """The nonce of one form of a page reached by a signed link, against cross-site posts.
+
+    A nonce is a token of the ``form`` use naming the link's person and a digest of the link
+    itself, valid for `NONCE_TTL`: only a page we served for this very link holds one.
+    """
+
+    def __init__(self, codec: UnsubscribeTokenCodec) -> None:
+        self._codec = codec.for_use("form")
+
+    @staticmethod
+    def _digest(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()[:32]
+
+    def issue(self, *, token: str, subject: str) -> str:
+        return self._codec.issue(
+            subject=subject, campaign_id=self._digest(token), expires_in=NONCE_TTL
+        )
+
+    def genuine(self, nonce: str, *, token: str, subject: str) -> bool:
+        try:
+            claim = self._codec.verify(nonce)
+        except UnsubscribeTokenError:
+            return False
+        return (claim.subject, claim.campaign_id) == (subject, self._digest(token))
+
+    @staticmethod
+    def command_id(nonce: str, what: str) -> str:
+        """The idempotency key of ``what`` posted with ``nonce``: one form posted twice is once."""
+        return f"form-{hashlib.sha256(nonce.encode()).hexdigest()[:32]}.{what}"
 
 
 async def catalog_of(ledger: Ledger) -> Catalog:
@@ -60,6 +106,26 @@ def refused(
             ],
         },
         status_code=status,
+    )
+
+
+def stale_form(pages: Pages, request: Request) -> HTMLResponse:
+    """``403``: a form without a genuine nonce for its link; nothing was recorded."""
+    lang = pages.language(request)
+    return pages.render(
+        request,
+        "recipient/message.html",
+        {
+            "title": pages.gettext(lang, N_("This form cannot be saved")),
+            "paragraphs": [
+                pages.gettext(lang, N_("Nothing was changed.")),
+                pages.gettext(
+                    lang,
+                    N_("The form is too old or did not come from our page. Open the link again."),
+                ),
+            ],
+        },
+        status_code=403,
     )
 
 

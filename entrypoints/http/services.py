@@ -10,6 +10,7 @@ import anyio
 
 from access.apikeys import ApiKeyStore
 from ledger.domain.identity import SubjectHasher
+from ledger.rights.receipts import Proofs
 from ledger.write.service import Ledger
 from projections.checker import Checker
 from projections.loop_checker import LoopSendChecks
@@ -151,6 +152,10 @@ class ApiServices:
         While PostgreSQL is down a read then fails closed within that bound, as a check does,
         not after the pool's own retries (several of its 5 s waits)."""
         self.ledger.store.head_within(self.read_wait_s)
+
+    def proofs(self) -> Proofs:
+        """Where a person's proof bundle comes from: the audit tree and its checkpoints' key."""
+        return Proofs(tree=self.audit.tree, verifier=self.audit.signer.verifier())
 
     def close(self) -> None:
         for close in self.closers:

@@ -10,7 +10,7 @@ from playwright.sync_api import Browser
 from ledger.domain.commands import GrantConsent
 from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.write.service import Ledger
-from schemas import ConsentConfirmed, DoubleOptIn, UnsubscribeClicked
+from schemas import ConsentConfirmed, DoubleOptIn, RightsRequestOpened, UnsubscribeClicked
 from tests.pages import axe_violations, offline_context
 from tests.recipient import KEY, serving_links, worded_ledger
 
@@ -158,3 +158,21 @@ def test_a_person_changes_their_choices_in_the_preference_centre(
         "newsletter": "withdrawn",
         "offers": "granted",
     }
+
+
+def test_a_person_requests_erasure_from_the_preference_centre_in_french(
+    browser: Browser, served: tuple[str, UnsubscribeTokenCodec], ledger: Ledger
+) -> None:
+    origin, codec = served
+    token = codec.for_use("preferences").issue(subject="p-5")
+    with offline_context(browser, origin, locale="fr-FR") as offline:
+        page = offline.page()
+        page.goto(f"{origin}/p/{token}")
+        page.get_by_role("button", name="Demander l\u2019effacement").click()
+        page.wait_for_load_state()
+        assert page.get_by_role("heading", level=1).inner_text() == (
+            "Votre demande est enregistrée"
+        )
+        assert "(heure de Paris)" in page.get_by_role("status").inner_text()
+    [opened] = [e for e in ledger.history("p-5") if isinstance(e, RightsRequestOpened)]
+    assert opened.right == "erasure"
