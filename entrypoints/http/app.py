@@ -16,6 +16,7 @@ from entrypoints.http.confirm import confirm_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
+from entrypoints.http.links import links_router
 from entrypoints.http.pages import Pages, assets_router
 from entrypoints.http.preferences import preferences_router
 from entrypoints.http.recipient_rights import recipient_rights_router
@@ -56,6 +57,7 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.include_router(history_router(services, auth))
         app.include_router(auditor_router(services, auth))
         app.include_router(rights_router(services, auth))
+        app.include_router(links_router(services, auth, base_url=lambda: services.link_base_url))
         if services.tokens is not None:
             pages = Pages()
             links = {"codec": services.tokens, "ledger": services.ledger, "pages": pages}
@@ -70,7 +72,10 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,
-            larger={("POST", "/v1/check"): services.max_bulk_body_bytes},
+            larger={
+                ("POST", "/v1/check"): services.max_bulk_body_bytes,
+                ("POST", "/v1/links"): services.max_bulk_body_bytes,
+            },
         )
         app.add_middleware(SingleCheckFastPath, services=services, auth=auth, owner=app)
     app.add_middleware(HeadAsGet)

@@ -138,6 +138,9 @@ class ApiServices:
     """An `entrypoints.bootstrap.Audit` (store, tree, signer, sealer)."""
     tokens: Any = None
     """The unsubscribe-token codec (`ledger.links.tokens`), when links are served."""
+    link_base_url: str | None = None
+    """Where recipients reach the links (``CONSENT_PUBLIC_URL``); None: no links issued."""
+    unsubscribe_mailto: str | None = None
     open_requests: Callable[[], list[OpenRequest]] = list
     """The open rights requests of the projection next to the ledger's store."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)
