@@ -10,7 +10,7 @@ records once.
 
 import hashlib
 import json
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 
 from entrypoints.http.recipient import wording
@@ -28,7 +28,7 @@ from schemas import (
     WithdrawalReason,
 )
 
-__all__ = ["ACTOR", "FORM_ID", "FORM_VERSION", "Choice", "changes", "choices"]
+__all__ = ["ACTOR", "FORM_ID", "FORM_VERSION", "Choice", "changes", "choices", "receives_now"]
 
 FORM_ID = "preference_centre"
 FORM_VERSION = "2026-12-07"
@@ -54,7 +54,8 @@ def _newest_policy(catalog: Catalog, purpose: str) -> str | None:
     return max(covering, key=lambda p: p.effective_at).version if covering else None
 
 
-def _receives(person: Person | None, purpose: str, *, consent: bool) -> bool:
+def receives_now(person: Person | None, purpose: str, *, consent: bool) -> bool:
+    """Whether ``person`` receives ``purpose``'s emails as the ledger stands."""
     if person is None:
         return False
     blocked = person.unsubscribed | person.objections
@@ -66,8 +67,11 @@ def _receives(person: Person | None, purpose: str, *, consent: bool) -> bool:
     return record is not None and record.status is ConsentStatus.GRANTED
 
 
-def choices(catalog: Catalog, person: Person | None, lang: str, statement: str) -> list[Choice]:
-    """Every direct-marketing purpose, worded in ``lang``; ``statement`` is the box's sentence."""
+def choices(
+    catalog: Catalog, lang: str, statement: str, receives: Callable[[str, bool], bool]
+) -> list[Choice]:
+    """Every direct-marketing purpose, worded in ``lang``; ``statement`` is the boxes' legend;
+    ``receives(purpose, consent_based)`` says whether the person receives it."""
     shown = []
     for purpose, registered in sorted(catalog.purposes.items()):
         if not registered.direct_marketing:
@@ -82,7 +86,7 @@ def choices(catalog: Catalog, person: Person | None, lang: str, statement: str) 
                 purpose=purpose,
                 label=words.label,
                 description=words.description,
-                receives=_receives(person, purpose, consent=consent),
+                receives=receives(purpose, consent),
                 consent=consent,
                 policy_version=_newest_policy(catalog, purpose),
                 wording_sha256=hashlib.sha256(exact.encode()).hexdigest(),

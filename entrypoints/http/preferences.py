@@ -2,14 +2,16 @@
 
 The link is signed like an unsubscribe link, for its own use (``preferences``), and names the
 person by subject only. ``GET`` changes nothing. Its form carries a nonce: a token of the
-``form`` use naming the same person and a digest of this very link (`FormNonces`). A
+``form`` use naming the same person and a digest of this very link (`FormNonces`), with the
+purposes the page showed as received: saving compares the boxes ticked with what the person
+saw, without reading their state again (nor racing a change made meanwhile elsewhere). A
 ``POST`` without a genuine nonce for this link is refused (``403``) and records nothing: a page
 of another site cannot post choices for someone. What the saving records is durable before the
 confirmation page is shown (`entrypoints.http.preference_choices` says which events).
 """
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import HTMLResponse, Response
@@ -18,7 +20,7 @@ from pydantic import ValidationError
 from entrypoints.http.forms import read_form
 from entrypoints.http.pages import Pages
 from entrypoints.http.pages.i18n import N_
-from entrypoints.http.preference_choices import changes, choices
+from entrypoints.http.preference_choices import Choice, changes, choices, receives_now
 from entrypoints.http.problems import documented
 from entrypoints.http.recipient import FormNonces, catalog_of, refused, stale_form, try_again
 from ledger.domain.errors import LedgerError, UnsubscribeTokenError
@@ -33,6 +35,10 @@ STATEMENT = N_("Emails I want to receive")
 """The legend of the boxes: part of the exact wording a grant's evidence hashes."""
 HELP = N_("Use the link to your preferences in a recent message from us.")
 EVERYTHING = "everything"
+_SHOWN = "shown:"
+_SHOWN_SEPARATOR = ","
+_MAX_SHOWN = 190
+"""The purposes a page showed as received fit a nonce's free field; more are read again."""
 
 
 def _personal(request: Request) -> PersonalData | None:
@@ -56,10 +62,17 @@ def preferences_router(
     nonces = FormNonces(codec)
     pages = pages or Pages()
 
-    async def shown(claim: UnsubscribeClaim, lang: str) -> list[Any]:
+    async def as_now(claim: UnsubscribeClaim, lang: str) -> list[Choice]:
+        """The choices as the ledger stands (the person read from the store)."""
         catalog = await catalog_of(ledger)
         person = await asyncio.to_thread(ledger.person, claim.subject)
-        return choices(catalog, person, lang, pages.gettext(lang, STATEMENT))
+        statement = pages.gettext(lang, STATEMENT)
+        return choices(catalog, lang, statement, lambda p, c: receives_now(person, p, consent=c))
+
+    async def as_shown(shown: set[str], lang: str) -> list[Choice]:
+        """The choices as the page showed them (signed in its nonce): no read of the person."""
+        statement = pages.gettext(lang, STATEMENT)
+        return choices(await catalog_of(ledger), lang, statement, lambda p, _: p in shown)
 
     @router.get(
         "/p/{token}",
@@ -72,9 +85,15 @@ def preferences_router(
         except UnsubscribeTokenError as error:
             return refused(pages, request, error, help_text=HELP)
         lang = pages.language(request)
-        nonce = nonces.issue(token=token, subject=claim.subject)
+        now = await as_now(claim, lang)
+        shown = _SHOWN_SEPARATOR.join(c.purpose for c in now if c.receives)
+        nonce = nonces.issue(
+            token=token,
+            subject=claim.subject,
+            shown=f"{_SHOWN}{shown}" if len(shown) < _MAX_SHOWN else None,
+        )
         context = {
-            "choices": await shown(claim, lang),
+            "choices": now,
             "nonce": nonce,
             "statement": pages.gettext(lang, STATEMENT),
         }
@@ -97,10 +116,15 @@ def preferences_router(
             return refused(pages, request, error, help_text=HELP)
         form = dict(fields)
         nonce = form.get("nonce", "")
-        if not nonces.genuine(nonce, token=token, subject=claim.subject):
+        issued = nonces.genuine(nonce, token=token, subject=claim.subject)
+        if issued is None:
             return stale_form(pages, request)
         lang = pages.language(request)
-        before = await shown(claim, lang)
+        if issued.message_id is not None and issued.message_id.startswith(_SHOWN):
+            shown = issued.message_id.removeprefix(_SHOWN)
+            before = await as_shown(set(shown.split(_SHOWN_SEPARATOR)) - {""}, lang)
+        else:
+            before = await as_now(claim, lang)
         everything = form.get("action") == EVERYTHING
         wanted = None if everything else {v for k, v in fields if k == "purpose"}
         commands = changes(

@@ -2,6 +2,8 @@
 
 import asyncio
 import hashlib
+import time
+import weakref
 from datetime import timedelta
 
 from fastapi import Request
@@ -11,7 +13,7 @@ from entrypoints.http.pages import Pages
 from entrypoints.http.pages.i18n import N_
 from ledger.domain.aggregates import Catalog
 from ledger.domain.errors import ExpiredTokenError, UnsubscribeTokenError
-from ledger.links.tokens import UnsubscribeTokenCodec
+from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
 from ledger.write.service import Ledger
 from schemas import CATALOG_SUBJECT, PurposeWording
 
@@ -45,17 +47,22 @@ class FormNonces:
     def _digest(token: str) -> str:
         return hashlib.sha256(token.encode()).hexdigest()[:32]
 
-    def issue(self, *, token: str, subject: str) -> str:
+    def issue(self, *, token: str, subject: str, shown: str | None = None) -> str:
+        """A nonce for a form of ``token``'s page; ``shown`` is signed in with it (the state
+        the page showed, so that saving compares with it without reading it again)."""
         return self._codec.issue(
-            subject=subject, campaign_id=self._digest(token), expires_in=NONCE_TTL
+            subject=subject, campaign_id=self._digest(token), message_id=shown, expires_in=NONCE_TTL
         )
 
-    def genuine(self, nonce: str, *, token: str, subject: str) -> bool:
+    def genuine(self, nonce: str, *, token: str, subject: str) -> UnsubscribeClaim | None:
+        """The nonce's claim if a page of this very link issued it, unexpired; else None."""
         try:
             claim = self._codec.verify(nonce)
         except UnsubscribeTokenError:
-            return False
-        return (claim.subject, claim.campaign_id) == (subject, self._digest(token))
+            return None
+        if (claim.subject, claim.campaign_id) != (subject, self._digest(token)):
+            return None
+        return claim
 
     @staticmethod
     def command_id(nonce: str, what: str) -> str:
@@ -63,12 +70,25 @@ class FormNonces:
         return f"form-{hashlib.sha256(nonce.encode()).hexdigest()[:32]}.{what}"
 
 
+CATALOG_TTL_S = 1.0
+"""How long a catalog read from the store is reused: a new purpose shows within a second,
+and pages under load do not each read the whole catalog again."""
+_catalogs: "weakref.WeakKeyDictionary[Ledger, tuple[float, Catalog]]" = weakref.WeakKeyDictionary()
+
+
 async def catalog_of(ledger: Ledger) -> Catalog:
-    """The catalog of purposes: the writer's copy when it holds one, else read from the store."""
+    """The catalog of purposes: the writer's copy when it holds one, else read from the store
+    (at most once per `CATALOG_TTL_S`)."""
     cached = ledger.cached(CATALOG_SUBJECT)
     if isinstance(cached, Catalog):
         return cached
-    return await asyncio.to_thread(ledger.catalog)
+    now = time.monotonic()
+    read = _catalogs.get(ledger)
+    if read is not None and now - read[0] < CATALOG_TTL_S:
+        return read[1]
+    catalog = await asyncio.to_thread(ledger.catalog)
+    _catalogs[ledger] = (now, catalog)
+    return catalog
 
 
 def wording(catalog: Catalog, purpose: str, lang: str) -> PurposeWording:

@@ -83,7 +83,7 @@ def recipient_rights_router(
             return refused(pages, request, error, help_text=HELP)
         form = dict(fields)
         nonce = form.get("nonce", "")
-        if not nonces.genuine(nonce, token=token, subject=claim.subject):
+        if nonces.genuine(nonce, token=token, subject=claim.subject) is None:
             return stale_form(pages, request)
         right = form.get("right")
         if right not in RIGHTS:
