@@ -10,16 +10,15 @@ a subscription that no longer waits (withdrawn, never asked) is ``409`` and reco
 """
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from entrypoints.http.forms import read_form
+from entrypoints.http.forms import Form
 from entrypoints.http.pages import PAGE_HEADERS, Pages
 from entrypoints.http.pages.i18n import N_
 from entrypoints.http.problems import ApiProblemError, documented
-from entrypoints.http.recipient import catalog_of, refused, try_again, wording
+from entrypoints.http.recipient import catalog_of, message, refused, try_again, wording
 from ledger.domain.commands import ConfirmConsent
 from ledger.domain.errors import LedgerError, MalformedTokenError, UnsubscribeTokenError
 from ledger.domain.rules import ConsentStatus
@@ -78,7 +77,7 @@ def confirm_router(
     async def confirm(
         token: str,
         request: Request,
-        fields: Annotated[list[tuple[str, str]], Depends(read_form)],
+        fields: Form,
     ) -> Response:
         try:
             claim = _verified(links, token)
@@ -120,17 +119,13 @@ async def _already_confirmed(ledger: Ledger, claim: UnsubscribeClaim) -> bool:
 
 
 def _nothing_to_confirm(pages: Pages, request: Request) -> HTMLResponse:
-    lang = pages.language(request)
-    text = N_(
-        "This subscription is not waiting for confirmation: it was withdrawn, or never asked "
-        "for. Nothing was changed."
-    )
-    return pages.render(
+    return message(
+        pages,
         request,
-        "recipient/message.html",
-        {
-            "title": pages.gettext(lang, N_("There is nothing to confirm")),
-            "paragraphs": [pages.gettext(lang, text)],
-        },
+        N_("There is nothing to confirm"),
+        N_(
+            "This subscription is not waiting for confirmation: it was withdrawn, or never "
+            "asked for. Nothing was changed."
+        ),
         status_code=409,
     )

@@ -2,14 +2,15 @@
 
 from email import policy
 from email.parser import BytesParser
+from typing import Annotated
 from urllib.parse import parse_qsl
 
-from fastapi import Request
+from fastapi import Depends, Request
 
 from entrypoints.http.pages import PAGE_HEADERS
 from entrypoints.http.problems import ApiProblemError
 
-__all__ = ["MAX_BODY_BYTES", "read_form"]
+__all__ = ["MAX_BODY_BYTES", "Form", "read_form"]
 
 MAX_BODY_BYTES = 4096
 """A page's form is a few dozen bytes; a few KiB leaves room for a client's multipart framing."""
@@ -62,3 +63,7 @@ async def read_form(request: Request) -> list[tuple[str, str]]:
         raise ApiProblemError(
             400, "unreadable-form", "The request body is not a form", headers=PAGE_HEADERS
         ) from None
+
+
+Form = Annotated[list[tuple[str, str]], Depends(read_form)]
+"""A route's parameter: the POSTed form's fields, in order."""

@@ -11,13 +11,12 @@ confirmation page is shown (`entrypoints.http.preference_choices` says which eve
 """
 
 import asyncio
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
-from entrypoints.http.forms import read_form
+from entrypoints.http.forms import Form
 from entrypoints.http.pages import Pages
 from entrypoints.http.pages.i18n import N_
 from entrypoints.http.preference_choices import Choice, changes, choices, receives_now
@@ -28,7 +27,7 @@ from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
 from ledger.write.service import Ledger
 from schemas import PersonalData
 
-__all__ = ["PREFERENCES_USE", "preferences_router"]
+__all__ = ["HELP", "PREFERENCES_USE", "checked_form", "preferences_router"]
 
 PREFERENCES_USE = "preferences"
 STATEMENT = N_("Emails I want to receive")
@@ -51,6 +50,28 @@ def _personal(request: Request) -> PersonalData | None:
         return PersonalData(**{k: v for k, v in fields.items() if v is not None})
     except ValidationError:
         return None
+
+
+def checked_form(
+    links: UnsubscribeTokenCodec,
+    nonces: FormNonces,
+    pages: Pages,
+    request: Request,
+    *,
+    token: str,
+    fields: list[tuple[str, str]],
+) -> tuple[UnsubscribeClaim, dict[str, str], UnsubscribeClaim] | HTMLResponse:
+    """A form posted to a preference link: (the link's claim, the form, its nonce's claim), or
+    the page refusing it (a bad link: 404 or 410; no genuine nonce for this link: 403)."""
+    try:
+        claim = links.verify(token)
+    except UnsubscribeTokenError as error:
+        return refused(pages, request, error, help_text=HELP)
+    form = dict(fields)
+    issued = nonces.genuine(form.get("nonce", ""), token=token, subject=claim.subject)
+    if issued is None:
+        return stale_form(pages, request)
+    return claim, form, issued
 
 
 def preferences_router(
@@ -108,17 +129,13 @@ def preferences_router(
     async def save(
         token: str,
         request: Request,
-        fields: Annotated[list[tuple[str, str]], Depends(read_form)],
+        fields: Form,
     ) -> Response:
-        try:
-            claim = links.verify(token)
-        except UnsubscribeTokenError as error:
-            return refused(pages, request, error, help_text=HELP)
-        form = dict(fields)
-        nonce = form.get("nonce", "")
-        issued = nonces.genuine(nonce, token=token, subject=claim.subject)
-        if issued is None:
-            return stale_form(pages, request)
+        checked = checked_form(links, nonces, pages, request, token=token, fields=fields)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        claim, form, issued = checked
+        nonce = form["nonce"]
         lang = pages.language(request)
         if issued.message_id is not None and issued.message_id.startswith(_SHOWN):
             shown = issued.message_id.removeprefix(_SHOWN)

@@ -104,69 +104,58 @@ def wording(catalog: Catalog, purpose: str, lang: str) -> PurposeWording:
     )
 
 
-def refused(
-    pages: Pages, request: Request, error: UnsubscribeTokenError, *, help_text: str
+def message(
+    pages: Pages,
+    request: Request,
+    title: str,
+    *paragraphs: str,
+    status_code: int,
+    headers: dict[str, str] | None = None,
 ) -> HTMLResponse:
-    """The page of a link we refuse (``404``, ``410`` once expired), the same for any forgery.
-
-    ``help_text`` is a message id (marked with `N_` where it is written)."""
-    if isinstance(error, ExpiredTokenError):
-        status, title = 410, N_("This link has expired")
-    else:
-        status, title = 404, N_("This link is not valid")
+    """A page of a title and paragraphs, each a message id (marked with `N_` where written)."""
     lang = pages.language(request)
     return pages.render(
         request,
         "recipient/message.html",
         {
             "title": pages.gettext(lang, title),
-            "paragraphs": [
-                pages.gettext(lang, N_("Nothing was changed.")),
-                pages.gettext(lang, help_text),
-            ],
+            "paragraphs": [pages.gettext(lang, paragraph) for paragraph in paragraphs],
         },
-        status_code=status,
+        status_code=status_code,
+        headers=headers,
     )
+
+
+def refused(
+    pages: Pages, request: Request, error: UnsubscribeTokenError, *, help_text: str
+) -> HTMLResponse:
+    """The page of a link we refuse (``404``, ``410`` once expired), the same for any forgery."""
+    if isinstance(error, ExpiredTokenError):
+        status, title = 410, N_("This link has expired")
+    else:
+        status, title = 404, N_("This link is not valid")
+    return message(pages, request, title, N_("Nothing was changed."), help_text, status_code=status)
 
 
 def stale_form(pages: Pages, request: Request) -> HTMLResponse:
     """``403``: a form without a genuine nonce for its link; nothing was recorded."""
-    lang = pages.language(request)
-    return pages.render(
+    return message(
+        pages,
         request,
-        "recipient/message.html",
-        {
-            "title": pages.gettext(lang, N_("This form cannot be saved")),
-            "paragraphs": [
-                pages.gettext(lang, N_("Nothing was changed.")),
-                pages.gettext(
-                    lang,
-                    N_("The form is too old or did not come from our page. Open the link again."),
-                ),
-            ],
-        },
+        N_("This form cannot be saved"),
+        N_("Nothing was changed."),
+        N_("The form is too old or did not come from our page. Open the link again."),
         status_code=403,
     )
 
 
 def try_again(pages: Pages, request: Request) -> HTMLResponse:
     """``503``: the ledger could not record the request just now; nothing was recorded."""
-    lang = pages.language(request)
-    return pages.render(
+    return message(
+        pages,
         request,
-        "recipient/message.html",
-        {
-            "title": pages.gettext(lang, N_("Please try again")),
-            "paragraphs": [
-                pages.gettext(
-                    lang,
-                    N_(
-                        "We could not record your request just now. Please press the button "
-                        "again in a moment."
-                    ),
-                )
-            ],
-        },
+        N_("Please try again"),
+        N_("We could not record your request just now. Please press the button again in a moment."),
         status_code=503,
         headers={"Retry-After": str(RETRY_AFTER_S)},
     )

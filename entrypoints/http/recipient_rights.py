@@ -18,23 +18,22 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request
-from fastapi.responses import Response
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
 
-from entrypoints.http.forms import read_form
+from entrypoints.http.forms import Form
 from entrypoints.http.pages import PAGE_HEADERS, Pages
-from entrypoints.http.preferences import HELP, PREFERENCES_USE
+from entrypoints.http.preferences import PREFERENCES_USE, checked_form
 from entrypoints.http.problems import ApiProblemError, documented
-from entrypoints.http.recipient import FormNonces, refused, stale_form, try_again
+from entrypoints.http.recipient import FormNonces, try_again
 from ledger.domain.commands import (
     CloseRightsRequest,
     Command,
     OpenRightsRequest,
     RecordObjection,
 )
-from ledger.domain.errors import LedgerError, UnsubscribeTokenError
+from ledger.domain.errors import LedgerError
 from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.rights.receipts import Proofs, export_document
 from ledger.write.service import Ledger
@@ -75,16 +74,13 @@ def recipient_rights_router(
     async def exercise(
         token: str,
         request: Request,
-        fields: Annotated[list[tuple[str, str]], Depends(read_form)],
+        fields: Form,
     ) -> Response:
-        try:
-            claim = links.verify(token)
-        except UnsubscribeTokenError as error:
-            return refused(pages, request, error, help_text=HELP)
-        form = dict(fields)
-        nonce = form.get("nonce", "")
-        if nonces.genuine(nonce, token=token, subject=claim.subject) is None:
-            return stale_form(pages, request)
+        checked = checked_form(links, nonces, pages, request, token=token, fields=fields)
+        if isinstance(checked, HTMLResponse):
+            return checked
+        claim, form, _ = checked
+        nonce = form["nonce"]
         right = form.get("right")
         if right not in RIGHTS:
             raise ApiProblemError(

@@ -19,12 +19,12 @@ page's button, problem details for one-click. Bodies over `MAX_BODY_BYTES` are `
 the token nor anything the person typed is ever logged.
 """
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
-from entrypoints.http.forms import MAX_BODY_BYTES, read_form
+from entrypoints.http.forms import MAX_BODY_BYTES, Form
 from entrypoints.http.pages import PAGE_HEADERS, Pages
 from entrypoints.http.pages.i18n import N_
 from entrypoints.http.problems import ApiProblemError, documented
@@ -108,7 +108,7 @@ def unsubscribe_router(
     async def unsubscribe(
         token: str,
         request: Request,
-        fields: Annotated[list[tuple[str, str]], Depends(read_form)],
+        fields: Form,
     ) -> Response:
         form = dict(fields)
         from_page = form.get(PAGE_CONFIRM[0]) == PAGE_CONFIRM[1]
