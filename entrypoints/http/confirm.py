@@ -74,11 +74,7 @@ def confirm_router(
             409: {"description": "Nothing waits for confirmation; nothing recorded"},
         },
     )
-    async def confirm(
-        token: str,
-        request: Request,
-        fields: Form,
-    ) -> Response:
+    async def confirm(token: str, request: Request, fields: Form) -> Response:
         try:
             claim = _verified(links, token)
         except UnsubscribeTokenError as error:

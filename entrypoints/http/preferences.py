@@ -126,11 +126,7 @@ def preferences_router(
         summary="Save a person's choices (the page's form)",
         responses={403: {"description": "No genuine form nonce for this link; nothing recorded"}},
     )
-    async def save(
-        token: str,
-        request: Request,
-        fields: Form,
-    ) -> Response:
+    async def save(token: str, request: Request, fields: Form) -> Response:
         checked = checked_form(links, nonces, pages, request, token=token, fields=fields)
         if isinstance(checked, HTMLResponse):
             return checked

@@ -71,11 +71,7 @@ def recipient_rights_router(
         summary="Exercise a right from the preference centre (download, erase, object)",
         responses={200: {"content": {"text/html": {}, "application/json": {}}}},
     )
-    async def exercise(
-        token: str,
-        request: Request,
-        fields: Form,
-    ) -> Response:
+    async def exercise(token: str, request: Request, fields: Form) -> Response:
         checked = checked_form(links, nonces, pages, request, token=token, fields=fields)
         if isinstance(checked, HTMLResponse):
             return checked

@@ -105,11 +105,7 @@ def unsubscribe_router(
             413: {"description": "Body over 4 KiB"},
         },
     )
-    async def unsubscribe(
-        token: str,
-        request: Request,
-        fields: Form,
-    ) -> Response:
+    async def unsubscribe(token: str, request: Request, fields: Form) -> Response:
         form = dict(fields)
         from_page = form.get(PAGE_CONFIRM[0]) == PAGE_CONFIRM[1]
         one_click = not from_page and form.get(ONE_CLICK[0]) == ONE_CLICK[1]

@@ -1,18 +1,16 @@
 """The unsubscribe and double opt-in links opened in Chromium, JavaScript off, as a person would."""
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser
 
-from ledger.domain.commands import GrantConsent
 from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.write.service import Ledger
-from schemas import ConsentConfirmed, DoubleOptIn, RightsRequestOpened, UnsubscribeClicked
+from schemas import ConsentConfirmed, RightsRequestOpened, UnsubscribeClicked
 from tests.pages import axe_violations, offline_context
-from tests.recipient import KEY, serving_links, worded_ledger
+from tests.recipient import KEY, grant, serving_links, worded_ledger
 
 
 @pytest.fixture
@@ -76,15 +74,7 @@ def test_a_recipient_confirms_a_subscription_after_switching_language(
     browser: Browser, served: tuple[str, UnsubscribeTokenCodec], ledger: Ledger
 ) -> None:
     origin, codec = served
-    ledger.execute(
-        GrantConsent(
-            subject="p-3",
-            purpose="offers",
-            policy_version="v1",
-            double_opt_in=DoubleOptIn.PENDING,
-            occurred_at=datetime.now(UTC),
-        )
-    )
+    grant(ledger, "p-3", "offers", pending=True)
     token = codec.for_use("confirm").issue(subject="p-3", purpose="offers")
     with offline_context(browser, origin, locale="fr-FR") as offline:
         page = offline.page()
@@ -132,11 +122,7 @@ def test_a_person_changes_their_choices_in_the_preference_centre(
     """``words``: the browser's locale, the box ticked, the button pressed, the page reached."""
     locale, keep, save, saved = words
     origin, codec = served
-    ledger.execute(
-        GrantConsent(
-            subject="p-4", purpose="newsletter", policy_version="v1", occurred_at=datetime.now(UTC)
-        )
-    )
+    grant(ledger, "p-4")
     token = codec.for_use("preferences").issue(subject="p-4")
     with offline_context(browser, origin, locale=locale) as offline:
         page = offline.page()

@@ -1,27 +1,18 @@
 """Double opt-in links over real HTTP: a safe page, a confirming button, in French and English."""
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
-from ledger.domain.commands import GrantConsent, WithdrawConsent
+from ledger.domain.commands import WithdrawConsent
 from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.write.service import Ledger
-from schemas import ConsentConfirmed, DoubleOptIn
-from tests.recipient import KEY, serving_links, worded_ledger
+from schemas import ConsentConfirmed
+from tests.recipient import KEY, grant, ledger_fixture, serving_links, url_fixture, worded_ledger  # noqa: F401 - fixtures
 
 CONFIRM = {"confirm": "subscribe"}
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = worded_ledger(tmp_path / "ledger.sqlite3")
-    yield ledger
-    ledger.close()
 
 
 @pytest.fixture
@@ -29,22 +20,8 @@ def links() -> UnsubscribeTokenCodec:
     return UnsubscribeTokenCodec(KEY).for_use("confirm")
 
 
-@pytest.fixture
-def url(ledger: Ledger) -> Iterator[str]:
-    with serving_links(ledger, UnsubscribeTokenCodec(KEY)) as base:
-        yield base
-
-
-def pending(ledger: Ledger, subject: str, purpose: str = "newsletter") -> None:
-    ledger.execute(
-        GrantConsent(
-            subject=subject,
-            purpose=purpose,
-            policy_version="v1",
-            double_opt_in=DoubleOptIn.PENDING,
-            occurred_at=datetime.now(UTC),
-        )
-    )
+def pending(ledger: Ledger, subject: str) -> None:
+    grant(ledger, subject, pending=True)
 
 
 def confirmations(ledger: Ledger, subject: str) -> list[ConsentConfirmed]:

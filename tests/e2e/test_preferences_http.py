@@ -3,47 +3,31 @@
 import hashlib
 import json
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 import pytest
 
 from entrypoints.http.preference_choices import FORM_ID, FORM_VERSION
-from ledger.domain.commands import GrantConsent
 from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.write.service import Ledger
 from schemas import ConsentGranted, ConsentWithdrawn, PersonalData, UnsubscribeClicked
-from tests.recipient import KEY, WORDING, serving_links, worded_ledger
+from tests.recipient import (  # noqa: F401 - fixtures
+    KEY,
+    WORDING,
+    grant,
+    ledger_fixture,
+    serving_links,
+    url_fixture,
+    worded_ledger,
+)
 
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = worded_ledger(tmp_path / "ledger.sqlite3")
-    yield ledger
-    ledger.close()
-
-
-@pytest.fixture
 def links() -> UnsubscribeTokenCodec:
     return UnsubscribeTokenCodec(KEY).for_use("preferences")
-
-
-@pytest.fixture
-def url(ledger: Ledger) -> Iterator[str]:
-    with serving_links(ledger, UnsubscribeTokenCodec(KEY)) as base:
-        yield base
-
-
-def granted(ledger: Ledger, subject: str, purpose: str = "newsletter") -> None:
-    ledger.execute(
-        GrantConsent(
-            subject=subject, purpose=purpose, policy_version="v1", occurred_at=datetime.now(UTC)
-        )
-    )
 
 
 def nonce_of(url: str, token: str, query: str = "") -> str:
@@ -59,7 +43,7 @@ def _visible(page: str) -> str:
 def test_get_and_head_show_the_choices_in_french_or_english_and_change_nothing(
     url: str, ledger: Ledger, links: UnsubscribeTokenCodec
 ) -> None:
-    granted(ledger, "p-1")
+    grant(ledger, "p-1")
     token = links.issue(subject="p-1")
     head = ledger.store.head()
     french = httpx.get(f"{url}/p/{token}")
@@ -81,7 +65,7 @@ def test_get_and_head_show_the_choices_in_french_or_english_and_change_nothing(
 def test_saving_records_a_withdrawal_and_a_grant_with_the_wording_shown(
     url: str, ledger: Ledger, links: UnsubscribeTokenCodec
 ) -> None:
-    granted(ledger, "p-2")
+    grant(ledger, "p-2")
     token = links.issue(subject="p-2")
     form = {"nonce": nonce_of(url, token, "?lang=en"), "purpose": "offers", "action": "save"}
     saved = httpx.post(f"{url}/p/{token}?lang=en", data=form, headers={"User-Agent": "Browser/1.0"})
@@ -96,16 +80,16 @@ def test_saving_records_a_withdrawal_and_a_grant_with_the_wording_shown(
         "preference_centre",
         "user_request",
     )
-    [grant] = [e for e in events if isinstance(e, ConsentGranted) and e.purpose == "offers"]
-    assert grant.source == "preference_centre"
-    assert grant.evidence is not None
+    [given] = [e for e in events if isinstance(e, ConsentGranted) and e.purpose == "offers"]
+    assert given.source == "preference_centre"
+    assert given.evidence is not None
     words = WORDING["offers"]["en"]
     shown = [FORM_VERSION, "en", "Emails I want to receive", words["label"], words["description"]]
     expected = hashlib.sha256(json.dumps(shown, ensure_ascii=False).encode()).hexdigest()
-    assert grant.evidence.consent_text_sha256 == expected
-    assert (grant.evidence.form_id, grant.evidence.form_version) == (FORM_ID, FORM_VERSION)
-    assert isinstance(grant.personal, PersonalData)
-    assert (grant.personal.ip, grant.personal.user_agent) == ("127.0.0.1", "Browser/1.0")
+    assert given.evidence.consent_text_sha256 == expected
+    assert (given.evidence.form_id, given.evidence.form_version) == (FORM_ID, FORM_VERSION)
+    assert isinstance(given.personal, PersonalData)
+    assert (given.personal.ip, given.personal.user_agent) == ("127.0.0.1", "Browser/1.0")
 
 
 def test_the_same_form_posted_twice_records_once(
@@ -125,7 +109,7 @@ def test_the_same_form_posted_twice_records_once(
 def test_unsubscribe_from_everything(
     url: str, ledger: Ledger, links: UnsubscribeTokenCodec
 ) -> None:
-    granted(ledger, "p-4")
+    grant(ledger, "p-4")
     token = links.issue(subject="p-4")
     form = {"nonce": nonce_of(url, token), "purpose": "newsletter", "action": "everything"}
     saved = httpx.post(f"{url}/p/{token}", data=form)

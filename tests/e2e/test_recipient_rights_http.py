@@ -1,43 +1,26 @@
 """Rights from the preference centre over real HTTP: download, erasure request, objection."""
 
 import re
-from collections.abc import Iterator
-from datetime import UTC, datetime
-from pathlib import Path
 
 import httpx
 import pytest
 
-from ledger.domain.commands import GrantConsent
 from ledger.links.tokens import UnsubscribeTokenCodec
 from ledger.write.service import Ledger
 from schemas import ObjectionRecorded, RightsRequestClosed, RightsRequestOpened
-from tests.recipient import KEY, serving_links, worded_ledger
+from tests.recipient import KEY, grant, ledger_fixture, serving_links, url_fixture, worded_ledger  # noqa: F401 - fixtures
 
 NONCE = re.compile(r'name="nonce" value="([^"]+)"')
 
 
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = worded_ledger(tmp_path / "ledger.sqlite3")
-    ledger.execute(
-        GrantConsent(
-            subject="p-1", purpose="newsletter", policy_version="v1", occurred_at=datetime.now(UTC)
-        )
-    )
-    yield ledger
-    ledger.close()
+@pytest.fixture(autouse=True)
+def subscribed(ledger: Ledger) -> None:
+    grant(ledger, "p-1")
 
 
 @pytest.fixture
 def token() -> str:
     return UnsubscribeTokenCodec(KEY).for_use("preferences").issue(subject="p-1")
-
-
-@pytest.fixture
-def url(ledger: Ledger) -> Iterator[str]:
-    with serving_links(ledger, UnsubscribeTokenCodec(KEY)) as base:
-        yield base
 
 
 def form(url: str, token: str, right: str) -> dict[str, str]:

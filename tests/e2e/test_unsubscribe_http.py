@@ -7,7 +7,6 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import uuid4
 
 import httpx
@@ -24,28 +23,15 @@ from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Ledger, LedgerConfig
 from schemas import UnsubscribeClicked
-from tests.recipient import KEY, serving_links, worded_ledger
+from tests.recipient import KEY, ledger_fixture, serving_links, url_fixture, worded_ledger  # noqa: F401 - fixtures
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 serving = serving_links
 
 
 @pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = worded_ledger(tmp_path / "ledger.sqlite3")
-    yield ledger
-    ledger.close()
-
-
-@pytest.fixture
 def codec() -> UnsubscribeTokenCodec:
     return UnsubscribeTokenCodec(KEY)
-
-
-@pytest.fixture
-def url(ledger: Ledger, codec: UnsubscribeTokenCodec) -> Iterator[str]:
-    with serving(ledger, codec) as base:
-        yield base
 
 
 def clicks(ledger: Ledger, subject: str) -> list[UnsubscribeClicked]:
