@@ -20,14 +20,17 @@ The server is then killed (SIGKILL) and the store must hold one grant per form a
 
 import argparse
 import asyncio
+import http.client
 import json
 import os
 import re
 import signal
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from datetime import UTC, datetime
 from typing import Any
@@ -48,6 +51,7 @@ HERE_ARGS = [sys.executable, __file__]
 WARMUP_S = 2.0
 NONCE = re.compile(rb'name="nonce" value="([^"]+)"')
 GRANTED = "ConsentGranted/v2"
+HTTP_OK = 200
 
 
 def _settings(env: dict[str, str]) -> Settings:
@@ -144,21 +148,26 @@ def _links_body(count: int) -> bytes:
 
 
 def _links_rate(port: int, key: str, count: int) -> dict[str, float]:
+    """Links per second, first byte sent to last answer read; the body goes out from a thread
+    while this one reads, as a sender's client must (answers stream back meanwhile)."""
     body = _links_body(count)
-    chunks = [body[i : i + 65536] for i in range(0, len(body), 65536)]
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/x-ndjson"}
+    sock = socket.create_connection(("127.0.0.1", port), timeout=600)
+    head = (
+        f"POST /v1/links HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {key}\r\n"
+        f"Content-Type: application/x-ndjson\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
     began = time.perf_counter()
-    with httpx.stream(
-        "POST",
-        f"http://127.0.0.1:{port}/v1/links",
-        content=iter(chunks),
-        headers=headers,
-        timeout=600,
-    ) as answer:
-        lines = sum(chunk.count(b"\n") for chunk in answer.iter_bytes())
+    sender = threading.Thread(target=sock.sendall, args=(head + body,))
+    sender.start()
+    answer = http.client.HTTPResponse(sock)
+    answer.begin()
+    lines = sum(1 for _ in answer)
     seconds = time.perf_counter() - began
-    if answer.status_code != 200 or lines != count:
-        msg = f"/v1/links answered {answer.status_code} with {lines} lines for {count}"
+    sender.join()
+    sock.close()
+    if answer.status != HTTP_OK or lines != count:
+        msg = f"/v1/links answered {answer.status} with {lines} lines for {count}"
         raise SystemExit(msg)
     return {"links": count, "seconds": seconds, "links_per_s": count / seconds}
 

@@ -2,7 +2,8 @@
 
 Each input line is ``{"address"|"subject", "purpose"|"list", "campaign_id", "message_id"}``;
 each output line, in the same order, is ``{"list_unsubscribe", "list_unsubscribe_post",
-"unsubscribe_url", "preferences_url"}`` (the first two are the RFC 8058 header values), or
+"unsubscribe_url", "preferences_url"}`` (the first two are the RFC 8058 header values; with
+``"confirm": true`` also ``confirm_url``, the double opt-in link of the line's purpose), or
 ``{"line": n, "error": ..., "field": ...}`` in place of a line that is no message (an address is
 never repeated back). Answers stream while the body is still arriving; lines are turned into
 links a chunk at a time on a worker thread, so other requests keep being served. It needs a key
@@ -20,6 +21,7 @@ from fastapi.responses import StreamingResponse
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import NDJSON, DuplexStreamingResponse
+from entrypoints.http.confirm import CONFIRM_USE
 from entrypoints.http.preferences import PREFERENCES_USE
 from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import ApiServices
@@ -32,7 +34,7 @@ __all__ = ["MAX_LINE_BYTES", "links_router"]
 
 MAX_LINE_BYTES = 2048
 """One message's line is a few hundred bytes; a longer one is answered as an error."""
-_FIELDS = {"address", "subject", "purpose", "list", "campaign_id", "message_id"}
+_FIELDS = {"address", "subject", "purpose", "list", "campaign_id", "message_id", "confirm"}
 _quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
 
 
@@ -42,6 +44,7 @@ class _Links:
     def __init__(self, services: ApiServices, *, base_url: str, mailto: str | None) -> None:
         self._unsubscribe = LinkIssuer(services.tokens)
         self._preferences = LinkIssuer(services.tokens.for_use(PREFERENCES_USE))
+        self._confirm = LinkIssuer(services.tokens.for_use(CONFIRM_USE))
         self._hasher: SubjectHasher = services.hasher
         self._base = base_url.rstrip("/")
         self._mailto = mailto
@@ -59,6 +62,9 @@ class _Links:
         unknown = sorted(set(item) - _FIELDS)
         if unknown:
             raise InvalidFieldError(unknown[0], "not a field of a link's line")
+        confirm = item.pop("confirm", False)
+        if not isinstance(confirm, bool) or (confirm and item.get("purpose") is None):
+            raise InvalidFieldError("confirm", "true (with a purpose) or false")
         for name, value in item.items():
             if value is not None and not isinstance(value, str):
                 raise InvalidFieldError(name, "must be a string")
@@ -75,11 +81,15 @@ class _Links:
         )
         headers = unsubscribe_headers(token, public_url=self._base, mailto=self._mailto)
         preferences = f"{self._base}/p/{self._preferences.issue(subject=who)}"
+        confirmation = ""
+        if confirm:
+            link = self._confirm.issue(subject=who, purpose=item.get("purpose"))
+            confirmation = f',"confirm_url":{_quote(f"{self._base}/c/{link}")}'
         return (
             f'{{"list_unsubscribe":{_quote(headers.list_unsubscribe)},'
             f'"list_unsubscribe_post":{_quote(headers.list_unsubscribe_post)},'
             f'"unsubscribe_url":{_quote(f"{self._base}/u/{token}")},'
-            f'"preferences_url":{_quote(preferences)}}}'
+            f'"preferences_url":{_quote(preferences)}{confirmation}}}'
         )
 
     def answers(self, lines: list[bytes]) -> bytes:

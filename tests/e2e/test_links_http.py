@@ -116,3 +116,17 @@ def test_links_need_a_key_with_the_links_scope(api: Api) -> None:
         "/v1/links", content=body, headers=api.auth(Scope.LINKS) | {"Content-Type": "text/csv"}
     )
     assert (wrong.status_code, wrong.json()["field"]) == (415, "Content-Type")
+
+
+def test_a_confirm_line_also_gets_its_double_opt_in_link(api: Api) -> None:
+    answers = links(
+        api,
+        [
+            {"subject": "crm-5", "purpose": "newsletter", "confirm": True},
+            {"subject": "crm-6", "list": "weekly", "confirm": True},
+        ],
+    )
+    link = str(answers[0]["confirm_url"]).rsplit("/c/", 1)[1]
+    claim = api.services.tokens.for_use("confirm").verify(link)
+    assert (claim.subject, claim.purpose) == ("crm-5", "newsletter")
+    assert answers[1] == {"line": 2, "error": "true (with a purpose) or false", "field": "confirm"}
