@@ -138,7 +138,10 @@ def links_router(
         openapi_extra={
             "requestBody": {
                 "required": True,
-                "content": {NDJSON: {"schema": {"type": "string"}}},
+                "content": {
+                    NDJSON: {"schema": {"type": "string"}},
+                    "application/json": {"schema": {"type": "string"}},
+                },
                 "description": 'One message per line: {"address" or "subject", "purpose" or '
                 '"list", "campaign_id", "message_id"}.',
             }
