@@ -255,6 +255,8 @@ def build_api(settings: Settings) -> ApiServices:
         checkers=checkers,
         audit=audit,
         tokens=build_token_codec(settings),
+        link_base_url=_link_base_url(settings),
+        unsubscribe_mailto=settings.unsubscribe_mailto,
         open_requests=build_open_requests(ledger.store.config),
         read_wait_s=settings.check_wait_s,
         feedback=feedback,
@@ -268,6 +270,14 @@ def build_api(settings: Settings) -> ApiServices:
             ledger.close,
         ),
     )
+
+
+def _link_base_url(settings: Settings) -> str | None:
+    """Where links lead; None in production without an https public URL (no links issued)."""
+    try:
+        return unsubscribe_base_url(settings)
+    except ConfigurationError:
+        return None
 
 
 def build_relay(settings: Settings) -> Relay:

@@ -25,6 +25,8 @@ class Source(StrEnum):
     IMPORT = "import"
     UNSUBSCRIBE_LINK = "unsubscribe_link"
     ONE_CLICK = "one_click"
+    CONFIRMATION_LINK = "confirmation_link"
+    PREFERENCE_CENTRE = "preference_centre"
     MAIL_CLIENT = "mail_client"
     COMPLAINT_LOOP = "complaint_loop"
     BOUNCE = "bounce"
@@ -66,6 +68,7 @@ class UnsubscribeMethod(StrEnum):
 
     ONE_CLICK_POST = "one_click_post"
     LINK_PAGE = "link_page"
+    PREFERENCE_CENTRE = "preference_centre"
     MAIL_CLIENT = "mail_client"
     COMPLAINT_LOOP = "complaint_loop"
     ADMIN = "admin"

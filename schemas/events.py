@@ -46,11 +46,14 @@ __all__ = [
     "Event",
     "EventBase",
     "InteractionRecorded",
+    "LanguageTag",
     "ObjectionRecorded",
     "PolicyVersionAccepted",
     "PolicyVersionPublished",
     "ProcessingRestricted",
     "PurposeRegistered",
+    "PurposeRegisteredV1",
+    "PurposeWording",
     "RestrictionLifted",
     "RightsRequestClosed",
     "RightsRequestExtended",
@@ -59,10 +62,15 @@ __all__ = [
     "UndeliverableFields",
     "UnsubscribeClicked",
     "upcast_consent_granted_v1_v2",
+    "upcast_purpose_registered_v1_v2",
 ]
 
 CATALOG_SUBJECT = "@catalog"
 """The subject of catalog events (purposes, policy versions); no person may use it."""
+
+PurposeDescription = Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
+"""A language as the pages name it: ISO 639 lower case (``fr``, ``en``)."""
 
 _HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$")]
 
@@ -98,8 +106,8 @@ class EventBase(Model):
         return self
 
 
-class PurposeRegistered(EventBase):
-    """A processing purpose exists."""
+class PurposeRegisteredV1(EventBase):
+    """Version 1 of `PurposeRegistered`, worded in one language only; never written again."""
 
     catalog: ClassVar[bool] = True
 
@@ -107,10 +115,40 @@ class PurposeRegistered(EventBase):
     schema_version: Literal[1] = 1
     purpose: Slug
     legal_basis: LegalBasis
-    description: Annotated[str, StringConstraints(min_length=1, max_length=1000)]
+    description: PurposeDescription
+    max_age_days: Annotated[int, Field(gt=0)] | None = None
+    direct_marketing: bool
+
+
+class PurposeWording(Model):
+    """How a purpose is named to a person in one language: a short label and a description."""
+
+    label: ShortText
+    description: PurposeDescription
+
+
+class PurposeRegistered(EventBase):
+    """A processing purpose exists."""
+
+    catalog: ClassVar[bool] = True
+
+    event_type: Literal["PurposeRegistered"] = "PurposeRegistered"
+    schema_version: Literal[2] = 2
+    purpose: Slug
+    legal_basis: LegalBasis
+    description: PurposeDescription
     max_age_days: Annotated[int, Field(gt=0)] | None = None
     direct_marketing: bool
     """An objection under GDPR art. 21 covers every purpose where this is true."""
+    wording: dict[LanguageTag, PurposeWording] = Field(default_factory=dict)
+    """The purpose in the words a recipient reads, by language (``fr``, ``en``); a page in a
+    language missing here falls back to ``description``."""
+
+
+def upcast_purpose_registered_v1_v2(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Read a version 1 `PurposeRegistered` payload as version 2."""
+    # Version 1 had one description, in no stated language: no wording per language.
+    return {**data, "schema_version": 2, "wording": {}}
 
 
 class PolicyVersionPublished(EventBase):

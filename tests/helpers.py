@@ -35,15 +35,19 @@ def marketing_purpose(
     legal_basis: str = "consent",
     description: str | None = None,
     max_age_days: int | None = None,
+    wording: dict[str, dict[str, str]] | None = None,
 ) -> RegisterPurpose:
     """The registration of a direct-marketing purpose (described by its name unless told)."""
-    return RegisterPurpose(
-        purpose=purpose,
-        legal_basis=legal_basis,
-        description=description or purpose,
-        direct_marketing=True,
-        max_age_days=max_age_days,
-        occurred_at=at,
+    return RegisterPurpose.model_validate(
+        {
+            "purpose": purpose,
+            "legal_basis": legal_basis,
+            "description": description or purpose,
+            "direct_marketing": True,
+            "max_age_days": max_age_days,
+            "occurred_at": at,
+            "wording": wording or {},
+        }
     )
 
 
@@ -64,11 +68,17 @@ def sqlite_ledger(
     purposes: Sequence[str] = ("newsletter",),
     policy_version: str = "v1",
     policy_sha256: str = POLICY_SHA,
+    wording: dict[str, dict[str, dict[str, str]]] | None = None,
 ) -> Ledger:
-    """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy."""
+    """A ledger on one SQLite file, with these (direct-marketing) purposes and one policy;
+    ``wording`` gives some of them their words for people, by purpose then language."""
     ledger = empty_sqlite_ledger(path)
     record_catalog(
-        ledger, purposes=purposes, policy_version=policy_version, policy_sha256=policy_sha256
+        ledger,
+        purposes=purposes,
+        policy_version=policy_version,
+        policy_sha256=policy_sha256,
+        wording=wording,
     )
     return ledger
 
@@ -79,10 +89,12 @@ def record_catalog(
     purposes: Sequence[str] = ("newsletter",),
     policy_version: str = "v1",
     policy_sha256: str = POLICY_SHA,
+    wording: dict[str, dict[str, dict[str, str]]] | None = None,
 ) -> None:
-    """Record these (direct-marketing) purposes and one policy version covering them."""
+    """Record these (direct-marketing) purposes, with ``wording``'s words for people where it
+    gives them, and one policy version covering them."""
     for purpose in purposes:
-        ledger.execute(marketing_purpose(purpose))
+        ledger.execute(marketing_purpose(purpose, wording=(wording or {}).get(purpose)))
     ledger.execute(
         PublishPolicyVersion(
             version=policy_version,

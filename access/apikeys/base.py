@@ -45,6 +45,8 @@ class Scope(StrEnum):
     CHECK = "check"
     AUDIT = "audit"
     ADMIN = "admin"
+    LINKS = "links"
+    """Issue the unsubscribe and preference links of messages (``POST /v1/links``)."""
 
 
 @dataclass(frozen=True, slots=True)

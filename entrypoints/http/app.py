@@ -13,12 +13,16 @@ from entrypoints.http.auditor_page import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
+from entrypoints.http.confirm import confirm_router
 from entrypoints.http.docs import TAGS, install_docs
 from entrypoints.http.feedback import MAX_FEEDBACK_BYTES, feedback_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
-from entrypoints.http.pages import assets_router
+from entrypoints.http.links import links_router
+from entrypoints.http.pages import Pages, assets_router
+from entrypoints.http.preferences import preferences_router
+from entrypoints.http.recipient_rights import recipient_rights_router
 from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
@@ -105,14 +109,25 @@ def create_app(
             app.include_router(feedback_router(services, auth))
         if services.webhooks is not None:
             app.include_router(webhooks_router(services, auth))
+        app.include_router(links_router(services, auth, base_url=lambda: services.link_base_url))
         if services.tokens is not None:
-            app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
+            pages = Pages()
+            links = {"codec": services.tokens, "ledger": services.ledger, "pages": pages}
+            app.include_router(unsubscribe_router(**links))
+            app.include_router(confirm_router(**links))
+            app.include_router(preferences_router(**links))
+            app.include_router(
+                recipient_rights_router(
+                    **links, proofs=services.proofs, audit_lock=services.audit_lock
+                )
+            )
         app.add_middleware(
             BodyLimit,
             default=services.max_body_bytes,
             larger={
                 ("POST", "/v1/check"): services.max_bulk_body_bytes,
                 ("POST", "/v1/feedback"): MAX_FEEDBACK_BYTES,
+                ("POST", "/v1/links"): services.max_bulk_body_bytes,
             },
         )
         app.add_middleware(SingleCheckFastPath, services=services, auth=auth, owner=app)

@@ -14,7 +14,7 @@ from entrypoints.http.history import SUBJECT
 from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.services import ApiServices
 from ledger.rights.point_in_time import decision_at
-from ledger.rights.receipts import Proofs, export_document, person_log
+from ledger.rights.receipts import export_document, person_log
 from projections.errors import ProjectionUnavailableError
 from projections.rights import OpenRequest, summarise
 from schemas import Channel, UtcDatetime
@@ -79,10 +79,9 @@ def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         def build() -> dict[str, Any]:
             if not services.ledger.history(subject):
                 raise _unknown()
-            proofs = Proofs(tree=services.audit.tree, verifier=services.audit.signer.verifier())
             with services.audit_lock:
                 return export_document(
-                    services.ledger, subject, proofs=proofs, now=datetime.now(UTC)
+                    services.ledger, subject, proofs=services.proofs(), now=datetime.now(UTC)
                 )
 
         return JSONResponse(await run_in_threadpool(build))

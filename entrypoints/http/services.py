@@ -10,6 +10,7 @@ import anyio
 
 from access.apikeys import ApiKeyStore
 from ledger.domain.identity import SubjectHasher
+from ledger.rights.receipts import Proofs
 from ledger.write.service import Ledger
 from projections.checker import Checker
 from projections.loop_checker import LoopSendChecks
@@ -141,6 +142,9 @@ class ApiServices:
     """The complaint and bounce intake (`ledger.feedback.intake.FeedbackIntake`)."""
     webhooks: Any = None
     """The registered webhook endpoints (`ledger.webhooks.store.WebhookStore`)."""
+    link_base_url: str | None = None
+    """Where recipients reach the links (``CONSENT_PUBLIC_URL``); None: no links issued."""
+    unsubscribe_mailto: str | None = None
     open_requests: Callable[[], list[OpenRequest]] = list
     """The open rights requests of the projection next to the ledger's store."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)
@@ -155,6 +159,10 @@ class ApiServices:
         While PostgreSQL is down a read then fails closed within that bound, as a check does,
         not after the pool's own retries (several of its 5 s waits)."""
         self.ledger.store.head_within(self.read_wait_s)
+
+    def proofs(self) -> Proofs:
+        """Where a person's proof bundle comes from: the audit tree and its checkpoints' key."""
+        return Proofs(tree=self.audit.tree, verifier=self.audit.signer.verifier())
 
     def close(self) -> None:
         for close in self.closers:

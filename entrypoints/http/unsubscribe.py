@@ -5,25 +5,30 @@ nothing, because mail security scanners fetch every link in a message. ``POST`` 
 bodies, both forms (urlencoded or multipart):
 
 - ``List-Unsubscribe=One-Click``: a mail client's one-click button (RFC 8058). The click is
-  recorded durably before the ``200``, whose body is one line of text.
-- ``confirm=unsubscribe``: the button of the confirmation page; the answer is a result page.
+  recorded durably before the ``200``, whose body is one line of text. It unsubscribes from
+  exactly what the link names: its purpose, its list, or everything.
+- ``confirm=unsubscribe``: the button of the page; the answer is a result page. A list's link
+  offers a choice there: ``scope=list`` (only this list, the default) or ``scope=everything``.
+
+The page is French unless ``?lang=`` or ``Accept-Language`` asks for another catalog's language,
+and names a purpose by its label and description in that language, not by its id.
 
 Every click of one link records one event. A link that is not ours, altered, signed with a
-retired key or malformed is ``404`` (``410`` once expired) and records nothing: HTML for the
-page's paths, problem details for one-click. Bodies over `MAX_BODY_BYTES` are ``413``. Neither
+retired key or malformed is ``404`` (``410`` once expired) and records nothing: a page for the
+page's button, problem details for one-click. Bodies over `MAX_BODY_BYTES` are ``413``. Neither
 the token nor anything the person typed is ever logged.
 """
 
-import html
-from email import policy
-from email.parser import BytesParser
-from typing import Annotated
-from urllib.parse import parse_qsl
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Path, Request
+from fastapi import APIRouter, Path, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, Response
 
+from entrypoints.http.forms import MAX_BODY_BYTES, Form
+from entrypoints.http.pages import PAGE_HEADERS, Pages
+from entrypoints.http.pages.i18n import N_
 from entrypoints.http.problems import ApiProblemError, documented, html_page, page_or_problem
+from entrypoints.http.recipient import catalog_of, refused, try_again, wording
 from ledger.domain.errors import ExpiredTokenError, LedgerError, UnsubscribeTokenError
 from ledger.links.clicks import record_click
 from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
@@ -33,142 +38,48 @@ from schemas import Source, UnsubscribeMethod
 __all__ = ["MAX_BODY_BYTES", "unsubscribe_router"]
 
 TOKEN = Path(description="The signed token of the link (as the message carries it).")
-MAX_BODY_BYTES = 4096
-"""Either body is a few dozen bytes; a few KiB leaves room for a client's multipart framing."""
-MAX_FORM_FIELDS = 16
 PAGE_CONFIRM = ("confirm", "unsubscribe")
 ONE_CLICK = ("List-Unsubscribe", "One-Click")
-RETRY_AFTER_S = 1
-
-HEADERS = {
-    # The token is in the URL: no cache, no referrer and no search engine may keep it.
-    "Cache-Control": "no-store",
-    "Referrer-Policy": "no-referrer",
-    "X-Robots-Tag": "noindex, nofollow",
-    "X-Content-Type-Options": "nosniff",
-    "Content-Security-Policy": (
-        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; "
-        "frame-ancestors 'none'; base-uri 'none'"
-    ),
-}
-
-_STYLE = """
-body{font:1.125rem/1.5 system-ui,sans-serif;color:#1a1a1a;background:#fff;margin:0}
-main{max-width:34rem;margin:3rem auto;padding:0 1rem}
-h1{font-size:1.6rem;line-height:1.25}
-button{font:inherit;padding:.6rem 1.4rem;border:2px solid #0b3d91;border-radius:.3rem;
-color:#fff;background:#0b3d91;cursor:pointer}
-button:focus-visible{outline:3px solid #e8a200;outline-offset:3px}
-"""
-
-
-def _page(title: str, body: str) -> str:
-    return (
-        '<!doctype html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
-        f"<title>{html.escape(title)}</title>\n<style>{_STYLE}</style>\n</head>\n"
-        f"<body>\n<main>\n<h1>{html.escape(title)}</h1>\n{body}\n</main>\n</body>\n</html>\n"
-    )
-
-
-def _scope(claim: UnsubscribeClaim) -> str:
-    if claim.purpose is not None:
-        return f"emails for <strong>{html.escape(claim.purpose)}</strong>"
-    if claim.list_id is not None:
-        return f"emails from the list <strong>{html.escape(claim.list_id)}</strong>"
-    return "any marketing email"
-
-
-def _confirm_page(claim: UnsubscribeClaim) -> str:
-    name, value = PAGE_CONFIRM
-    return _page(
-        "Unsubscribe?",
-        f"<p>Press the button to stop receiving {_scope(claim)} from us.</p>\n"
-        '<form method="post">\n'
-        f'<input type="hidden" name="{name}" value="{value}">\n'
-        '<button type="submit">Unsubscribe</button>\n</form>',
-    )
-
-
-def _done_page(claim: UnsubscribeClaim) -> str:
-    return _page(
-        "You are unsubscribed",
-        f'<p role="status">You will no longer receive {_scope(claim)} from us.</p>\n'
-        "<p>There is nothing else to do; you may close this page.</p>",
-    )
-
-
-def _html(status: int, title: str, text: str, *, headers: dict[str, str] | None = None) -> Response:
-    return HTMLResponse(
-        _page(title, f"<p>{html.escape(text)}</p>"),
-        status_code=status,
-        headers=HEADERS | (headers or {}),
-    )
-
-
-def _invalid(error: UnsubscribeTokenError) -> tuple[int, str, str]:
-    """Status, problem kind and words for a token we refuse; the same for every forgery."""
-    if isinstance(error, ExpiredTokenError):
-        return 410, "unsubscribe-link-expired", "This unsubscribe link has expired"
-    return 404, "unsubscribe-link-invalid", "This is not a valid unsubscribe link"
-
-
-_INVALID_HELP = (
-    "Nothing was changed. Use the unsubscribe link of a recent message from us, "
-    "or reply to it asking to be unsubscribed."
+EVERYTHING = "everything"
+"""The ``scope`` a list link's page posts to leave every list and purpose."""
+HELP = N_(
+    "Use the unsubscribe link of a recent message from us, or reply to it asking to be "
+    "unsubscribed."
 )
 
 
-def _form_fields(body: bytes, content_type: str) -> list[tuple[str, str]]:
-    media_type = content_type.partition(";")[0].strip().lower()
-    if media_type == "multipart/form-data":
-        message = BytesParser(policy=policy.HTTP).parsebytes(
-            b"Content-Type: " + content_type.encode("latin-1") + b"\r\n\r\n" + body
+def _problem(error: UnsubscribeTokenError) -> ApiProblemError:
+    if isinstance(error, ExpiredTokenError):
+        return ApiProblemError(
+            410,
+            "unsubscribe-link-expired",
+            "This unsubscribe link has expired",
+            headers=PAGE_HEADERS,
         )
-        if not message.is_multipart():
-            raise ValueError("multipart body without parts")
-        fields = []
-        for part in message.iter_parts():
-            name = part.get_param("name", header="content-disposition")
-            payload = part.get_payload(decode=True)
-            if isinstance(name, str) and isinstance(payload, bytes):
-                fields.append((name, payload.decode().strip()))
-        return fields[:MAX_FORM_FIELDS]
-    # RFC 8058 names both form encodings; a client that labels the body otherwise (or not at
-    # all) still sent the key/value pair, which is what the RFC requires.
-    return parse_qsl(
-        body.decode(), keep_blank_values=True, strict_parsing=False, max_num_fields=MAX_FORM_FIELDS
+    return ApiProblemError(
+        404,
+        "unsubscribe-link-invalid",
+        "This is not a valid unsubscribe link",
+        headers=PAGE_HEADERS,
     )
 
 
-async def read_form(request: Request) -> dict[str, str]:
-    """The POSTed form, at most `MAX_BODY_BYTES` of it."""
-    too_large = ApiProblemError(
-        413,
-        "body-too-large",
-        "The request body is too large",
-        detail=f"at most {MAX_BODY_BYTES} bytes",
-        headers=HEADERS,
-    )
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > MAX_BODY_BYTES:
-            raise too_large
-    try:
-        return dict(_form_fields(bytes(body), request.headers.get("content-type", "")))
-    except (ValueError, UnicodeError, LookupError):
-        raise ApiProblemError(
-            400, "unreadable-form", "The request body is not a form", headers=HEADERS
-        ) from None
+async def _scope(ledger: Ledger, claim: UnsubscribeClaim, lang: str) -> dict[str, Any]:
+    """What the link covers, as the page words it."""
+    if claim.purpose is not None:
+        words = wording(await catalog_of(ledger), claim.purpose, lang)
+        return {"kind": "purpose", "label": words.label, "description": words.description}
+    if claim.list_id is not None:
+        return {"kind": "list", "list_id": claim.list_id}
+    return {"kind": EVERYTHING}
 
 
-def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRouter:
+def unsubscribe_router(
+    *, codec: UnsubscribeTokenCodec, ledger: Ledger, pages: Pages | None = None
+) -> APIRouter:
     """``GET`` and ``POST /u/{token}``, recording clicks in ``ledger``."""
     router = APIRouter(tags=["recipient"], responses=documented(404, 410, 413, 422, 503))
+    pages = pages or Pages()
 
     @router.get(
         "/u/{token}",
@@ -180,13 +91,13 @@ def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRo
             410: html_page("Expired"),
         },
     )
-    async def confirm(token: Annotated[str, TOKEN]) -> Response:
+    async def confirm(token: Annotated[str, TOKEN], request: Request) -> Response:
         try:
             claim = codec.verify(token)
         except UnsubscribeTokenError as error:
-            status, _, title = _invalid(error)
-            return _html(status, title, _INVALID_HELP)
-        return HTMLResponse(_confirm_page(claim), headers=HEADERS)
+            return refused(pages, request, error, help_text=HELP)
+        scope = await _scope(ledger, claim, pages.language(request))
+        return pages.render(request, "recipient/unsubscribe.html", {"scope": scope})
 
     @router.post(
         "/u/{token}",
@@ -223,47 +134,40 @@ def unsubscribe_router(*, codec: UnsubscribeTokenCodec, ledger: Ledger) -> APIRo
             }
         },
     )
-    async def unsubscribe(
-        token: Annotated[str, TOKEN], form: Annotated[dict[str, str], Depends(read_form)]
-    ) -> Response:
+    async def unsubscribe(token: Annotated[str, TOKEN], request: Request, fields: Form) -> Response:
+        form = dict(fields)
         from_page = form.get(PAGE_CONFIRM[0]) == PAGE_CONFIRM[1]
         one_click = not from_page and form.get(ONE_CLICK[0]) == ONE_CLICK[1]
         try:
             claim = codec.verify(token)
         except UnsubscribeTokenError as error:
-            status, kind, title = _invalid(error)
             if from_page:
-                return _html(status, title, _INVALID_HELP)
-            raise ApiProblemError(status, kind, title, headers=HEADERS) from None
+                return refused(pages, request, error, help_text=HELP)
+            raise _problem(error) from None
         if one_click:
             await record_click(
                 ledger, claim, method=UnsubscribeMethod.ONE_CLICK_POST, source=Source.ONE_CLICK
             )
-            return PlainTextResponse("Unsubscribed.\n", headers=HEADERS)
+            return PlainTextResponse("Unsubscribed.\n", headers=PAGE_HEADERS)
         if not from_page:
             raise ApiProblemError(
                 400,
                 "one-click-body-required",
                 "The body must be the form List-Unsubscribe=One-Click (RFC 8058)",
-                headers=HEADERS,
+                headers=PAGE_HEADERS,
             )
+        if claim.list_id is not None and form.get("scope") == EVERYTHING:
+            # The person chose more than the link names: everything, from this message.
+            claim = claim.model_copy(update={"list_id": None})
         try:
             await record_click(
-                ledger,
-                claim,
-                method=UnsubscribeMethod.LINK_PAGE,
-                source=Source.UNSUBSCRIBE_LINK,
+                ledger, claim, method=UnsubscribeMethod.LINK_PAGE, source=Source.UNSUBSCRIBE_LINK
             )
         except LedgerError as error:
             if not error.retryable:
                 raise
-            return _html(
-                503,
-                "Please try again",
-                "We could not record your request just now. Please press the button again "
-                "in a moment.",
-                headers={"Retry-After": str(RETRY_AFTER_S)},
-            )
-        return HTMLResponse(_done_page(claim), headers=HEADERS)
+            return try_again(pages, request)
+        scope = await _scope(ledger, claim, pages.language(request))
+        return pages.render(request, "recipient/unsubscribed.html", {"scope": scope})
 
     return router

@@ -31,9 +31,11 @@ from schemas import (
     DoubleOptIn,
     Evidence,
     InteractionKind,
+    LanguageTag,
     LegalBasis,
     Model,
     PersonalData,
+    PurposeWording,
     Right,
     RightsOutcome,
     Sha256Hex,
@@ -142,6 +144,8 @@ class RegisterPurpose(CatalogCommand):
     three years)."""
     direct_marketing: StrictBool = False
     """Whether it is direct marketing: an objection to all direct marketing then denies it."""
+    wording: dict[LanguageTag, PurposeWording] = Field(default_factory=dict)
+    """The label and description a recipient reads, per language (``fr``, ``en``)."""
 
     @model_validator(mode="before")
     @classmethod

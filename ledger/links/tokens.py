@@ -25,10 +25,9 @@ import hashlib
 import hmac
 import re
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Self
-from urllib.parse import quote
 
 from pydantic import ValidationError, model_validator
 
@@ -41,11 +40,14 @@ from ledger.domain.errors import (
     TokenSignatureError,
     UnknownTokenKeyError,
 )
+from ledger.links.headers import ONE_CLICK_BODY, UnsubscribeHeaders, unsubscribe_headers
 from ledger.privacy.secrets import DEFAULT_SECRET_BYTES, decode_secret
 from schemas import Model, ShortText, Slug, SubjectId, UtcDatetime, quoted
 
 __all__ = [
+    "FIELD_FLAGS",
     "MAC_BYTES",
+    "MAX_FIELD_BYTES",
     "ONE_CLICK_BODY",
     "UnsubscribeClaim",
     "UnsubscribeHeaders",
@@ -60,15 +62,17 @@ MAC_BYTES = 16
 MAX_TOKEN_CHARS = 1024
 """Far above any token we make (five fields of at most 255 bytes): anything longer is refused
 before decoding."""
-ONE_CLICK_BODY = "List-Unsubscribe=One-Click"
-"""RFC 8058 section 3.1: the header value, and the form body a mail client POSTs."""
 
-# Keys with another use (the subject secret, say) never make a MAC that verifies here.
-_CONTEXT = b"consent-ledger/unsubscribe-token/v1\x00"
+# Keys with another use (the subject secret, say) never make a MAC that verifies here, and a
+# link made for one use (unsubscribe, confirm, preferences) never verifies as another.
+_CONTEXTS = {
+    use: f"consent-ledger/{use}-token/v1\x00".encode()
+    for use in ("unsubscribe", "confirm", "preferences", "form")
+}
 _KEY_ID = re.compile(r"^[A-Za-z0-9_-]{1,16}$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 _HEX_SUBJECT = re.compile(r"^[0-9a-f]{64}$")
-_MAX_FIELD_BYTES = 255
+MAX_FIELD_BYTES = 255
 _EPOCH_LIMIT = 2**32
 
 _HAS_EXPIRY = 0x01
@@ -84,6 +88,8 @@ _OPTIONAL = (
     (_CAMPAIGN, "campaign_id"),
     (_MESSAGE, "message_id"),
 )
+FIELD_FLAGS = {name: flag for flag, name in _OPTIONAL}
+"""The payload flag of each optional field, by name."""
 _HEADER = struct.Struct(">BBI")
 _SECONDS = struct.Struct(">I")
 
@@ -109,8 +115,8 @@ class UnsubscribeClaim(Model):
             raise ValueError("give a purpose or a list, not both")
         for name in ("list_id", "campaign_id", "message_id"):
             value = getattr(self, name)
-            if value is not None and len(value.encode()) > _MAX_FIELD_BYTES:
-                raise ValueError(f"{name} is longer than {_MAX_FIELD_BYTES} bytes in UTF-8")
+            if value is not None and len(value.encode()) > MAX_FIELD_BYTES:
+                raise ValueError(f"{name} is longer than {MAX_FIELD_BYTES} bytes in UTF-8")
         for name in ("issued_at", "expires_at"):
             value = getattr(self, name)
             if value is not None and (
@@ -136,7 +142,11 @@ class UnsubscribeClaim(Model):
         Derived from the payload, not the token text, so a link re-signed under a new key is
         still the same click.
         """
-        return "unsubscribe-" + hashlib.sha256(_pack(self)).hexdigest()[:32]
+        return self.command_id_for("unsubscribe")
+
+    def command_id_for(self, use: str) -> str:
+        """The idempotency key of this claim's click on a link for ``use`` (``confirm``...)."""
+        return f"{use}-" + hashlib.sha256(_pack(self)).hexdigest()[:32]
 
 
 def _seconds(value: datetime) -> int:
@@ -148,23 +158,36 @@ def _field(value: str) -> bytes:
     return bytes([len(data)]) + data
 
 
-def _pack(claim: UnsubscribeClaim) -> bytes:
+def subject_part(subject: str) -> tuple[int, bytes]:
+    """The flag and bytes of a subject in a payload: 32 raw bytes for a keyed hash in hex."""
+    if _HEX_SUBJECT.match(subject):
+        return _HEX, bytes.fromhex(subject)
+    return 0, _field(subject)
+
+
+def optional_part(values: Iterable[tuple[int, str | None]]) -> tuple[int, bytes]:
+    """The flags and bytes of optional fields (flag, value), given in the payload's order."""
     flags = 0
     tail = bytearray()
-    if claim.expires_at is not None:
-        flags |= _HAS_EXPIRY
-        tail += _SECONDS.pack(_seconds(claim.expires_at))
-    if _HEX_SUBJECT.match(claim.subject):
-        flags |= _HEX
-        tail += bytes.fromhex(claim.subject)
-    else:
-        tail += _field(claim.subject)
-    for flag, name in _OPTIONAL:
-        value = getattr(claim, name)
+    for flag, value in values:
         if value is not None:
             flags |= flag
             tail += _field(value)
-    return _HEADER.pack(TOKEN_VERSION, flags, _seconds(claim.issued_at)) + bytes(tail)
+    return flags, bytes(tail)
+
+
+def payload(flags: int, issued: int, expires: int | None, body: bytes) -> bytes:
+    """A whole payload: the header, the expiry if any, then the subject and optional fields."""
+    if expires is None:
+        return _HEADER.pack(TOKEN_VERSION, flags, issued) + body
+    return _HEADER.pack(TOKEN_VERSION, flags | _HAS_EXPIRY, issued) + _SECONDS.pack(expires) + body
+
+
+def _pack(claim: UnsubscribeClaim) -> bytes:
+    subject_flag, subject = subject_part(claim.subject)
+    flags, optional = optional_part((flag, getattr(claim, name)) for flag, name in _OPTIONAL)
+    expires = None if claim.expires_at is None else _seconds(claim.expires_at)
+    return payload(subject_flag | flags, _seconds(claim.issued_at), expires, subject + optional)
 
 
 class _Reader:
@@ -227,8 +250,20 @@ def _b64decode(text: str) -> bytes:
     return data
 
 
-def _mac(secret: bytes, signed: bytes) -> bytes:
-    return hmac.new(secret, _CONTEXT + signed, hashlib.sha256).digest()[:MAC_BYTES]
+def _mac(secret: bytes, context: bytes, signed: bytes) -> bytes:
+    return hmac.new(secret, context + signed, hashlib.sha256).digest()[:MAC_BYTES]
+
+
+def _macs(secret: bytes, context: bytes) -> Callable[[bytes], bytes]:
+    """`_mac` under one key and context, its key schedule and context hashed once."""
+    keyed = hmac.new(secret, context, hashlib.sha256)
+
+    def mac(signed: bytes) -> bytes:
+        one = keyed.copy()
+        one.update(signed)
+        return one.digest()[:MAC_BYTES]
+
+    return mac
 
 
 def utc_now() -> datetime:
@@ -236,11 +271,23 @@ def utc_now() -> datetime:
 
 
 class UnsubscribeTokenCodec:
-    """Makes and verifies tokens. ``keys`` maps key id to secret; the first key signs."""
+    """Makes and verifies tokens. ``keys`` maps key id to secret; the first key signs.
+
+    ``use`` is what the tokens are for: ``unsubscribe`` (``/u/``), ``confirm`` (a double
+    opt-in, ``/c/``), ``preferences`` (``/p/``) or ``form`` (the nonce of one preference form).
+    It is signed into every MAC, so a token of one use is refused as a forgery by a codec of
+    another (`for_use` makes one with the same keys).
+    """
 
     def __init__(
-        self, keys: Mapping[str, bytes], *, clock: Callable[[], datetime] = utc_now
+        self,
+        keys: Mapping[str, bytes],
+        *,
+        clock: Callable[[], datetime] = utc_now,
+        use: str = "unsubscribe",
     ) -> None:
+        if use not in _CONTEXTS:
+            raise ConfigurationError(f"no link use {quoted(use)}")
         if not keys:
             raise ConfigurationError("at least one unsubscribe key is needed")
         for key_id, secret in keys.items():
@@ -256,9 +303,18 @@ class UnsubscribeTokenCodec:
         self._keys = dict(keys)
         self.signing_key_id = next(iter(self._keys))
         self.clock = clock
+        self.use = use
+        self._context = _CONTEXTS[use]
+        signing_id = self.signing_key_id.encode("ascii")
+        self._key_id_tail = signing_id + bytes([len(signing_id)])
+        self._signing_mac = _macs(self._keys[self.signing_key_id], self._context)
 
     def __repr__(self) -> str:
-        return f"UnsubscribeTokenCodec(key_ids={list(self._keys)})"
+        return f"UnsubscribeTokenCodec(key_ids={list(self._keys)}, use={self.use!r})"
+
+    def for_use(self, use: str) -> "UnsubscribeTokenCodec":
+        """A codec with the same keys and clock whose links are for ``use``."""
+        return UnsubscribeTokenCodec(self._keys, clock=self.clock, use=use)
 
     def issue(
         self,
@@ -284,9 +340,12 @@ class UnsubscribeTokenCodec:
         return self.encode(claim)
 
     def encode(self, claim: UnsubscribeClaim) -> str:
-        key_id = self.signing_key_id.encode("ascii")
-        signed = _pack(claim) + key_id + bytes([len(key_id)])
-        return _b64encode(signed + _mac(self._keys[self.signing_key_id], signed))
+        return self.sign(_pack(claim))
+
+    def sign(self, packed: bytes) -> str:
+        """The token of a packed payload (`payload`), signed with the newest key."""
+        signed = packed + self._key_id_tail
+        return _b64encode(signed + self._signing_mac(signed))
 
     def verify(self, token: str, *, check_expiry: bool = True) -> UnsubscribeClaim:
         """The claim of a genuine, unexpired token, or an `UnsubscribeTokenError` saying why.
@@ -307,7 +366,7 @@ class UnsubscribeTokenCodec:
         secret = self._keys.get(key_id)
         if secret is None:
             raise UnknownTokenKeyError(key_id)
-        if not hmac.compare_digest(mac, _mac(secret, signed)):
+        if not hmac.compare_digest(mac, _mac(secret, self._context, signed)):
             raise TokenSignatureError("the token's MAC does not verify")
         # Only a payload we signed is ever parsed.
         claim = _unpack(signed[: -1 - key_id_length])
@@ -330,30 +389,3 @@ def parse_keys(text: str, *, setting: str) -> dict[str, bytes]:
             raise ConfigurationError(f"{setting} names key id {quoted(key_id)} twice")
         keys[key_id] = decode_secret(secret, name=f"{setting} (key {key_id})")
     return keys
-
-
-class UnsubscribeHeaders(Model):
-    """The two header values that make a message one-click unsubscribable (RFC 8058)."""
-
-    list_unsubscribe: str
-    list_unsubscribe_post: str = ONE_CLICK_BODY
-
-    def lines(self) -> str:
-        return (
-            f"List-Unsubscribe: {self.list_unsubscribe}\n"
-            f"List-Unsubscribe-Post: {self.list_unsubscribe_post}"
-        )
-
-
-def unsubscribe_headers(
-    token: str, *, public_url: str, mailto: str | None = None
-) -> UnsubscribeHeaders:
-    """``List-Unsubscribe`` naming ``{public_url}/u/{token}`` (and a mailto if given).
-
-    RFC 8058 needs the HTTPS URI; a mailto is the fallback for clients without one-click. The
-    mailto's subject carries the token so the mailbox that receives it can honour it.
-    """
-    uris = [f"<{public_url.rstrip('/')}/u/{token}>"]
-    if mailto is not None:
-        uris.append(f"<mailto:{quote(mailto, safe='@')}?subject=unsubscribe%20{token}>")
-    return UnsubscribeHeaders(list_unsubscribe=", ".join(uris))

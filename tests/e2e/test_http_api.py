@@ -139,6 +139,7 @@ def test_the_openapi_document_lists_every_endpoint(api: Api) -> None:
         "/v1/audit/consistency",
         "/audit/persons/{subject}",
         "/u/{token}",
+        "/c/{token}",
     ):
         assert path in paths
     assert set(paths["/v1/check"]) == {"get", "post"}

@@ -1,22 +1,20 @@
 """The recipients' path over real HTTP: a uvicorn server, plain clients, a real ledger."""
 
+import re
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from uuid import uuid4
 
 import httpx
 import psycopg
 import pytest
-from fastapi import FastAPI
 from psycopg import sql
 
-from entrypoints.http import problems
-from entrypoints.http.unsubscribe import MAX_BODY_BYTES, unsubscribe_router
+from entrypoints.http.unsubscribe import MAX_BODY_BYTES
 from ledger.domain.commands import GrantConsent
 from ledger.domain.identity import SubjectHasher
 from ledger.links.tokens import ONE_CLICK_BODY, UnsubscribeTokenCodec
@@ -25,40 +23,15 @@ from ledger.store.events import LedgerStore, PostgresStoreConfig
 from ledger.write.group_commit import GroupCommitConfig
 from ledger.write.service import Ledger, LedgerConfig
 from schemas import UnsubscribeClicked
-from tests.helpers import sqlite_ledger
-from tests.pages import serving_app
+from tests.recipient import KEY, ledger_fixture, serving_links, url_fixture, worded_ledger  # noqa: F401 - fixtures
 
-KEY = {"k1": b"u" * 32}
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
-STARTUP_TIMEOUT_S = 10.0
-
-
-@contextmanager
-def serving(ledger: Ledger, codec: UnsubscribeTokenCodec) -> Iterator[str]:
-    """The router in an app of its own, served by uvicorn in a thread on a free port."""
-    app = FastAPI()
-    problems.install(app)
-    app.include_router(unsubscribe_router(codec=codec, ledger=ledger))
-    with serving_app(app) as origin:
-        yield origin
-
-
-@pytest.fixture
-def ledger(tmp_path: Path) -> Iterator[Ledger]:
-    ledger = sqlite_ledger(tmp_path / "ledger.sqlite3")
-    yield ledger
-    ledger.close()
+serving = serving_links
 
 
 @pytest.fixture
 def codec() -> UnsubscribeTokenCodec:
     return UnsubscribeTokenCodec(KEY)
-
-
-@pytest.fixture
-def url(ledger: Ledger, codec: UnsubscribeTokenCodec) -> Iterator[str]:
-    with serving(ledger, codec) as base:
-        yield base
 
 
 def clicks(ledger: Ledger, subject: str) -> list[UnsubscribeClicked]:
@@ -77,28 +50,93 @@ def _records_nothing(ledger: Ledger) -> Iterator[None]:
     assert ledger.store.head() == head
 
 
-def test_get_shows_an_accessible_page_and_changes_nothing(
+def _visible(page: str) -> str:
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page))
+
+
+def test_get_and_head_show_the_page_in_french_and_change_nothing(
     url: str, ledger: Ledger, codec: UnsubscribeTokenCodec
 ) -> None:
     token = codec.issue(subject="p-1", purpose="newsletter", campaign_id="c1")
-    head = ledger.store.head()
-    for _ in range(3):
-        response = httpx.get(f"{url}/u/{token}")
-        assert response.status_code == 200
+    with _records_nothing(ledger):
+        for _ in range(3):
+            response = httpx.get(f"{url}/u/{token}")
+            assert response.status_code == 200
+            head = httpx.head(f"{url}/u/{token}")
+            assert (head.status_code, head.content) == (200, b"")
     page = response.text
     assert response.headers["content-type"].startswith("text/html")
-    assert '<html lang="en">' in page
+    assert response.headers["content-language"] == "fr"
+    assert '<html lang="fr">' in page
     assert '<form method="post">' in page
-    assert '<button type="submit">Unsubscribe</button>' in page
-    assert "newsletter" in page
+    text = _visible(page)
+    assert "Vous désabonner ?" in text
+    assert "La lettre du jeudi" in text
+    assert "Nos nouveautés, une fois par semaine." in text
+    assert "newsletter" not in text, "the page names the purpose by its id"
     assert "<script" not in page
-    assert "src=" not in page
-    assert "href=" not in page
+    assert re.findall(r'(?:src|href)="([^"]*)"', page) == [
+        "/assets/pages.css",
+        "#main",
+        "?lang=en",
+    ]
     assert "set-cookie" not in response.headers
     assert response.headers["cache-control"] == "no-store"
     assert response.headers["referrer-policy"] == "no-referrer"
-    assert ledger.store.head() == head
     assert clicks(ledger, "p-1") == []
+
+
+@pytest.mark.parametrize(
+    ("query", "headers"), [("?lang=en", {}), ("", {"Accept-Language": "en-GB,en;q=0.9"})]
+)
+def test_the_page_speaks_english_when_asked(
+    url: str, codec: UnsubscribeTokenCodec, query: str, headers: dict[str, str]
+) -> None:
+    token = codec.issue(subject="p-1", purpose="newsletter")
+    response = httpx.get(f"{url}/u/{token}{query}", headers=headers)
+    assert response.headers["content-language"] == "en"
+    text = _visible(response.text)
+    assert "Unsubscribe?" in text
+    assert "The Thursday letter" in text
+    assert "What is new, once a week." in text
+    assert "désabonner" not in text
+
+
+def test_a_list_link_offers_only_this_list_or_everything(
+    url: str, ledger: Ledger, codec: UnsubscribeTokenCodec
+) -> None:
+    only = codec.issue(subject="p-10", list_id="weekly", campaign_id="c1")
+    page = httpx.get(f"{url}/u/{only}").text
+    assert 'name="scope" value="list" checked' in page
+    assert 'name="scope" value="everything"' in page
+    assert "Seulement la liste « weekly »" in _visible(page)
+    done = httpx.post(f"{url}/u/{only}", data={"confirm": "unsubscribe", "scope": "list"})
+    assert "Vous ne recevrez plus les e-mails de la liste « weekly »." in _visible(done.text)
+    [event] = clicks(ledger, "p-10")
+    assert (event.list_id, event.purpose, event.campaign_id) == ("weekly", None, "c1")
+
+    everything = codec.issue(subject="p-11", list_id="weekly", campaign_id="c1")
+    done = httpx.post(
+        f"{url}/u/{everything}?lang=en", data={"confirm": "unsubscribe", "scope": "everything"}
+    )
+    assert "You will no longer receive any marketing email from us." in _visible(done.text)
+    [event] = clicks(ledger, "p-11")
+    assert (event.list_id, event.purpose, event.campaign_id) == (None, None, "c1")
+    assert ledger.person("p-11").unsubscribed == {"*"}  # type: ignore[union-attr]
+    with _records_nothing(ledger):
+        again = httpx.post(
+            f"{url}/u/{everything}", data={"confirm": "unsubscribe", "scope": "everything"}
+        )
+        assert again.status_code == 200
+
+
+def test_one_click_on_a_list_link_leaves_only_that_list(
+    url: str, ledger: Ledger, codec: UnsubscribeTokenCodec
+) -> None:
+    token = codec.issue(subject="p-12", list_id="weekly")
+    assert one_click(url, token).status_code == 200
+    [event] = clicks(ledger, "p-12")
+    assert (event.list_id, event.purpose) == ("weekly", None)
 
 
 def test_one_click_post_records_one_durable_event_before_answering(
@@ -168,8 +206,8 @@ def test_the_pages_button_records_and_shows_a_result_page(
     response = httpx.post(f"{url}/u/{token}", data={"confirm": "unsubscribe"})
     assert response.status_code == 200
     assert response.headers["content-type"].startswith("text/html")
-    assert "You are unsubscribed" in response.text
-    assert "any marketing email" in response.text
+    assert "Votre désabonnement est enregistré" in response.text
+    assert "aucun e-mail commercial" in response.text
     [event] = clicks(ledger, "p-5")
     assert (event.method, event.source) == ("link_page", "unsubscribe_link")
     assert (event.purpose, event.list_id) == (None, None)
@@ -209,6 +247,7 @@ def _forgeries(codec: UnsubscribeTokenCodec) -> dict[str, tuple[str, int]]:
         "tampered": (tampered, 404),
         "unknown key": (retired, 404),
         "forged with a guessed key": (other_secret, 404),
+        "a double opt-in link": (codec.for_use("confirm").issue(subject="p-7"), 404),
         "expired": (issued_long_ago, 410),
     }
 
@@ -227,7 +266,10 @@ def test_a_bad_token_is_refused_and_records_nothing(
             assert page.headers["content-type"].startswith("text/html"), name
             button = httpx.post(f"{url}/u/{token}", data={"confirm": "unsubscribe"})
             assert button.status_code == status, name
-            assert "Nothing was changed" in button.text, name
+            assert "Rien n\u2019a été modifié." in button.text, name
+            english = httpx.post(f"{url}/u/{token}?lang=en", data={"confirm": "unsubscribe"})
+            assert "Nothing was changed." in english.text, name
+            assert token not in english.text, name
 
 
 def test_a_post_without_the_one_click_body_records_nothing(

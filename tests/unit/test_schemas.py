@@ -24,6 +24,8 @@ from schemas import (
     MalformedEventError,
     ObjectionRecorded,
     PersonalData,
+    PurposeRegistered,
+    PurposeRegisteredV1,
     RightsRequestOpened,
     SchemaError,
     SealedPersonalData,
@@ -279,6 +281,40 @@ def test_consent_granted_v1_is_read_as_v2_single_opt_in() -> None:
         "schema_version": 2,
         "double_opt_in": "not_applicable",
     }
+
+
+def test_purpose_registered_v1_is_read_as_v2_without_words_per_language() -> None:
+    stored = PurposeRegisteredV1(
+        event_id=uuid4(),
+        subject=CATALOG_SUBJECT,
+        occurred_at=datetime(2021, 3, 1, tzinfo=UTC),
+        recorded_at=datetime(2021, 3, 1, tzinfo=UTC),
+        command_id="legacy-2",
+        source=Source.API,
+        actor="api",
+        purpose="newsletter",
+        legal_basis="consent",
+        description="The weekly letter",
+        direct_marketing=True,
+    )
+    event = parse_event(event_to_json(stored))
+    assert isinstance(event, PurposeRegistered)
+    assert (event.schema_version, event.wording) == (2, {})
+    assert dump_event(event) == dump_event(stored) | {"schema_version": 2, "wording": {}}
+
+
+def test_a_purpose_carries_its_words_per_language_through_json() -> None:
+    data = payload(
+        "PurposeRegistered",
+        subject=CATALOG_SUBJECT,
+        wording={"fr": {"label": "La lettre", "description": "Chaque jeudi."}},
+    )
+    event = parse_event(data)
+    assert isinstance(event, PurposeRegistered)
+    assert event.wording["fr"].label == "La lettre"
+    assert parse_event(event_to_json(event)) == event
+    with pytest.raises(InvalidEventError):
+        parse_event(data | {"wording": {"French": {"label": "x", "description": "y"}}})
 
 
 def test_upcaster_leaves_its_input_alone() -> None:

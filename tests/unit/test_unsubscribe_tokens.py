@@ -173,3 +173,22 @@ def test_headers_name_the_https_link_and_one_click() -> None:
     assert with_mailto.list_unsubscribe == (
         "<https://x.example/u/TOKEN>, <mailto:leave@x.example?subject=unsubscribe%20TOKEN>"
     )
+
+
+def test_a_link_made_for_one_use_never_verifies_as_another() -> None:
+    unsubscribe = UnsubscribeTokenCodec({"k1": NEW}, clock=lambda: NOW)
+    confirm = unsubscribe.for_use("confirm")
+    preferences = unsubscribe.for_use("preferences")
+    codecs = (unsubscribe, confirm, preferences)
+    for maker in codecs:
+        token = maker.issue(subject=SUBJECT, purpose="newsletter")
+        for checker in codecs:
+            if checker.use == maker.use:
+                assert checker.verify(token).purpose == "newsletter"
+            else:
+                with pytest.raises(TokenSignatureError):
+                    checker.verify(token)
+    claim = confirm.verify(confirm.issue(subject=SUBJECT, purpose="newsletter"))
+    assert claim.command_id_for("confirm") != claim.command_id
+    with pytest.raises(ConfigurationError):
+        UnsubscribeTokenCodec({"k1": NEW}, use="anything")
