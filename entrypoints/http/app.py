@@ -8,14 +8,14 @@ from prometheus_client import make_asgi_app
 
 from entrypoints.health import HealthCheck
 from entrypoints.http import problems
-from entrypoints.http.auditor_page import auditor_router
+from entrypoints.http.audit import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
 from entrypoints.http.head import HeadAsGet
 from entrypoints.http.history import history_router
 from entrypoints.http.limits import BodyLimit
-from entrypoints.http.pages import assets_router
+from entrypoints.http.pages import Pages, assets_router
 from entrypoints.http.rights import rights_router
 from entrypoints.http.services import ApiServices
 from entrypoints.http.single_check import SingleCheckFastPath
@@ -51,7 +51,7 @@ def create_app(*, health: HealthCheck, services: ApiServices | None = None) -> F
         app.include_router(commands_router(services, auth))
         app.include_router(checks_router(services, auth))
         app.include_router(history_router(services, auth))
-        app.include_router(auditor_router(services, auth))
+        app.include_router(auditor_router(services, auth, Pages()))
         app.include_router(rights_router(services, auth))
         if services.tokens is not None:
             app.include_router(unsubscribe_router(codec=services.tokens, ledger=services.ledger))
