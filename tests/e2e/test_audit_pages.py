@@ -25,6 +25,8 @@ from tests.dossier import (
     audited,
 )
 
+CONSTRAINTS = Path(__file__).resolve().parents[2] / "constraints.txt"
+
 
 @pytest.fixture
 def dpo(tmp_path: Path) -> Iterator[Audited]:
@@ -201,3 +203,41 @@ def test_the_pdf_dossier_has_a_cover_the_timeline_and_how_to_verify(dpo: Audited
     assert "Consentement demandé pour « Lettre mensuelle »" in whole
     assert "verify.py bundle.json" in whole
     assert POLICY_SHA in whole.replace("\n", "")
+
+
+def test_verify_py_accepts_the_bundle_in_a_venv_holding_only_cryptography(
+    dpo: Audited, tmp_path: Path
+) -> None:
+    answer = _get(dpo, f"/audit/persons/{dpo.subject}/bundle.zip")
+    with zipfile.ZipFile(io.BytesIO(answer.content)) as archive:
+        archive.extractall(tmp_path / "offline")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [python, "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), "cryptography"],
+        check=True,
+        timeout=300,
+        capture_output=True,
+    )
+    installed = subprocess.run(
+        [python, "-m", "pip", "list", "--format=freeze"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout
+    names = {line.split("==")[0].lower() for line in installed.splitlines()}
+    assert names - {"pip", "setuptools"} == {"cryptography", "cffi", "pycparser"}
+    folder = tmp_path / "offline"
+    key = (folder / "verifier.key").read_text().strip()
+    accepted = subprocess.run(
+        [python, "-I", "verify.py", "bundle.json", "--key", key],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert accepted.returncode == 0, accepted.stderr
+    assert accepted.stdout.startswith("ACCEPTÉ")
