@@ -1,13 +1,14 @@
 """A French person's history for the auditors' pages: double opt-in, unsubscribe, erasure."""
 
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from uuid import UUID
 
+import psycopg
 from fastapi.testclient import TestClient
 
 from access.apikeys import Scope
@@ -18,7 +19,8 @@ from entrypoints.http.services import ApiServices
 from entrypoints.settings import Mode, Settings
 from ledger.domain import commands
 from projections.embedded import EmbeddedProjection
-from schemas import Evidence, PersonalData
+from projections.store.postgres import PostgresProjectionStore, migrate
+from schemas import Evidence, PersonalData, parse_event
 
 ADDRESS = "chloe.bernard@exemple.fr"
 IP = "203.0.113.7"
@@ -120,18 +122,40 @@ def record_history(services: ApiServices, *, erase: bool = False) -> str:
     return subject
 
 
-@contextmanager
-def audited(data_dir: Path, *, erase: bool = False, seal: bool = True) -> Iterator[Audited]:
-    settings = Settings(mode=Mode.EMBEDDED, data_dir=data_dir)
-    services = build_api(settings)
-    app = create_app(health=HealthCheck(mode=Mode.EMBEDDED, probe=lambda: None), services=services)
-    client = TestClient(app)
-    _key, secret = services.keys.create("dpo-cnil", [Scope.AUDIT])
-    subject = record_history(services, erase=erase)
+def _feed_embedded(settings: Settings, services: ApiServices) -> None:
     projection = EmbeddedProjection(path=settings.sqlite_path)
     while projection.feed_once(services.ledger.store):
         pass
     projection.close()
+
+
+def feed_postgres(settings: Settings, services: ApiServices) -> None:
+    """What the consumers do in production, without Kafka: the store's events, applied."""
+    rows = services.ledger.store.notifications(after=0, limit=10_000)
+    with psycopg.connect(str(settings.pg_dsn)) as conn, conn.transaction():
+        migrate(conn, schema=settings.pg_schema)
+        store = PostgresProjectionStore(conn, schema=settings.pg_schema)
+        store.apply([(parse_event(row.state), row.id) for row in rows])
+
+
+@contextmanager
+def audited(
+    data_dir: Path,
+    *,
+    erase: bool = False,
+    seal: bool = True,
+    settings: Settings | None = None,
+    feed: Callable[[Settings, ApiServices], None] = _feed_embedded,
+) -> Iterator[Audited]:
+    """The app over a ledger holding the history (embedded unless ``settings`` say otherwise),
+    its projection fed, sealed and checkpointed unless ``seal`` is false."""
+    settings = settings or Settings(mode=Mode.EMBEDDED, data_dir=data_dir)
+    services = build_api(settings)
+    app = create_app(health=HealthCheck(mode=settings.mode, probe=lambda: None), services=services)
+    client = TestClient(app)
+    _key, secret = services.keys.create("dpo-cnil", [Scope.AUDIT])
+    subject = record_history(services, erase=erase)
+    feed(settings, services)
     audited = Audited(services, client, secret, subject)
     if seal:
         audited.seal()
