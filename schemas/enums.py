@@ -3,6 +3,7 @@
 from enum import StrEnum
 
 __all__ = [
+    "AnnouncementChannel",
     "Channel",
     "DoubleOptIn",
     "InteractionKind",
@@ -113,3 +114,10 @@ class WithdrawalReason(StrEnum):
     RECONSENT_REQUIRED = "reconsent_required"
     """Given under a policy version a newer one, requiring re-consent, superseded."""
     OTHER = "other"
+
+
+class AnnouncementChannel(StrEnum):
+    """How people were told of a change of the privacy policy."""
+
+    EMAIL = "email"
+    SITE = "site"

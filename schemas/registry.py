@@ -14,12 +14,21 @@ from schemas.errors import (
     UnknownEventTypeError,
     UnsupportedSchemaVersionError,
 )
-from schemas.events import EVENT_CLASSES, Event, EventBase, upcast_consent_granted_v1_v2
+from schemas.events import (
+    EVENT_CLASSES,
+    Event,
+    EventBase,
+    upcast_consent_granted_v1_v2,
+    upcast_policy_version_published_v1_v2,
+)
 
 Upcaster = Callable[[Mapping[str, Any]], dict[str, Any]]
 
 _UPCASTERS: Mapping[tuple[str, int], Upcaster] = MappingProxyType(
-    {("ConsentGranted", 1): upcast_consent_granted_v1_v2}
+    {
+        ("ConsentGranted", 1): upcast_consent_granted_v1_v2,
+        ("PolicyVersionPublished", 1): upcast_policy_version_published_v1_v2,
+    }
 )
 """The function that lifts a payload of ``(event_type, schema_version)`` by one version."""
 

@@ -25,6 +25,7 @@ from ledger.domain.errors import (
 from ledger.domain.identity import EmailAddress
 from schemas import (
     CATALOG_SUBJECT,
+    AnnouncementChannel,
     Channel,
     CommandId,
     DoubleOptIn,
@@ -33,6 +34,7 @@ from schemas import (
     LegalBasis,
     Model,
     PersonalData,
+    PolicyText,
     Right,
     RightsOutcome,
     Sha256Hex,
@@ -45,6 +47,7 @@ from schemas import (
     VersionLabel,
     WithdrawalReason,
     error_reason,
+    policy_text_sha256,
 )
 
 RIGHTS_REQUEST_DEADLINE = timedelta(days=30)
@@ -138,12 +141,30 @@ class RegisterPurpose(CatalogCommand):
 
 
 class PublishPolicyVersion(CatalogCommand):
+    """``text``, when given, is kept in the ledger: its SHA-256 must be ``text_sha256``."""
+
     version: VersionLabel
     text_sha256: Sha256Hex
     url: Annotated[str, StringConstraints(max_length=2048)] | None = None
     effective_at: UtcDatetime
     purposes: tuple[Slug, ...] = ()
     requires_reconsent: StrictBool = False
+    text: PolicyText | None = None
+
+    @model_validator(mode="after")
+    def check_text(self) -> Self:
+        if self.text is not None and policy_text_sha256(self.text) != self.text_sha256:
+            raise ValueError("text_sha256 is not the SHA-256 of text (UTF-8)")
+        return self
+
+
+class AnnouncePolicyChange(CatalogCommand):
+    """The operator told people of a policy change, by email or on its site."""
+
+    versions: Annotated[tuple[VersionLabel, ...], Field(min_length=1)]
+    channel: AnnouncementChannel
+    announced_at: UtcDatetime | None = None
+    """Defaults to ``occurred_at``."""
 
 
 class GrantConsent(PersonCommand):
@@ -249,6 +270,7 @@ COMMANDS: dict[str, type[Command]] = {
     for cls in (
         RegisterPurpose,
         PublishPolicyVersion,
+        AnnouncePolicyChange,
         GrantConsent,
         ConfirmConsent,
         WithdrawConsent,
@@ -266,7 +288,9 @@ COMMANDS: dict[str, type[Command]] = {
 }
 """Every command by its name, for callers that build commands from text (CLI, import, HTTP)."""
 
-_DATETIME_FIELDS = frozenset({"occurred_at", "effective_at", "received_at", "due_at"})
+_DATETIME_FIELDS = frozenset(
+    {"occurred_at", "effective_at", "received_at", "due_at", "announced_at"}
+)
 
 C = TypeVar("C", bound=Command)
 
