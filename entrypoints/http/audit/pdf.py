@@ -6,8 +6,11 @@ written as their plain equivalents, and any other character (an address in anoth
 ``?`` in the PDF only: the page, the CSV and the bundle keep every character.
 """
 
+from typing import cast
+
 from fpdf import FPDF
-from fpdf.enums import WrapMode, XPos, YPos
+from fpdf.enums import XPos, YPos
+from fpdf.fonts import CoreFont
 
 from access.apikeys import ApiKey
 from entrypoints.http.audit.dossier import Dossier, words_for
@@ -51,21 +54,44 @@ class _Document(FPDF):
 
     def heading(self, text: str, size: int = 14) -> None:
         self.ln(3)
-        self.set_font(_FONT, "B", size)
-        self.multi_cell(0, 7, _latin1(text), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        self.set_font(_FONT, size=10)
+        self.para(text, bold=True, size=size)
 
     def para(self, text: str, *, bold: bool = False, mono: bool = False, size: int = 10) -> None:
         self.set_font("Courier" if mono else _FONT, "B" if bold else "", size)
-        self.multi_cell(
-            0,
-            5,
-            _latin1(text),
-            new_x=XPos.LMARGIN,
-            new_y=YPos.NEXT,
-            wrapmode=WrapMode.CHAR if mono else WrapMode.WORD,
-        )
+        # fpdf2's multi_cell measures each line again for every character it adds, which costs
+        # seconds on a long dossier: lines are broken here, measuring each word once.
+        for line in self._lines(_latin1(text), mono=mono):
+            self.cell(0, 5, line, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         self.set_font(_FONT, size=10)
+
+    def _lines(self, text: str, *, mono: bool) -> list[str]:
+        room = self.epw
+        font = self.current_font
+        if not isinstance(font, CoreFont):
+            raise TypeError("the dossier is set in a core font")
+        widths = cast(dict[str, int], font.cw)  # a core font's widths, in 1/1000 em
+        scale = self.font_size / 1000
+
+        def width_of(word: str) -> float:
+            return sum(widths.get(char, 1000) for char in word) * scale
+
+        lines: list[str] = []
+        for paragraph in text.split("\n"):
+            if mono:
+                per_line = max(1, int(room // width_of("0")))
+                lines += [paragraph[i : i + per_line] for i in range(0, len(paragraph), per_line)]
+                lines += [] if paragraph else [""]
+                continue
+            line, width, space = "", 0.0, width_of(" ")
+            for word in paragraph.split(" "):
+                size = width_of(word)
+                if line and width + space + size > room:
+                    lines.append(line)
+                    line, width = word, size
+                else:
+                    line, width = (f"{line} {word}" if line else word), width + space + size
+            lines.append(line)
+        return lines
 
 
 def dossier_pdf(pages: Pages, lang: str, dossier: Dossier, key: ApiKey) -> bytes:
