@@ -6,8 +6,6 @@ written as their plain equivalents, and any other character (an address in anoth
 ``?`` in the PDF only: the page, the CSV and the bundle keep every character.
 """
 
-from typing import cast
-
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import CoreFont
@@ -69,7 +67,7 @@ class _Document(FPDF):
         font = self.current_font
         if not isinstance(font, CoreFont):
             raise TypeError("the dossier is set in a core font")
-        widths = cast(dict[str, int], font.cw)  # a core font's widths, in 1/1000 em
+        widths = font.cw  # a core font's widths, in 1/1000 em
         scale = self.font_size / 1000
 
         def width_of(word: str) -> float:
