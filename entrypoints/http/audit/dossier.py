@@ -241,7 +241,7 @@ def build_dossier(
                 event_type=event.event_type,
                 occurred_at=event.occurred_at,
                 sentence=sentence(data, w),
-                evidence=evidence_rows(event, mine, policies=policies, actors=actors, w=w),
+                evidence=evidence_rows(event, data, mine, policies=policies, actors=actors, w=w),
                 proof=_proof(by_position[position], checkpoint, root, w),
             )
         )

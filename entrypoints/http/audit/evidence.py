@@ -1,6 +1,7 @@
 """The evidence of one event, as rows of a definition list: what was shown, where, by whom."""
 
 from collections.abc import Mapping
+from typing import Any
 
 from entrypoints.http.audit.words import METHODS, SOURCES, Words
 from entrypoints.http.pages.i18n import N_
@@ -46,7 +47,9 @@ def _policy_rows(
 
 def _double_opt_in(event: EventBase, mine: list[Logged], w: Words) -> list[Row]:
     """Both steps of a double opt-in, with their times, on the grant and on the confirmation."""
-    if isinstance(event, ConsentGranted) and event.double_opt_in.value != "not_applicable":
+    if isinstance(event, ConsentGranted) and event.double_opt_in.value == "not_applicable":
+        return []
+    if isinstance(event, ConsentGranted):
         step = (w.say(N_("Double opt-in asked")), w.moment(event.occurred_at), None)
         confirmed = next(
             (
@@ -80,14 +83,15 @@ def _double_opt_in(event: EventBase, mine: list[Logged], w: Words) -> list[Row]:
 
 def evidence_rows(
     event: EventBase,
+    fields: dict[str, Any],
     mine: list[Logged],
     *,
     policies: Mapping[str, PolicyVersionPublished],
     actors: Mapping[str, str],
     w: Words,
 ) -> list[Row]:
-    """Everything that proves ``event``, personal data opened (the audit scope reads it)."""
-    fields = event.model_dump(mode="json")
+    """Everything that proves ``event`` (``fields``: its JSON), personal data opened (the
+    audit scope reads it)."""
     version = fields.get("policy_version") or fields.get("version")
     rows = _policy_rows(version, policies, w)
     evidence = event.evidence
