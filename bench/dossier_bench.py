@@ -10,9 +10,7 @@ the floor of the same run, the person's JSON history with personal data opened (
 read and decrypted, without words, proofs or templates).
 """
 
-import base64
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -24,15 +22,13 @@ from uuid import uuid4
 import httpx
 import psycopg
 from psycopg import sql
-from pydantic import SecretStr
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from common import bench_parser, from_env
 
-from entrypoints.settings import Mode, Settings
 from ledger.domain import commands
-from tests.dossier import GRANTED_AT, audited, feed_postgres
+from tests.dossier import GRANTED_AT, audited, feed_postgres, production_settings
 from tests.pages import serving_app
 
 
@@ -51,27 +47,13 @@ def _timed(client: httpx.Client, url: str, times: int) -> list[float]:
     return spent
 
 
-def _secret() -> SecretStr:
-    return SecretStr(base64.b64encode(os.urandom(32)).decode())
-
-
 def one_run(args: object, data: Path, dsn: str | None) -> dict[str, float]:
     settings = None
     schema = f"bench_dossier_{uuid4().hex[:8]}"
     if dsn is not None:
         with psycopg.connect(dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("create schema {}").format(sql.Identifier(schema)))
-        settings = Settings(
-            mode=Mode.PRODUCTION,
-            pg_dsn=dsn,
-            pg_schema=schema,
-            subject_secret=_secret(),
-            master_key=_secret(),
-            audit_signing_key=_secret(),
-            topic_keys=SecretStr(f"k1:{_secret().get_secret_value()}"),
-            unsubscribe_keys=SecretStr(f"k1:{_secret().get_secret_value()}"),
-            public_url="https://mail.example.org",
-        )
+        settings = production_settings(dsn, schema)
     options = {"settings": settings, "feed": feed_postgres} if settings else {}
     try:
         with audited(data, seal=False, **options) as dpo:  # type: ignore[arg-type]

@@ -57,6 +57,7 @@ __all__ = [
     "RightsRequestOpened",
     "SubjectErased",
     "UnsubscribeClicked",
+    "check_policy_text",
     "policy_text_sha256",
     "upcast_consent_granted_v1_v2",
     "upcast_policy_version_published_v1_v2",
@@ -74,6 +75,12 @@ PolicyText = Annotated[str, StringConstraints(min_length=1, max_length=POLICY_TE
 def policy_text_sha256(text: str) -> str:
     """The SHA-256 a policy version records of its text: hex, of the UTF-8 bytes."""
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_policy_text(text: str | None, text_sha256: str) -> None:
+    """Raise `ValueError` when a policy's ``text`` is given and is not the one hashed."""
+    if text is not None and policy_text_sha256(text) != text_sha256:
+        raise ValueError("text_sha256 is not the SHA-256 of text (UTF-8)")
 
 
 class EventBase(Model):
@@ -141,26 +148,16 @@ class PolicyVersionPublishedV1(EventBase):
     requires_reconsent: bool
 
 
-class PolicyVersionPublished(EventBase):
+class PolicyVersionPublished(PolicyVersionPublishedV1):
     """A privacy-policy version exists; ``text`` is the text itself, when it was given."""
 
-    catalog: ClassVar[bool] = True
-
-    event_type: Literal["PolicyVersionPublished"] = "PolicyVersionPublished"
-    schema_version: Literal[2] = 2
-    version: VersionLabel
-    text_sha256: Sha256Hex
-    url: _HttpUrl | None = None
-    effective_at: UtcDatetime
-    purposes: tuple[Slug, ...]
-    requires_reconsent: bool
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
     text: PolicyText | None = None
 
     @model_validator(mode="after")
     def check_text(self) -> Self:
         """The text kept is the one hashed: what the dossier shows is what people accepted."""
-        if self.text is not None and policy_text_sha256(self.text) != self.text_sha256:
-            raise ValueError("text_sha256 is not the SHA-256 of text (UTF-8)")
+        check_policy_text(self.text, self.text_sha256)
         return self
 
 

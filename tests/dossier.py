@@ -1,6 +1,8 @@
 """A French person's history for the auditors' pages: double opt-in, unsubscribe, erasure."""
 
+import base64
 import hashlib
+import os
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -10,6 +12,7 @@ from uuid import UUID
 
 import psycopg
 from fastapi.testclient import TestClient
+from pydantic import SecretStr
 
 from access.apikeys import Scope
 from entrypoints.bootstrap import build_api
@@ -120,6 +123,25 @@ def record_history(services: ApiServices, *, erase: bool = False) -> str:
             )
         )
     return subject
+
+
+def _secret() -> SecretStr:
+    return SecretStr(base64.b64encode(os.urandom(32)).decode())
+
+
+def production_settings(dsn: str, schema: str) -> Settings:
+    """Production settings on ``schema`` with secrets of their own (no Kafka is reached)."""
+    return Settings(
+        mode=Mode.PRODUCTION,
+        pg_dsn=dsn,
+        pg_schema=schema,
+        subject_secret=_secret(),
+        master_key=_secret(),
+        audit_signing_key=_secret(),
+        topic_keys=SecretStr(f"k1:{_secret().get_secret_value()}"),
+        unsubscribe_keys=SecretStr(f"k1:{_secret().get_secret_value()}"),
+        public_url="https://mail.exemple.fr",
+    )
 
 
 def _feed_embedded(settings: Settings, services: ApiServices) -> None:

@@ -46,8 +46,8 @@ from schemas import (
     UtcDatetime,
     VersionLabel,
     WithdrawalReason,
+    check_policy_text,
     error_reason,
-    policy_text_sha256,
 )
 
 RIGHTS_REQUEST_DEADLINE = timedelta(days=30)
@@ -153,8 +153,7 @@ class PublishPolicyVersion(CatalogCommand):
 
     @model_validator(mode="after")
     def check_text(self) -> Self:
-        if self.text is not None and policy_text_sha256(self.text) != self.text_sha256:
-            raise ValueError("text_sha256 is not the SHA-256 of text (UTF-8)")
+        check_policy_text(self.text, self.text_sha256)
         return self
 
 

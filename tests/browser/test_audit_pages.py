@@ -2,10 +2,11 @@
 
 import io
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser
+from playwright.sync_api import Browser, Page
 from pypdf import PdfReader
 
 from tests.dossier import ADDRESS, IP, Audited, audited
@@ -37,6 +38,18 @@ def _credentials(dpo: Audited) -> dict[str, str]:
 def _french(dpo: Audited) -> dict[str, object]:
     """A French auditor's browser: it asks for French, and holds the audit key."""
     return {"http_credentials": _credentials(dpo), "locale": "fr-FR"}
+
+
+@contextmanager
+def _dossier(browser: Browser, served: tuple[str, Audited]) -> Iterator[Page]:
+    """A French auditor's browser, JavaScript off, on the person's dossier; it reached nothing
+    but the server."""
+    origin, dpo = served
+    with offline_context(browser, origin, **_french(dpo)) as offline:
+        page = offline.page()
+        page.goto(f"{origin}/audit/persons/{dpo.subject}")
+        yield page
+        assert offline.refused == []
 
 
 def test_an_auditor_finds_a_person_by_address_and_reads_the_dossier_in_french(
@@ -74,10 +87,7 @@ def test_an_auditor_finds_a_person_by_address_and_reads_the_dossier_in_french(
 def test_the_dossier_switches_to_english_with_its_language_link(
     browser: Browser, served: tuple[str, Audited]
 ) -> None:
-    origin, dpo = served
-    with offline_context(browser, origin, **_french(dpo)) as offline:
-        page = offline.page()
-        page.goto(f"{origin}/audit/persons/{dpo.subject}")
+    with _dossier(browser, served) as page:
         page.get_by_role("link", name="English").click()
         page.wait_for_load_state()
         assert page.get_by_role("heading", level=1).inner_text() == "Proof dossier of a person"
@@ -85,16 +95,12 @@ def test_the_dossier_switches_to_english_with_its_language_link(
         assert "Consent asked for “Lettre mensuelle” (email)" in body
         assert "on 12 March 2025 at 14:02 (Paris time)." in body
         assert "Consentement" not in body
-        assert offline.refused == []
 
 
 def test_an_erased_persons_dossier_explains_what_is_gone_and_what_remains(
     browser: Browser, erased: tuple[str, Audited]
 ) -> None:
-    origin, dpo = erased
-    with offline_context(browser, origin, **_french(dpo)) as offline:
-        page = offline.page()
-        page.goto(f"{origin}/audit/persons/{dpo.subject}")
+    with _dossier(browser, erased) as page:
         section = page.get_by_role("region", name="Cette personne a été effacée")
         text = section.inner_text()
         assert "Détruit :" in text
@@ -108,10 +114,7 @@ def test_the_pdf_link_gives_a_dossier_whose_first_page_is_its_cover(
 ) -> None:
     # Headless Chromium has no PDF viewer to look at: the test follows the link as a person
     # would, then reads the first page's text as a viewer shows it (pypdf).
-    origin, dpo = served
-    with offline_context(browser, origin, **_french(dpo)) as offline:
-        page = offline.page()
-        page.goto(f"{origin}/audit/persons/{dpo.subject}")
+    with _dossier(browser, served) as page:
         with page.expect_download() as download:
             page.get_by_role("link", name="Dossier de preuve (PDF)").click()
         pdf = Path(download.value.path()).read_bytes()

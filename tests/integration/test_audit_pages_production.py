@@ -1,37 +1,27 @@
 """The auditors' dossier in production mode: PostgreSQL store, tree and projection."""
 
-import base64
 import html
 import io
-import os
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from pydantic import SecretStr
 
-from entrypoints.settings import Mode, Settings
-from tests.dossier import ADDRESS, IP, REQUEST, Audited, audited, feed_postgres
-
-
-def _secret() -> SecretStr:
-    return SecretStr(base64.b64encode(os.urandom(32)).decode())
+from tests.dossier import (
+    ADDRESS,
+    IP,
+    REQUEST,
+    Audited,
+    audited,
+    feed_postgres,
+    production_settings,
+)
 
 
 @pytest.fixture
 def dpo(tmp_path: Path, pg_dsn: str, schema: str) -> Iterator[Audited]:
-    settings = Settings(
-        mode=Mode.PRODUCTION,
-        pg_dsn=pg_dsn,
-        pg_schema=schema,
-        subject_secret=_secret(),
-        master_key=_secret(),
-        audit_signing_key=_secret(),
-        topic_keys=SecretStr(f"k1:{_secret().get_secret_value()}"),
-        unsubscribe_keys=SecretStr(f"k1:{_secret().get_secret_value()}"),
-        public_url="https://mail.exemple.fr",
-    )
+    settings = production_settings(pg_dsn, schema)
     with audited(tmp_path, settings=settings, feed=feed_postgres) as served:
         yield served
 

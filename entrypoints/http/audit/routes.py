@@ -82,66 +82,58 @@ def auditor_router(services: ApiServices, auth: Authenticator, pages: Pages) -> 
             headers={"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"},
         )
 
-    async def dossier_of(request: Request, subject: str) -> tuple[str, Dossier]:
-        lang = pages.language(request)
-        dossier = await run_in_threadpool(
-            build_dossier, services, pages, lang=lang, subject=subject
-        )
-        if dossier is None:
-            raise _UnknownPersonError(lang)
-        return lang, dossier
+    def of_a_person(
+        suffix: str, summary: str, answer: Callable[[Request, str, Dossier, ApiKey], Response]
+    ) -> None:
+        """``GET /audit/persons/{subject}<suffix>``: ``answer`` from the person's dossier, or
+        the search page saying nobody is known by that subject."""
 
-    @router.get(
-        "/audit/persons/{subject}",
-        response_class=HTMLResponse,
-        summary="A person's dossier: status, timeline, evidence, proofs (HTML)",
+        @router.get(
+            f"/audit/persons/{{subject}}{suffix}",
+            response_class=HTMLResponse if not suffix else Response,
+            summary=summary,
+            name=f"dossier{suffix.replace('/', '_').replace('.', '_')}",
+        )
+        async def route(
+            request: Request, subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
+        ) -> Response:
+            lang = pages.language(request)
+            found = await run_in_threadpool(
+                build_dossier, services, pages, lang=lang, subject=subject
+            )
+            if found is None:
+                return search_page(request, NOT_FOUND, 404)
+            return await run_in_threadpool(answer, request, lang, found, key)
+
+    of_a_person(
+        "",
+        "A person's dossier: status, timeline, evidence, proofs (HTML)",
+        lambda request, _lang, found, _key: pages.render(
+            request, "audit/dossier.html", {"d": found}
+        ),
     )
-    async def dossier(
-        request: Request, subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
-    ) -> HTMLResponse:
-        try:
-            _lang, found = await dossier_of(request, subject)
-        except _UnknownPersonError:
-            return search_page(request, NOT_FOUND, 404)
-        return pages.render(request, "audit/dossier.html", {"d": found})
 
     def download(
         name: str, media: str, make: Callable[[Pages, str, Dossier, ApiKey], bytes]
     ) -> None:
-        @router.get(
-            f"/audit/persons/{{subject}}/{name}",
-            response_class=Response,
-            summary=f"The person's dossier as {name}",
-            name=f"dossier_{name}",
-        )
-        async def file(
-            request: Request, subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
-        ) -> Response:
-            try:
-                lang, found = await dossier_of(request, subject)
-            except _UnknownPersonError:
-                return search_page(request, NOT_FOUND, 404)
-            body = await run_in_threadpool(make, pages, lang, found, key)
+        def answer(request: Request, lang: str, found: Dossier, key: ApiKey) -> Response:
             return Response(
-                body,
+                make(pages, lang, found, key),
                 media_type=media,
                 headers={
                     **PAGE_HEADERS,
                     "Content-Language": lang,
-                    "Content-Disposition": f'attachment; filename="{subject[:16]}-{name}"',
+                    "Content-Disposition": f'attachment; filename="{found.subject[:16]}-{name}"',
                 },
             )
+
+        of_a_person(f"/{name}", f"The person's dossier as {name}", answer)
 
     download("timeline.csv", "text/csv; charset=utf-8", timeline_csv)
     download("bundle.zip", "application/zip", bundle_zip(services))
     download("dossier.pdf", "application/pdf", dossier_pdf)
     router.include_router(policy_router(services, auth, pages))
     return router
-
-
-class _UnknownPersonError(Exception):
-    def __init__(self, lang: str) -> None:
-        super().__init__(lang)
 
 
 def _subject_of(services: ApiServices, form: dict[str, str]) -> tuple[str | None, str | None]:
