@@ -92,34 +92,31 @@ def record_history(services: ApiServices, *, erase: bool = False) -> str:
             personal=PersonalData(address=ADDRESS, ip=IP, user_agent=USER_AGENT, page_url=PAGE),
         )
     ).subject
-    run(
-        commands.ConfirmConsent(
-            occurred_at=GRANTED_AT + timedelta(minutes=9), subject=subject, purpose="newsletter"
-        )
-    )
-    run(
-        commands.Unsubscribe(
-            occurred_at=GRANTED_AT + timedelta(days=40),
-            subject=subject,
-            purpose="newsletter",
-            campaign_id="2025-04",
-            message_id="m-1234",
-            method="one_click_post",
-            source="one_click",
-        )
-    )
-    run(
-        commands.OpenRightsRequest(
-            occurred_at=GRANTED_AT + timedelta(days=50),
-            subject=subject,
-            request_id=REQUEST,
-            right="erasure" if erase else "access",
-        )
-    )
+    later: list[tuple[timedelta, type[commands.PersonCommand], dict[str, object]]] = [
+        (timedelta(minutes=9), commands.ConfirmConsent, {"purpose": "newsletter"}),
+        (
+            timedelta(days=40),
+            commands.Unsubscribe,
+            {
+                "purpose": "newsletter",
+                "campaign_id": "2025-04",
+                "message_id": "m-1234",
+                "method": "one_click_post",
+                "source": "one_click",
+            },
+        ),
+        (
+            timedelta(days=50),
+            commands.OpenRightsRequest,
+            {"request_id": REQUEST, "right": "erasure" if erase else "access"},
+        ),
+    ]
     if erase:
+        later.append((timedelta(days=51), commands.EraseSubject, {"request_id": REQUEST}))
+    for after, command, fields in later:
         run(
-            commands.EraseSubject(
-                occurred_at=GRANTED_AT + timedelta(days=51), subject=subject, request_id=REQUEST
+            command.model_validate(
+                {"occurred_at": GRANTED_AT + after, "subject": subject, **fields}
             )
         )
     return subject

@@ -25,17 +25,8 @@ def test_published_texts_are_kept_compared_and_their_announcement_recorded(
     data = tmp_path / "var"
     (tmp_path / "v1.txt").write_text(V1, encoding="utf-8")
     (tmp_path / "v2.txt").write_text(V2, encoding="utf-8")
-    cli_output(
-        data,
-        "purpose",
-        "register",
-        "newsletter",
-        "--legal-basis",
-        "consent",
-        "--description",
-        "Lettre mensuelle",
-        "--direct-marketing",
-    )
+    register = "purpose register newsletter --legal-basis consent --direct-marketing"
+    cli_output(data, *register.split(), "--description", "Lettre mensuelle")
     cli_output(
         data,
         "policy",

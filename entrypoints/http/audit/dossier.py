@@ -10,7 +10,7 @@ import hashlib
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from entrypoints.http.audit.evidence import Row, evidence_rows
+from entrypoints.http.audit.evidence import Known, Row, evidence_rows
 from entrypoints.http.audit.words import CHANNELS, REASONS, Words, sentence
 from entrypoints.http.pages.i18n import N_
 from entrypoints.http.pages.render import WHEN_PATTERN, Pages, when
@@ -232,6 +232,7 @@ def build_dossier(
     by_position = {entry.position: entry for entry in proven}
     policies = {e.version: e for e, _ in log if isinstance(e, PolicyVersionPublished)}
     actors = {f"api-key:{key.key_id}": key.name for key in services.keys.list()}
+    known = Known(mine, policies, actors, w)
     timeline = []
     for event, position in mine:
         data = event.model_dump(mode="json")
@@ -241,7 +242,7 @@ def build_dossier(
                 event_type=event.event_type,
                 occurred_at=event.occurred_at,
                 sentence=sentence(data, w),
-                evidence=evidence_rows(event, data, mine, policies=policies, actors=actors, w=w),
+                evidence=evidence_rows(event, data, known),
                 proof=_proof(by_position[position], checkpoint, root, w),
             )
         )

@@ -1,6 +1,7 @@
 """The evidence of one event, as rows of a definition list: what was shown, where, by whom."""
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from entrypoints.http.audit.words import METHODS, SOURCES, Words
@@ -15,7 +16,7 @@ from schemas import (
     PolicyVersionPublished,
 )
 
-__all__ = ["Row", "evidence_rows", "policy_href"]
+__all__ = ["Known", "Row", "evidence_rows", "policy_href"]
 
 Row = tuple[str, str, str | None]
 """A label, its value, and where the value links to (the policy text), if anywhere."""
@@ -81,17 +82,21 @@ def _double_opt_in(event: EventBase, mine: list[Logged], w: Words) -> list[Row]:
     return []
 
 
-def evidence_rows(
-    event: EventBase,
-    fields: dict[str, Any],
-    mine: list[Logged],
-    *,
-    policies: Mapping[str, PolicyVersionPublished],
-    actors: Mapping[str, str],
-    w: Words,
-) -> list[Row]:
+@dataclass(frozen=True, slots=True)
+class Known:
+    """What the dossier knows besides one event: the person's log, the policies, the keys."""
+
+    mine: list[Logged]
+    policies: Mapping[str, PolicyVersionPublished]
+    actors: Mapping[str, str]
+    """API key names by actor (``api-key:<id>``)."""
+    w: Words
+
+
+def evidence_rows(event: EventBase, fields: dict[str, Any], known: Known) -> list[Row]:
     """Everything that proves ``event`` (``fields``: its JSON), personal data opened (the
     audit scope reads it)."""
+    mine, policies, actors, w = known.mine, known.policies, known.actors, known.w
     version = fields.get("policy_version") or fields.get("version")
     rows = _policy_rows(version, policies, w)
     evidence = event.evidence
