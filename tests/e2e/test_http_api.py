@@ -192,8 +192,14 @@ def test_every_command_endpoint_records_its_event(api: Api) -> None:
         "/v1/interactions": {"subject": subject, "kind": "click"},
         "/v1/erasures": {"subject": subject},
     }
-    covered = {path for path, *_ in ROUTES} - {"/v1/purposes", "/v1/policy-versions"}
-    assert set(bodies) == covered
+    catalog = {"/v1/purposes", "/v1/policy-versions", "/v1/policy-announcements"}
+    assert set(bodies) == {path for path, *_ in ROUTES} - catalog
+    announced = api.post(
+        "/v1/policy-announcements", {"versions": ["v1"], "channel": "site"}, Scope.ADMIN
+    )
+    assert announced.status_code == 201, announced.json()
+    [announcement] = api.services.ledger.catalog().state.announcements
+    assert (announcement.versions, announcement.channel) == (("v1",), "site")
     for path, body in bodies.items():
         answer = api.post(path, body)
         assert answer.status_code == 201, (path, answer.json())
