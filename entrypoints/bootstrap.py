@@ -4,6 +4,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import psycopg
 from prometheus_client import start_http_server
@@ -258,6 +259,7 @@ def build_api(settings: Settings) -> ApiServices:
         link_base_url=_link_base_url(settings),
         unsubscribe_mailto=settings.unsubscribe_mailto,
         open_requests=build_open_requests(ledger.store.config),
+        request_subject=build_request_subject(ledger.store.config),
         read_wait_s=settings.check_wait_s,
         feedback=feedback,
         webhooks=webhooks,
@@ -314,6 +316,7 @@ def unsubscribe_base_url(settings: Settings) -> str:
 
 
 COUNTS_SQLITE_TIMEOUT_S = 5.0
+T = TypeVar("T")
 
 
 def build_business_metrics(settings: Settings) -> BusinessMetrics:
@@ -358,15 +361,27 @@ def build_embedded_projection(settings: Settings) -> EmbeddedProjection | None:
     return None
 
 
-def build_open_requests(config: StoreConfig) -> Callable[[], list[OpenRequest]]:
-    """The open rights requests of the projection next to the store (same file or schema);
-    a database that does not answer raises `ProjectionUnavailableError`."""
+def projection_reader(config: StoreConfig) -> Callable[[Callable[[ProjectionStore], T]], T]:
+    """Runs one read on the projection next to the store (same file or schema), on a
+    connection of its own; a database that does not answer raises `ProjectionUnavailableError`."""
 
-    def read() -> list[OpenRequest]:
+    def read(query: Callable[[ProjectionStore], T]) -> T:
         projection = open_projection(config)
         try:
-            return projection.open_requests()
+            return query(projection)
         finally:
             projection.close()
 
     return read
+
+
+def build_open_requests(config: StoreConfig) -> Callable[[], list[OpenRequest]]:
+    """The open rights requests of the projection next to the store."""
+    read = projection_reader(config)
+    return lambda: read(lambda projection: projection.open_requests())
+
+
+def build_request_subject(config: StoreConfig) -> Callable[[str], str | None]:
+    """The person of a rights request (open or closed), from the projection."""
+    read = projection_reader(config)
+    return lambda request_id: read(lambda projection: projection.request_subject(request_id))

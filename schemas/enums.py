@@ -3,6 +3,7 @@
 from enum import StrEnum
 
 __all__ = [
+    "AnnouncementChannel",
     "Channel",
     "DoubleOptIn",
     "FeedbackType",
@@ -140,3 +141,10 @@ class UndeliverableKind(StrEnum):
     """A permanent failure (RFC 3464 ``Action: failed``, status 5.x.x)."""
     SOFT_BOUNCES = "soft_bounces"
     """Transient failures (status 4.x.x), as many as the settings allow within their window."""
+
+
+class AnnouncementChannel(StrEnum):
+    """How people were told of a change of the privacy policy."""
+
+    EMAIL = "email"
+    SITE = "site"

@@ -1,11 +1,12 @@
 """The event envelope and every event of the consent ledger, with their upcasters."""
 
+import hashlib
 from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Annotated, Any, ClassVar, Literal, Self, get_args
 from uuid import UUID
 
-from pydantic import Field, StringConstraints, model_validator
+from pydantic import ConfigDict, Field, StringConstraints, model_validator
 
 from schemas.base import (
     CommandId,
@@ -18,6 +19,7 @@ from schemas.base import (
     VersionLabel,
 )
 from schemas.enums import (
+    AnnouncementChannel,
     Channel,
     DoubleOptIn,
     FeedbackType,
@@ -35,6 +37,7 @@ from schemas.personal import Evidence, Personal
 __all__ = [
     "CATALOG_SUBJECT",
     "EVENT_CLASSES",
+    "POLICY_TEXT_MAX_CHARS",
     "AddressUndeliverable",
     "ComplaintFields",
     "ComplaintReceived",
@@ -48,8 +51,11 @@ __all__ = [
     "InteractionRecorded",
     "LanguageTag",
     "ObjectionRecorded",
+    "PolicyChangeAnnounced",
+    "PolicyText",
     "PolicyVersionAccepted",
     "PolicyVersionPublished",
+    "PolicyVersionPublishedV1",
     "ProcessingRestricted",
     "PurposeRegistered",
     "PurposeRegisteredV1",
@@ -61,7 +67,10 @@ __all__ = [
     "SubjectErased",
     "UndeliverableFields",
     "UnsubscribeClicked",
+    "check_policy_text",
+    "policy_text_sha256",
     "upcast_consent_granted_v1_v2",
+    "upcast_policy_version_published_v1_v2",
     "upcast_purpose_registered_v1_v2",
 ]
 
@@ -73,6 +82,20 @@ LanguageTag = Annotated[str, StringConstraints(pattern=r"^[a-z]{2,3}$")]
 """A language as the pages name it: ISO 639 lower case (``fr``, ``en``)."""
 
 _HttpUrl = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://\S+$")]
+POLICY_TEXT_MAX_CHARS = 200_000
+"""A privacy policy is a few pages; the cap keeps one event far below a Kafka record's limit."""
+PolicyText = Annotated[str, StringConstraints(min_length=1, max_length=POLICY_TEXT_MAX_CHARS)]
+
+
+def policy_text_sha256(text: str) -> str:
+    """The SHA-256 a policy version records of its text: hex, of the UTF-8 bytes."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_policy_text(text: str | None, text_sha256: str) -> None:
+    """Raise `ValueError` when a policy's ``text`` is given and is not the one hashed."""
+    if text is not None and policy_text_sha256(text) != text_sha256:
+        raise ValueError("text_sha256 is not the SHA-256 of text (UTF-8)")
 
 
 class EventBase(Model):
@@ -151,8 +174,12 @@ def upcast_purpose_registered_v1_v2(data: Mapping[str, Any]) -> dict[str, Any]:
     return {**data, "schema_version": 2, "wording": {}}
 
 
-class PolicyVersionPublished(EventBase):
+class PolicyVersionPublishedV1(EventBase):
     """A privacy-policy version exists."""
+
+    # Version 1 of `PolicyVersionPublished`, before texts were kept; never written again. Its
+    # docstring and title are its released schema's, kept as they were.
+    model_config = ConfigDict(title="PolicyVersionPublished")
 
     catalog: ClassVar[bool] = True
 
@@ -164,6 +191,38 @@ class PolicyVersionPublished(EventBase):
     effective_at: UtcDatetime
     purposes: tuple[Slug, ...]
     requires_reconsent: bool
+
+
+class PolicyVersionPublished(PolicyVersionPublishedV1):
+    """A privacy-policy version exists; ``text`` is the text itself, when it was given."""
+
+    schema_version: Literal[2] = 2  # type: ignore[assignment]
+    text: PolicyText | None = None
+
+    @model_validator(mode="after")
+    def check_text(self) -> Self:
+        """The text kept is the one hashed: what the dossier shows is what people accepted."""
+        check_policy_text(self.text, self.text_sha256)
+        return self
+
+
+def upcast_policy_version_published_v1_v2(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Read a version 1 `PolicyVersionPublished` payload as version 2."""
+    # Version 1 kept the text's hash only.
+    return {**data, "schema_version": 2, "text": None}
+
+
+class PolicyChangeAnnounced(EventBase):
+    """The operator told people that its privacy policy changes (the policy promises it)."""
+
+    catalog: ClassVar[bool] = True
+
+    event_type: Literal["PolicyChangeAnnounced"] = "PolicyChangeAnnounced"
+    schema_version: Literal[1] = 1
+    versions: Annotated[tuple[VersionLabel, ...], Field(min_length=1)]
+    """The versions concerned: the one announced, and the one it replaces if any."""
+    channel: AnnouncementChannel
+    announced_at: UtcDatetime
 
 
 class PolicyVersionAccepted(EventBase):
@@ -383,6 +442,7 @@ class AddressUndeliverable(EventBase, UndeliverableFields):
 Event = Annotated[
     PurposeRegistered
     | PolicyVersionPublished
+    | PolicyChangeAnnounced
     | PolicyVersionAccepted
     | ConsentGranted
     | ConsentConfirmed

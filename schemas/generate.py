@@ -12,7 +12,14 @@ from typing import Any
 
 from pydantic import TypeAdapter
 
-from schemas.events import EVENT_CLASSES, ConsentGrantedV1, Event, EventBase, PurposeRegisteredV1
+from schemas.events import (
+    EVENT_CLASSES,
+    ConsentGrantedV1,
+    Event,
+    EventBase,
+    PolicyVersionPublishedV1,
+    PurposeRegisteredV1,
+)
 
 JSON_DIR = Path(__file__).parent / "json"
 """Where the committed schema files live."""
@@ -20,7 +27,11 @@ JSON_DIR = Path(__file__).parent / "json"
 _DIALECT = "https://json-schema.org/draft/2020-12/schema"
 
 # Released versions stay published after a newer one replaces them: old events are still stored.
-_LEGACY_CLASSES: tuple[type[EventBase], ...] = (ConsentGrantedV1, PurposeRegisteredV1)
+_LEGACY_CLASSES: tuple[type[EventBase], ...] = (
+    ConsentGrantedV1,
+    PolicyVersionPublishedV1,
+    PurposeRegisteredV1,
+)
 
 
 def _render(schema: dict[str, Any]) -> str:

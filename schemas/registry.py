@@ -19,6 +19,7 @@ from schemas.events import (
     Event,
     EventBase,
     upcast_consent_granted_v1_v2,
+    upcast_policy_version_published_v1_v2,
     upcast_purpose_registered_v1_v2,
 )
 
@@ -28,6 +29,7 @@ _UPCASTERS: Mapping[tuple[str, int], Upcaster] = MappingProxyType(
     {
         ("ConsentGranted", 1): upcast_consent_granted_v1_v2,
         ("PurposeRegistered", 1): upcast_purpose_registered_v1_v2,
+        ("PolicyVersionPublished", 1): upcast_policy_version_published_v1_v2,
     }
 )
 """The function that lifts a payload of ``(event_type, schema_version)`` by one version."""

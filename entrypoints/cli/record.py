@@ -18,6 +18,7 @@ from entrypoints.cli.options import (
     parse_time,
 )
 from ledger.domain.commands import (
+    AnnouncePolicyChange,
     Command,
     GrantConsent,
     PublishPolicyVersion,
@@ -28,6 +29,7 @@ from ledger.domain.commands import (
 )
 from ledger.write.service import CommandResult
 from schemas import (
+    AnnouncementChannel,
     Channel,
     DoubleOptIn,
     LegalBasis,
@@ -100,7 +102,9 @@ def policy_publish(
     text: Annotated[
         Path,
         typer.Argument(
-            help="The policy text; its SHA-256 is recorded.", exists=True, dir_okay=False
+            help="The policy text (UTF-8): kept in the ledger with its SHA-256.",
+            exists=True,
+            dir_okay=False,
         ),
     ],
     effective_at: Annotated[
@@ -120,18 +124,49 @@ def policy_publish(
     ] = False,
     command_id: CommandIdOption = None,
 ) -> None:
-    """Publish a privacy-policy version from its text file."""
-    digest = hashlib.sha256(text.read_bytes()).hexdigest()
+    """Publish a privacy-policy version from its text file, keeping the text itself."""
+    raw = text.read_bytes()
+    try:
+        kept: str | None = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        kept = None  # not text: only its hash can be kept
     _record(
         PublishPolicyVersion,
         {
             "version": version,
-            "text_sha256": digest,
+            "text_sha256": hashlib.sha256(raw).hexdigest(),
+            "text": kept,
             "url": url,
             "effective_at": effective_at or _now(),
             "purposes": tuple(purpose or ()),
             "requires_reconsent": requires_reconsent,
             "occurred_at": _now(),
+            "source": Source.ADMIN,
+            "actor": "cli",
+            "command_id": command_id,
+        },
+    )
+
+
+@policy_app.command("announce")
+def policy_announce(
+    versions: Annotated[list[str], typer.Argument(help="The versions concerned.")],
+    channel: Annotated[AnnouncementChannel, typer.Option(help="How people were told.")],
+    at: Annotated[
+        datetime | None,
+        typer.Option(help=f"When, {TIME_HELP} (default: now).", parser=parse_time, metavar="TIME"),
+    ] = None,
+    command_id: CommandIdOption = None,
+) -> None:
+    """Record that a change of the privacy policy was announced (by email or on the site)."""
+    now = _now()
+    _record(
+        AnnouncePolicyChange,
+        {
+            "versions": tuple(versions),
+            "channel": channel,
+            "announced_at": at or now,
+            "occurred_at": min(at or now, now),
             "source": Source.ADMIN,
             "actor": "cli",
             "command_id": command_id,

@@ -9,7 +9,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_l
 from entrypoints.health import HealthCheck
 from entrypoints.http import problems
 from entrypoints.http.answers import Health
-from entrypoints.http.auditor_page import auditor_router
+from entrypoints.http.audit import auditor_router
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.checks import checks_router
 from entrypoints.http.commands import commands_router
@@ -103,7 +103,7 @@ def create_app(
         app.include_router(commands_router(services, auth))
         app.include_router(checks_router(services, auth))
         app.include_router(history_router(services, auth))
-        app.include_router(auditor_router(services, auth))
+        app.include_router(auditor_router(services, auth, Pages()))
         app.include_router(rights_router(services, auth))
         if services.feedback is not None:
             app.include_router(feedback_router(services, auth))

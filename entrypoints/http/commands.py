@@ -28,6 +28,12 @@ ROUTES: tuple[tuple[str, type[Command], Scope, str], ...] = (
         Scope.ADMIN,
         "Publish a privacy-policy version",
     ),
+    (
+        "/v1/policy-announcements",
+        commands.AnnouncePolicyChange,
+        Scope.ADMIN,
+        "Record that a policy change was announced",
+    ),
     ("/v1/consents/grant", commands.GrantConsent, Scope.WRITE, "Record a consent"),
     ("/v1/consents/confirm", commands.ConfirmConsent, Scope.WRITE, "Confirm a double opt-in"),
     ("/v1/consents/withdraw", commands.WithdrawConsent, Scope.WRITE, "Record a withdrawal"),

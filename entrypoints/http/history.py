@@ -28,7 +28,8 @@ from ledger.domain.aggregates import aggregate_id
 from ledger.write.service import Ledger
 from schemas import dump_event
 
-SUBJECT = Path(pattern=r"^[A-Za-z0-9._:@-]{1,128}$", description="The person's subject.")
+SUBJECT_PATTERN = r"^[A-Za-z0-9._:@-]{1,128}$"
+SUBJECT = Path(pattern=SUBJECT_PATTERN, description="The person's subject.")
 NOT_SEALED_RETRY_S = 5
 
 
@@ -110,6 +111,29 @@ def latest_checkpoint(services: ApiServices) -> StoredCheckpoint:
     return checkpoint
 
 
+def person_bundle(services: ApiServices, subject: str) -> dict[str, Any]:
+    """The person's proof bundle against the latest checkpoint; 404 without a checkpoint, 409
+    while some of their events are not in it."""
+    checkpoint = latest_checkpoint(services)
+    try:
+        with services.audit_lock:
+            return export_bundle(
+                subject=subject,
+                store=services.audit.store,
+                tree=services.audit.tree,
+                checkpoint=checkpoint,
+                verifier=services.audit.signer.verifier(),
+            )
+    except NotSealedError as error:
+        raise ApiProblemError(
+            409,
+            "not-yet-sealed",
+            "Some of this person's events are not in a checkpoint yet",
+            detail=str(error),
+            headers={"Retry-After": str(NOT_SEALED_RETRY_S)},
+        ) from None
+
+
 def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     router = APIRouter(
         responses=documented(401, 403, 404, 413, 422, 503),
@@ -171,27 +195,7 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     async def bundle(
         subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
     ) -> JSONResponse:
-        def build() -> dict[str, Any]:
-            checkpoint = latest_checkpoint(services)
-            with services.audit_lock:
-                return export_bundle(
-                    subject=subject,
-                    store=services.audit.store,
-                    tree=services.audit.tree,
-                    checkpoint=checkpoint,
-                    verifier=services.audit.signer.verifier(),
-                )
-
-        try:
-            document = await run_in_threadpool(build)
-        except NotSealedError as error:
-            raise ApiProblemError(
-                409,
-                "not-yet-sealed",
-                "Some of this person's events are not in a checkpoint yet",
-                detail=str(error),
-                headers={"Retry-After": str(NOT_SEALED_RETRY_S)},
-            ) from None
+        document = await run_in_threadpool(person_bundle, services, subject)
         if not document["entries"]:
             raise ApiProblemError(
                 404, "unknown-subject", "No event was ever recorded for this person"

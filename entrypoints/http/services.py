@@ -147,6 +147,8 @@ class ApiServices:
     unsubscribe_mailto: str | None = None
     open_requests: Callable[[], list[OpenRequest]] = list
     """The open rights requests of the projection next to the ledger's store."""
+    request_subject: Callable[[str], str | None] = lambda _request_id: None
+    """The person of a rights request, open or closed, from the same projection."""
     audit_lock: threading.Lock = field(default_factory=threading.Lock)
     max_body_bytes: int = MAX_BODY_BYTES
     max_bulk_body_bytes: int = MAX_BULK_BODY_BYTES

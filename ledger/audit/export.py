@@ -9,7 +9,7 @@ from uuid import UUID
 from ledger.audit.store import StoredCheckpoint, TreeStore
 from ledger.audit.tlog.bundle import BUNDLE_FORMAT
 from ledger.audit.tlog.entry import encode_entry
-from ledger.audit.tlog.merkle import inclusion_proof
+from ledger.audit.tlog.merkle import inclusion_proofs
 from ledger.audit.tlog.note import NoteVerifier
 from ledger.audit.tlog.verify import InclusionProofError, leaf_hash, verify_inclusion
 from ledger.domain.aggregates import aggregate_id
@@ -58,6 +58,10 @@ def proven_entries(
     positions = store.positions_of(originator)
     indices = tree.leaf_indices(list(positions.values()))
     proven: list[ProvenEntry] = []
+    size = 0 if checkpoint is None else checkpoint.size
+    in_checkpoint = [index for index in indices.values() if index < size]
+    # Every proof is against the same tree: its nodes are read once for all of them.
+    proofs = inclusion_proofs(indices=in_checkpoint, size=size, store=tree) if size else {}
     for event in stored:
         position = positions[event.originator_version]
         entry = encode_entry(
@@ -68,11 +72,12 @@ def proven_entries(
             state=event.state,
         )
         index = indices.get(position)
-        if checkpoint is None or index is None or index >= checkpoint.size:
+        if index is None or index not in proofs:
             proven.append(ProvenEntry(position, entry, json.loads(event.state), None))
             continue
-        proof = inclusion_proof(index=index, size=checkpoint.size, store=tree)
-        proven.append(ProvenEntry(position, entry, json.loads(event.state), index, tuple(proof)))
+        proven.append(
+            ProvenEntry(position, entry, json.loads(event.state), index, tuple(proofs[index]))
+        )
     return proven
 
 

@@ -25,6 +25,7 @@ from ledger.domain.errors import (
 from ledger.domain.identity import EmailAddress
 from schemas import (
     CATALOG_SUBJECT,
+    AnnouncementChannel,
     Channel,
     CommandId,
     ComplaintFields,
@@ -35,6 +36,7 @@ from schemas import (
     LegalBasis,
     Model,
     PersonalData,
+    PolicyText,
     PurposeWording,
     Right,
     RightsOutcome,
@@ -48,6 +50,7 @@ from schemas import (
     UtcDatetime,
     VersionLabel,
     WithdrawalReason,
+    check_policy_text,
     error_reason,
 )
 
@@ -162,7 +165,10 @@ class RegisterPurpose(CatalogCommand):
 
 
 class PublishPolicyVersion(CatalogCommand):
-    """Publish a privacy-policy version: its text's hash, from when it applies, what it covers."""
+    """Publish a privacy-policy version: its text's hash, from when it applies, what it covers.
+
+    ``text``, when given, is kept in the ledger: its SHA-256 must be ``text_sha256``.
+    """
 
     version: VersionLabel
     """The version's label, as grants and acceptances name it."""
@@ -176,6 +182,22 @@ class PublishPolicyVersion(CatalogCommand):
     """The purposes the version covers (none listed: every purpose)."""
     requires_reconsent: StrictBool = False
     """Whether consents given under older versions lapse when it takes effect."""
+    text: PolicyText | None = None
+    """The policy text itself, kept so that a dossier shows what the person accepted."""
+
+    @model_validator(mode="after")
+    def check_text(self) -> Self:
+        check_policy_text(self.text, self.text_sha256)
+        return self
+
+
+class AnnouncePolicyChange(CatalogCommand):
+    """The operator told people of a policy change, by email or on its site."""
+
+    versions: Annotated[tuple[VersionLabel, ...], Field(min_length=1)]
+    channel: AnnouncementChannel
+    announced_at: UtcDatetime | None = None
+    """Defaults to ``occurred_at``."""
 
 
 class GrantConsent(PersonCommand):
@@ -337,6 +359,7 @@ COMMANDS: dict[str, type[Command]] = {
     for cls in (
         RegisterPurpose,
         PublishPolicyVersion,
+        AnnouncePolicyChange,
         GrantConsent,
         ConfirmConsent,
         WithdrawConsent,
@@ -357,7 +380,7 @@ COMMANDS: dict[str, type[Command]] = {
 """Every command by its name, for callers that build commands from text (CLI, import, HTTP)."""
 
 _DATETIME_FIELDS = frozenset(
-    {"occurred_at", "effective_at", "received_at", "due_at", "arrival_date"}
+    {"occurred_at", "effective_at", "received_at", "due_at", "arrival_date", "announced_at"}
 )
 
 C = TypeVar("C", bound=Command)

@@ -117,6 +117,14 @@ def _publish_policy(command: commands.PublishPolicyVersion, ctx: Context) -> lis
     return _record(events.PolicyVersionPublished, command, ctx)
 
 
+@_handles(commands.AnnouncePolicyChange)
+def _announce_policy(command: commands.AnnouncePolicyChange, ctx: Context) -> list[EventBase]:
+    for version in command.versions:
+        ctx.catalog.check_policy(version, field="versions")
+    announced_at = command.announced_at or command.occurred_at
+    return _record(events.PolicyChangeAnnounced, command, ctx, announced_at=announced_at)
+
+
 @_handles(commands.GrantConsent)
 def _grant(command: commands.GrantConsent, ctx: Context) -> list[EventBase]:
     ctx.catalog.check_purpose(command.purpose)

@@ -33,6 +33,7 @@ from schemas import (
     InteractionRecorded,
     LegalBasis,
     ObjectionRecorded,
+    PolicyChangeAnnounced,
     PolicyVersionPublished,
     ProcessingRestricted,
     PurposeRegistered,
@@ -161,6 +162,7 @@ class CatalogState:
 
     purposes: dict[str, PurposeRegistered] = field(default_factory=dict)
     policies: dict[str, PolicyVersionPublished] = field(default_factory=dict)
+    announcements: list[PolicyChangeAnnounced] = field(default_factory=list)
 
     def evolve(self, event: EventBase) -> bool:
         """Fold a catalog event in; False if ``event`` is not one."""
@@ -169,6 +171,8 @@ class CatalogState:
                 self.purposes.setdefault(event.purpose, event)
             case PolicyVersionPublished():
                 self.policies.setdefault(event.version, event)
+            case PolicyChangeAnnounced():
+                self.announcements.append(event)
             case _:
                 return False
         return True

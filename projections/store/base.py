@@ -4,7 +4,8 @@ Both adapters (`projections.store.postgres`, `projections.store.sqlite`) apply t
 (`projections.store.writes`): every row keeps the position of the event that last wrote it and
 an event applies only if newer, so a duplicated or replayed batch changes nothing. A feed writes
 a batch's rows and its new offsets in one `ProjectionStore.transaction`. The reads made outside
-a feed (`open_requests`, `counts`) raise `ProjectionUnavailableError` when the database fails.
+a feed (`open_requests`, `request_subject`, `counts`) raise `ProjectionUnavailableError` when
+the database fails.
 """
 
 from abc import ABC, abstractmethod
@@ -32,6 +33,7 @@ OPEN_REQUESTS = (
     "select request_id, subject, right_name, received_at, due_at, extended "
     "from {rights} where outcome is null"
 )
+REQUEST_SUBJECT = "select subject from {rights} where request_id = {param}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +76,10 @@ class ProjectionStore(ABC):
     @abstractmethod
     def open_requests(self) -> list[OpenRequest]:
         """The rights requests still open, soonest due first."""
+
+    @abstractmethod
+    def request_subject(self, request_id: str) -> str | None:
+        """The subject of a rights request, open or closed; None when none has this id."""
 
     @abstractmethod
     def counts(self) -> tuple[Rows, Rows, Rows]:

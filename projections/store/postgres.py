@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager, contextmanager
 from functools import cache
 from importlib.resources import files
 from typing import Any, Self
+from uuid import UUID
 
 import psycopg
 from psycopg import sql
@@ -23,6 +24,7 @@ from projections.rights import OpenRequest
 from projections.store.base import (
     OPEN_REQUESTS,
     OPTED_IN,
+    REQUEST_SUBJECT,
     SUPPRESSED,
     ProjectionStore,
     Tracking,
@@ -191,6 +193,14 @@ class PostgresProjectionStore(ProjectionStore):
         with _translated():
             rows = self.conn.execute(query).fetchall()
         return [OpenRequest(str(r[0]), r[1], r[2], r[3], r[4], bool(r[5])) for r in rows]
+
+    def request_subject(self, request_id: str) -> str | None:
+        query = sql.SQL(REQUEST_SUBJECT).format(
+            rights=self.table("rights_requests"), param=sql.Placeholder()
+        )
+        with _translated():
+            row = self.conn.execute(query, (UUID(request_id),)).fetchone()
+        return None if row is None else str(row[0])
 
     def counts(self) -> tuple[Rows, Rows, Rows]:
         execute = self.conn.execute

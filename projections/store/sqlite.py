@@ -34,6 +34,7 @@ from projections.store.base import (
     LOG_PARTITION,
     OPEN_REQUESTS,
     OPTED_IN,
+    REQUEST_SUBJECT,
     SUPPRESSED,
     ProjectionStore,
     Tracking,
@@ -258,6 +259,12 @@ class SQLiteProjectionStore(ProjectionStore):
         ]
         # Sorted here: ISO text of different offsets would not sort as instants in SQL.
         return sorted(requests, key=lambda r: (r.due_at, r.request_id))
+
+    def request_subject(self, request_id: str) -> str | None:
+        query = REQUEST_SUBJECT.format(rights="rights_requests", param="?")
+        with _translated():
+            row = self._connection().execute(query, (str(UUID(request_id)),)).fetchone()
+        return None if row is None else str(row[0])
 
     def counts(self) -> tuple[Rows, Rows, Rows]:
         conn = self._connection()

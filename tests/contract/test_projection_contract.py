@@ -251,6 +251,18 @@ class ProjectionContract:
         self._apply(store, [(close, 6)])
         assert [r.request_id for r in store.open_requests()] == [str(later)]
 
+    def test_a_rights_request_names_its_person_open_or_closed(self, store: ProjectionStore) -> None:
+        close = _event(
+            "RightsRequestClosed", "gus", 2, request_id=str(REQUEST), outcome="fulfilled"
+        )
+        self._apply(
+            store, [(_open_request("gus", 1), 3), (_open_request("hal", 1, UUID(int=8)), 4)]
+        )
+        self._apply(store, [(close, 5)])
+        assert store.request_subject(str(REQUEST).upper()) == "gus"
+        assert store.request_subject(str(UUID(int=8))) == "hal"
+        assert store.request_subject(str(UUID(int=9))) is None
+
     def test_counts_group_consents_suppressions_and_open_requests(
         self, store: ProjectionStore
     ) -> None:

@@ -12,6 +12,7 @@ from schemas import (
     CATALOG_SUBJECT,
     EVENT_CLASSES,
     AddressUndeliverable,
+    AnnouncementChannel,
     Channel,
     ComplaintReceived,
     ConsentConfirmed,
@@ -27,6 +28,7 @@ from schemas import (
     LegalBasis,
     ObjectionRecorded,
     PersonalData,
+    PolicyChangeAnnounced,
     PolicyVersionAccepted,
     PolicyVersionPublished,
     ProcessingRestricted,
@@ -46,6 +48,7 @@ from schemas import (
     WithdrawalReason,
     event_to_json,
     parse_event,
+    policy_text_sha256,
 )
 
 E = TypeVar("E", bound=EventBase)
@@ -109,6 +112,9 @@ personal = st.one_of(
 )
 
 
+policy_texts = st.text(alphabet=st.characters(codec="utf-8"), min_size=1, max_size=300)
+
+
 def events_of(cls: type[E], **fields: st.SearchStrategy[Any]) -> st.SearchStrategy[E]:
     """Valid events of `cls`, with a random envelope and `fields` drawn as given."""
     return st.builds(
@@ -151,14 +157,26 @@ EVENTS: dict[str, st.SearchStrategy[EventBase]] = {
         max_age_days=st.none() | st.integers(min_value=1, max_value=100_000),
         direct_marketing=st.booleans(),
     ),
-    "PolicyVersionPublished": events_of(
-        PolicyVersionPublished,
-        version=version_labels,
-        text_sha256=sha256s,
-        url=st.none() | st.from_regex(r"https?://[!-~]{1,200}", fullmatch=True),
-        effective_at=aware_datetimes,
-        purposes=st.lists(slugs, max_size=5).map(tuple),
-        requires_reconsent=st.booleans(),
+    "PolicyVersionPublished": st.one_of(
+        st.none().map(lambda _: (None, None)),
+        policy_texts.map(lambda text: (text, policy_text_sha256(text))),
+    ).flatmap(
+        lambda kept: events_of(
+            PolicyVersionPublished,
+            version=version_labels,
+            text_sha256=sha256s if kept[0] is None else st.just(kept[1]),
+            text=st.just(kept[0]),
+            url=st.none() | st.from_regex(r"https?://[!-~]{1,200}", fullmatch=True),
+            effective_at=aware_datetimes,
+            purposes=st.lists(slugs, max_size=5).map(tuple),
+            requires_reconsent=st.booleans(),
+        )
+    ),
+    "PolicyChangeAnnounced": events_of(
+        PolicyChangeAnnounced,
+        versions=st.lists(version_labels, min_size=1, max_size=3).map(tuple),
+        channel=st.sampled_from(AnnouncementChannel),
+        announced_at=aware_datetimes,
     ),
     "PolicyVersionAccepted": events_of(
         PolicyVersionAccepted, version=version_labels, text_sha256=sha256s

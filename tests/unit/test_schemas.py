@@ -59,6 +59,11 @@ EVENT_FIELDS: dict[str, dict[str, Any]] = {
         "purposes": ["newsletter", "marketing_email"],
         "requires_reconsent": False,
     },
+    "PolicyChangeAnnounced": {
+        "versions": ["2024-05"],
+        "channel": "email",
+        "announced_at": "2024-04-01T00:00:00Z",
+    },
     "PolicyVersionAccepted": {"version": "2024-05", "text_sha256": SHA},
     "ConsentGranted": {
         "purpose": "newsletter",
@@ -104,7 +109,7 @@ EVENT_FIELDS: dict[str, dict[str, Any]] = {
     },
 }
 
-CATALOG_EVENTS = {"PurposeRegistered", "PolicyVersionPublished"}
+CATALOG_EVENTS = {"PurposeRegistered", "PolicyVersionPublished", "PolicyChangeAnnounced"}
 
 
 def payload(event_type: str, /, **overrides: Any) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from collections.abc import Mapping
 from datetime import datetime
+from functools import cache, lru_cache
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -118,7 +119,19 @@ def when(moment: datetime | None, lang: str, pattern: str) -> str:
     """A moment as a person reads it, in Paris time: « 12 mars 2025 à 14:02 »."""
     if moment is None:
         return ""
-    return str(format_datetime(moment.astimezone(PARIS), pattern, locale=lang))
+    # Patterns show minutes at most: one rendering serves every moment of the same minute.
+    paris = moment.astimezone(PARIS).replace(second=0, microsecond=0)
+    return _formatted(paris, lang, pattern)
+
+
+@lru_cache(maxsize=4096)
+def _formatted(paris: datetime, lang: str, pattern: str) -> str:
+    return str(format_datetime(paris, pattern, locale=_locale(lang)))
+
+
+@cache
+def _locale(lang: str) -> Locale:
+    return Locale.parse(lang)
 
 
 def assets_router() -> APIRouter:
