@@ -51,6 +51,8 @@ from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig
 from schemas import dead_letter_topic_for
 
+MIN_DATABASE_WAIT_S = 1.0
+
 
 def sqlite_file(settings: Settings) -> Path:
     """The embedded SQLite file, in its private directory, readable by its owner only."""
@@ -73,7 +75,10 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
         keys = SQLiteDataKeyStore(path=sqlite_file(settings), master_key=master_key)
     else:
         keys = PostgresDataKeyStore(
-            dsn=str(settings.pg_dsn), master_key=master_key, schema=settings.pg_schema
+            dsn=str(settings.pg_dsn),
+            master_key=master_key,
+            schema=settings.pg_schema,
+            wait_s=database_wait_s(settings),
         )
     keys.migrate()
     config = LedgerConfig(
@@ -92,6 +97,13 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     )
 
 
+def database_wait_s(settings: Settings) -> float:
+    """How long a call waits for PostgreSQL before failing closed: a check's bound, so that a
+    read of the ledger (HTTP, CLI, a check's head) is not held longer than a check while the
+    database is down; at least 1 s, the time a pool opening at start takes to connect."""
+    return max(settings.check_wait_s, MIN_DATABASE_WAIT_S)
+
+
 def store_config(settings: Settings) -> StoreConfig:
     """The event store adapter of this mode: the one choice every other component follows."""
     if settings.mode is Mode.EMBEDDED:
@@ -100,7 +112,10 @@ def store_config(settings: Settings) -> StoreConfig:
         msg = "production mode needs CONSENT_PG_DSN"
         raise ConfigurationError(msg)
     return PostgresStoreConfig(
-        dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
+        dsn=settings.pg_dsn,
+        pool_size=settings.pg_pool_size,
+        schema=settings.pg_schema,
+        read_wait_s=database_wait_s(settings),
     )
 
 
@@ -210,14 +225,10 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate_projection(conn, schema=settings.pg_schema)
 
-    def head() -> int:
-        # While the database is down a check fails closed within its wait, as writes do.
-        return ledger.store.head_within(settings.check_wait_s)
-
     return CheckerPool(
         lambda: SendChecker(
             psycopg.connect(dsn, autocommit=True, connect_timeout=_connect_timeout(settings)),
-            head=head,
+            head=ledger.store.head,
             config=config,
             freshness=freshness,
         ),
@@ -225,7 +236,7 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
         wait_s=settings.check_wait_s,
         on_loop=LoopSendChecks(
             dsn,
-            head=head,
+            head=ledger.store.head,
             config=config,
             freshness=freshness,
             size=settings.http_checkers,
@@ -252,7 +263,6 @@ def build_api(settings: Settings) -> ApiServices:
         audit=audit,
         tokens=build_token_codec(settings),
         open_requests=build_open_requests(ledger.store.config),
-        read_wait_s=settings.check_wait_s,
         closers=(checkers.close, keys.close, audit.close, ledger.close),
     )
 

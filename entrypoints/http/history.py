@@ -91,7 +91,6 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     router = APIRouter(
         tags=["history and proofs"],
         responses=documented(401, 403, 404, 413, 422, 503),
-        dependencies=[Depends(services.store_answering)],
     )
     reader = Depends(auth.require(Scope.WRITE, Scope.AUDIT))
     auditor = Depends(auth.require(Scope.AUDIT))

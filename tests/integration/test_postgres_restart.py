@@ -25,11 +25,14 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
+from typer.testing import CliRunner
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
+from entrypoints.cli.main import app as cli_app
 from ledger.audit.check import verify_ledger
 from ledger.audit.store import PostgresTreeStore
 from ledger.audit.tlog.note import signer_from_seed
+from ledger.domain.aggregates import aggregate_id
 from ledger.domain.commands import (
     Command,
     GrantConsent,
@@ -85,11 +88,11 @@ def postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _postgres_ledger(dsn: str) -> Ledger:
-    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"k" * 32)
+def _postgres_ledger(dsn: str, *, wait_s: float = 5.0) -> Ledger:
+    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"k" * 32, wait_s=wait_s)
     keys.migrate()
     ledger = Ledger(
-        store=LedgerStore(PostgresStoreConfig(dsn=dsn, pool_size=2)),
+        store=LedgerStore(PostgresStoreConfig(dsn=dsn, pool_size=2, read_wait_s=wait_s)),
         keys=keys,
         hasher=SubjectHasher(secret=b"h" * 32),
         config=LedgerConfig(command_timeout_s=5.0),
@@ -440,7 +443,7 @@ def test_checks_and_reads_fail_closed_within_the_check_wait_while_postgres_is_do
         "CONSENT_HTTP_PORT": str(port),
         "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
     }
-    headers = api_key_headers(env, "check", "write")
+    headers = api_key_headers(env, "check", "write", "audit")
     # Nothing but the ledger has run: serve makes the tables its checks read.
     _postgres_ledger(postgres.dsn).close()
     url = f"http://127.0.0.1:{port}"
@@ -461,6 +464,9 @@ def test_checks_and_reads_fail_closed_within_the_check_wait_while_postgres_is_do
                 ("/v1/check", check | {"min_position": "1"}),
                 ("/v1/check", check),
                 ("/v1/persons/p1", {}),
+                ("/v1/persons/p1/history", {}),
+                ("/v1/persons/p1/export", {}),
+                ("/v1/persons/p1/decision", {"purpose": "newsletter"}),
             ]:
                 started = time.monotonic()
                 answer = httpx.get(url + path, params=params, headers=headers, timeout=30)
@@ -476,3 +482,72 @@ def _answers(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_reads_that_lose_the_database_fail_within_their_wait(
+    postgres: PrivatePostgres,
+) -> None:
+    """The pool holds connections the server then ends: every read of the ledger is tried
+    again only within its wait, then fails closed (the library's reads took 37 to 52 s)."""
+    ledger = _postgres_ledger(postgres.dsn, wait_s=CHECK_WAIT_S)
+    try:
+        ledger.execute(
+            GrantConsent(subject="p1", purpose="newsletter", policy_version="v1", occurred_at=T0)
+        )
+        assert ledger.person("p1") is not None
+        postgres.stop()
+        reads: dict[str, Callable[[], object]] = {
+            "person": lambda: ledger.person("p1"),
+            "history": lambda: ledger.history("p1", decrypt=True),
+            "positions": lambda: ledger.store.positions_of(aggregate_id("p1")),
+            "head": ledger.store.head,
+        }
+        timings = {}
+        for name, read in reads.items():
+            started = time.monotonic()
+            with pytest.raises(psycopg.OperationalError):
+                read()
+            timings[name] = time.monotonic() - started
+        postgres.start()
+        # Back up: once the pool connected again, reads are answered.
+        assert _wait(lambda: ledger.person("p1") is not None, CATCH_UP_S)
+    finally:
+        ledger.close()
+    assert all(took < CHECK_WAIT_S + CHECK_MARGIN_S for took in timings.values()), timings
+
+
+CLI_READS = {
+    "check": ["check", "--subject", "p1", "--purpose", "newsletter"],
+    "export": ["export", "--subject", "p1", "--out", "{out}"],
+    "decision-at": ["decision-at", "--subject", "p1", "--purpose", "newsletter"],
+    "rights list": ["rights", "list"],
+    "audit verify": ["audit", "verify"],
+}
+
+
+def test_cli_reads_fail_within_the_check_wait_while_postgres_is_down(
+    postgres: PrivatePostgres, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The commands run in this process, their modules already imported (a process's start
+    on a busy machine took 1 to 10 s): what is timed is their wiring and their reads."""
+    env, _ = _followers(postgres, kafka_bootstrap, f"events-{uuid4().hex[:8]}.v1")
+    secret = base64.b64encode(bytes(32)).decode()
+    env |= {
+        "CONSENT_SUBJECT_SECRET": secret,
+        "CONSENT_MASTER_KEY": secret,
+        "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
+    }
+    _postgres_ledger(postgres.dsn).close()
+    postgres.stop()
+    runner = CliRunner()
+    answers = {}
+    for name, args in CLI_READS.items():
+        command = [arg.replace("{out}", str(tmp_path / "export.json")) for arg in args]
+        started = time.monotonic()
+        done = runner.invoke(cli_app, command, env=env)
+        answers[name] = (done.exit_code, done.stderr.strip(), time.monotonic() - started)
+    for name, (code, stderr, took) in answers.items():
+        assert code != 0, (name, stderr)
+        assert len(stderr.splitlines()) == 1, (name, stderr)
+        assert "CONSENT_PG_DSN" in stderr, (name, stderr)
+        assert took < CHECK_WAIT_S + CHECK_MARGIN_S, (name, took)
