@@ -1,6 +1,7 @@
 """The one place where settings become wired components: store, data keys, hasher, ledger."""
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -227,7 +228,7 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
 
     return CheckerPool(
         lambda: SendChecker(
-            psycopg.connect(dsn, autocommit=True, connect_timeout=_connect_timeout(settings)),
+            psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s(settings)),
             head=ledger.store.head,
             config=config,
             freshness=freshness,
@@ -244,9 +245,19 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
     )
 
 
-def _connect_timeout(settings: Settings) -> int:
-    """libpq's connect_timeout for the checks' connections: whole seconds, at least 2."""
-    return max(2, math.ceil(settings.check_wait_s))
+def connect_timeout_s(settings: Settings) -> int:
+    """libpq's connect_timeout for this process: whole seconds, at least 2 (libpq's least)."""
+    return max(2, math.ceil(database_wait_s(settings)))
+
+
+def bound_database_connects(settings: Settings) -> None:
+    """Every PostgreSQL connection this process opens gives up within `connect_timeout_s`.
+
+    libpq's default is to wait as long as the network does (psycopg's: 130 s): a command line
+    against a server that accepts connections and never answers hung that long. A DSN that
+    names its own ``connect_timeout`` keeps it.
+    """
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(connect_timeout_s(settings)))
 
 
 def build_api(settings: Settings) -> ApiServices:

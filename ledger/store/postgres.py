@@ -1,5 +1,6 @@
 """The event store on PostgreSQL: the library's recorder with a faster insert, and our queries."""
 
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -95,9 +96,9 @@ class PostgresStoreConfig(StoreConfig):
             # log gap-free for readers under concurrent writers (DESIGN.md section 6): keep it
             # off.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-            # A call waits at most this long for a pooled connection (the library's default is
-            # 30 s): while the server is down, callers hear so within seconds.
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # A call of the library waits at most this long for a pooled connection (its default
+            # is 30 s): while the server is down, callers hear so within the read wait.
+            "POSTGRES_CONNECT_TIMEOUT": str(max(1, math.ceil(self.read_wait_s))),
             # No check before each loan: after a server restart, psycopg_pool's check-and-retry
             # of its ten dead connections took 46 s (measured) before lending a good one.
             # Callers that meet a dead connection call `LedgerStore.heal` instead, which drops

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -551,3 +552,54 @@ def test_cli_reads_fail_within_the_check_wait_while_postgres_is_down(
         assert len(stderr.splitlines()) == 1, (name, stderr)
         assert "CONSENT_PG_DSN" in stderr, (name, stderr)
         assert took < CHECK_WAIT_S + CHECK_MARGIN_S, (name, took)
+
+
+def test_cli_reads_give_up_on_a_database_that_never_answers(tmp_path: Path) -> None:
+    """A server that takes connections and never answers (frozen, or behind a dead proxy):
+    libpq's connect waited as long as the network does (psycopg's 130 s)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    env = {
+        "CONSENT_MODE": "production",
+        "CONSENT_PG_DSN": f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/postgres",
+        "CONSENT_SUBJECT_SECRET": base64.b64encode(bytes(32)).decode(),
+        "CONSENT_MASTER_KEY": base64.b64encode(bytes(32)).decode(),
+        "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
+        "CONSENT_AUDIT_SIGNING_KEY": base64.b64encode(SEED).decode(),
+        # Unset while the command runs, and as it was after: what the command sets is undone.
+        "PGCONNECT_TIMEOUT": None,
+    }
+    answers: dict[str, tuple[int, str, float]] = {}
+    try:
+        for name, args in CLI_READS.items():
+            command = [arg.replace("{out}", str(tmp_path / "export.json")) for arg in args]
+            started = time.monotonic()
+            # On a thread of its own: a command that hangs fails the test, not the session.
+            worker = threading.Thread(
+                target=lambda command=command, name=name, started=started: answers.__setitem__(
+                    name, _invoked(command, env, started)
+                ),
+                daemon=True,
+            )
+            worker.start()
+            worker.join(timeout=HUNG_S)
+            assert name in answers, f"{name} still waits after {HUNG_S} s"
+    finally:
+        silent.close()
+    for name, (code, stderr, took) in answers.items():
+        assert code == 2, (name, stderr)
+        assert stderr.startswith("cannot start: CONSENT_PG_DSN"), (name, stderr)
+        assert len(stderr.splitlines()) == 1, (name, stderr)
+        # libpq's connect_timeout counts whole seconds, 2 at least.
+        assert took < max(2, CHECK_WAIT_S) + CHECK_MARGIN_S, (name, took)
+
+
+HUNG_S = 30
+
+
+def _invoked(
+    command: list[str], env: dict[str, str | None], started: float
+) -> tuple[int, str, float]:
+    done = CliRunner().invoke(cli_app, command, env=env)
+    return done.exit_code, done.stderr.strip(), time.monotonic() - started
