@@ -10,9 +10,9 @@ from pydantic import BaseModel, Field
 
 from access.apikeys import ApiKey, Scope
 from entrypoints.http.auth import Authenticator
-from entrypoints.http.problems import ApiProblemError, documented
+from entrypoints.http.problems import ApiProblemError, described, documented
 from entrypoints.http.services import MAX_POSITION, ApiServices
-from ledger.audit.export import NotSealedError, export_bundle
+from ledger.audit.export import NotSealedError, TamperedEventError, export_bundle
 from ledger.audit.store import StoredCheckpoint
 from ledger.audit.tlog.merkle import consistency_proof, inclusion_proof
 from ledger.domain.aggregates import aggregate_id
@@ -127,6 +127,13 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     @router.get(
         "/v1/persons/{subject}/bundle",
         summary="The person's proof bundle, checkable offline (consent-ledger audit verify-bundle)",
+        responses={
+            500: described(
+                "store-tampered: a stored event of this person is not the one sealed at its "
+                "position (the detail names it); no bundle can prove it, run `consent-ledger "
+                "audit verify`. Else an unexpected failure"
+            )
+        },
     )
     async def bundle(
         subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
@@ -151,6 +158,13 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
                 "Some of this person's events are not in a checkpoint yet",
                 detail=str(error),
                 headers={"Retry-After": str(NOT_SEALED_RETRY_S)},
+            ) from None
+        except TamperedEventError as error:
+            raise ApiProblemError(
+                500,
+                "store-tampered",
+                "A stored event is not the one sealed at its position",
+                detail=str(error),
             ) from None
         if not document["entries"]:
             raise ApiProblemError(

@@ -87,13 +87,12 @@ EVERY_ROUTE: dict[int | str, dict[str, Any]] = {
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of the problem statuses a route answers."""
-    return {
-        status: {
-            "description": _MEANINGS[status],
-            "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}},
-        }
-        for status in statuses
-    }
+    return {status: described(_MEANINGS[status]) for status in statuses}
+
+
+def described(description: str) -> dict[str, Any]:
+    """One OpenAPI response of problem details, said in ``description``."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": _PROBLEM_SCHEMA}}}
 
 
 class ProblemFields(TypedDict, total=False):
