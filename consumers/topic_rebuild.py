@@ -110,7 +110,7 @@ def rebuild_from_kafka(
         # The live group dead-lettered what failed of the records it took: not sent again.
         live = PostgresProjectionStore(conn, schema=target.schema)
         with live.transaction():
-            taken = live.offsets(Tracking(target.group, target.topic))
+            already = live.offsets(Tracking(target.group, target.topic))
         runner = ConsumerRunner(
             ConsumerConfig(
                 bootstrap=bootstrap,
@@ -120,7 +120,7 @@ def rebuild_from_kafka(
                 group=f"{target.group}.rebuild.{uuid.uuid4().hex[:12]}",
                 topic=target.topic,
                 dead_letter_topic=dead_letter_topic,
-                dead_lettered_below=taken,
+                dead_lettered_below=already,
             )
         )
         events = 0
