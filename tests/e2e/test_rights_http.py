@@ -227,3 +227,21 @@ def test_the_bundle_of_an_altered_store_is_a_store_tampered_problem_naming_the_p
     assert f"position {position}:" in body["detail"]
     documented = api.client.get("/openapi.json").json()["paths"]["/v1/persons/{subject}/bundle"]
     assert "store-tampered" in documented["get"]["responses"]["500"]["description"]
+
+
+@pytest.mark.parametrize("subject", ["kim@example.org", "signup-kim@example.fr", "Kim@Exemple.FR"])
+def test_a_subject_that_holds_an_address_is_refused_naming_the_field(
+    api: Api, subject: str
+) -> None:
+    """A subject stays in clear after an erasure: an address must come as ``address``."""
+    for path, body in [
+        ("/v1/consents/grant", {"purpose": "newsletter", "policy_version": "v1"}),
+        ("/v1/unsubscribes", {}),
+        ("/v1/erasures", {}),
+    ]:
+        answer = api.call(
+            "POST", path, Scope.WRITE, json=body | {"subject": subject, "occurred_at": _at(1)}
+        )
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["field"] == "subject", (path, answer.json())
+    assert api.services.ledger.person(subject) is None
