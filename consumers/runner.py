@@ -14,8 +14,8 @@ before taking the next batch.
 import json
 import logging
 import threading
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import psycopg
@@ -68,6 +68,9 @@ class ConsumerConfig:
     default (45 s) leaves a crashed consumer's share of unsubscribes unapplied that long;
     6 s is the broker's least (``group.min.session.timeout.ms``)."""
     heartbeat_interval_ms: int = 2_000
+    dead_lettered_below: Mapping[int, int] = field(default_factory=dict)
+    """Per partition, the offset below which the records that fail are already on the
+    dead-letter topic (a rebuild takes again what the live group took): not sent twice."""
 
 
 class UndecodableRecordError(ValueError):
@@ -219,16 +222,19 @@ class ConsumerRunner:
                 try:
                     events.append(self._in_sequence(tp.partition, record))
                 except UndecodableRecordError as error:
-                    dead.append((record, error.reason))
+                    if record.offset >= self.config.dead_lettered_below.get(tp.partition, 0):
+                        dead.append((record, error.reason))
             first_offsets[tp.partition] = records[0].offset
             next_offsets[tp.partition] = records[-1].offset + 1
-        self._send_dead_letters(dead)
         try:
             self._connect()
             with self.store.transaction():
                 stored = self.store.offsets(self.tracking, lock=True)
                 moved = any(stored.get(p) != self._committed.get(p) for p in next_offsets)
                 if not moved:
+                    # Only for a batch that is applied: one dropped because the offsets moved
+                    # (a rebuild swapped in, which dead-lettered these) is not this one's.
+                    self._send_dead_letters(dead)
                     self.store.apply(events)
                     self.store.save_offsets(self.tracking, next_offsets)
         except DATABASE_UNAVAILABLE:

@@ -9,6 +9,8 @@ from kafka import KafkaConsumer, TopicPartition
 
 from consumers.runner import ConsumerConfig, ConsumerRunner, UndecodableRecordError, decode
 from projections.rebuild import Progress, RebuildResult, RebuildTarget, rebuild_into_staging
+from projections.store.base import Tracking
+from projections.store.postgres import PostgresProjectionStore
 from schemas.record_auth import RecordKeys
 
 
@@ -99,11 +101,16 @@ def rebuild_from_kafka(
 
     The records go through the consumers' own runner (same decoding, same dead-letter topic,
     same batches and offsets in one transaction), under a group of its own so the live group's
-    assignment is left alone.
+    assignment is left alone. A record that fails and that the live group had taken is on the
+    dead-letter topic already: it is skipped, not sent again.
     """
 
     def fill() -> tuple[int, dict[int, int]]:
         ends = topic_ends(bootstrap, target.topic)
+        # The live group dead-lettered what failed of the records it took: not sent again.
+        live = PostgresProjectionStore(conn, schema=target.schema)
+        with live.transaction():
+            already = live.offsets(Tracking(target.group, target.topic))
         runner = ConsumerRunner(
             ConsumerConfig(
                 bootstrap=bootstrap,
@@ -113,6 +120,7 @@ def rebuild_from_kafka(
                 group=f"{target.group}.rebuild.{uuid.uuid4().hex[:12]}",
                 topic=target.topic,
                 dead_letter_topic=dead_letter_topic,
+                dead_lettered_below=already,
             )
         )
         events = 0

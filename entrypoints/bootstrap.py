@@ -1,6 +1,7 @@
 """The one place where settings become wired components: store, data keys, hasher, ledger."""
 
 import math
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,6 +55,8 @@ from relay.positions import PostgresPositions, SQLitePositions
 from relay.publisher import PositionStore, Relay, RelayConfig
 from schemas import dead_letter_topic_for
 
+MIN_DATABASE_WAIT_S = 1.0
+
 
 def sqlite_file(settings: Settings) -> Path:
     """The embedded SQLite file, in its private directory, readable by its owner only."""
@@ -76,7 +79,10 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
         keys = SQLiteDataKeyStore(path=sqlite_file(settings), master_key=master_key)
     else:
         keys = PostgresDataKeyStore(
-            dsn=str(settings.pg_dsn), master_key=master_key, schema=settings.pg_schema
+            dsn=str(settings.pg_dsn),
+            master_key=master_key,
+            schema=settings.pg_schema,
+            wait_s=database_wait_s(settings),
         )
     keys.migrate()
     config = LedgerConfig(
@@ -95,6 +101,13 @@ def build_ledger(settings: Settings, *, clock: Clock = utc_now) -> Ledger:
     )
 
 
+def database_wait_s(settings: Settings) -> float:
+    """How long a call waits for PostgreSQL before failing closed: a check's bound, so that a
+    read of the ledger (HTTP, CLI, a check's head) is not held longer than a check while the
+    database is down; at least 1 s, the time a pool opening at start takes to connect."""
+    return max(settings.check_wait_s, MIN_DATABASE_WAIT_S)
+
+
 def store_config(settings: Settings) -> StoreConfig:
     """The event store adapter of this mode: the one choice every other component follows."""
     if settings.mode is Mode.EMBEDDED:
@@ -103,7 +116,10 @@ def store_config(settings: Settings) -> StoreConfig:
         msg = "production mode needs CONSENT_PG_DSN"
         raise ConfigurationError(msg)
     return PostgresStoreConfig(
-        dsn=settings.pg_dsn, pool_size=settings.pg_pool_size, schema=settings.pg_schema
+        dsn=settings.pg_dsn,
+        pool_size=settings.pg_pool_size,
+        schema=settings.pg_schema,
+        read_wait_s=database_wait_s(settings),
     )
 
 
@@ -213,14 +229,10 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
     with psycopg.connect(dsn, autocommit=True) as conn:
         migrate_projection(conn, schema=settings.pg_schema)
 
-    def head() -> int:
-        # While the database is down a check fails closed within its wait, as writes do.
-        return ledger.store.head_within(settings.check_wait_s)
-
     return CheckerPool(
         lambda: SendChecker(
-            psycopg.connect(dsn, autocommit=True, connect_timeout=_connect_timeout(settings)),
-            head=head,
+            psycopg.connect(dsn, autocommit=True, connect_timeout=connect_timeout_s(settings)),
+            head=ledger.store.head,
             config=config,
             freshness=freshness,
         ),
@@ -228,7 +240,7 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
         wait_s=settings.check_wait_s,
         on_loop=LoopSendChecks(
             dsn,
-            head=head,
+            head=ledger.store.head,
             config=config,
             freshness=freshness,
             size=settings.http_checkers,
@@ -236,9 +248,19 @@ def build_checkers(settings: Settings, ledger: Ledger) -> CheckerPool:
     )
 
 
-def _connect_timeout(settings: Settings) -> int:
-    """libpq's connect_timeout for the checks' connections: whole seconds, at least 2."""
-    return max(2, math.ceil(settings.check_wait_s))
+def connect_timeout_s(settings: Settings) -> int:
+    """libpq's connect_timeout for this process: whole seconds, at least 2 (libpq's least)."""
+    return max(2, math.ceil(database_wait_s(settings)))
+
+
+def bound_database_connects(settings: Settings) -> None:
+    """Every PostgreSQL connection this process opens gives up within `connect_timeout_s`.
+
+    libpq's default is to wait as long as the network does (psycopg's: 130 s): a command line
+    against a server that accepts connections and never answers hung that long. A DSN that
+    names its own ``connect_timeout`` keeps it.
+    """
+    os.environ.setdefault("PGCONNECT_TIMEOUT", str(connect_timeout_s(settings)))
 
 
 def build_api(settings: Settings) -> ApiServices:
@@ -260,7 +282,6 @@ def build_api(settings: Settings) -> ApiServices:
         unsubscribe_mailto=settings.unsubscribe_mailto,
         open_requests=build_open_requests(ledger.store.config),
         request_subject=build_request_subject(ledger.store.config),
-        read_wait_s=settings.check_wait_s,
         feedback=feedback,
         webhooks=webhooks,
         closers=(

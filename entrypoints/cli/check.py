@@ -58,7 +58,8 @@ def check(
     hasher = build_hasher(settings) if (address or addresses) else None
     try:
         with ExitStack() as resources:
-            checker = build_cli_checker(settings, store, resources)
+            with starting():
+                checker = build_cli_checker(settings, store, resources)
             if bulk is None:
                 who = hasher.subject_for(address) if (hasher and address) else subject
                 if not who:

@@ -8,6 +8,7 @@ from pydantic import ValidationError
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from entrypoints.bootstrap import bound_database_connects
 from entrypoints.settings import Settings
 
 err = Console(stderr=True)
@@ -23,6 +24,7 @@ def load_settings() -> Settings:
         err.print(f"[red]invalid setting CONSENT_{field.upper()}:[/red] {first['msg']}")
         raise typer.Exit(code=2) from None
     configure_logging(settings.log_level)
+    bound_database_connects(settings)
     return settings
 
 

@@ -67,7 +67,15 @@ def _chain(error: BaseException) -> list[BaseException]:
 
 @contextmanager
 def starting() -> Iterator[None]:
-    """Around the wiring of a command: its errors become one "cannot start" line, exit code 2."""
+    """Around the wiring of a command: its errors become one "cannot start" line, exit code 2.
+
+    kafka-python logs its own failed bootstrap (a warning per try, then an error) before it
+    raises: while a command starts, only its errors of last resort are shown, so that an
+    unreachable broker is the one line naming the setting.
+    """
+    kafka = logging.getLogger("kafka")
+    level = kafka.level
+    kafka.setLevel(max(level, logging.CRITICAL))
     try:
         yield
     except (
@@ -83,6 +91,8 @@ def starting() -> Iterator[None]:
             raise
         err.print(f"[red]cannot start:[/red] {problem}", soft_wrap=True)
         raise typer.Exit(code=2) from None
+    finally:
+        kafka.setLevel(level)
 
 
 @contextmanager

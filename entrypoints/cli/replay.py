@@ -107,7 +107,9 @@ def replay(
                     )
             tables = swap(conn, target)
     except (KafkaError, psycopg.Error) as error:
-        err.print(f"[red]replay failed, the live projection is unchanged:[/red] {error}")
+        err.print(
+            f"[red]replay failed, the live projection is unchanged:[/red] {error}", soft_wrap=True
+        )
         raise typer.Exit(code=1) from None
     finally:
         store.close()

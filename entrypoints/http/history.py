@@ -19,9 +19,9 @@ from entrypoints.http.answers import (
 )
 from entrypoints.http.auth import Authenticator
 from entrypoints.http.examples import CHECKPOINT, VERIFIER_KEY
-from entrypoints.http.problems import ApiProblemError, documented
+from entrypoints.http.problems import ApiProblemError, described, documented
 from entrypoints.http.services import MAX_POSITION, ApiServices
-from ledger.audit.export import NotSealedError, export_bundle
+from ledger.audit.export import NotSealedError, TamperedEventError, export_bundle
 from ledger.audit.store import StoredCheckpoint
 from ledger.audit.tlog.merkle import consistency_proof, inclusion_proof
 from ledger.domain.aggregates import aggregate_id
@@ -132,12 +132,18 @@ def person_bundle(services: ApiServices, subject: str) -> dict[str, Any]:
             detail=str(error),
             headers={"Retry-After": str(NOT_SEALED_RETRY_S)},
         ) from None
+    except TamperedEventError as error:
+        raise ApiProblemError(
+            500,
+            "store-tampered",
+            "A stored event is not the one sealed at its position",
+            detail=str(error),
+        ) from None
 
 
 def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     router = APIRouter(
         responses=documented(401, 403, 404, 413, 422, 503),
-        dependencies=[Depends(services.store_answering)],
     )
     reader = Depends(auth.require(Scope.WRITE, Scope.AUDIT))
     auditor = Depends(auth.require(Scope.AUDIT))
@@ -190,6 +196,11 @@ def history_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         responses={
             200: {"model": ProofBundle, "description": "The bundle"},
             409: documented(409)[409],
+            500: described(
+                "store-tampered: a stored event of this person is not the one sealed at its "
+                "position (the detail names it); no bundle can prove it, run `consent-ledger "
+                "audit verify`. Else an unexpected failure"
+            ),
         },
     )
     async def bundle(

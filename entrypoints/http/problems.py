@@ -106,13 +106,12 @@ EVERY_ROUTE: dict[int | str, dict[str, Any]] = {
 
 def documented(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """The OpenAPI ``responses`` of the problem statuses a route answers."""
-    return {
-        status: {
-            "description": _MEANINGS[status],
-            "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}},
-        }
-        for status in statuses
-    }
+    return {status: described(_MEANINGS[status]) for status in statuses}
+
+
+def described(description: str) -> dict[str, Any]:
+    """One OpenAPI response of problem details, said in ``description``."""
+    return {"description": description, "content": {PROBLEM_JSON: {"schema": PROBLEM_REF}}}
 
 
 def html_page(description: str) -> dict[str, Any]:

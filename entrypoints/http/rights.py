@@ -41,7 +41,6 @@ def _open_requests(services: ApiServices) -> list[OpenRequest]:
 def rights_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     router = APIRouter(
         responses=documented(401, 403, 404, 422, 503),
-        dependencies=[Depends(services.store_answering)],
     )
     auditor = Depends(auth.require(Scope.AUDIT))
     checker_or_auditor = Depends(auth.require(Scope.CHECK, Scope.AUDIT))

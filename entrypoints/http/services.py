@@ -152,15 +152,7 @@ class ApiServices:
     audit_lock: threading.Lock = field(default_factory=threading.Lock)
     max_body_bytes: int = MAX_BODY_BYTES
     max_bulk_body_bytes: int = MAX_BULK_BODY_BYTES
-    read_wait_s: float = 2.0
-    """How long a read waits for the database (``CONSENT_CHECK_WAIT_S``, as checks do)."""
     closers: tuple[Callable[[], None], ...] = ()
-
-    def store_answering(self) -> None:
-        """Before a read: the store answers within ``read_wait_s``, else the database's 503.
-        While PostgreSQL is down a read then fails closed within that bound, as a check does,
-        not after the pool's own retries (several of its 5 s waits)."""
-        self.ledger.store.head_within(self.read_wait_s)
 
     def proofs(self) -> Proofs:
         """Where a person's proof bundle comes from: the audit tree and its checkpoints' key."""

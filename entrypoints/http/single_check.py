@@ -90,29 +90,34 @@ class SingleCheckFastPath:
         ):
             await self.app(scope, receive, send)
             return
+        response: Response
         try:
+            # The key's look-up, too, meets a database that is down: a 503, not a 500.
             key = self._auth.key_of(Headers(scope=scope))
-        except Exception:  # noqa: BLE001 - the route below looks the key up again and answers
-            # A key not yet in memory, with the database down: the routed path's dependency
-            # meets the same error, which the application's handlers turn into a 503.
-            key = None
+        except Exception as error:  # noqa: BLE001 - `_problem` raises it again if unhandled
+            response = await self._problem(error, Request(scope, receive))
+            await response(scope, receive, send)
+            return
         if key is None or Scope.CHECK not in key.scopes:
             await self.app(scope, receive, send)
             return
-        response: Response
         try:
             answer = await single_check(self._services, **params)
-        except Exception as error:
-            handler = self._handler(error)
-            if handler is None:
-                raise
-            answered = handler(Request(scope, receive), error)
-            response = await answered if inspect.isawaitable(answered) else answered
+        except Exception as error:  # noqa: BLE001 - `_problem` raises it again if unhandled
+            response = await self._problem(error, Request(scope, receive))
         else:
             response = Response(
                 json.dumps(answer, separators=(",", ":")), media_type="application/json"
             )
         await response(scope, receive, send)
+
+    async def _problem(self, error: Exception, request: Request) -> Response:
+        """The application's own answer to ``error``; raised again when it has no handler."""
+        handler = self._handler(error)
+        if handler is None:
+            raise error
+        answered = handler(request, error)
+        return await answered if inspect.isawaitable(answered) else answered
 
     def _handler(self, error: Exception) -> Callable[..., Response | Awaitable[Response]] | None:
         handlers = self._owner.exception_handlers

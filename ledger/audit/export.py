@@ -54,7 +54,7 @@ def proven_entries(
 ) -> list[ProvenEntry]:
     """Every stored event of ``subject``, in order, each proven in ``checkpoint`` if it can be."""
     originator: UUID = aggregate_id(subject)
-    stored = store.recorder.select_events(originator)
+    stored = store.stored_events_of(originator)
     positions = store.positions_of(originator)
     indices = tree.leaf_indices(list(positions.values()))
     proven: list[ProvenEntry] = []

@@ -22,7 +22,7 @@ from ledger.domain.errors import (
     OversizeEvidenceError,
     UnknownChannelError,
 )
-from ledger.domain.identity import EmailAddress
+from ledger.domain.identity import EmailAddress, holds_an_address
 from schemas import (
     CATALOG_SUBJECT,
     AnnouncementChannel,
@@ -121,6 +121,16 @@ class PersonCommand(Command):
         """The catalog's key names no person: a person's command there would reach the catalog."""
         if subject == CATALOG_SUBJECT:
             msg = f"{CATALOG_SUBJECT} is reserved for the catalog, not a person"
+            raise ValueError(msg)
+        return subject
+
+    @field_validator("subject")
+    @classmethod
+    def check_not_an_address(cls, subject: str | None) -> str | None:
+        """A subject is kept in clear after an erasure: an address goes in ``address``, where
+        it becomes its keyed hash and its sealed copy is erased with the person."""
+        if subject is not None and holds_an_address(subject):
+            msg = "holds an email address: give the address as address, not in the subject"
             raise ValueError(msg)
         return subject
 

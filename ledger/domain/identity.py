@@ -103,6 +103,27 @@ def _unicode_local(local: str) -> str:
     return lowered
 
 
+_EMBEDDED_ADDRESS = re.compile(r"@[^@\s.]+\.[^@\s]")
+"""An ``@`` followed by a domain (a label, a dot, more): an address inside a longer id."""
+
+
+def holds_an_address(text: str) -> bool:
+    """Whether ``text`` is an address by the ledger's rule, or holds one (``signup-ann@x.fr``).
+
+    A caller's own id is stored in clear in every event and on the topic, and survives the
+    person's erasure (only the data key is destroyed): it must not be the address itself.
+    """
+    if "@" not in text:
+        return False
+    if _EMBEDDED_ADDRESS.search(text):
+        return True
+    try:
+        normalise_address(text)
+    except InvalidAddressError:
+        return False
+    return True
+
+
 def _valid_address(value: str) -> str:
     try:
         normalise_address(value)

@@ -23,7 +23,8 @@ EventRow = tuple[int, UUID, int, str, bytes]
 
 
 class EventQueries(ABC):
-    """The ledger's own queries on one recorder's tables."""
+    """The ledger's own queries on one recorder's tables: every read of the ledger goes through
+    them, each bounded in time by its adapter (a down database fails it, it does not hold it)."""
 
     @abstractmethod
     def rows_of(self, subject_ids: Sequence[UUID]) -> list[StoredRow]:
@@ -47,9 +48,8 @@ class EventQueries(ABC):
         """The ledger position of each (aggregate id, version) of these aggregates."""
 
     @abstractmethod
-    def head_within(self, timeout_s: float) -> int:
-        """The newest position (0 when empty), or the store's error after ``timeout_s`` at
-        most of waiting for a connection."""
+    def head(self) -> int:
+        """The newest position (0 when empty)."""
 
     @abstractmethod
     def heal(self) -> None:

@@ -16,7 +16,7 @@ from uuid import UUID
 
 import psycopg
 from eventsourcing import persistence
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     JSONTranscoder,
@@ -103,24 +103,31 @@ class LedgerStore(Application[UUID]):
         return self._envelope_mapper
 
     def load(self, subject_id: UUID) -> LedgerAggregate | None:
-        try:
-            aggregate: LedgerAggregate = self.repository.get(subject_id)
-        except AggregateNotFoundError:
-            return None
-        return aggregate
+        # Through our queries, not the library's repository: theirs are bounded in time.
+        return self.load_many([subject_id]).get(subject_id)
 
     def load_many(self, subject_ids: Sequence[UUID]) -> dict[UUID, LedgerAggregate]:
         """Rebuild many aggregates with one query; absent ones are simply missing."""
         if not subject_ids:
             return {}
-        rows = self._queries.rows_of(subject_ids)
         aggregates: dict[UUID, LedgerAggregate] = {}
-        for originator_id, version, topic, state in rows:
-            event = self._envelope_mapper.to_ledger_event(
-                StoredEvent(originator_id, version, topic, state)
-            )
+        for event in self._events(subject_ids):
             aggregates[event.originator_id] = event.mutate(aggregates.get(event.originator_id))
         return aggregates
+
+    def events_of(self, subject_id: UUID) -> list[LedgerEvent]:
+        """Every stored event of one aggregate, in version order."""
+        return self._events([subject_id])
+
+    def stored_events_of(self, subject_id: UUID) -> list[StoredEvent]:
+        """Every stored row of one aggregate, in version order, as the library reads it."""
+        return [StoredEvent(*row) for row in self._queries.rows_of([subject_id])]
+
+    def _events(self, subject_ids: Sequence[UUID]) -> list[LedgerEvent]:
+        return [
+            self._envelope_mapper.to_ledger_event(StoredEvent(*row))
+            for row in self._queries.rows_of(subject_ids)
+        ]
 
     def append(self, aggregates: Sequence[LedgerAggregate]) -> dict[tuple[UUID, int], int]:
         """Store every pending event of these aggregates in one transaction.
@@ -138,13 +145,9 @@ class LedgerStore(Application[UUID]):
         }
 
     def head(self) -> int:
-        """The position of the newest stored event (0 when empty)."""
-        return self.recorder.max_notification_id() or 0
-
-    def head_within(self, timeout_s: float) -> int:
-        """`head`, waiting at most ``timeout_s`` for a connection (then the store's error):
-        for checks, which fail closed within their own bound while the database is down."""
-        return self._queries.head_within(timeout_s)
+        """The position of the newest stored event (0 when empty), or the store's error once
+        the adapter's wait is spent: checks fail closed within their bound."""
+        return self._queries.head()
 
     def notifications(self, *, after: int, limit: int) -> list[Notification]:
         return list(

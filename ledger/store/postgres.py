@@ -1,8 +1,10 @@
 """The event store on PostgreSQL: the library's recorder with a faster insert, and our queries."""
 
+import math
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -27,6 +29,9 @@ __all__ = [
 ]
 
 PROBE_CONNECT_TIMEOUT_S = 2
+READ_WAIT_S = 5.0
+"""How long a read waits for the database by default (the bootstrap passes CONSENT_CHECK_WAIT_S)."""
+READ_RETRY_PAUSE_S = 0.05
 HEALTH_APPLICATION_NAME = "consent-ledger-health"
 """How the health probe's connection shows in pg_stat_activity."""
 
@@ -72,6 +77,8 @@ class PostgresStoreConfig(StoreConfig):
     dsn: str
     pool_size: int = 10
     schema: str = "public"
+    read_wait_s: float = READ_WAIT_S
+    """How long a read waits for the database, retries included, before the store's error."""
 
     def environment(self) -> dict[str, str]:
         params = conninfo_to_dict(self.dsn)
@@ -89,9 +96,9 @@ class PostgresStoreConfig(StoreConfig):
             # log gap-free for readers under concurrent writers (DESIGN.md section 6): keep it
             # off.
             "POSTGRES_ENABLE_DB_FUNCTIONS": "n",
-            # A call waits at most this long for a pooled connection (the library's default is
-            # 30 s): while the server is down, callers hear so within seconds.
-            "POSTGRES_CONNECT_TIMEOUT": "5",
+            # A call of the library waits at most this long for a pooled connection (its default
+            # is 30 s): while the server is down, callers hear so within the read wait.
+            "POSTGRES_CONNECT_TIMEOUT": str(max(1, math.ceil(self.read_wait_s))),
             # No check before each loan: after a server restart, psycopg_pool's check-and-retry
             # of its ten dead connections took 46 s (measured) before lending a good one.
             # Callers that meet a dead connection call `LedgerStore.heal` instead, which drops
@@ -102,27 +109,53 @@ class PostgresStoreConfig(StoreConfig):
         return ddl_lock(self.dsn)
 
     def queries(self, recorder: Any) -> EventQueries:
-        return PostgresEventQueries(recorder)
+        return PostgresEventQueries(recorder, wait_s=self.read_wait_s)
 
 
 class PostgresEventQueries(EventQueries):
-    """Our queries on the library's PostgreSQL event table."""
+    """Our queries on the library's PostgreSQL event table, each bounded in time.
 
-    def __init__(self, recorder: PostgresApplicationRecorder) -> None:
+    The library's reads wait for a pooled connection ``POSTGRES_CONNECT_TIMEOUT`` at a time and
+    try ten times: a read held 37 to 52 s while the server was down (measured). Ours wait for a
+    connection only what is left of ``wait_s``, and try again (a connection the server ended)
+    only within it: a read that loses the database, before or mid-way, fails closed in time.
+    """
+
+    def __init__(self, recorder: PostgresApplicationRecorder, *, wait_s: float) -> None:
         self._recorder = recorder
         self._table = sql.Identifier(recorder.datastore.schema, recorder.events_table_name)
+        self._wait_s = wait_s
+
+    @contextmanager
+    def _connection(self, deadline: float) -> Iterator[psycopg.Connection[Any]]:
+        pool = self._recorder.datastore.pool
+        with pool.connection(timeout=max(deadline - time.monotonic(), 0.001)) as conn:
+            yield conn
+
+    def _read(self, statement: sql.Composed, params: Sequence[Any] = ()) -> list[Any]:
+        """The rows of ``statement`` (tuples), tried again on a lost connection until the wait
+        is spent, then the psycopg error (an ``OperationalError``: a pool timeout included)."""
+        deadline = time.monotonic() + self._wait_s
+        while True:
+            try:
+                with (
+                    self._connection(deadline) as conn,
+                    conn.cursor(row_factory=tuple_row) as cursor,
+                ):
+                    cursor.execute(statement, params)
+                    return cursor.fetchall()
+            except (psycopg.OperationalError, psycopg.InterfaceError):
+                if time.monotonic() + READ_RETRY_PAUSE_S >= deadline:
+                    raise
+                time.sleep(READ_RETRY_PAUSE_S)
 
     def rows_of(self, subject_ids: Sequence[UUID]) -> list[StoredRow]:
         statement = sql.SQL(
             "SELECT originator_id, originator_version, topic, state FROM {table} "
             "WHERE originator_id = ANY(%s) ORDER BY originator_id, originator_version"
         ).format(table=self._table)
-        with self._recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(statement, (list(subject_ids),))
-            return [
-                (r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
-                for r in cursor.fetchall()
-            ]
+        rows = self._read(statement, (list(subject_ids),))
+        return [(r[0], r[1], r[2], bytes(r[3])) for r in rows]
 
     def sql_location(self) -> tuple[str, str]:
         return self._recorder.datastore.schema, self._recorder.events_table_name
@@ -135,8 +168,9 @@ class PostgresEventQueries(EventQueries):
             "SELECT notification_id, originator_id, originator_version, topic, state "
             "FROM {table} {after} ORDER BY notification_id"
         ).format(table=self._table, after=after_clause)
+        # Only the wait for a connection is bounded: a stream is not tried again mid-way.
         with (
-            self._recorder.datastore.get_connection() as conn,
+            self._connection(time.monotonic() + self._wait_s) as conn,
             conn.transaction(),
             conn.cursor(name="ledger_stream", row_factory=tuple_row, binary=True) as cursor,
         ):
@@ -149,33 +183,20 @@ class PostgresEventQueries(EventQueries):
         statement = sql.SQL(
             "SELECT originator_version, notification_id FROM {table} WHERE originator_id = %s"
         ).format(table=self._table)
-        with self._recorder.datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(statement, (subject_id,))
-            rows: list[Any] = cursor.fetchall()
-        return {int(r["originator_version"]): int(r["notification_id"]) for r in rows}
+        return {int(r[0]): int(r[1]) for r in self._read(statement, (subject_id,))}
 
     def positions_of_many(self, subject_ids: Sequence[UUID]) -> dict[tuple[UUID, int], int]:
         statement = sql.SQL(
             "SELECT originator_id, originator_version, notification_id FROM {table} "
             "WHERE originator_id = ANY(%s)"
         ).format(table=self._table)
-        with (
-            self._recorder.datastore.get_connection() as conn,
-            conn.cursor(row_factory=tuple_row) as cursor,
-        ):
-            cursor.execute(statement, (list(subject_ids),))
-            return {(row[0], int(row[1])): int(row[2]) for row in cursor.fetchall()}
+        rows = self._read(statement, (list(subject_ids),))
+        return {(row[0], int(row[1])): int(row[2]) for row in rows}
 
-    def head_within(self, timeout_s: float) -> int:
-        # The pool's own wait (POSTGRES_CONNECT_TIMEOUT, several times over with the library's
-        # retries) held checks 14 s while the server was down: a check waits no longer than
-        # its own bound, then fails closed with the pool's PoolTimeout (an OperationalError).
+    def head(self) -> int:
         statement = sql.SQL("SELECT max(notification_id) FROM {table}").format(table=self._table)
-        pool = self._recorder.datastore.pool
-        with pool.connection(timeout=timeout_s) as conn, conn.cursor(row_factory=tuple_row) as cur:
-            cur.execute(statement)
-            row = cur.fetchone()
-        return int(row[0] or 0) if row else 0
+        rows = self._read(statement)
+        return int(rows[0][0] or 0) if rows else 0
 
     def heal(self) -> None:
         # A server restart ended the pool's connections: drop them all at once and have new

@@ -48,7 +48,7 @@ class SQLiteEventQueries(EventQueries):
         self._recorder = recorder
         self._table = recorder.events_table_name
 
-    def head_within(self, timeout_s: float) -> int:
+    def head(self) -> int:
         return self._recorder.max_notification_id() or 0
 
     def rows_of(self, subject_ids: Sequence[UUID]) -> list[StoredRow]:

@@ -119,13 +119,10 @@ class GroupCommitter(Generic[T, R]):
         except Exception as error:  # noqa: BLE001 - the worker must outlive any batch
             # The type only: an error's text may quote a caller's values.
             logger.error("group commit batch of %d failed: %s", len(batch), type(error).__name__)
+            # Each command's own failures are its answer already (the handler isolates them):
+            # what fails the whole batch is no one command's, and going again one by one would
+            # only wait it out once per caller (a key store that does not answer, each time).
             waiting = [submission for submission in batch if not submission.future.done()]
-            if len(batch) > 1:
-                # One caller's command must not fail the others: each goes again on its own,
-                # so only a submission that fails alone gets the error.
-                for submission in waiting:
-                    self._handle([submission])
-                return
             for submission in waiting:
                 submission.future.set_exception(
                     StoreUnavailableError("the batch failed; retry the command")

@@ -179,7 +179,7 @@ class Ledger:
 
     def history(self, subject: str, *, decrypt: bool = False) -> list[EventBase]:
         """Every event of one person in order; personal fields opened only when asked."""
-        events = [event.envelope for event in self.store.events.get(aggregate_id(subject))]  # type: ignore[attr-defined]
+        events = [event.envelope for event in self.store.events_of(aggregate_id(subject))]
         if not decrypt:
             return events
         sealed = [e.personal for e in events if isinstance(e.personal, SealedPersonalData)]

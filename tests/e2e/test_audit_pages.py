@@ -215,13 +215,15 @@ def test_verify_py_accepts_the_bundle_in_a_venv_holding_only_cryptography(
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     subprocess.run(
-        [python, "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), "cryptography"],
+        [python, "-I", "-m", "pip", "install", "-q", "-c", str(CONSTRAINTS), "cryptography"],
         check=True,
         timeout=300,
         capture_output=True,
     )
     installed = subprocess.run(
-        [python, "-m", "pip", "list", "--format=freeze"],
+        # -I: neither the working directory (the checkout, with its egg-info) nor PYTHONPATH
+        # is on the path; only what the venv holds is listed.
+        [python, "-I", "-m", "pip", "list", "--format=freeze"],
         check=True,
         capture_output=True,
         text=True,

@@ -160,3 +160,14 @@ def test_rights_requests_are_opened_listed_when_overdue_and_closed(tmp_path: Pat
         "fulfilled",
     )
     assert run_cli(data, "rights", "list").stdout == ""
+
+
+def test_a_subject_that_holds_an_address_is_refused_by_the_cli(tmp_path: Path) -> None:
+    data = _setup(tmp_path)
+    refused = run_cli(
+        data, "grant", "--subject", "signup-ann@example.org", "--purpose", "offers",
+        "--policy-version", "v1",
+    )  # fmt: skip
+    assert refused.returncode != 0
+    assert "subject" in refused.stderr
+    assert "email address" in refused.stderr

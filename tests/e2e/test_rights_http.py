@@ -1,6 +1,7 @@
 """The rights endpoints (export, decision at a time) on the embedded default, with their scopes."""
 
 import hashlib
+import sqlite3
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -202,3 +203,45 @@ def test_the_app_serves_the_rights_endpoints(api: Api) -> None:
         "/v1/rights-requests",
     ):
         assert "get" in paths[path]
+
+
+def test_the_bundle_of_an_altered_store_is_a_store_tampered_problem_naming_the_position(
+    api: Api, tmp_path: Path
+) -> None:
+    subject = _kim_grants(api)["subject"]
+    api.services.audit.sealer.seal_all()
+    api.services.audit.sealer.checkpoint()
+    with sqlite3.connect(api.settings.sqlite_path) as conn:
+        position, state = conn.execute(
+            "select rowid, state from stored_events where topic like 'ConsentGranted/%'"
+        ).fetchone()
+        conn.execute(
+            "update stored_events set state = ? where rowid = ?",
+            (state.replace(b'"newsletter"', b'"newsletteR"', 1), position),
+        )
+    answer = api.call("GET", f"/v1/persons/{subject}/bundle", Scope.AUDIT)
+    assert answer.status_code == 500, answer.text
+    assert answer.headers["content-type"] == "application/problem+json"
+    body = answer.json()
+    assert body["type"].endswith("/store-tampered"), body
+    assert f"position {position}:" in body["detail"]
+    documented = api.client.get("/openapi.json").json()["paths"]["/v1/persons/{subject}/bundle"]
+    assert "store-tampered" in documented["get"]["responses"]["500"]["description"]
+
+
+@pytest.mark.parametrize("subject", ["kim@example.org", "signup-kim@example.fr", "Kim@Exemple.FR"])
+def test_a_subject_that_holds_an_address_is_refused_naming_the_field(
+    api: Api, subject: str
+) -> None:
+    """A subject stays in clear after an erasure: an address must come as ``address``."""
+    for path, body in [
+        ("/v1/consents/grant", {"purpose": "newsletter", "policy_version": "v1"}),
+        ("/v1/unsubscribes", {}),
+        ("/v1/erasures", {}),
+    ]:
+        answer = api.call(
+            "POST", path, Scope.WRITE, json=body | {"subject": subject, "occurred_at": _at(1)}
+        )
+        assert answer.status_code == 422, (path, answer.text)
+        assert answer.json()["field"] == "subject", (path, answer.json())
+    assert api.services.ledger.person(subject) is None

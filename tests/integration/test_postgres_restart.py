@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -25,11 +26,14 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer, TopicPartition
 from psycopg import sql
+from typer.testing import CliRunner
 
 from consumers.runner import ConsumerConfig, ConsumerRunner
+from entrypoints.cli.main import app as cli_app
 from ledger.audit.check import verify_ledger
 from ledger.audit.store import PostgresTreeStore
 from ledger.audit.tlog.note import signer_from_seed
+from ledger.domain.aggregates import aggregate_id
 from ledger.domain.commands import (
     Command,
     GrantConsent,
@@ -85,11 +89,11 @@ def postgres() -> Iterator[PrivatePostgres]:
         shutil.rmtree(home, ignore_errors=True)
 
 
-def _postgres_ledger(dsn: str) -> Ledger:
-    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"k" * 32)
+def _postgres_ledger(dsn: str, *, wait_s: float = 5.0) -> Ledger:
+    keys = PostgresDataKeyStore(dsn=dsn, master_key=b"k" * 32, wait_s=wait_s)
     keys.migrate()
     ledger = Ledger(
-        store=LedgerStore(PostgresStoreConfig(dsn=dsn, pool_size=2)),
+        store=LedgerStore(PostgresStoreConfig(dsn=dsn, pool_size=2, read_wait_s=wait_s)),
         keys=keys,
         hasher=SubjectHasher(secret=b"h" * 32),
         config=LedgerConfig(command_timeout_s=5.0),
@@ -244,6 +248,14 @@ def test_followers_started_while_postgres_is_down_wait_for_it(
         logs = {name: files.enter_context(path.open("wb")) for name, path in paths.items()}
         workers = {name: _worker(args, env, logs[name]) for name, args in commands.items()}
         try:
+            # Each follower meets the database down, however long its start takes on a loaded
+            # machine, before PostgreSQL comes back.
+            _wait(
+                lambda: all(
+                    "database unavailable at start" in path.read_text() for path in paths.values()
+                ),
+                CATCH_UP_S,
+            )
             time.sleep(DOWN_S)
             waiting = {name: worker.poll() is None for name, worker in workers.items()}
             postgres.start()
@@ -440,7 +452,7 @@ def test_checks_and_reads_fail_closed_within_the_check_wait_while_postgres_is_do
         "CONSENT_HTTP_PORT": str(port),
         "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
     }
-    headers = api_key_headers(env, "check", "write")
+    headers = api_key_headers(env, "check", "write", "audit")
     # A key the server has not seen yet: its lookup meets the database down.
     unseen = api_key_headers(env, "check")
     # Nothing but the ledger has run: serve makes the tables its checks read.
@@ -463,6 +475,9 @@ def test_checks_and_reads_fail_closed_within_the_check_wait_while_postgres_is_do
                 ("/v1/check", check | {"min_position": "1"}, headers),
                 ("/v1/check", check, headers),
                 ("/v1/persons/p1", {}, headers),
+                ("/v1/persons/p1/history", {}, headers),
+                ("/v1/persons/p1/export", {}, headers),
+                ("/v1/persons/p1/decision", {"purpose": "newsletter"}, headers),
                 ("/v1/check", check, unseen),
                 ("/v1/persons/p1", {}, unseen),
             ]:
@@ -480,3 +495,123 @@ def _answers(url: str) -> bool:
         return httpx.get(f"{url}/healthz", timeout=2).status_code == 200
     except httpx.TransportError:
         return False
+
+
+def test_reads_that_lose_the_database_fail_within_their_wait(
+    postgres: PrivatePostgres,
+) -> None:
+    """The pool holds connections the server then ends: every read of the ledger is tried
+    again only within its wait, then fails closed (the library's reads took 37 to 52 s)."""
+    ledger = _postgres_ledger(postgres.dsn, wait_s=CHECK_WAIT_S)
+    try:
+        ledger.execute(
+            GrantConsent(subject="p1", purpose="newsletter", policy_version="v1", occurred_at=T0)
+        )
+        assert ledger.person("p1") is not None
+        postgres.stop()
+        reads: dict[str, Callable[[], object]] = {
+            "person": lambda: ledger.person("p1"),
+            "history": lambda: ledger.history("p1", decrypt=True),
+            "positions": lambda: ledger.store.positions_of(aggregate_id("p1")),
+            "head": ledger.store.head,
+        }
+        timings = {}
+        for name, read in reads.items():
+            started = time.monotonic()
+            with pytest.raises(psycopg.OperationalError):
+                read()
+            timings[name] = time.monotonic() - started
+        postgres.start()
+        # Back up: once the pool connected again, reads are answered.
+        assert _wait(lambda: ledger.person("p1") is not None, CATCH_UP_S)
+    finally:
+        ledger.close()
+    assert all(took < CHECK_WAIT_S + CHECK_MARGIN_S for took in timings.values()), timings
+
+
+CLI_READS = {
+    "check": ["check", "--subject", "p1", "--purpose", "newsletter"],
+    "export": ["export", "--subject", "p1", "--out", "{out}"],
+    "decision-at": ["decision-at", "--subject", "p1", "--purpose", "newsletter"],
+    "rights list": ["rights", "list"],
+    "audit verify": ["audit", "verify"],
+}
+
+
+def test_cli_reads_fail_within_the_check_wait_while_postgres_is_down(
+    postgres: PrivatePostgres, kafka_bootstrap: str, tmp_path: Path
+) -> None:
+    """The commands run in this process, their modules already imported (a process's start
+    on a busy machine took 1 to 10 s): what is timed is their wiring and their reads."""
+    env, _ = _followers(postgres, kafka_bootstrap, f"events-{uuid4().hex[:8]}.v1")
+    secret = base64.b64encode(bytes(32)).decode()
+    env |= {
+        "CONSENT_SUBJECT_SECRET": secret,
+        "CONSENT_MASTER_KEY": secret,
+        "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
+    }
+    _postgres_ledger(postgres.dsn).close()
+    postgres.stop()
+    runner = CliRunner()
+    answers = {}
+    for name, args in CLI_READS.items():
+        command = [arg.replace("{out}", str(tmp_path / "export.json")) for arg in args]
+        started = time.monotonic()
+        done = runner.invoke(cli_app, command, env=env)
+        answers[name] = (done.exit_code, done.stderr.strip(), time.monotonic() - started)
+    for name, (code, stderr, took) in answers.items():
+        assert code != 0, (name, stderr)
+        assert len(stderr.splitlines()) == 1, (name, stderr)
+        assert "CONSENT_PG_DSN" in stderr, (name, stderr)
+        assert took < CHECK_WAIT_S + CHECK_MARGIN_S, (name, took)
+
+
+def test_cli_reads_give_up_on_a_database_that_never_answers(tmp_path: Path) -> None:
+    """A server that takes connections and never answers (frozen, or behind a dead proxy):
+    libpq's connect waited as long as the network does (psycopg's 130 s)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    env = {
+        "CONSENT_MODE": "production",
+        "CONSENT_PG_DSN": f"postgresql://postgres@127.0.0.1:{silent.getsockname()[1]}/postgres",
+        "CONSENT_SUBJECT_SECRET": base64.b64encode(bytes(32)).decode(),
+        "CONSENT_MASTER_KEY": base64.b64encode(bytes(32)).decode(),
+        "CONSENT_CHECK_WAIT_S": str(CHECK_WAIT_S),
+        "CONSENT_AUDIT_SIGNING_KEY": base64.b64encode(SEED).decode(),
+        # Unset while the command runs, and as it was after: what the command sets is undone.
+        "PGCONNECT_TIMEOUT": None,
+    }
+    answers: dict[str, tuple[int, str, float]] = {}
+    try:
+        for name, args in CLI_READS.items():
+            command = [arg.replace("{out}", str(tmp_path / "export.json")) for arg in args]
+            started = time.monotonic()
+            # On a thread of its own: a command that hangs fails the test, not the session.
+            worker = threading.Thread(
+                target=lambda command=command, name=name, started=started: answers.__setitem__(
+                    name, _invoked(command, env, started)
+                ),
+                daemon=True,
+            )
+            worker.start()
+            worker.join(timeout=HUNG_S)
+            assert name in answers, f"{name} still waits after {HUNG_S} s"
+    finally:
+        silent.close()
+    for name, (code, stderr, took) in answers.items():
+        assert code == 2, (name, stderr)
+        assert stderr.startswith("cannot start: CONSENT_PG_DSN"), (name, stderr)
+        assert len(stderr.splitlines()) == 1, (name, stderr)
+        # libpq's connect_timeout counts whole seconds, 2 at least.
+        assert took < max(2, CHECK_WAIT_S) + CHECK_MARGIN_S, (name, took)
+
+
+HUNG_S = 30
+
+
+def _invoked(
+    command: list[str], env: dict[str, str | None], started: float
+) -> tuple[int, str, float]:
+    done = CliRunner().invoke(cli_app, command, env=env)
+    return done.exit_code, done.stderr.strip(), time.monotonic() - started

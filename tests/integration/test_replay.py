@@ -118,7 +118,7 @@ def test_rebuild_from_the_store_swaps_in_under_a_running_consumer(
     assert rebuilt["suppression"], "the damage was repaired, not preserved"
 
 
-def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
+def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_once_and_swaps_in(
     ledger: Ledger, kafka_bootstrap: str, pg_dsn: str, schema: str, tmp_path: Path
 ) -> None:
     topic = f"events-{uuid4().hex[:8]}.v1"
@@ -129,8 +129,14 @@ def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
     poison.send(topic, key=b"p1", value=b"{not json").get(timeout=10)
     poison.close()
     live = _consumer(kafka_bootstrap, pg_dsn, schema, topic)
+    dead_letters = f"{topic}.dlq"
     try:
         target = _applied_then_damaged(live, pg_dsn, schema, topic)
+        assert len(topics.topic_records(kafka_bootstrap, dead_letters)) == 1
+        # One the live group has not taken: the rebuild's to send, once.
+        poison = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+        poison.send(topic, key=b"p1", value=b"{forged too").get(timeout=10)
+        poison.close()
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             result = rebuild_from_kafka(
                 conn,
@@ -140,14 +146,16 @@ def test_rebuild_from_the_topic_sends_poison_to_the_dead_letters_and_swaps_in(
                 dead_letter_topic=f"{topic}.dlq",
             )
             tables = swap(conn, target)
-        assert result.events == ledger.store.head() + 1
-        assert sum(result.offsets.values()) == ledger.store.head() + 1
+        assert result.events == ledger.store.head() + 2
+        assert sum(result.offsets.values()) == ledger.store.head() + 2
         _some_history(ledger, PEOPLE, PEOPLE + 5)
         publish_all(relay)
         _drain(live)
     finally:
         live.close()
         relay.close()
+    # Each poison record dead-lettered once: by the live group, then by the rebuild.
+    assert len(topics.topic_records(kafka_bootstrap, dead_letters)) == 2
 
     assert projection_rows(pg_dsn, schema, tables) == replayed_rows(pg_dsn, schema, ledger.store)
 

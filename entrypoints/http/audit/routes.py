@@ -38,9 +38,8 @@ NOT_FOUND = N_("No event was ever recorded for this person.")
 
 def auditor_router(services: ApiServices, auth: Authenticator, pages: Pages) -> APIRouter:
     router = APIRouter(
-        tags=["auditors"],
+        tags=["auditor"],
         responses=documented(401, 403, 404, 422, 503),
-        dependencies=[Depends(services.store_answering)],
     )
     auditor = Depends(auth.require(Scope.AUDIT, browser=True))
 

@@ -18,6 +18,9 @@ __all__ = ["DEFAULT_POOL_SIZE", "DEFAULT_TABLE", "PostgresDataKeyStore"]
 DEFAULT_POOL_SIZE = 4
 """Connections in the pool the store opens from a DSN: key look-ups are one per batch."""
 
+DEFAULT_WAIT_S = 30.0
+"""How long a call waits for a connection of the store's own pool (psycopg_pool's default)."""
+
 DEFAULT_TABLE = "data_keys"
 """The name of the key table when none is given."""
 
@@ -58,7 +61,8 @@ class PostgresDataKeyStore(WrappedKeyStore):
     """Data keys in ``schema.table`` (the search path's schema if none is given).
 
     Give either a ``dsn``, and the store keeps a pool of up to ``pool_size`` connections of its
-    own until `close`, or a ``pool`` it borrows and leaves open. A borrowed pool's connections
+    own until `close` (a call waits at most ``wait_s`` for one of them), or a ``pool`` it
+    borrows and leaves open. A borrowed pool's connections
     must use PostgreSQL's default isolation, read committed: after an insert that lost a race,
     the next statement has to see the winner's row.
     """
@@ -70,6 +74,7 @@ class PostgresDataKeyStore(WrappedKeyStore):
         dsn: str | None = None,
         pool: ConnectionPool[Any] | None = None,
         pool_size: int = DEFAULT_POOL_SIZE,
+        wait_s: float = DEFAULT_WAIT_S,
         schema: str | None = None,
         table: str = DEFAULT_TABLE,
     ) -> None:
@@ -81,6 +86,7 @@ class PostgresDataKeyStore(WrappedKeyStore):
                 dsn,
                 min_size=1,
                 max_size=pool_size,
+                timeout=wait_s,
                 kwargs={"autocommit": True},
                 name="data-keys",
                 open=True,
