@@ -147,7 +147,9 @@ class PurposeWording(Model):
     """How a purpose is named to a person in one language: a short label and a description."""
 
     label: ShortText
+    """The purpose's name as the person reads it (a checkbox's label)."""
     description: PurposeDescription
+    """What the person receives or allows, in a sentence or two."""
 
 
 class PurposeRegistered(EventBase):

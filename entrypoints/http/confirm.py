@@ -10,6 +10,7 @@ a subscription that no longer waits (withdrawn, never asked) is ``409`` and reco
 """
 
 import asyncio
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -19,6 +20,7 @@ from entrypoints.http.pages import PAGE_HEADERS, Pages
 from entrypoints.http.pages.i18n import N_
 from entrypoints.http.problems import ApiProblemError, documented
 from entrypoints.http.recipient import catalog_of, message, refused, try_again, wording
+from entrypoints.http.unsubscribe import TOKEN
 from ledger.domain.commands import ConfirmConsent
 from ledger.domain.errors import LedgerError, MalformedTokenError, UnsubscribeTokenError
 from ledger.domain.rules import ConsentStatus
@@ -44,7 +46,7 @@ def confirm_router(
     *, codec: UnsubscribeTokenCodec, ledger: Ledger, pages: Pages | None = None
 ) -> APIRouter:
     """``GET`` and ``POST /c/{token}``; ``codec`` is turned to the links' ``confirm`` use."""
-    router = APIRouter(tags=["double opt-in"], responses=documented(404, 410, 413, 503))
+    router = APIRouter(tags=["recipient"], responses=documented(404, 410, 413, 422, 503))
     links = codec.for_use(CONFIRM_USE)
     pages = pages or Pages()
 
@@ -57,7 +59,7 @@ def confirm_router(
         response_class=HTMLResponse,
         summary="The page of a double opt-in link; changes nothing",
     )
-    async def ask(token: str, request: Request) -> Response:
+    async def ask(token: Annotated[str, TOKEN], request: Request) -> Response:
         try:
             claim = _verified(links, token)
         except UnsubscribeTokenError as error:
@@ -74,7 +76,7 @@ def confirm_router(
             409: {"description": "Nothing waits for confirmation; nothing recorded"},
         },
     )
-    async def confirm(token: str, request: Request, fields: Form) -> Response:
+    async def confirm(token: Annotated[str, TOKEN], request: Request, fields: Form) -> Response:
         try:
             claim = _verified(links, token)
         except UnsubscribeTokenError as error:

@@ -11,6 +11,7 @@ SUBJECT = "3f1c9a6e2b7d4c58a0e9f1b2c3d4e5f60718293a4b5c6d7e8f90a1b2c3d4e5f6"
 SHA256 = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
 WHEN = "2026-12-07T09:30:00Z"
 REQUEST_ID = "9a3c2f0e-3d3b-4d5e-8c6f-0a1b2c3d4e5f"
+WEBHOOK_ID = "wh_0c7a1b2d3e4f5a6b7c8d9e0f1a2b3c4d"
 B64_HASH = "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg="
 CHECKPOINT = (
     "consent-ledger\n42\nn4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=\n\n"
@@ -98,6 +99,7 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "allowed": False,
     "covered": 17,
     "CheckAnswer.reason": "unsubscribed",
+    "CheckAnswer.denied_by": "consent",
     "DecisionAt.reason": "unsubscribed",
     # Health.
     "Health.status": "ok",
@@ -191,6 +193,39 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "deciding_event": LOGGED_EVENT | {"event_type": "UnsubscribeClicked", "source": "one_click"},
     "DecisionAt.deciding_event": LOGGED_EVENT
     | {"event_type": "UnsubscribeClicked", "source": "one_click"},
+    # The sender's side: feedback reports and webhooks.
+    "report_sha256": SHA256,
+    "FeedbackAnswer.kind": "complaint",
+    "FeedbackAnswer.status": "recorded",
+    "FeedbackAnswer.reason": None,
+    "subjects": [SUBJECT],
+    "webhook_id": WEBHOOK_ID,
+    "NewWebhook.url": "https://crm.example.org/hooks/consent",
+    "WebhookAnswer.url": "https://crm.example.org/hooks/consent",
+    "CreatedWebhook.url": "https://crm.example.org/hooks/consent",
+    "event_types": ["ConsentWithdrawn", "UnsubscribeClicked"],
+    "WebhookAnswer.status": "active",
+    "CreatedWebhook.status": "active",
+    "disabled_reason": None,
+    "created_at": WHEN,
+    "retrying": False,
+    "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+    "delivery_id": "msg_0c7a1b2d3e4f5a6b7c8d9e0f1a2b3c4d_5b8e2d1c0f3a4e6b9c7d1a2b3c4d5e6f",
+    "event_id": "5b8e2d1c-0f3a-4e6b-9c7d-1a2b3c4d5e6f",
+    "event_type": "ConsentWithdrawn",
+    "DeliveryAnswer.status": "delivered",
+    "attempts": 1,
+    "response_status": 200,
+    "error": None,
+    "last_attempt_at": WHEN,
+    "from_position": 17,
+    # The catalog's wording for recipients.
+    "wording": {
+        "fr": {"label": "La lettre mensuelle", "description": "Nos nouveautés, une fois par mois"},
+        "en": {"label": "The monthly newsletter", "description": "Our news, once a month"},
+    },
+    "label": "The monthly newsletter",
+    "PurposeWording.description": "Our news, once a month",
     # Problem details.
     "type": "https://consent-ledger.invalid/problems/invalid-field",
     "title": "A field of the request is invalid",
@@ -218,6 +253,8 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "from": 40,
     "to": 42,
     "token": "AQ.eyJzIjoiM2YxYyJ9.3n9Xc2Vh",
+    "webhook_id": WEBHOOK_ID,
+    "limit": 100,
     "Idempotency-Key": "signup-42",
 }
 """Examples of the query, path and header parameters, by name."""

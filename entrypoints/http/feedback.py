@@ -61,7 +61,7 @@ def _answer(outcome: Outcome) -> JSONResponse:
 
 
 def feedback_router(services: ApiServices, auth: Authenticator) -> APIRouter:
-    router = APIRouter(tags=["sender feedback"], responses=documented(401, 403, 413, 415, 503))
+    router = APIRouter(tags=["sender"], responses=documented(401, 403, 413, 415, 503))
     intake = services.feedback
 
     @router.post(
@@ -76,8 +76,14 @@ def feedback_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         response_model=FeedbackAnswer,
         status_code=201,
         responses={
-            200: {"description": "The same report was recorded before: nothing new"},
-            202: {"description": "Counted (soft bounces below the limit) or rejected"},
+            200: {
+                "model": FeedbackAnswer,
+                "description": "The same report was recorded before: nothing new",
+            },
+            202: {
+                "model": FeedbackAnswer,
+                "description": "Counted (soft bounces below the limit) or rejected",
+            },
         },
         openapi_extra={
             "requestBody": {

@@ -34,6 +34,13 @@ __all__ = ["MAX_LINE_BYTES", "links_router"]
 
 MAX_LINE_BYTES = 2048
 """One message's line is a few hundred bytes; a longer one is answered as an error."""
+LINKS_EXAMPLE = (
+    '{"list_unsubscribe":"<https://ledger.example.org/u/AQ.eyJzIjoiM2YxYyJ9.3n9Xc2Vh>",'
+    '"list_unsubscribe_post":"List-Unsubscribe=One-Click",'
+    '"unsubscribe_url":"https://ledger.example.org/u/AQ.eyJzIjoiM2YxYyJ9.3n9Xc2Vh",'
+    '"preferences_url":"https://ledger.example.org/p/AQ.eyJzIjoiM2YxYyJ9.9c2Yx0Qa"}\n'
+    '{"line":2,"error":"give exactly one of subject or address","field":"subject"}\n'
+)
 _FIELDS = {"address", "subject", "purpose", "list", "campaign_id", "message_id", "confirm"}
 _quote = json.encoder.encode_basestring_ascii  # what json.dumps does to a str
 
@@ -127,14 +134,21 @@ def links_router(
     services: ApiServices, auth: Authenticator, *, base_url: Callable[[], str | None]
 ) -> APIRouter:
     """``base_url`` is where recipients reach the links (None: links are not served)."""
-    router = APIRouter(tags=["links"], responses=documented(401, 403, 413, 415, 503))
+    router = APIRouter(tags=["sender"], responses=documented(401, 403, 413, 415, 503))
     needs_links = Depends(auth.require(Scope.LINKS))
 
     @router.post(
         "/v1/links",
         summary="The unsubscribe and preference links of many messages, streamed",
         response_class=StreamingResponse,
-        responses={200: {"content": {NDJSON: {}}, "description": "One answer per input line."}},
+        responses={
+            200: {
+                "content": {NDJSON: {"schema": {"type": "string", "examples": [LINKS_EXAMPLE]}}},
+                "description": 'One answer per input line: {"list_unsubscribe", '
+                '"list_unsubscribe_post", "unsubscribe_url", "preferences_url"[, "confirm_url"]}, '
+                'or {"line", "error", "field"}.',
+            }
+        },
         openapi_extra={
             "requestBody": {
                 "required": True,

@@ -11,6 +11,7 @@ confirmation page is shown (`entrypoints.http.preference_choices` says which eve
 """
 
 import asyncio
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -22,6 +23,7 @@ from entrypoints.http.pages.i18n import N_
 from entrypoints.http.preference_choices import Choice, changes, choices, receives_now
 from entrypoints.http.problems import documented
 from entrypoints.http.recipient import FormNonces, catalog_of, refused, stale_form, try_again
+from entrypoints.http.unsubscribe import TOKEN
 from ledger.domain.errors import LedgerError, UnsubscribeTokenError
 from ledger.links.tokens import UnsubscribeClaim, UnsubscribeTokenCodec
 from ledger.write.service import Ledger
@@ -78,7 +80,7 @@ def preferences_router(
     *, codec: UnsubscribeTokenCodec, ledger: Ledger, pages: Pages | None = None
 ) -> APIRouter:
     """``GET`` and ``POST /p/{token}``; ``codec`` is turned to the ``preferences`` use."""
-    router = APIRouter(tags=["preference centre"], responses=documented(403, 404, 410, 413, 503))
+    router = APIRouter(tags=["recipient"], responses=documented(403, 404, 410, 413, 422, 503))
     links = codec.for_use(PREFERENCES_USE)
     nonces = FormNonces(codec)
     pages = pages or Pages()
@@ -100,7 +102,7 @@ def preferences_router(
         response_class=HTMLResponse,
         summary="A person's preference centre; changes nothing",
     )
-    async def page(token: str, request: Request) -> Response:
+    async def page(token: Annotated[str, TOKEN], request: Request) -> Response:
         try:
             claim = links.verify(token)
         except UnsubscribeTokenError as error:
@@ -126,7 +128,7 @@ def preferences_router(
         summary="Save a person's choices (the page's form)",
         responses={403: {"description": "No genuine form nonce for this link; nothing recorded"}},
     )
-    async def save(token: str, request: Request, fields: Form) -> Response:
+    async def save(token: Annotated[str, TOKEN], request: Request, fields: Form) -> Response:
         checked = checked_form(links, nonces, pages, request, token=token, fields=fields)
         if isinstance(checked, HTMLResponse):
             return checked

@@ -18,6 +18,7 @@ import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Annotated
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -25,8 +26,9 @@ from fastapi.responses import HTMLResponse, Response
 from entrypoints.http.forms import Form
 from entrypoints.http.pages import PAGE_HEADERS, Pages
 from entrypoints.http.preferences import PREFERENCES_USE, checked_form
-from entrypoints.http.problems import ApiProblemError, documented
+from entrypoints.http.problems import ApiProblemError, documented, html_page
 from entrypoints.http.recipient import FormNonces, try_again
+from entrypoints.http.unsubscribe import TOKEN
 from ledger.domain.commands import (
     CloseRightsRequest,
     Command,
@@ -56,7 +58,7 @@ def recipient_rights_router(
     audit_lock: "threading.Lock | None" = None,
 ) -> APIRouter:
     """``POST /p/{token}/rights``: download my data, request erasure, object."""
-    router = APIRouter(tags=["preference centre"], responses=documented(403, 404, 410, 413, 503))
+    router = APIRouter(tags=["recipient"], responses=documented(403, 404, 410, 413, 422, 503))
     links = codec.for_use(PREFERENCES_USE)
     nonces = FormNonces(codec)
     lock = audit_lock or threading.Lock()
@@ -69,9 +71,18 @@ def recipient_rights_router(
     @router.post(
         "/p/{token}/rights",
         summary="Exercise a right from the preference centre (download, erase, object)",
-        responses={200: {"content": {"text/html": {}, "application/json": {}}}},
+        responses={
+            200: {
+                "description": "The page saying the right is recorded; to download, the "
+                "person's export as an attachment",
+                "content": {
+                    **html_page("The page")["content"],
+                    "application/json": {"schema": {"$ref": "#/components/schemas/PersonExport"}},
+                },
+            }
+        },
     )
-    async def exercise(token: str, request: Request, fields: Form) -> Response:
+    async def exercise(token: Annotated[str, TOKEN], request: Request, fields: Form) -> Response:
         checked = checked_form(links, nonces, pages, request, token=token, fields=fields)
         if isinstance(checked, HTMLResponse):
             return checked

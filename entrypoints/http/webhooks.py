@@ -48,6 +48,8 @@ class NewWebhook(BaseModel):
 
 
 class WebhookAnswer(BaseModel):
+    """An endpoint told of consent changes: what it is sent and how its deliveries go."""
+
     webhook_id: str = Field(description="The endpoint's id.")
     url: str = Field(description="Where deliveries are POSTed.")
     event_types: list[str] = Field(description="Event types sent; empty: every one.")
@@ -62,6 +64,8 @@ class WebhookAnswer(BaseModel):
 
 
 class CreatedWebhook(WebhookAnswer):
+    """An endpoint just registered, with its signing secret (shown this once only)."""
+
     secret: str = Field(
         description="The signing secret (whsec_...), shown once: verify each delivery's "
         "webhook-signature with it (Standard Webhooks)."
@@ -69,6 +73,8 @@ class CreatedWebhook(WebhookAnswer):
 
 
 class DeliveryAnswer(BaseModel):
+    """One event sent to an endpoint: its attempts and how the last one went."""
+
     delivery_id: str = Field(description="The webhook-id header: the same on every attempt.")
     position: int = Field(description="The event's ledger position.")
     event_id: str = Field(description="The event sent.")
@@ -84,6 +90,8 @@ class DeliveryAnswer(BaseModel):
 
 
 class Redelivery(BaseModel):
+    """Where to start sending events again to an endpoint."""
+
     model_config = ConfigDict(extra="forbid")
 
     from_position: int = Field(
@@ -125,7 +133,7 @@ def _unknown() -> ApiProblemError:
 
 def webhooks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
     router = APIRouter(
-        tags=["webhooks"],
+        tags=["sender"],
         responses=documented(401, 403, 404, 422, 503),
         dependencies=[Depends(auth.require(Scope.ADMIN))],
     )
@@ -172,7 +180,10 @@ def webhooks_router(services: ApiServices, auth: Authenticator) -> APIRouter:
         return _answer(found(webhook_id))
 
     @router.delete(
-        "/v1/webhooks/{webhook_id}", status_code=204, summary="Delete an endpoint and its log"
+        "/v1/webhooks/{webhook_id}",
+        status_code=204,
+        summary="Delete an endpoint and its log",
+        responses={204: {"description": "Deleted, with its deliveries' log; no body"}},
     )
     def delete(webhook_id: Annotated[str, WEBHOOK_ID]) -> Response:
         if not store.delete(webhook_id):

@@ -25,6 +25,8 @@ from entrypoints.http.problems import PROBLEM_JSON
 from entrypoints.settings import Mode, Settings
 
 EXAMPLES = int(os.environ.get("CONSENT_FUZZ_EXAMPLES", "15"))
+# POST /v1/feedback reads a report as it came (message/rfc822, multipart/report): bytes.
+schemathesis.serializer.alias(["message/rfc822", "multipart/report"], "application/octet-stream")
 
 
 @pytest.fixture(scope="module")
