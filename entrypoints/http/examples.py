@@ -62,6 +62,9 @@ FIELD_EXAMPLES: dict[str, Any] = {
     "url": "https://www.example.org/privacy/2026-11",
     "effective_at": "2026-11-01T00:00:00Z",
     "requires_reconsent": False,
+    "text": "Politique de confidentialité\n\n1. Qui sommes-nous ? ...",
+    "versions": ["2026-11"],
+    "announced_at": WHEN,
     # Consents and unsubscribes.
     "channel": "email",
     "double_opt_in": "pending",
@@ -256,6 +259,7 @@ PARAMETER_EXAMPLES: dict[str, Any] = {
     "webhook_id": WEBHOOK_ID,
     "limit": 100,
     "Idempotency-Key": "signup-42",
+    "version": "2026-11",
 }
 """Examples of the query, path and header parameters, by name."""
 

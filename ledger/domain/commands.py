@@ -205,9 +205,11 @@ class AnnouncePolicyChange(CatalogCommand):
     """The operator told people of a policy change, by email or on its site."""
 
     versions: Annotated[tuple[VersionLabel, ...], Field(min_length=1)]
+    """The policy versions the announcement concerns (at least one)."""
     channel: AnnouncementChannel
+    """How people were told: ``email`` or ``site``."""
     announced_at: UtcDatetime | None = None
-    """Defaults to ``occurred_at``."""
+    """When people were told; defaults to ``occurred_at``."""
 
 
 class GrantConsent(PersonCommand):

@@ -83,7 +83,10 @@ def auditor_router(services: ApiServices, auth: Authenticator, pages: Pages) -> 
         )
 
     def of_a_person(
-        suffix: str, summary: str, answer: Callable[[Request, str, Dossier, ApiKey], Response]
+        suffix: str,
+        summary: str,
+        answer: Callable[[Request, str, Dossier, ApiKey], Response],
+        media: str | None = None,
     ) -> None:
         """``GET /audit/persons/{subject}<suffix>``: ``answer`` from the person's dossier, or
         the search page saying nobody is known by that subject."""
@@ -93,6 +96,16 @@ def auditor_router(services: ApiServices, auth: Authenticator, pages: Pages) -> 
             response_class=HTMLResponse if not suffix else Response,
             summary=summary,
             name=f"dossier{suffix.replace('/', '_').replace('.', '_')}",
+            responses=(
+                {}
+                if media is None
+                else {
+                    200: {
+                        "description": summary,
+                        "content": {media: {"schema": {"type": "string", "format": "binary"}}},
+                    }
+                }
+            ),
         )
         async def route(
             request: Request, subject: Annotated[str, SUBJECT], key: Annotated[ApiKey, auditor]
@@ -127,7 +140,7 @@ def auditor_router(services: ApiServices, auth: Authenticator, pages: Pages) -> 
                 },
             )
 
-        of_a_person(f"/{name}", f"The person's dossier as {name}", answer)
+        of_a_person(f"/{name}", f"The person's dossier as {name}", answer, media.partition(";")[0])
 
     download("timeline.csv", "text/csv; charset=utf-8", timeline_csv)
     download("bundle.zip", "application/zip", bundle_zip(services))
