@@ -5,9 +5,10 @@ import json
 import os
 import statistics
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 from uuid import uuid4
 
 import psycopg
@@ -126,3 +127,37 @@ def median_of_runs(runs: int, run: Callable[[], dict[str, float]]) -> dict[str, 
         print(f"run {number + 1}: {json.dumps(result)}", file=sys.stderr)
         results.append(result)
     return {key: statistics.median(r[key] for r in results) for key in results[0]}
+
+
+LATENCY_KEYS = ("p50_ms", "p99_ms", "max_ms", "rate_achieved")
+
+
+def open_loop_parser(
+    description: str | None, *, targets: Sequence[str], rate: float
+) -> tuple[argparse.ArgumentParser, argparse.ArgumentParser]:
+    """The parser of an open-loop HTTP benchmark: its options, and the hidden ``_load``
+    subcommand a run starts once per target (returned second, for extra load options)."""
+    parser = bench_parser(description)
+    sub = parser.add_subparsers(dest="what")
+    load = sub.add_parser("_load", help=argparse.SUPPRESS)
+    load.add_argument("--port", type=int, required=True)
+    load.add_argument("--target", choices=list(targets), required=True)
+    load.add_argument("--rate", type=float, required=True)
+    load.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--rate", type=float, default=rate)
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--mode", choices=["production", "embedded"], default="production")
+    return parser, load
+
+
+def latency_medians(
+    runs: Sequence[dict[str, Any]], targets: Sequence[str]
+) -> dict[str, dict[str, float]]:
+    """Each target's latency figures, the median over ``runs``."""
+    return {
+        target: {
+            key: float(statistics.median(run[target][key] for run in runs)) for key in LATENCY_KEYS
+        }
+        for target in targets
+    }

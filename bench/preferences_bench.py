@@ -37,7 +37,7 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-from common import bench_parser, fresh_schema, from_env
+from common import fresh_schema, from_env, latency_medians, open_loop_parser
 from httpload import free_port, open_loop
 from unsubscribe_bench import UNSUBSCRIBE_KEYS, _env, _request, _server
 
@@ -218,18 +218,8 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = bench_parser(__doc__)
-    sub = parser.add_subparsers(dest="what")
-    load = sub.add_parser("_load", help=argparse.SUPPRESS)
-    load.add_argument("--port", type=int, required=True)
-    load.add_argument("--target", choices=["healthz", "page", "save"], required=True)
-    load.add_argument("--rate", type=float, required=True)
-    load.add_argument("--seconds", type=float, required=True)
-    parser.add_argument("--rate", type=float, default=200)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--runs", type=int, default=3)
+    parser, _load = open_loop_parser(__doc__, targets=("healthz", "page", "save"), rate=200)
     parser.add_argument("--links", type=int, default=200_000)
-    parser.add_argument("--mode", choices=["production", "embedded"], default="production")
     args = parser.parse_args()
     if args.what == "_load":
         load_main(args)
@@ -244,10 +234,7 @@ def main() -> None:
         "mode": args.mode,
         "rate": args.rate,
         "runs": len(runs),
-        **{
-            target: {k: median(target, k) for k in ("p50_ms", "p99_ms", "max_ms", "rate_achieved")}
-            for target in ("healthz", "page", "save")
-        },
+        **latency_medians(runs, ("healthz", "page", "save")),
         "links": {k: median("links", k) for k in ("links_per_s", "codec_alone_per_s")},
         "ratio_p99_page_over_healthz": median("page", "p99_ms") / median("healthz", "p99_ms"),
         "ratio_p99_save_over_healthz": median("save", "p99_ms") / median("healthz", "p99_ms"),

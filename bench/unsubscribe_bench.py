@@ -39,7 +39,7 @@ from typing import Any
 from uuid import uuid4
 
 import httpx
-from common import bench_parser, fresh_schema, from_env
+from common import fresh_schema, from_env, latency_medians, open_loop_parser
 from httpload import free_port, open_loop
 
 from entrypoints.bootstrap import build_store
@@ -220,18 +220,8 @@ def one_run(args: argparse.Namespace, dsn: str, run: int) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = bench_parser(__doc__)
-    sub = parser.add_subparsers(dest="what")
-    load = sub.add_parser("_load", help=argparse.SUPPRESS)
-    load.add_argument("--port", type=int, required=True)
-    load.add_argument("--target", choices=["healthz", "page", "click"], required=True)
-    load.add_argument("--rate", type=float, required=True)
-    load.add_argument("--seconds", type=float, required=True)
+    parser, load = open_loop_parser(__doc__, targets=("healthz", "page", "click"), rate=500)
     load.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rate", type=float, default=500)
-    parser.add_argument("--seconds", type=float, default=20)
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--mode", choices=["production", "embedded"], default="production")
     args = parser.parse_args()
     if args.what == "_load":
         load_main(args)
@@ -247,12 +237,7 @@ def main() -> None:
         "rate": args.rate,
         "seconds": args.seconds,
         "runs": len(runs),
-        **{
-            target: {
-                key: median(target, key) for key in ("p50_ms", "p99_ms", "max_ms", "rate_achieved")
-            }
-            for target in ("healthz", "page", "click")
-        },
+        **latency_medians(runs, ("healthz", "page", "click")),
         "ratio_p99_click_over_healthz": median("click", "p99_ms") / median("healthz", "p99_ms"),
         "ratio_p99_click_over_page": median("click", "p99_ms") / median("page", "p99_ms"),
         "verified": [run["verified"] for run in runs],
