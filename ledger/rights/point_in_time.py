@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ledger.domain.deliverability import UNDELIVERABLE_SCOPE
 from ledger.domain.rules import (
     ERASED_SCOPE,
     EVERY_PURPOSE,
@@ -39,7 +40,11 @@ _SUPPRESSION_REASONS = {
     Reason.ERASED: SuppressionReason.ERASED,
     Reason.OBJECTED: SuppressionReason.OBJECTION,
     Reason.UNSUBSCRIBED: SuppressionReason.UNSUBSCRIBED,
+    Reason.COMPLAINED: SuppressionReason.COMPLAINED,
+    Reason.UNDELIVERABLE: SuppressionReason.UNDELIVERABLE,
 }
+_DENYING_SCOPES = (EVERY_PURPOSE, ERASED_SCOPE, UNDELIVERABLE_SCOPE)
+"""Scopes that deny every purpose, besides the purpose's own."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -209,7 +214,7 @@ def _deciding(
         positions = [
             s.last_position
             for s in facts.suppressions
-            if s.reason == wanted and s.scope in (purpose, EVERY_PURPOSE, ERASED_SCOPE)
+            if s.reason == wanted and (s.scope == purpose or s.scope in _DENYING_SCOPES)
         ]
         return by_position.get(max(positions)) if positions else None
     if reason is Reason.RESTRICTED:

@@ -65,8 +65,9 @@ def test_no_request_gets_a_server_error(served: tuple[Any, str]) -> None:
             assert response.status_code < 500, where
             if response.status_code >= 400:
                 kind = response.headers["content-type"][0]
-                # A recipient's browser gets an HTML page on the links in a message.
-                link = case.formatted_path.startswith(("/u/", "/c/", "/p/"))
+                # A recipient's browser gets an HTML page on the links in a message, and an
+                # auditor's on the auditors' pages.
+                link = case.formatted_path.startswith(("/u/", "/c/", "/p/", "/audit/"))
                 page = link and kind.startswith("text/html")
                 assert kind.startswith(PROBLEM_JSON) or page, where
 

@@ -35,6 +35,8 @@ DECIDED_BY: dict[Reason | None, set[str]] = {
     Reason.DOUBLE_OPT_IN_PENDING: {"ConsentGranted"},
     Reason.EXPIRED: {"ConsentGranted", "ConsentConfirmed"},
     Reason.RECONSENT_REQUIRED: {"PolicyVersionPublished"},
+    Reason.COMPLAINED: {"ComplaintReceived"},
+    Reason.UNDELIVERABLE: {"AddressUndeliverable"},
 }
 
 

@@ -43,7 +43,13 @@ def policy_router(services: ApiServices, auth: Authenticator, pages: Pages) -> A
         version: Annotated[str, VERSION],
         key: Annotated[ApiKey, auditor],
         compare: Annotated[
-            str | None, Query(alias="from", max_length=64, description="Compare with this one.")
+            str | None,
+            Query(
+                alias="from",
+                max_length=64,
+                description="Compare with this version (a label).",
+                examples=["2026-10"],
+            ),
         ] = None,
     ) -> HTMLResponse:
         published = services.ledger.catalog().policies.get(version)
