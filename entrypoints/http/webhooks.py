@@ -15,7 +15,10 @@ from ledger.webhooks.store import Delivery, Endpoint, WebhookStore
 from schemas import EVENT_CLASSES, Slug
 
 WEBHOOK_ID = Path(pattern=r"^wh_[0-9a-f]{32}$", description="The endpoint's id.")
-_Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[^\s/]+\S*$")]
+# A URL is printable ASCII (RFC 3986: anything else is percent-encoded): no NUL, no control or
+# bidi character reaches the store or a log.
+_Url = Annotated[str, StringConstraints(max_length=2048, pattern=r"^https?://[!-.0-~][!-~]*$")]
+_EventType = Annotated[str, StringConstraints(pattern=r"^[A-Z][A-Za-z]{1,63}$")]
 
 
 class NewWebhook(BaseModel):
@@ -24,7 +27,7 @@ class NewWebhook(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     url: _Url = Field(description="Where deliveries are POSTed (http or https).")
-    event_types: list[str] = Field(
+    event_types: list[_EventType] = Field(
         default_factory=list,
         max_length=64,
         description="Event types to send (e.g. ConsentWithdrawn); empty: every event about a "

@@ -11,6 +11,7 @@ from pydantic import (
     StrictBool,
     StringConstraints,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -195,10 +196,14 @@ class PublishPolicyVersion(CatalogCommand):
     text: PolicyText | None = None
     """The policy text itself, kept so that a dossier shows what the person accepted."""
 
-    @model_validator(mode="after")
-    def check_text(self) -> Self:
-        check_policy_text(self.text, self.text_sha256)
-        return self
+    @field_validator("text")
+    @classmethod
+    def check_text(cls, text: PolicyText | None, info: ValidationInfo) -> PolicyText | None:
+        # A field's own check, so that a refusal names ``text`` (``text_sha256`` comes first).
+        digest = info.data.get("text_sha256")
+        if digest is not None:
+            check_policy_text(text, digest)
+        return text
 
 
 class AnnouncePolicyChange(CatalogCommand):

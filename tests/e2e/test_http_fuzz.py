@@ -58,7 +58,7 @@ def test_no_request_gets_a_server_error(served: tuple[Any, str]) -> None:
         )
         def run(case: Any) -> None:
             response = case.call(headers={"Authorization": f"Bearer {token}"})
-            where = (case.method, case.formatted_path, response.status_code, response.text[:300])
+            where = (case.method, case.formatted_path, response.status_code, response.content[:300])
             if response.status_code == 503:
                 assert response.headers.get("retry-after"), where
                 return

@@ -71,8 +71,8 @@ CHECK_REPEATS = 20
 """Single checks after the bulk probe: more than the server's pool of checkers, so each of its
 database connections answers at least once after the hostile lists."""
 
-WRITE, CHECK, AUDIT, ADMIN = (
-    scope.value for scope in (Scope.WRITE, Scope.CHECK, Scope.AUDIT, Scope.ADMIN)
+WRITE, CHECK, AUDIT, ADMIN, LINKS = (
+    scope.value for scope in (Scope.WRITE, Scope.CHECK, Scope.AUDIT, Scope.ADMIN, Scope.LINKS)
 )
 FORM = "application/x-www-form-urlencoded"
 NDJSON = "application/x-ndjson"
@@ -890,7 +890,9 @@ def _json_routes(document: Mapping[str, Any]) -> list[_Route]:
     routes = []
     for path, item in document.get("paths", {}).items():
         content = item.get("post", {}).get("requestBody", {}).get("content", {})
-        if "application/json" not in content or "{" in path:
+        # A streaming route (NDJSON lines, as `POST /v1/check` and `/v1/links`) is probed by
+        # the body tests, not field by field.
+        if "application/json" not in content or NDJSON in content or "{" in path:
             continue
         schema = _resolve(content["application/json"]["schema"], document)
         properties = schema.get("properties", {})
@@ -937,6 +939,8 @@ class _Bodies:
             "due_at": (_now() + timedelta(days=90)).isoformat(),
             "reason": "hostile input probe",
             "address": _address(self.run, fresh),
+            "versions": [self.target.policy_version],
+            "url": "https://hooks.example.org/consent",
         } | (
             {FRESH_CATALOG_NAME[route.path]: f"hostile_{fresh}"}
             if route.path in FRESH_CATALOG_NAME
@@ -1074,16 +1078,14 @@ def _string_fields(api: _Api, target: HostileTarget, rounds: int, run: str) -> l
 
 
 def _first_scope(api: _Api, route: _Route, bodies: _Bodies) -> tuple[str | None, httpx.Response]:
-    """The scope that records a valid body (write, else admin), and the last answer."""
-    body = bodies.baseline(route)
-    bodies.prepare(route, body)
-    answer = api.command(route.path, body, scope=WRITE)
-    if answer.status_code == 403:
+    """The scope that takes a valid body (write, else admin, else links), and the last answer."""
+    for scope in (WRITE, ADMIN, LINKS):
         body = bodies.baseline(route)
         bodies.prepare(route, body)
-        answer = api.command(route.path, body, scope=ADMIN)
-        return (ADMIN if answer.is_success else None), answer
-    return (WRITE if answer.is_success else None), answer
+        answer = api.command(route.path, body, scope=scope)
+        if answer.status_code != 403:
+            return (scope if answer.is_success else None), answer
+    return None, answer
 
 
 @dataclass(frozen=True)

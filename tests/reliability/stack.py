@@ -150,7 +150,7 @@ class Stack:
             self.cluster.start()
         elif self.broker is not None:
             self.broker.start()
-        for scope in ("write", "check", "audit", "admin"):
+        for scope in ("write", "check", "audit", "admin", "links"):
             self.keys[scope] = self.cli(
                 "keys", "create", "--name", f"soak-{scope}", "--scope", scope
             )["key"]
