@@ -193,6 +193,12 @@ class ConsumerRunner:
                 self.consumer.seek(tp, stored[tp.partition])
             else:
                 self.consumer.seek_to_beginning(tp)
+        # Offsets only: where each partition resumes, which the last commit of a member killed
+        # before it could log "applied" (below) also proves was applied.
+        logger.debug(
+            "consumer: resumed offsets %s",
+            " ".join(f"{p}:{stored.get(p, 0)}" for p in sorted(tp.partition for tp in partitions)),
+        )
 
     def run_once(self) -> int:
         """Poll one batch and apply it; returns how many records it took.
