@@ -2,7 +2,10 @@
 
 A person signs up by CLI (`--command-id` holding their address), by import (a line with their
 address and IP, and a bad line that goes to the reject file) and by HTTP (an `Idempotency-Key`
-holding their address, with IP, user agent and page URL), then is erased. Every table, the topic,
+holding their address, with IP, user agent and page URL). The sender asks for their links, the
+auditors look them up by address, they save a choice in the preference centre (with their user
+agent), their provider sends a complaint, a soft bounce and a report the ledger rejects (all
+naming their address). Then they are erased. Every table, the topic,
 the exports, the proof bundle, the reject file and every log line (at debug level) are then read
 for the address, the IP, the user agent, the page URL and their plain SHA-256 (and that of each
 import line): none may be found. Run on the embedded default and on PostgreSQL with Kafka.
@@ -12,6 +15,7 @@ import base64
 import hashlib
 import json
 import logging
+import re
 import signal
 import sqlite3
 import subprocess
@@ -35,10 +39,12 @@ from entrypoints.settings import Mode, Settings
 from ledger.write.importer import COLUMNS
 from schemas import dead_letter_topic_for
 from tests.cli import CLI, clean_env
+from tests.feedback_samples import arf, dsn, original_message
 from tests.helpers import stored_offsets
 
 pytestmark = pytest.mark.integration
 
+NDJSON = "application/x-ndjson"
 ADDRESS = "Jeanne.Martin@Example.FR"
 NORMALISED = "jeanne.martin@example.fr"
 IP = "203.0.113.77"
@@ -174,6 +180,7 @@ class Person:
             web = headers | {"Idempotency-Key": f"signup-{ADDRESS}"}
             first = client.post("/v1/consents/grant", json=body, headers=web)
             assert first.status_code == 201, first.text
+            self.recipient_and_sender_paths(client, headers, subject)
             erased = client.post("/v1/erasures", json={"subject": subject}, headers=headers)
             assert erased.status_code == 201, erased.text
             # Idempotency still holds: the same key again is the same answer, recorded once.
@@ -195,9 +202,54 @@ class Person:
         assert json.loads(export.read_text())["erased"] is True
         return subject
 
+    def recipient_and_sender_paths(
+        self, client: TestClient, headers: dict[str, str], subject: str
+    ) -> None:
+        """Every other door the person's address or browser comes in by."""
+        line = json.dumps({"address": ADDRESS, "purpose": "newsletter", "campaign_id": "c1"})
+        linked = client.post(
+            "/v1/links", content=line + "\n", headers=headers | {"Content-Type": NDJSON}
+        )
+        assert linked.status_code == 200, linked.text
+        self.seen.add("POST /v1/links", linked.content)
+        [answer] = [json.loads(text) for text in linked.text.splitlines()]
+        token = str(answer["preferences_url"]).rsplit("/p/", 1)[1]
+        browser = {"User-Agent": USER_AGENT}
+        page = client.get(f"/p/{token}", headers=browser)
+        nonce = re.search(r'name="nonce" value="([^"]+)"', page.text)
+        assert nonce is not None, page.text
+        saved = client.post(
+            f"/p/{token}",
+            data={"nonce": nonce.group(1), "purpose": "newsletter", "action": "save"},
+            headers=browser,
+        )
+        assert saved.status_code == 200, saved.text
+        searched = client.post(
+            "/audit/", data={"address": ADDRESS}, headers=headers, follow_redirects=False
+        )
+        assert searched.status_code in (200, 303), searched.text
+        original = original_message(subject_header=subject, to=ADDRESS)
+        reports = {
+            "complaint": arf("abuse", original, rcpt_to=ADDRESS),
+            "soft bounce": dsn([(ADDRESS, "delayed", "4.2.2")], original),
+            "rejected report": arf(None, original, rcpt_to=ADDRESS, nonce="2"),
+        }
+        outcomes = {}
+        for name, report in reports.items():
+            sent = client.post(
+                "/v1/feedback", content=report, headers=headers | {"Content-Type": "message/rfc822"}
+            )
+            assert sent.status_code < 300, sent.text
+            outcomes[name] = sent.json()["status"]
+        assert outcomes == {
+            "complaint": "recorded",
+            "soft bounce": "counted",
+            "rejected report": "rejected",
+        }
+
     @staticmethod
     def headers_for(services: Any) -> dict[str, str]:
-        secret = services.keys.create("privacy", [Scope.WRITE, Scope.AUDIT])[1]
+        secret = services.keys.create("privacy", [Scope.WRITE, Scope.AUDIT, Scope.LINKS])[1]
         return {"Authorization": f"Bearer {secret}"}
 
     def api(self) -> "_Api":
@@ -255,7 +307,9 @@ def test_nothing_of_an_erased_person_is_left_on_the_embedded_default(
     for table, row in _sqlite_rows(sqlite_file):
         person.seen.add(f"table {table}", row)
     person.seen.add("logs of the test process", debug_logs.text)
-    assert "table data_keys" in person.seen.places
+    assert {"table data_keys", "table feedback_rejects", "table soft_bounces"} <= set(
+        person.seen.places
+    )
     assert person.seen.findings(_needles(person.import_file)) == []
 
 
@@ -360,9 +414,13 @@ def test_nothing_of_an_erased_person_is_left_in_postgresql_kafka_or_the_logs(
         for record in _topic_records(kafka_bootstrap, name):
             person.seen.add(f"topic {name}", record)
     person.seen.add("logs of the test process", debug_logs.text)
-    assert {"table ledger_events", "table consent_state", f"topic {topic}"} <= set(
-        person.seen.places
-    )
+    assert {
+        "table ledger_events",
+        "table consent_state",
+        "table feedback_rejects",
+        "table soft_bounces",
+        f"topic {topic}",
+    } <= set(person.seen.places)
     assert person.seen.findings(_needles(person.import_file)) == []
     # kafka-python's own debug lines print whole records: the relay and consumer logs hold no
     # subject, no stored command id and no part of a record's value.
