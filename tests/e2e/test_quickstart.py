@@ -120,8 +120,8 @@ def reader(tmp_path: Path) -> Iterator[Reader]:
 
 
 def test_the_quickstart_runs_as_printed_to_a_dossier(reader: Reader) -> None:
-    printed = steps(README.read_text(encoding="utf-8"))
-    ran = [step for step in printed if step.command not in SKIPPED]
+    readme = steps(README.read_text(encoding="utf-8"))
+    ran = [step for step in readme if step.command not in SKIPPED]
     assert len(ran) >= 15, "the quickstart lost its steps"
     for step in ran:
         actual = reader.run(step)
