@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# What the pages' browser tests need: Debian's Chromium (installed when missing, as root) and
-# axe-core from npm (the version package-lock.json pins). Idempotent; prints where they are.
+# What the tests need beyond Python: Debian's Chromium (installed when missing, as root) for
+# the pages, and from npm (the versions package-lock.json pins) axe-core, and TypeScript with
+# @grafana/schema to check the dashboard. Idempotent; prints where they are.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -22,9 +23,9 @@ if ! command -v chromium >/dev/null 2>&1; then
         chromium >&2
 fi
 
-if [[ ! -f node_modules/axe-core/axe.min.js ]]; then
-    command -v npm >/dev/null 2>&1 || die "npm is needed for axe-core (Debian's npm package)"
-    echo "browser: installing axe-core from npm" >&2
+if [[ ! -f node_modules/axe-core/axe.min.js || ! -x node_modules/.bin/tsc || ! -f node_modules/@grafana/schema/package.json ]]; then
+    command -v npm >/dev/null 2>&1 || die "npm is needed for the test tools (Debian's npm package)"
+    echo "browser: installing axe-core, typescript and @grafana/schema from npm" >&2
     npm ci --no-audit --no-fund --loglevel=error >&2
 fi
 

@@ -2,6 +2,9 @@
 and the purpose, one unit per kind of quantity, and a layout Grafana can place."""
 
 import json
+import re
+import subprocess
+from pathlib import Path
 from typing import Any
 
 from tests.monitoring import ROOT
@@ -9,6 +12,9 @@ from tests.monitoring import ROOT
 DASHBOARD = ROOT / "deploy" / "grafana" / "dashboards" / "consent-ledger.json"
 ROWS = ("Recipients", "Sender", "Auditors", "Operations")
 UNITS = {"s", "ops", "short", "percentunit"}
+COMPOSE = ROOT / "docker-compose.yml"
+NODE_MODULES = ROOT / "node_modules"
+TSC = NODE_MODULES / ".bin" / "tsc"
 
 
 def _dashboard() -> dict[str, Any]:
@@ -58,7 +64,7 @@ def test_the_data_source_and_the_purpose_are_variables() -> None:
     assert variables["purpose"]["type"] == "query"
     assert (
         "label_values(consent_ledger_persons_opted_in, purpose)"
-        in (variables["purpose"]["definition"])
+        in (variables["purpose"]["query"]["query"])
     )
     panels = [p for panels in _rows().values() for p in panels]
     for panel in panels:
@@ -95,3 +101,61 @@ def test_panels_are_placed_without_overlap_and_ids_are_unique() -> None:
         }
         assert not cells & taken, panel["title"]
         taken |= cells
+
+
+def _pinned_grafana() -> str:
+    found = re.search(r"image: grafana/grafana:([0-9.]+)", COMPOSE.read_text(encoding="utf-8"))
+    assert found is not None, "docker-compose.yml pins no Grafana image"
+    return found.group(1)
+
+
+def _schema_check(dashboard: str, tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """TypeScript's verdict on the dashboard as a literal of Grafana's own ``Dashboard`` type
+    (``@grafana/schema``, generated from Grafana's CUE kinds): unknown fields, wrong types and
+    values outside an enumeration are errors."""
+    source = tmp_path / "dashboard.ts"
+    source.write_text(
+        "import type { Dashboard } from '@grafana/schema';\n"
+        f"export const dashboard: Dashboard = {dashboard};\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "node_modules").symlink_to(NODE_MODULES)
+    return subprocess.run(
+        [
+            str(TSC),
+            "--noEmit",
+            "--strict",
+            "--skipLibCheck",
+            "--module",
+            "esnext",
+            "--moduleResolution",
+            "bundler",
+            "--target",
+            "es2022",
+            source.name,
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+
+
+def test_the_dashboard_is_valid_against_the_schema_of_the_grafana_compose_pins(
+    tmp_path: Path,
+) -> None:
+    installed = json.loads((NODE_MODULES / "@grafana" / "schema" / "package.json").read_text())
+    assert installed["version"] == _pinned_grafana()
+    checked = _schema_check(DASHBOARD.read_text(encoding="utf-8"), tmp_path)
+    assert checked.returncode == 0, checked.stdout
+
+
+def test_the_schema_check_refuses_a_field_grafana_does_not_know(tmp_path: Path) -> None:
+    broken = _dashboard()
+    broken["panels"][1]["gridPos"]["width"] = 12
+    broken["graphTooltip"] = "shared"
+    checked = _schema_check(json.dumps(broken), tmp_path)
+    assert checked.returncode != 0
+    assert """'"width"' does not exist in type 'GridPos'""" in checked.stdout
+    assert "not assignable to type 'DashboardCursorSync | undefined'" in checked.stdout
