@@ -18,5 +18,6 @@ started=$SECONDS
 "$BIN/ruff" format --check .
 "$BIN/ruff" check .
 "$BIN/mypy"
-"$BIN/pytest" "$@"
+# The slowest tests, so that what makes the command long is seen in every run.
+"$BIN/pytest" --durations=25 "$@"
 echo "test command: checks and tests took $((SECONDS - started)) s"
